@@ -1,0 +1,66 @@
+"""The one error family of levels-tf.
+
+Every error carries the data its message is built from; only the command layer
+turns errors into output and exit codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LevelsError(Exception):
+    """Base of every error levels-tf raises on purpose."""
+
+    exit_code = 1
+
+    def lines(self) -> list[str]:
+        return [str(self)]
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a configuration file, with where it is."""
+
+    line: int
+    column: int
+    path: str
+    message: str
+    file: str = ""
+
+    def format(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
+
+
+class ConfigError(LevelsError):
+    """infra.yaml cannot be used; carries every problem found."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(set(problems))
+        super().__init__("\n".join(p.format() for p in self.problems))
+
+    def lines(self) -> list[str]:
+        return [p.format() for p in self.problems]
+
+
+class UsageError(LevelsError):
+    """The command was asked for something it cannot do as asked."""
+
+    exit_code = 2
+
+
+class TemplateError(LevelsError):
+    """A template failed to render; names the template and its line."""
+
+    def __init__(self, template: str, line: int | None, message: str):
+        self.template = template
+        self.line = line
+        where = f"{template}:{line}" if line else template
+        super().__init__(f"template {where}: {message}")
+
+
+class WriteError(LevelsError):
+    """The output tree could not be written; the previous tree is intact."""

@@ -1,0 +1,240 @@
+"""Cross-field rules: what the schema alone cannot say.
+
+Each rule returns problems rather than raising, so one run reports them all.
+`check` runs once on the whole file; `check_environment` on each
+environment's effective configuration (after overrides).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+
+from . import regions, subnets
+from .errors import Problem
+from .loader import Document
+from .model import Infra
+
+MIN_AZS, MAX_AZS = 2, 6
+PRINCIPALS = ("developers", "ci")
+RESERVED_BUCKET_CLASSES = ("backup", "logs")
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def check(infra: Infra, doc: Document) -> list[Problem]:
+    problems: list[Problem] = []
+    problems += _region_and_zones(infra, doc)
+    problems += _environments(infra, doc)
+    problems += _cidrs(infra, doc)
+    problems += _state_buckets(infra, doc)
+    problems += _reserved(infra, doc)
+    return problems
+
+
+def check_environment(infra: Infra, env: str, doc: Document) -> list[Problem]:
+    problems: list[Problem] = []
+    problems += _references(infra, doc)
+    problems += _scaling(infra, doc)
+    problems += _asset_buckets(infra, env, doc)
+    problems += _shared_database(infra, env, doc)
+    return problems
+
+
+def _region_and_zones(infra: Infra, doc: Document) -> list[Problem]:
+    if infra.region not in regions.ZONES:
+        known = ", ".join(sorted(regions.ZONES))
+        return [doc.problem(("region",), f"unknown region '{infra.region}'; known: {known}")]
+    available = len(regions.ZONES[infra.region])
+    problems = []
+    for name, group in infra.vpc_groups.items():
+        limit = min(MAX_AZS, available)
+        if not MIN_AZS <= group.azs <= limit:
+            problems.append(
+                doc.problem(
+                    ("vpc_groups", name, "azs"),
+                    f"{group.azs} zones: must be between {MIN_AZS} and {limit} "
+                    f"({infra.region} has {available})",
+                )
+            )
+    return problems
+
+
+def _environments(infra: Infra, doc: Document) -> list[Problem]:
+    problems = []
+    owner: dict[str, str] = {}
+    stack_names = {f"{group}-shared" for group in infra.vpc_groups}
+    for group_name, group in infra.vpc_groups.items():
+        for index, env in enumerate(group.environments):
+            path = ("vpc_groups", group_name, "environments", index)
+            if env in owner:
+                problems.append(
+                    doc.problem(path, f"environment '{env}' is already in group '{owner[env]}'")
+                )
+                continue
+            owner[env] = group_name
+            if env in stack_names:
+                problems.append(doc.problem(path, f"'{env}' clashes with the shared stack of that name"))
+    for env in infra.environments:
+        if env not in owner:
+            problems.append(
+                doc.problem(("environments", env), _unknown("environment", env, owner), key=True)
+            )
+    return problems
+
+
+def _cidrs(infra: Infra, doc: Document) -> list[Problem]:
+    problems = []
+    seen: list[tuple[str, ipaddress.IPv4Network]] = []
+    for name, group in infra.vpc_groups.items():
+        network = ipaddress.IPv4Network(group.cidr)
+        for other, other_network in seen:
+            if network.overlaps(other_network):
+                problems.append(
+                    doc.problem(
+                        ("vpc_groups", name, "cidr"),
+                        f"{group.cidr} overlaps {other_network} of group '{other}'",
+                    )
+                )
+        seen.append((name, network))
+        try:
+            zone_names = regions.zones(infra.region, group.azs) if infra.region in regions.ZONES else []
+            subnets.plan(group.cidr, zone_names, group.subnets.model_dump())
+        except subnets.PlanError as exc:
+            problems.append(doc.problem(("vpc_groups", name, "subnets"), f"subnet plan does not fit: {exc}"))
+    return problems
+
+
+def _state_buckets(infra: Infra, doc: Document) -> list[Problem]:
+    if infra.state.backend != "s3":
+        return []
+    problems = []
+    for group in infra.vpc_groups:
+        message = bucket_name_problem(infra.state_bucket(group))
+        if message:
+            path = ("state", "bucket_prefix") if infra.state.bucket_prefix else ("project",)
+            problems.append(doc.problem(path, f"state bucket for group '{group}': {message}"))
+    return problems
+
+
+def _reserved(infra: Infra, doc: Document) -> list[Problem]:
+    problems = []
+    for name in infra.buckets:
+        if name in RESERVED_BUCKET_CLASSES:
+            problems.append(
+                doc.problem(("buckets", name), f"'{name}' is the name of a bucket levels-tf creates itself", key=True)
+            )
+    for key in infra.tags:
+        if key.lower().startswith("aws:"):
+            problems.append(doc.problem(("tags", key), "tag keys starting with 'aws:' are reserved", key=True))
+    return problems
+
+
+def _references(infra: Infra, doc: Document) -> list[Problem]:
+    problems = []
+
+    def ref(path: tuple, kind: str, name: str, known) -> None:
+        if name not in known:
+            problems.append(doc.problem(path, _unknown(kind, name, known)))
+
+    for name, service in infra.services.items():
+        base = ("services", name)
+        ref(base + ("image",), "image", service.image, infra.images)
+        for i, queue in enumerate(service.consumes):
+            ref(base + ("consumes", i), "queue", queue, infra.queues)
+        for i, topic in enumerate(service.publishes):
+            ref(base + ("publishes", i), "topic", topic, infra.topics)
+        for mode in ("read", "write"):
+            for i, bucket in enumerate(getattr(service.buckets, mode)):
+                ref(base + ("buckets", mode, i), "bucket", bucket, infra.buckets)
+        if service.scaling.queue_backlog_per_instance and not service.consumes:
+            problems.append(
+                doc.problem(base + ("scaling", "queue_backlog_per_instance"), "scaling on queue backlog needs 'consumes'")
+            )
+        if service.routes and not service.web:
+            problems.append(doc.problem(base + ("routes",), "routes need a port: only web services take traffic"))
+        if service.scaling.requests_per_target and not service.web:
+            problems.append(doc.problem(base + ("scaling", "requests_per_target"), "requests per target needs a port"))
+    for name, topic in infra.topics.items():
+        for i, subscriber in enumerate(topic.subscribers):
+            ref(("topics", name, "subscribers", i), "queue", subscriber.split(".", 1)[1], infra.queues)
+    for name, function in infra.functions.items():
+        ref(("functions", name, "on_upload_to"), "bucket", function.on_upload_to, infra.buckets)
+    principals = list(infra.services) + list(PRINCIPALS)
+    for name, prefix in infra.secrets.prefixes.items():
+        for mode in ("read", "write"):
+            for i, who in enumerate(getattr(prefix, mode)):
+                ref(("secrets", "prefixes", name, mode, i), "service or principal", who, principals)
+    environments = infra.all_environments
+    for env in infra.cdn.aliases:
+        if env not in environments:
+            problems.append(doc.problem(("cdn", "aliases", env), _unknown("environment", env, environments), key=True))
+    return problems
+
+
+def _scaling(infra: Infra, doc: Document) -> list[Problem]:
+    problems = []
+    for name, service in infra.services.items():
+        scaling = service.scaling
+        desired = scaling.min if scaling.desired is None else scaling.desired
+        path = ("services", name, "scaling")
+        if scaling.min > scaling.max:
+            problems.append(doc.problem(path + ("min",), f"min {scaling.min} is above max {scaling.max}"))
+        elif not scaling.min <= desired <= scaling.max:
+            problems.append(
+                doc.problem(path + ("desired",), f"desired {desired} is outside min {scaling.min} .. max {scaling.max}")
+            )
+    return problems
+
+
+def _asset_buckets(infra: Infra, env: str, doc: Document) -> list[Problem]:
+    problems = []
+    classes = list(infra.buckets) + list(RESERVED_BUCKET_CLASSES)
+    for asset_class in classes:
+        name = infra.asset_bucket(env, asset_class)
+        message = bucket_name_problem(name)
+        if message:
+            path = ("buckets", asset_class) if asset_class in infra.buckets else ("bucket_prefix",)
+            problems.append(doc.problem(path, f"bucket '{name}' for environment '{env}': {message}"))
+    return problems
+
+
+def _shared_database(infra: Infra, env: str, doc: Document) -> list[Problem]:
+    group = infra.vpc_groups[infra.group_of(env)]
+    overrides = (doc.data.get("environments") or {}).get(env) or {}
+    if len(group.environments) > 1 and overrides.get("database") is not None:
+        sharing = ", ".join(group.environments)
+        return [
+            doc.problem(
+                ("environments", env, "database"),
+                f"the database is shared by {sharing}; it cannot differ per environment",
+                key=True,
+            )
+        ]
+    return []
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why `name` is not a valid S3 bucket name, or None."""
+    if not 3 <= len(name) <= 63:
+        return f"{len(name)} characters; S3 bucket names have 3 to 63"
+    if not _BUCKET_RE.match(name):
+        return "S3 bucket names use lowercase letters, digits, dots and hyphens, and start and end with a letter or digit"
+    if ".." in name or ".-" in name or "-." in name:
+        return "S3 bucket names cannot have adjacent dots or a dot beside a hyphen"
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
+        return "S3 bucket names cannot look like an IP address"
+    if name.startswith(("xn--", "sthree-")) or name.endswith(("-s3alias", "--ol-s3", "--x-s3")):
+        return "S3 reserves that prefix or suffix"
+    return None
+
+
+def _unknown(kind: str, name: str, known) -> str:
+    known = list(known)
+    message = f"unknown {kind} '{name}'"
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        return message + f"; did you mean '{close[0]}'?"
+    if known:
+        return message + "; defined: " + ", ".join(sorted(known))
+    return message + "; none is defined"
