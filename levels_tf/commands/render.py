@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import console, writer
+from ..render import render as render_files
+from ..validation import load_config
+
+
+def render(config_path: Path, out: Path | None, check: bool) -> int:
+    """Write the generated tree, or with `check` show how the tree on disk differs."""
+    config = load_config(config_path)
+    files = render_files(config)
+    out = out if out is not None else config_path.parent
+    if check:
+        changes = writer.plan_changes(out, files)
+        if not changes:
+            console.out(f"{out}: up to date ({len(files)} files)")
+            return 0
+        console.out(writer.diff(changes), nl=False)
+        console.err(f"{out}: {len(changes)} files differ from infra.yaml; run `levels-tf render`")
+        return 1
+    changes = writer.write(out, files)
+    counts = {action: sum(1 for c in changes if c.action == action) for action in ("create", "update", "delete")}
+    unchanged = len(files) + 1 - counts["create"] - counts["update"]
+    console.out(
+        f"{out}: {counts['create']} created, {counts['update']} updated, "
+        f"{counts['delete']} removed, {unchanged} unchanged"
+    )
+    return 0
