@@ -1,9 +1,9 @@
 """Carve a VPC CIDR into public, private and database subnets per zone.
 
 Each tier gets one contiguous block holding SLOTS equal subnets, one slot per
-zone position. The blocks are laid out largest first, so they stay aligned.
-Reserving SLOTS positions (more than any region's zone count we use) means a
-group can grow from 2 to 6 zones without moving any existing subnet.
+zone position. The blocks are laid out largest subnets first, so every subnet
+stays aligned to its own size. Reserving a slot for each of the six zones a
+group may span means it can grow from 2 to 6 zones without moving a subnet.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-SLOTS = 8
+SLOTS = 6
 TIERS = ("private", "public", "database")
 SMALLEST_SUBNET_PREFIX = 28
 
