@@ -1,0 +1,146 @@
+"""The command line, end to end in-process: init, validate, schema, render, stacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from levels_tf import resources
+from levels_tf.schema import json_schema_text
+
+from .conftest import REFERENCE, ROOT
+
+
+def test_init_writes_starter_and_schema(run, tmp_path):
+    result = run("init", str(tmp_path / "new"))
+    assert result.exit_code == 0, result.output
+    written = tmp_path / "new" / "infra.yaml"
+    assert written.read_text() == REFERENCE.read_text()
+    assert (tmp_path / "new" / "infra.schema.json").read_text() == json_schema_text()
+    assert written.read_text().startswith("# yaml-language-server: $schema=./infra.schema.json\n")
+
+
+def test_init_refuses_to_overwrite_and_writes_nothing(run, tmp_path):
+    (tmp_path / "infra.yaml").write_text("mine\n")
+    result = run("init", str(tmp_path))
+    assert result.exit_code != 0
+    assert "already exists" in result.stderr
+    assert (tmp_path / "infra.yaml").read_text() == "mine\n"
+    assert not (tmp_path / "infra.schema.json").exists()
+
+
+def test_init_then_render_in_an_empty_folder(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run("init").exit_code == 0
+    assert run("validate").exit_code == 0
+    result = run("render")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "stacks" / "production-shared" / "main.tf").is_file()
+    assert (tmp_path / "modules" / "network" / "main.tf").is_file()
+    assert run("render", "--check").exit_code == 0
+
+
+def test_committed_schema_is_current(run):
+    result = run("schema")
+    assert result.exit_code == 0
+    assert result.output == (ROOT / "infra.schema.json").read_text()
+    schema = json.loads(result.output)
+    assert schema["additionalProperties"] is False
+    assert "vpc_groups" in schema["required"]
+
+
+def test_packaged_reference_is_the_top_level_file():
+    assert resources.starter_config().read_text() == REFERENCE.read_text()
+    assert resources.schema_file().read_text() == (ROOT / "infra.schema.json").read_text()
+
+
+def test_validate_reports_counts(run):
+    result = run("validate", config=REFERENCE)
+    assert result.exit_code == 0
+    assert "valid (2 VPC groups, 4 environments, 6 stacks)" in result.output
+
+
+def test_validate_reports_every_problem_on_stderr(run, tmp_path):
+    bad = tmp_path / "infra.yaml"
+    bad.write_text(
+        REFERENCE.read_text()
+        .replace("cidr: 10.1.0.0/16", "cidr: 10.0.128.0/17")
+        .replace("image: worker", "image: wroker")
+    )
+    result = run("validate", config=bad)
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert any(":25:" in l and "vpc_groups.nonprod.cidr: 10.0.128.0/17 overlaps" in l for l in lines), lines
+    assert any("services.worker.image: unknown image 'wroker'; did you mean 'worker'?" in l for l in lines), lines
+    assert all(l.startswith(f"{bad}:") for l in lines)
+    assert result.stdout == ""
+
+
+def test_render_defaults_to_the_config_folder(run, reference_copy):
+    result = run("render", config=reference_copy)
+    assert result.exit_code == 0, result.output
+    assert (reference_copy.parent / "stacks" / "dev" / "shared.tf").is_file()
+
+
+def test_render_out_option(run, reference_copy, tmp_path):
+    out = tmp_path / "elsewhere"
+    assert run("render", "--out", str(out), config=reference_copy).exit_code == 0
+    assert (out / "stacks" / "qa" / "versions.tf").is_file()
+    assert not (reference_copy.parent / "stacks").exists()
+
+
+def test_render_check_on_stale_tree(run, reference_copy):
+    assert run("render", config=reference_copy).exit_code == 0
+    reference_copy.write_text(reference_copy.read_text().replace("azs: 4\n    nat: single", "azs: 3\n    nat: single"))
+    result = run("render", "--check", config=reference_copy)
+    assert result.exit_code == 1
+    assert "-    us-east-1d = {" in result.stdout
+    assert "run `levels-tf render`" in result.stderr
+
+
+def test_stacks_in_dependency_order(run):
+    result = run("stacks", "--json", config=REFERENCE)
+    assert result.exit_code == 0
+    rows = json.loads(result.output)
+    names = [row["name"] for row in rows]
+    assert names == ["production-shared", "production", "nonprod-shared", "dev", "test", "qa"]
+    for index, row in enumerate(rows):
+        for dependency in row["depends_on"]:
+            assert names.index(dependency) < index
+    assert rows[3]["depends_on"] == ["nonprod-shared"]
+
+
+def test_stacks_table(run):
+    result = run("stacks", config=REFERENCE)
+    assert result.exit_code == 0
+    assert result.output.splitlines()[1].split()[:2] == ["production", "environment"]
+
+
+def test_unexpected_error_writes_a_report_not_a_traceback(run, reference_copy, monkeypatch, tmp_path):
+    from levels_tf.commands import validate as validate_cmd
+
+    def boom(path):
+        raise RuntimeError("something broke")
+
+    monkeypatch.setattr(validate_cmd, "validate", boom)
+    result = run("validate", config=reference_copy)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output + result.stderr
+    assert "internal error: RuntimeError: something broke" in result.stderr
+    report = Path(result.stderr.split("the full report is in ")[1].split(";")[0])
+    assert "Traceback" in report.read_text()
+
+
+def test_debug_shows_the_traceback(reference_copy, monkeypatch):
+    import pytest
+    from click.testing import CliRunner
+
+    from levels_tf.cli import cli
+    from levels_tf.commands import validate as validate_cmd
+
+    def boom(path):
+        raise RuntimeError("something broke")
+
+    monkeypatch.setattr(validate_cmd, "validate", boom)
+    with pytest.raises(RuntimeError):
+        CliRunner().invoke(cli, ["--debug", "-c", str(reference_copy), "validate"], catch_exceptions=False)

@@ -1,0 +1,56 @@
+"""The installed package works outside a checkout: templates and starter file travel with it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_pip_install_then_init_and_render_in_an_empty_folder(tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".git", ".venv", "*.egg-info", "build", "__pycache__", ".pytest_cache"),
+    )
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, system_site_packages=True, with_pip=True)
+    python = env_dir / "bin" / "python"
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-deps", "-q", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    shutil.rmtree(source)  # nothing may be read from a checkout any more
+
+    work = tmp_path / "empty"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    levels_tf = env_dir / "bin" / "levels-tf"
+    for args in (["init"], ["validate"], ["render"], ["render", "--check"]):
+        result = subprocess.run([str(levels_tf), *args], cwd=work, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+    rendered = sorted(str(p.relative_to(work)) for p in work.rglob("*.tf"))
+    expected = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "stacks").rglob("*.tf")) + sorted(
+        str(p.relative_to(ROOT)) for p in (ROOT / "modules").rglob("*.tf")
+    )
+    assert rendered == sorted(expected)
+    for path in rendered:
+        assert (work / path).read_text() == (ROOT / path).read_text(), path
+    where = subprocess.run(
+        [str(python), "-c", "import levels_tf; print(levels_tf.__file__)"], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert str(env_dir) in where.stdout
+    assert sys.prefix != str(env_dir)
