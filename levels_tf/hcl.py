@@ -8,22 +8,29 @@ follow the same rule so rendered files are fmt-clean as written.
 from __future__ import annotations
 
 import json
+import math
 import re
+import unicodedata
 from typing import Any
 
 INDENT = "  "
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _INLINE_LIST_WIDTH = 100
+# JSON escapes HCL lacks: \b and \f become \uNNNN (other escapes are shared).
+_JSON_ONLY_ESCAPE = re.compile(r"\\(.)")
+_HCL_ESCAPES = {"b": "\\u0008", "f": "\\u000c"}
 
 
 def string(value: str) -> str:
     """A quoted HCL string; template sequences are escaped so they stay literal."""
     text = json.dumps(value, ensure_ascii=False)
+    text = _JSON_ONLY_ESCAPE.sub(lambda m: _HCL_ESCAPES.get(m.group(1), m.group(0)), text)
     return text.replace("${", "$${").replace("%{", "%%{")
 
 
 def key(name: str) -> str:
-    return name if _IDENT.match(name) and name not in ("true", "false", "null") else string(name)
+    # A bare `for` opening an object would start a for expression.
+    return name if _IDENT.match(name) and name not in ("true", "false", "null", "for") else string(name)
 
 
 def value(obj: Any, level: int = 0) -> str:
@@ -33,6 +40,8 @@ def value(obj: Any, level: int = 0) -> str:
     if isinstance(obj, bool):
         return "true" if obj else "false"
     if isinstance(obj, (int, float)):
+        if isinstance(obj, float) and not math.isfinite(obj):
+            raise ValueError(f"no HCL form for the number {obj!r}")
         return repr(obj)
     if isinstance(obj, str):
         return string(obj)
@@ -69,8 +78,8 @@ def attributes(obj: dict, level: int = 1) -> str:
     group: list[tuple[str, str]] = []
 
     def flush() -> None:
-        width = max((len(k) for k, _ in group), default=0)
-        lines.extend(f"{pad}{k.ljust(width)} = {v}\n" for k, v in group)
+        width = max((_columns(k) for k, _ in group), default=0)
+        lines.extend(f"{pad}{k}{' ' * (width - _columns(k))} = {v}\n" for k, v in group)
         group.clear()
 
     for k, v in rendered:
@@ -81,3 +90,40 @@ def attributes(obj: dict, level: int = 1) -> str:
             group.append((k, v))
     flush()
     return "".join(lines)
+
+
+def _columns(key: str) -> int:
+    """The columns fmt counts for a key: grapheme clusters, not code points.
+
+    fmt counts each token on its own, so the quotes of a quoted key are apart
+    from its text. Approximates Unicode's cluster rules for what a key may
+    hold: combining marks, emoji ZWJ sequences and modifiers, flags,
+    decomposed Hangul.
+    """
+    if key.startswith('"'):
+        return 2 + _columns(key[1:-1])
+    columns = 0
+    previous = ""
+    flag_open = False
+    for char in key:
+        regional = "\U0001f1e6" <= char <= "\U0001f1ff"
+        joins = previous != "" and (
+            unicodedata.category(char) in ("Mn", "Me", "Mc")
+            or char == "\u200d"
+            or (previous == "\u200d" and (char >= "\U0001f000" or unicodedata.category(char) == "So"))
+            or "\U0001f3fb" <= char <= "\U0001f3ff"
+            or (regional and flag_open)
+            or (_jamo_vt(char) and (_jamo(previous) or "\uac00" <= previous <= "\ud7a3"))
+        )
+        flag_open = regional and not flag_open
+        columns += not joins
+        previous = char
+    return columns
+
+
+def _jamo(char: str) -> bool:
+    return "\u1100" <= char <= "\u11ff" or "\ua960" <= char <= "\ua97c" or "\ud7b0" <= char <= "\ud7fb"
+
+
+def _jamo_vt(char: str) -> bool:
+    return "\u1160" <= char <= "\u11ff" or "\ud7b0" <= char <= "\ud7fb"
