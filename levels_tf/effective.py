@@ -50,18 +50,27 @@ def expand_dotted(document: Document) -> Document:
                     clash = True
                     break
                 node = existing
-            if clash or (parts[-1] in node and not (isinstance(node[parts[-1]], dict) and isinstance(value, dict))):
+            if clash or (parts[-1] in node and _overlaps(node[parts[-1]], value)):
                 problems.append(document.problem(source, "overrides the same value twice", key=True))
                 continue
             if parts[-1] in node:
                 node[parts[-1]] = deep_merge(node[parts[-1]], value)
             else:
-                node[parts[-1]] = value
+                # a copy: later dotted keys descend into it and must not
+                # change the document's own data
+                node[parts[-1]] = copy.deepcopy(value)
         new_envs[env] = nested
     if problems:
         raise ConfigError(problems)
     data["environments"] = new_envs
     return Document(data, document.file, positions, key_positions)
+
+
+def _overlaps(base: Any, override: Any) -> bool:
+    """True when merging `override` into `base` would replace a value of `base`."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return any(key in base and _overlaps(base[key], value) for key, value in override.items())
+    return True
 
 
 def _move(table: dict[tuple, Any], source: tuple, target: tuple) -> None:

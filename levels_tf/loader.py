@@ -64,6 +64,22 @@ def dotted(path: tuple) -> str:
 class _Loader(yaml.SafeLoader):
     """SafeLoader used only to compose nodes and build scalars."""
 
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        # PyYAML composes recursively: refuse deep nesting before Python's
+        # recursion limit turns it into a crash.
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH + 1:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, f"nesting deeper than {MAX_DEPTH} levels", mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -76,6 +92,7 @@ class _Builder:
         self.positions: dict[tuple, tuple[int, int]] = {}
         self.key_positions: dict[tuple, tuple[int, int]] = {}
         self.count = 0
+        self.depth = 0
         self.active: set[int] = set()
 
     def fail(self, node: yaml.Node, path: tuple, message: str) -> ConfigError:
@@ -88,25 +105,34 @@ class _Builder:
             raise self.fail(
                 node, path, f"document expands to more than {MAX_NODES} values (alias bomb?)"
             )
-        if len(path) > MAX_DEPTH:
+        # self.depth counts merges ('<<') as well as nesting: both recurse.
+        if len(path) > MAX_DEPTH or self.depth > MAX_DEPTH:
             raise self.fail(node, path, f"nesting deeper than {MAX_DEPTH} levels")
         if id(node) in self.active:
             raise self.fail(node, path, "recursive alias")
         self.positions.setdefault(path, _mark(node))
         if isinstance(node, yaml.ScalarNode):
-            try:
-                return self.loader.construct_object(node, deep=True)
-            except yaml.YAMLError as exc:
-                raise self.fail(node, path, _yaml_message(exc)) from None
+            return self._scalar(node, path)
         self.active.add(id(node))
+        self.depth += 1
         try:
             if isinstance(node, yaml.SequenceNode):
                 return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
             if isinstance(node, yaml.MappingNode):
                 return self._mapping(node, path)
         finally:
+            self.depth -= 1
             self.active.discard(id(node))
         raise self.fail(node, path, "unsupported YAML node")  # pragma: no cover
+
+    def _scalar(self, node: yaml.ScalarNode, path: tuple) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise self.fail(node, path, _yaml_message(exc)) from None
+        except Exception:  # noqa: BLE001 - e.g. `!!int x` raises ValueError, `!!bool x` KeyError
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise self.fail(node, path, f"YAML: {node.value!r} is not a valid {tag}") from None
 
     def _mapping(self, node: yaml.MappingNode, path: tuple) -> dict:
         result: dict[str, Any] = {}
@@ -118,7 +144,7 @@ class _Builder:
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self.fail(key_node, path, "mapping keys must be plain strings")
-            key = self.loader.construct_object(key_node)
+            key = self._scalar(key_node, path)
             if not isinstance(key, str):
                 key = key_node.value
             if key in seen:
@@ -127,14 +153,17 @@ class _Builder:
                     key_node, path + (key,), f"duplicate key (first defined on line {line})"
                 )
             seen[key] = _mark(key_node)
-            self.key_positions[path + (key,)] = _mark(key_node)
+            # setdefault: keys merged in by '<<' must not move explicit keys.
+            self.key_positions.setdefault(path + (key,), _mark(key_node))
             result[key] = self.build(value_node, path + (key,))
         for source in merged:
             sources = source.value if isinstance(source, yaml.SequenceNode) else [source]
             for item in sources:
                 if not isinstance(item, yaml.MappingNode):
                     raise self.fail(item, path, "'<<' merges only mappings")
-                for key, value in self._mapping(item, path).items():
+                # through build(): merged mappings count towards MAX_NODES and
+                # the depth limit, and a mapping merging itself is caught.
+                for key, value in self.build(item, path).items():
                     result.setdefault(key, value)
         return result
 
@@ -148,7 +177,15 @@ def _yaml_message(exc: yaml.YAMLError) -> str:
 
 def parse(text: str, file: str) -> Document:
     """Parse YAML text into a Document; raises ConfigError."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        # Raised for characters YAML does not allow (e.g. U+0080..U+009F, U+FFFE).
+        line, column = _position(text[: exc.position])
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ConfigError(
+            [Problem(line, column, "", f"character U+{code:04X} is not allowed in YAML", file)]
+        ) from None
     try:
         root = loader.get_single_node()
     except yaml.composer.ComposerError as exc:

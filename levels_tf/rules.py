@@ -35,7 +35,7 @@ def check(infra: Infra, doc: Document) -> list[Problem]:
 def check_environment(infra: Infra, env: str, doc: Document) -> list[Problem]:
     problems: list[Problem] = []
     problems += _references(infra, doc)
-    problems += _scaling(infra, doc)
+    problems += _scaling(infra, env, doc)
     problems += _asset_buckets(infra, env, doc)
     problems += _shared_database(infra, env, doc)
     return problems
@@ -172,19 +172,34 @@ def _references(infra: Infra, doc: Document) -> list[Problem]:
     return problems
 
 
-def _scaling(infra: Infra, doc: Document) -> list[Problem]:
+def _scaling(infra: Infra, env: str, doc: Document) -> list[Problem]:
     problems = []
+    overrides = (doc.data.get("environments") or {}).get(env) or {}
     for name, service in infra.services.items():
         scaling = service.scaling
         desired = scaling.min if scaling.desired is None else scaling.desired
         path = ("services", name, "scaling")
+        # Blame a value this environment's override wrote, so the error points
+        # at the override's line rather than at the untouched default.
+        written = _dig(overrides, path)
+        written = written if isinstance(written, dict) else {}
         if scaling.min > scaling.max:
-            problems.append(doc.problem(path + ("min",), f"min {scaling.min} is above max {scaling.max}"))
+            field = next((f for f in ("min", "max") if f in written), "min")
+            problems.append(doc.problem(path + (field,), f"min {scaling.min} is above max {scaling.max}"))
         elif not scaling.min <= desired <= scaling.max:
+            field = next((f for f in ("desired", "min", "max") if f in written), "desired")
             problems.append(
-                doc.problem(path + ("desired",), f"desired {desired} is outside min {scaling.min} .. max {scaling.max}")
+                doc.problem(path + (field,), f"desired {desired} is outside min {scaling.min} .. max {scaling.max}")
             )
     return problems
+
+
+def _dig(data, path: tuple):
+    for part in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
 
 
 def _asset_buckets(infra: Infra, env: str, doc: Document) -> list[Problem]:
@@ -194,7 +209,10 @@ def _asset_buckets(infra: Infra, env: str, doc: Document) -> list[Problem]:
         name = infra.asset_bucket(env, asset_class)
         message = bucket_name_problem(name)
         if message:
-            path = ("buckets", asset_class) if asset_class in infra.buckets else ("bucket_prefix",)
+            if asset_class in infra.buckets:
+                path = ("buckets", asset_class)
+            else:
+                path = ("bucket_prefix",) if infra.bucket_prefix else ("project",)
             problems.append(doc.problem(path, f"bucket '{name}' for environment '{env}': {message}"))
     return problems
 
