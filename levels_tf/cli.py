@@ -13,12 +13,11 @@ from typing import Callable
 import click
 
 from . import __version__, console
-from .commands import init as init_cmd
-from .commands import render as render_cmd
-from .commands import schema as schema_cmd
-from .commands import stacks as stacks_cmd
-from .commands import validate as validate_cmd
 from .errors import LevelsError
+
+# Each command imports its module when it runs, not at startup: the modules
+# behind render/validate/stacks/schema pull in pydantic and the model (about
+# 130 ms), which --help, --version and init do not need.
 
 DEFAULT_CONFIG = "infra.yaml"
 
@@ -84,6 +83,8 @@ def _crash_report() -> str:
 @click.pass_context
 def init(ctx: click.Context, directory: Path) -> None:
     """Write a commented starter infra.yaml (and its schema) to DIRECTORY."""
+    from .commands import init as init_cmd
+
     _run(ctx, lambda: init_cmd.init(directory))
 
 
@@ -91,6 +92,8 @@ def init(ctx: click.Context, directory: Path) -> None:
 @click.pass_context
 def validate(ctx: click.Context) -> None:
     """Check infra.yaml; every problem is reported as FILE:LINE:COL: path: message."""
+    from .commands import validate as validate_cmd
+
     _run(ctx, lambda: validate_cmd.validate(ctx.obj["config"]))
 
 
@@ -98,6 +101,8 @@ def validate(ctx: click.Context) -> None:
 @click.pass_context
 def schema(ctx: click.Context) -> None:
     """Print the JSON Schema of infra.yaml."""
+    from .commands import schema as schema_cmd
+
     _run(ctx, schema_cmd.schema)
 
 
@@ -107,6 +112,8 @@ def schema(ctx: click.Context) -> None:
 @click.pass_context
 def render(ctx: click.Context, out: Path | None, check: bool) -> None:
     """Render modules/, stacks/ and packer/ from infra.yaml."""
+    from .commands import render as render_cmd
+
     _run(ctx, lambda: render_cmd.render(ctx.obj["config"], out, check))
 
 
@@ -115,6 +122,8 @@ def render(ctx: click.Context, out: Path | None, check: bool) -> None:
 @click.pass_context
 def stacks(ctx: click.Context, as_json: bool) -> None:
     """List the stacks in dependency order."""
+    from .commands import stacks as stacks_cmd
+
     _run(ctx, lambda: stacks_cmd.stacks(ctx.obj["config"], as_json))
 
 

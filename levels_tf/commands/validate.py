@@ -11,8 +11,17 @@ def validate(config_path: Path) -> int:
     """Exit 0 when infra.yaml is valid; problems raise ConfigError (exit 2)."""
     config = load_config(config_path)
     infra = config.infra
-    console.out(
-        f"{config_path}: valid ({len(infra.vpc_groups)} VPC groups, "
-        f"{len(infra.all_environments)} environments, {len(stacks(infra))} stacks)"
+    counts = ", ".join(
+        _count(n, word)
+        for n, word in (
+            (len(infra.vpc_groups), "VPC group"),
+            (len(infra.all_environments), "environment"),
+            (len(stacks(infra)), "stack"),
+        )
     )
+    console.out(f"{config_path}: valid ({counts})")
     return 0
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
