@@ -15,9 +15,8 @@ import click
 from . import __version__, console
 from .errors import LevelsError
 
-# Each command imports its module when it runs, not at startup: the modules
-# behind render/validate/stacks/schema pull in pydantic and the model (about
-# 130 ms), which --help, --version and init do not need.
+# Each command imports its module when it runs, not at startup, so --help,
+# --version and init load neither the model nor the templates.
 
 DEFAULT_CONFIG = "infra.yaml"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__, regions, subnets
-from .model import Infra
+from .model import Infra, as_dict
 from .stacks import ENVIRONMENT, Stack, shared_name
 from .validation import Config
 
@@ -79,7 +79,7 @@ def default_tags(infra: Infra, stack: Stack) -> dict[str, str]:
 def network(infra: Infra, group_name: str) -> dict[str, Any]:
     group = infra.vpc_groups[group_name]
     zone_names = regions.zones(infra.region, group.azs)
-    plan = subnets.plan(group.cidr, zone_names, group.subnets.model_dump())
+    plan = subnets.plan(group.cidr, zone_names, as_dict(group.subnets))
     zones = {
         zone.zone: {
             "slot": slot,

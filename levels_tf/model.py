@@ -1,27 +1,29 @@
 """The typed model of infra.yaml.
 
-Closed models (unknown keys are errors) in strict mode: a YAML string is never
-silently turned into a number or the other way round. Field-level checks live
-here; rules that relate several fields live in rules.py.
+Closed records (unknown keys are errors) checked strictly: a YAML string is
+never silently turned into a number or the other way round. Field-level
+checks live here; rules that relate several fields live in rules.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
+from dataclasses import field
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from .typed import Check, Doc, Length, Pattern, Range, Record, record
 
-NAME_RE = r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$"
-KEY_NAME_RE = r"^[a-z][a-z0-9_-]{0,30}[a-z0-9]$"
+NAME_RE = r"[a-z][a-z0-9-]{0,22}[a-z0-9]"
+NAME_RULE = "use 2 to 24 lowercase letters, digits and hyphens, starting with a letter"
 
 
 def _cidr(value: str) -> str:
     try:
         network = ipaddress.IPv4Network(value, strict=True)
     except ValueError as exc:
-        raise ValueError(f"not an IPv4 CIDR block in canonical form ({exc})") from None
+        raise ValueError(f"{value!r} is not an IPv4 CIDR block in canonical form ({exc})") from None
     return str(network)
 
 
@@ -33,121 +35,141 @@ def _vpc_cidr(value: str) -> str:
     return value
 
 
+_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+              "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com")
+
+
 def _ssh_key(value: str) -> str:
     parts = value.split()
-    allowed = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-               "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com")
-    if len(parts) < 2 or parts[0] not in allowed or not re.fullmatch(r"[A-Za-z0-9+/=]+", parts[1]):
+    if len(parts) < 2 or parts[0] not in _KEY_TYPES or not re.fullmatch(r"[A-Za-z0-9+/=]+", parts[1]):
         raise ValueError("not an OpenSSH public key ('ssh-ed25519 AAAA... comment')")
     return " ".join(parts)
 
 
-Name = Annotated[str, Field(pattern=NAME_RE, description="Lowercase letters, digits and hyphens; 2 to 24 characters.")]
-Cidr = Annotated[str, AfterValidator(_cidr)]
-VpcCidr = Annotated[str, AfterValidator(_vpc_cidr)]
-SshKey = Annotated[str, AfterValidator(_ssh_key)]
-InstanceType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", description="An EC2 instance type, e.g. t3.micro.")]
-TagMap = dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=256)]]
+Name = Annotated[str, Pattern(NAME_RE, NAME_RULE), Doc("Lowercase letters, digits and hyphens; 2 to 24 characters.")]
+Cidr = Annotated[str, Check(_cidr), Doc("An IPv4 CIDR block, e.g. 203.0.113.0/24.")]
+VpcCidr = Annotated[str, Check(_vpc_cidr), Doc("An IPv4 CIDR block from /16 to /24.")]
+SshKey = Annotated[str, Check(_ssh_key), Doc("An OpenSSH public key.")]
+InstanceType = Annotated[str, Pattern(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "not an EC2 instance type such as t3.micro")]
+Path = Annotated[str, Pattern(r"/.*", "must start with /")]
+RetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653]
+TagMap = dict[Annotated[str, Length(1, 128)], Annotated[str, Length(0, 256)]]
 
 
-class Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+def _list() -> Any:
+    return field(default_factory=list)
 
 
-class State(Closed):
+def _dict() -> Any:
+    return field(default_factory=dict)
+
+
+@record
+class State(Record):
     """Where Terraform keeps state: one S3 bucket per VPC group, or local files."""
 
-    backend: Literal["s3", "local"] = Field("s3", description="s3 (native S3 locking) or local.")
-    bucket_prefix: str | None = Field(
-        None, description="State buckets are <bucket_prefix>-<group>; default <project>-tfstate."
-    )
+    backend: Annotated[Literal["s3", "local"], Doc("s3 (native S3 locking) or local.")] = "s3"
+    bucket_prefix: Annotated[str | None, Doc("State buckets are <bucket_prefix>-<group>; default <project>-tfstate.")] = None
 
 
-class SubnetSizes(Closed):
-    """Subnet size of each tier as extra prefix bits over the VPC CIDR."""
+@record
+class SubnetSizes(Record):
+    """Subnet size of each tier, as prefix bits added to the VPC's."""
 
-    public: int = Field(5, ge=1, le=12, description="/16 + 5 = /21 public subnets.")
-    private: int = Field(4, ge=1, le=12, description="/16 + 4 = /20 application subnets.")
-    database: int = Field(5, ge=1, le=12, description="/16 + 5 = /21 database subnets.")
+    public: Annotated[int, Range(1, 12), Doc("/16 + 5 = /21 public subnets.")] = 5
+    private: Annotated[int, Range(1, 12), Doc("/16 + 4 = /20 application subnets.")] = 4
+    database: Annotated[int, Range(1, 12), Doc("/16 + 5 = /21 database subnets.")] = 5
 
 
-class FlowLogs(Closed):
-    retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] = Field(
-        365, description="CloudWatch Logs retention of the VPC flow logs."
-    )
+@record
+class FlowLogs(Record):
+    retention_days: Annotated[RetentionDays, Doc("CloudWatch Logs retention of the VPC flow logs.")] = 365
     traffic: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
 
 
-class VpcGroup(Closed):
+@record
+class VpcGroup(Record):
     """One VPC shared by the environments listed; no route to any other group."""
 
-    production: bool = Field(False, description="Production defaults: NAT per zone, deletion protection, confirmations.")
+    production: Annotated[bool, Doc("Production defaults: NAT per zone, deletion protection, confirmations.")] = False
     cidr: VpcCidr
-    azs: int = Field(4, description="Availability zones to span (2 to 6).")
-    nat: Literal["per_az", "single", "none"] | None = Field(
-        None, description="NAT gateways: per_az (default in production), single (default elsewhere) or none."
-    )
+    azs: Annotated[int, Doc("Availability zones to span (2 to 6).")] = 4
+    nat: Annotated[
+        Literal["per_az", "single", "none"] | None,
+        Doc("NAT gateways: per_az (default in production), single (default elsewhere) or none."),
+    ] = None
     subnets: SubnetSizes = SubnetSizes()
     flow_logs: FlowLogs = FlowLogs()
-    environments: list[Name] = Field(min_length=1)
+    environments: Annotated[list[Name], Length(1)]
 
     @property
     def nat_mode(self) -> str:
         return self.nat or ("per_az" if self.production else "single")
 
 
-class Bastion(Closed):
+@record
+class Bastion(Record):
+    """The only SSH door into a VPC group."""
+
     instance_type: InstanceType = "t3.micro"
-    allowed_cidrs: list[Cidr] = Field(min_length=1, description="Only these may reach port 22.")
-    users: dict[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")], SshKey] = Field(min_length=1)
+    allowed_cidrs: Annotated[list[Cidr], Length(1), Doc("Only these may reach port 22.")]
+    users: Annotated[
+        dict[Annotated[str, Pattern(r"[a-z_][a-z0-9_-]{0,31}", "not a Linux user name")], SshKey],
+        Length(1),
+        Doc("Login name: public key."),
+    ]
 
 
-class Image(Closed):
+@record
+class Image(Record):
     """A server class baked into an AMI by Packer."""
 
     base: Literal["ubuntu-22.04", "ubuntu-24.04", "debian-12", "amazon-linux-2023"] | None = None
-    source_ami: Annotated[str, Field(pattern=r"^ami-[0-9a-f]{8,17}$")] | None = None
+    source_ami: Annotated[str, Pattern(r"ami-[0-9a-f]{8,17}", "not an AMI id such as ami-0123456789abcdef0")] | None = None
     instance_type: InstanceType = "t3.small"
     ssh_user: str | None = None
-    scripts: list[str] = []
+    scripts: list[str] = _list()
 
-    @model_validator(mode="after")
-    def _one_source(self) -> "Image":
+    def problems(self) -> list[tuple[tuple, str]]:
         if (self.base is None) == (self.source_ami is None):
-            raise ValueError("give exactly one of base or source_ami")
-        return self
+            return [((), "give exactly one of base or source_ami")]
+        return []
 
 
-class Scaling(Closed):
-    min: int = Field(1, ge=0, le=1000)
-    max: int = Field(2, ge=1, le=1000)
-    desired: int | None = Field(None, ge=0, le=1000, description="Defaults to min.")
-    cpu_target: int | None = Field(None, ge=1, le=100, description="Target average CPU percent.")
-    requests_per_target: int | None = Field(None, ge=1)
-    queue_backlog_per_instance: int | None = Field(None, ge=1)
+@record
+class Scaling(Record):
+    min: Annotated[int, Range(0, 1000)] = 1
+    max: Annotated[int, Range(1, 1000)] = 2
+    desired: Annotated[int | None, Range(0, 1000), Doc("Defaults to min.")] = None
+    cpu_target: Annotated[int | None, Range(1, 100), Doc("Target average CPU percent.")] = None
+    requests_per_target: Annotated[int | None, Range(1)] = None
+    queue_backlog_per_instance: Annotated[int | None, Range(1)] = None
 
 
-class Rollout(Closed):
-    min_healthy_percentage: int = Field(90, ge=0, le=100)
-    checkpoints: list[Annotated[int, Field(ge=1, le=100)]] = []
-    checkpoint_delay_seconds: int = Field(300, ge=0)
+@record
+class Rollout(Record):
+    min_healthy_percentage: Annotated[int, Range(0, 100)] = 90
+    checkpoints: list[Annotated[int, Range(1, 100)]] = _list()
+    checkpoint_delay_seconds: Annotated[int, Range(0)] = 300
 
 
-class BucketAccess(Closed):
-    read: list[Name] = []
-    write: list[Name] = []
+@record
+class BucketAccess(Record):
+    read: list[Name] = _list()
+    write: list[Name] = _list()
 
 
-class Service(Closed):
+@record
+class Service(Record):
     """A fleet of instances from one image: a web service (port) or a worker."""
 
     image: Name
     instance_type: InstanceType = "t3.small"
-    port: int | None = Field(None, ge=1, le=65535, description="Set for web services behind the load balancer.")
-    health_check: str = Field("/health", pattern=r"^/")
-    routes: list[Annotated[str, Field(pattern=r"^/")]] = []
-    consumes: list[Name] = []
-    publishes: list[Name] = []
+    port: Annotated[int | None, Range(1, 65535), Doc("Set for web services behind the load balancer.")] = None
+    health_check: Path = "/health"
+    routes: list[Path] = _list()
+    consumes: list[Name] = _list()
+    publishes: list[Name] = _list()
     buckets: BucketAccess = BucketAccess()
     scaling: Scaling = Scaling()
     rollout: Rollout = Rollout()
@@ -157,63 +179,73 @@ class Service(Closed):
         return self.port is not None
 
 
-class Serverless(Closed):
-    min_capacity: float = Field(0.5, ge=0, le=256)
-    max_capacity: float = Field(4, ge=1, le=256)
+@record
+class Serverless(Record):
+    min_capacity: Annotated[float, Range(0, 256)] = 0.5
+    max_capacity: Annotated[float, Range(1, 256)] = 4.0
 
 
-class Database(Closed):
+@record
+class Database(Record):
     engine: Literal["aurora-mysql"] = "aurora-mysql"
     engine_version: str = "8.0.mysql_aurora.3.08.0"
-    instance_class: str = Field("db.r6g.large", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
-    replicas: int = Field(1, ge=0, le=15)
-    backup_retention_days: int = Field(7, ge=1, le=35)
+    instance_class: Annotated[str, Pattern(r"db\.[a-z0-9]+\.[a-z0-9]+", "not an RDS instance class such as db.r6g.large")] = "db.r6g.large"
+    replicas: Annotated[int, Range(0, 15)] = 1
+    backup_retention_days: Annotated[int, Range(1, 35)] = 7
     serverless: Serverless | None = None
 
 
-class BucketClass(Closed):
-    cdn: bool = Field(False, description="Serve through CloudFront.")
-    backup: bool = Field(False, description="Copy every original to the backup bucket.")
+@record
+class BucketClass(Record):
+    cdn: Annotated[bool, Doc("Serve through CloudFront.")] = False
+    backup: Annotated[bool, Doc("Copy every original to the backup bucket.")] = False
     versioning: bool = True
-    noncurrent_days: int = Field(90, ge=1)
+    noncurrent_days: Annotated[int, Range(1)] = 90
 
 
-class Cdn(Closed):
+@record
+class Cdn(Record):
     price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
     certificate_arn: str | None = None
-    aliases: dict[Name, list[str]] = Field({}, description="Hostnames per environment.")
+    aliases: Annotated[dict[Name, list[str]], Doc("Hostnames per environment.")] = _dict()
 
 
-class Queue(Closed):
-    dead_letter_after: int = Field(5, ge=1, le=1000)
-    visibility_timeout: int = Field(30, ge=0, le=43200)
-    retention_days: int = Field(4, ge=1, le=14)
+@record
+class Queue(Record):
+    dead_letter_after: Annotated[int, Range(1, 1000)] = 5
+    visibility_timeout: Annotated[int, Range(0, 43200)] = 30
+    retention_days: Annotated[int, Range(1, 14)] = 4
 
 
-class Topic(Closed):
-    subscribers: list[Annotated[str, Field(pattern=r"^queue\.[a-z][a-z0-9-]*[a-z0-9]$")]] = []
+@record
+class Topic(Record):
+    subscribers: list[Annotated[str, Pattern(r"queue\.[a-z][a-z0-9-]*[a-z0-9]", "write subscribers as queue.<name>")]] = _list()
 
 
-class Function(Closed):
+@record
+class Function(Record):
     runtime: Literal["python3.11", "python3.12", "python3.13"] = "python3.12"
     on_upload_to: Name
-    sizes: list[Annotated[int, Field(ge=16, le=8192)]] = Field(min_length=1)
-    memory: int = Field(512, ge=128, le=10240)
-    timeout: int = Field(60, ge=1, le=900)
-    concurrency: int = Field(10, ge=1, le=1000)
+    sizes: Annotated[list[Annotated[int, Range(16, 8192)]], Length(1)]
+    memory: Annotated[int, Range(128, 10240)] = 512
+    timeout: Annotated[int, Range(1, 900)] = 60
+    concurrency: Annotated[int, Range(1, 1000)] = 10
 
 
-class Prefix(Closed):
-    read: list[Name] = []
-    write: list[Name] = []
+@record
+class Prefix(Record):
+    read: list[Name] = _list()
+    write: list[Name] = _list()
 
 
-class Secrets(Closed):
+@record
+class Secrets(Record):
     store: Literal["ssm", "secretsmanager"] = "ssm"
-    prefixes: dict[Name, Prefix] = {}
+    prefixes: dict[Name, Prefix] = _dict()
 
 
-class Overrides(Closed):
+@record
+class Overrides(Record):
     """Per-environment values deep-merged over the top-level defaults."""
 
     tags: dict[str, Any] | None = None
@@ -227,28 +259,27 @@ class Overrides(Closed):
     secrets: dict[str, Any] | None = None
 
 
-class Infra(Closed):
-    """The whole platform."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, title="levels-tf infra.yaml")
+@record
+class Infra(Record):
+    """A whole AWS platform: VPC groups, their environments and what runs in them."""
 
     project: Name
-    region: str = Field(description="AWS region, e.g. us-east-1.")
-    tags: TagMap = {}
-    bucket_prefix: Name | None = Field(None, description="Asset buckets are <bucket_prefix>-<env>-<class>; default the project name.")
+    region: Annotated[str, Doc("AWS region, e.g. us-east-1.")]
+    tags: TagMap = _dict()
+    bucket_prefix: Annotated[Name | None, Doc("Asset buckets are <bucket_prefix>-<env>-<class>; default the project name.")] = None
     state: State = State()
-    vpc_groups: dict[Name, VpcGroup] = Field(min_length=1)
+    vpc_groups: Annotated[dict[Name, VpcGroup], Length(1)]
     bastion: Bastion | None = None
-    images: dict[Name, Image] = {}
-    services: dict[Name, Service] = {}
+    images: dict[Name, Image] = _dict()
+    services: dict[Name, Service] = _dict()
     database: Database | None = None
-    buckets: dict[Name, BucketClass] = {}
+    buckets: dict[Name, BucketClass] = _dict()
     cdn: Cdn = Cdn()
-    queues: dict[Name, Queue] = {}
-    topics: dict[Name, Topic] = {}
-    functions: dict[Name, Function] = {}
+    queues: dict[Name, Queue] = _dict()
+    topics: dict[Name, Topic] = _dict()
+    functions: dict[Name, Function] = _dict()
     secrets: Secrets = Secrets()
-    environments: dict[Name, Overrides] = {}
+    environments: dict[Name, Overrides] = _dict()
 
     def group_of(self, environment: str) -> str:
         for name, group in self.vpc_groups.items():
@@ -271,4 +302,8 @@ class Infra(Closed):
         return f"{self.bucket_prefix or self.project}-{environment}-{asset_class}"
 
 
-OVERRIDABLE = tuple(Overrides.model_fields)
+OVERRIDABLE = tuple(f.name for f in dataclasses.fields(Overrides))
+
+
+def as_dict(value: Record) -> dict[str, Any]:
+    return dataclasses.asdict(value)

@@ -14,7 +14,7 @@ import re
 from . import regions, subnets
 from .errors import Problem
 from .loader import Document
-from .model import Infra
+from .model import Infra, as_dict
 
 MIN_AZS, MAX_AZS = 2, 6
 PRINCIPALS = ("developers", "ci")
@@ -99,7 +99,7 @@ def _cidrs(infra: Infra, doc: Document) -> list[Problem]:
         seen.append((name, network))
         try:
             zone_names = regions.zones(infra.region, group.azs) if infra.region in regions.ZONES else []
-            subnets.plan(group.cidr, zone_names, group.subnets.model_dump())
+            subnets.plan(group.cidr, zone_names, as_dict(group.subnets))
         except subnets.PlanError as exc:
             problems.append(doc.problem(("vpc_groups", name, "subnets"), f"subnet plan does not fit: {exc}"))
     return problems

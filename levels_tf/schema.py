@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 
-from .model import Infra
+from . import typed
+from .model import OVERRIDABLE, Infra
 
-SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+TITLE = "levels-tf infra.yaml"
 
 
 def json_schema() -> dict:
-    schema = Infra.model_json_schema(mode="validation")
-    return {"$schema": SCHEMA_DIALECT, **schema}
+    schema = typed.json_schema(Infra, TITLE)
+    # Overrides may also be written with dotted keys: services.api.scaling: {...}
+    sections = "|".join(OVERRIDABLE)
+    schema["$defs"]["Overrides"]["patternProperties"] = {f"^({sections})\\.[^.]+(\\.[^.]+)*$": {}}
+    return schema
 
 
 def json_schema_text() -> str:

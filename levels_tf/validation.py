@@ -5,16 +5,10 @@ Every problem is collected and reported at once, each with file:line:column.
 
 from __future__ import annotations
 
-import difflib
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from . import effective, loader, rules
+from . import effective, loader, rules, typed
 from .errors import ConfigError, Problem
 from .loader import Document
 from .model import Infra
@@ -55,74 +49,12 @@ def validate_document(document: Document, path: Path) -> Config:
 
 def _model(document: Document) -> Infra:
     try:
-        return Infra.model_validate(document.data)
-    except ValidationError as exc:
-        raise ConfigError([_problem(document, error) for error in exc.errors()]) from None
+        return typed.load(Infra, document.data)
+    except typed.Invalid as exc:
+        raise ConfigError([_problem(document, issue) for issue in exc.issues]) from None
 
 
-def _problem(document: Document, error: dict) -> Problem:
-    loc = tuple(error["loc"])
-    kind = error["type"]
-    if loc and loc[-1] == "[key]":
-        path = loc[:-1]
-        return document.problem(path, "invalid key: " + _clean(error["msg"]), key=True)
-    if kind == "extra_forbidden":
-        key = loc[-1]
-        allowed = _fields_at(Infra, loc[:-1])
-        message = "unknown key"
-        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-        if close:
-            message += f"; did you mean '{close[0]}'?"
-        elif allowed:
-            message += "; expected one of: " + ", ".join(sorted(allowed))
-        return document.problem(loc, message, key=True)
-    if kind == "missing":
-        return document.problem(loc, "required key is missing", key=True)
-    return document.problem(loc, _clean(error["msg"]))
-
-
-def _clean(message: str) -> str:
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if message.startswith(prefix):
-            return message[len(prefix):]
-    return message
-
-
-def _fields_at(model: Any, loc: tuple) -> list[str]:
-    """Field names of the model found by following `loc` from `model`."""
-    current = model
-    for part in loc:
-        current = _step(current, part)
-        if current is None:
-            return []
-    current = _unwrap(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
-def _unwrap(annotation: Any) -> Any:
-    while typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        members = [a for a in typing.get_args(annotation) if a is not type(None)]
-        for member in members:
-            member = _unwrap(member)
-            if isinstance(member, type) and issubclass(member, BaseModel):
-                return member
-        return members[0] if members else annotation
-    return annotation
-
-
-def _step(annotation: Any, part: Any) -> Any:
-    annotation = _unwrap(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        field = annotation.model_fields.get(str(part))
-        return field.annotation if field else None
-    origin = typing.get_origin(annotation)
-    if origin is dict:
-        return typing.get_args(annotation)[1]
-    if origin is list:
-        return typing.get_args(annotation)[0]
-    return None
+def _problem(document: Document, issue: typed.Issue) -> Problem:
+    if issue.kind == "key":
+        return document.problem(issue.path, "invalid key: " + issue.message, key=True)
+    return document.problem(issue.path, issue.message, key=issue.kind in ("unknown", "missing"))

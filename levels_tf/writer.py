@@ -10,7 +10,9 @@ A write is a transaction recorded in a journal (`.levels-tf/journal.json`):
 An interrupted write is finished by the next run (`recover`): before the
 commit it is rolled back from the backups, after it the leftovers are
 tidied. Either way the tree is the previous one or the new one, never a mix.
-Only files whose content changed are written; files generated before and no
+Files are not fsynced: the guarantee is for a process that crashes or is
+killed, and the whole tree derives from infra.yaml, so after a power cut
+`levels-tf render` rebuilds it. Only files whose content changed are written; files generated before and no
 longer generated are removed; files levels-tf did not generate are never
 touched.
 """
@@ -187,8 +189,6 @@ def _write_atomic(path: Path, text: str, rename: bool = True) -> None:
     temp = path.with_name(path.name + ".tmp") if rename else path
     with open(temp, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
     if rename:
         os.replace(temp, path)
 

@@ -535,7 +535,16 @@ def test_an_oserror_while_staging_leaves_the_previous_tree(old_tree, monkeypatch
         raise OSError(5, "Input/output error", "injected")
 
     with monkeypatch.context() as patch, pytest.raises(WriteError, match="cannot write"):
-        patch.setattr(writer, "os", FailingOs("fsync", 4, fail))
+        stage = writer._stage
+        calls = []
+
+        def failing_stage(target, text):
+            calls.append(target)
+            if len(calls) == 3:
+                fail()
+            stage(target, text)
+
+        patch.setattr(writer, "_stage", failing_stage)
         writer.write(old_tree, NEW_TREE)
     assert snapshot(old_tree) == before
 
@@ -576,7 +585,15 @@ KILLER = textwrap.dedent(
                 return real(*args, **kwargs)
             return wrapper
 
-    if mode in ("commit", "after-commit"):
+    if mode == "stage":
+        stage = writer._stage
+        def _stage(target, text):
+            Os.calls += 1
+            if Os.calls == nth:
+                os._exit(9)
+            stage(target, text)
+        writer._stage = _stage
+    elif mode in ("commit", "after-commit"):
         journal = writer._journal
         def _journal(out_dir, phase, entries):
             if mode == "commit" and phase == writer.COMMITTED:
@@ -659,11 +676,10 @@ def test_killed_just_after_the_commit_keeps_the_new_tree(old_tree, tmp_path):
     assert snapshot(old_tree) == expected_tree(NEW_TREE, UNMANAGED)
 
 
-# fsync 1 is the journal's; 2 and later are staged files.
 @pytest.mark.parametrize("nth", [2, 5])
 def test_killed_while_staging_leaves_the_previous_tree_and_the_next_write_cleans_up(old_tree, tmp_path, nth):
     before = snapshot(old_tree)
-    kill_write(old_tree, "fsync", nth, NEW_TREE, tmp_path)
+    kill_write(old_tree, "stage", nth, NEW_TREE, tmp_path)
 
     assert json.loads((old_tree / writer.JOURNAL).read_text())["phase"] == writer.STAGING
     staged = [name for name in leftovers(old_tree) if name != writer.JOURNAL]
@@ -683,7 +699,7 @@ def test_killed_while_staging_leaves_the_previous_tree_and_the_next_write_cleans
 
 def test_killed_while_staging_then_recovered_is_exactly_the_previous_tree(old_tree, tmp_path):
     before = snapshot(old_tree)
-    kill_write(old_tree, "fsync", 5, NEW_TREE, tmp_path)
+    kill_write(old_tree, "stage", 5, NEW_TREE, tmp_path)
     assert writer.recover(old_tree) is True
     # Folders created only for staged files are gone too.
     assert snapshot(old_tree) == before
