@@ -6,7 +6,8 @@ order; templates only lay it out.
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from typing import Any, Callable
 
 from . import __version__, regions, subnets
 from .model import Infra, as_dict
@@ -102,6 +103,120 @@ def network(infra: Infra, group_name: str) -> dict[str, Any]:
     }
 
 
+def short_name(name: str, limit: int = 32) -> str:
+    """`name`, or a prefix of it and a hash of the whole when it is too long."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"{name[: limit - 7].rstrip('-')}-{digest}"
+
+
+def load_balancer_name(infra: Infra, group: str) -> str:
+    return short_name(f"{infra.project}-{group}")
+
+
+def log_bucket(infra: Infra, group: str) -> str:
+    return f"{infra.bucket_prefix or infra.project}-{group}-lb-logs"
+
+
+def resource_name(infra: Infra, env: str, name: str) -> str:
+    """Queues, topics and fleets: <project>-<environment>-<name>."""
+    return f"{infra.project}-{env}-{name}"
+
+
+def parameter_prefix(infra: Infra, env: str, name: str) -> str:
+    return f"/{infra.project}/{env}/{name}"
+
+
+def bundle_parameter(infra: Infra, env: str, service: str) -> str:
+    return parameter_prefix(infra, env, service) + "/bundle-version"
+
+
+def access(infra: Infra, group_name: str) -> dict[str, Any]:
+    """The shared stack's bastion, load balancer and per-environment access groups."""
+    group = infra.vpc_groups[group_name]
+    result: dict[str, Any] = {"environments": list(group.environments), "bastion": None, "load_balancer": None}
+    if infra.bastion:
+        result["bastion"] = {
+            "name": f"{infra.project}-{group_name}-bastion",
+            "allowed_cidrs": sorted(infra.bastion.allowed_cidrs),
+            "users": dict(sorted(infra.bastion.users.items())),
+            "instance_type": infra.bastion.instance_type,
+        }
+    if infra.web_services():
+        hostnames = [host for env in group.environments for host in infra.hostnames(env)]
+        lb = infra.load_balancer
+        result["load_balancer"] = {
+            "name": load_balancer_name(infra, group_name),
+            "hostnames": hostnames,
+            "certificate_arn": lb.certificates.get(group_name),
+            "dns_zone_id": infra.dns.zone_id if infra.dns else None,
+            "ssl_policy": lb.ssl_policy,
+            "idle_timeout": lb.idle_timeout,
+            "deletion_protection": group.deletion_protection,
+            "access_log_days": lb.access_log_days,
+            "log_bucket_name": log_bucket(infra, group_name),
+        }
+    return result
+
+
+def services(infra: Infra, env: str, ami_for: Callable[[str], str | None]) -> dict[str, Any]:
+    """Every fleet of environment `env`, as the service module takes it."""
+    group = infra.vpc_groups[infra.group_of(env)]
+    slot = group.environments.index(env)
+    hosts = infra.hostnames(env)
+    deployments = infra.asset_bucket(env, "deployments") if "deployments" in infra.buckets else None
+    result = {}
+    web_index = 0
+    for name, service in infra.services.items():
+        readable = [parameter_prefix(infra, env, name)] + [
+            parameter_prefix(infra, env, p) for p, prefix in infra.secrets.prefixes.items() if name in prefix.read
+        ]
+        read_buckets = [infra.asset_bucket(env, b) for b in service.buckets.read]
+        if deployments and deployments not in read_buckets:
+            read_buckets.append(deployments)
+        routes: dict[str, Any] = {}
+        if service.web:
+            base = 1000 * (slot + 1) + 10 * web_index
+            paths = service.routes or ["/*"]
+            for index, path in enumerate(paths):
+                priority = base + index if path != "/*" else 1000 * (slot + 1) + 900 + web_index
+                routes[path] = {"priority": priority, "paths": [path], "hosts": hosts}
+            web_index += 1
+        scaling = service.scaling
+        result[name] = {
+            "short_name": short_name(resource_name(infra, env, name)),
+            "image": service.image,
+            "ami_id": ami_for(service.image),
+            "instance_type": service.instance_type,
+            "port": service.port,
+            "health_check_path": service.health_check,
+            "routes": routes,
+            "scaling": {
+                "min": scaling.min,
+                "max": scaling.max,
+                "desired": scaling.min if scaling.desired is None else scaling.desired,
+                "cpu_target": scaling.cpu_target,
+                "requests_per_target": scaling.requests_per_target,
+                "queue_backlog_per_instance": scaling.queue_backlog_per_instance,
+            },
+            "rollout": {
+                "min_healthy_percentage": service.rollout.min_healthy_percentage,
+                "checkpoints": list(service.rollout.checkpoints),
+                "checkpoint_delay": service.rollout.checkpoint_delay_seconds,
+            },
+            "access": {
+                "read_buckets": read_buckets,
+                "write_buckets": [infra.asset_bucket(env, b) for b in service.buckets.write],
+                "consume_queues": [resource_name(infra, env, q) for q in service.consumes],
+                "publish_topics": [resource_name(infra, env, t) for t in service.publishes],
+                "parameter_prefixes": readable,
+            },
+            "bundle": {"bucket": deployments, "parameter": bundle_parameter(infra, env, name)},
+        }
+    return result
+
+
 def stack_context(config: Config, stack: Stack) -> dict[str, Any]:
     infra = config.infra
     if stack.kind == ENVIRONMENT:
@@ -122,6 +237,9 @@ def stack_context(config: Config, stack: Stack) -> dict[str, Any]:
     )
     if stack.kind == ENVIRONMENT:
         context["remote_state"] = remote_state(infra, stack)
+        context["services"] = services(infra, stack.environment, config.ami_for)
+        context["web"] = bool(infra.web_services())
     else:
         context["network"] = network(infra, stack.group)
+        context["access"] = access(infra, stack.group)
     return context

@@ -72,6 +72,51 @@ class State(Record):
     bucket_prefix: Annotated[str | None, Doc("State buckets are <bucket_prefix>-<group>; default <project>-tfstate.")] = None
 
 
+HOSTNAME_RE = r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+Hostname = Annotated[str, Pattern(HOSTNAME_RE, "not a lowercase DNS name such as api.example.com")]
+CertificateArn = Annotated[
+    str,
+    Pattern(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}", "not an ACM certificate ARN"),
+]
+
+
+@record
+class Dns(Record):
+    """The platform's domain and its Route 53 public hosted zone."""
+
+    domain: Annotated[Hostname, Doc("Hostnames default to <environment>.<domain>.")]
+    zone_id: Annotated[
+        str | None,
+        Pattern(r"Z[A-Z0-9]{1,32}", "not a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ"),
+        Doc("Validates requested certificates and holds the load balancers' alias records."),
+    ] = None
+
+
+@record
+class LoadBalancer(Record):
+    """The Application Load Balancer of each VPC group that runs web services."""
+
+    ssl_policy: Annotated[
+        Literal[
+            "ELBSecurityPolicy-TLS13-1-2-2021-06",
+            "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+            "ELBSecurityPolicy-TLS13-1-3-2021-06",
+            "ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04",
+        ],
+        Doc("TLS policy of the HTTPS listener; all are TLS 1.2+ with forward secrecy."),
+    ] = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    certificates: Annotated[
+        dict[Name, CertificateArn],
+        Doc("ACM certificate per VPC group; a group without one requests a DNS-validated certificate in dns.zone_id."),
+    ] = _dict()
+    hostnames: Annotated[
+        dict[Name, Annotated[list[Hostname], Length(1)]],
+        Doc("Hostnames per environment; default [<environment>.<dns.domain>]."),
+    ] = _dict()
+    idle_timeout: Annotated[int, Range(1, 4000)] = 60
+    access_log_days: Annotated[int, Range(1, 3650), Doc("Days the access logs are kept.")] = 90
+
+
 @record
 class SubnetSizes(Record):
     """Subnet size of each tier, as prefix bits added to the VPC's."""
@@ -91,7 +136,8 @@ class FlowLogs(Record):
 class VpcGroup(Record):
     """One VPC shared by the environments listed; no route to any other group."""
 
-    production: Annotated[bool, Doc("Production defaults: NAT per zone, deletion protection, confirmations.")] = False
+    production: Annotated[bool, Doc("Production defaults: NAT per zone, confirmations before changes.")] = False
+    deletion_protection: Annotated[bool, Doc("Protect the load balancer and database from deletion.")] = True
     cidr: VpcCidr
     azs: Annotated[int, Doc("Availability zones to span (2 to 6).")] = 4
     nat: Annotated[
@@ -269,6 +315,8 @@ class Infra(Record):
     bucket_prefix: Annotated[Name | None, Doc("Asset buckets are <bucket_prefix>-<env>-<class>; default the project name.")] = None
     state: State = State()
     vpc_groups: Annotated[dict[Name, VpcGroup], Length(1)]
+    dns: Dns | None = None
+    load_balancer: LoadBalancer = LoadBalancer()
     bastion: Bastion | None = None
     images: dict[Name, Image] = _dict()
     services: dict[Name, Service] = _dict()
@@ -300,6 +348,16 @@ class Infra(Record):
 
     def asset_bucket(self, environment: str, asset_class: str) -> str:
         return f"{self.bucket_prefix or self.project}-{environment}-{asset_class}"
+
+    def hostnames(self, environment: str) -> list[str]:
+        if environment in self.load_balancer.hostnames:
+            return list(self.load_balancer.hostnames[environment])
+        if self.dns:
+            return [f"{environment}.{self.dns.domain}"]
+        return []
+
+    def web_services(self) -> list[str]:
+        return [name for name, service in self.services.items() if service.web]
 
 
 OVERRIDABLE = tuple(f.name for f in dataclasses.fields(Overrides))

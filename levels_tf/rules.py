@@ -29,6 +29,7 @@ def check(infra: Infra, doc: Document) -> list[Problem]:
     problems += _cidrs(infra, doc)
     problems += _state_buckets(infra, doc)
     problems += _reserved(infra, doc)
+    problems += _load_balancer(infra, doc)
     return problems
 
 
@@ -127,6 +128,51 @@ def _reserved(infra: Infra, doc: Document) -> list[Problem]:
     for key in infra.tags:
         if key.lower().startswith("aws:"):
             problems.append(doc.problem(("tags", key), "tag keys starting with 'aws:' are reserved", key=True))
+    return problems
+
+
+def _load_balancer(infra: Infra, doc: Document) -> list[Problem]:
+    problems = []
+    lb = infra.load_balancer
+    environments = infra.all_environments
+    for group in lb.certificates:
+        if group not in infra.vpc_groups:
+            problems.append(
+                doc.problem(("load_balancer", "certificates", group), _unknown("VPC group", group, infra.vpc_groups), key=True)
+            )
+    for env in lb.hostnames:
+        if env not in environments:
+            problems.append(doc.problem(("load_balancer", "hostnames", env), _unknown("environment", env, environments), key=True))
+    if not infra.web_services():
+        return problems
+    zone = infra.dns.zone_id if infra.dns else None
+    for name, group in infra.vpc_groups.items():
+        if name not in lb.certificates and not zone:
+            problems.append(
+                doc.problem(
+                    ("vpc_groups", name),
+                    f"group '{name}' runs web services but has no certificate: "
+                    f"set load_balancer.certificates.{name}, or dns.zone_id to request one",
+                    key=True,
+                )
+            )
+        seen: dict[str, str] = {}
+        for index, env in enumerate(group.environments):
+            hosts = infra.hostnames(env)
+            if not hosts and len(group.environments) > 1:
+                problems.append(
+                    doc.problem(
+                        ("vpc_groups", name, "environments", index),
+                        f"environments sharing a load balancer are told apart by hostname: "
+                        f"set load_balancer.hostnames.{env} or dns.domain",
+                    )
+                )
+            for host in hosts:
+                if host in seen:
+                    problems.append(
+                        doc.problem(("load_balancer", "hostnames", env), f"{host} is also a hostname of '{seen[host]}'")
+                    )
+                seen[host] = env
     return problems
 
 

@@ -5,7 +5,7 @@ Every problem is collected and reported at once, each with file:line:column.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import effective, loader, rules, typed
@@ -22,6 +22,11 @@ class Config:
     infra: Infra
     environments: dict[str, Infra]
     document: Document
+    amis: dict[str, str] = field(default_factory=dict)
+
+    def ami_for(self, image: str) -> str | None:
+        """The baked AMI of `image` in the configuration's region, if any."""
+        return self.amis.get(image)
 
 
 def load_config(path: str | Path) -> Config:

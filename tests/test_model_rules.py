@@ -30,6 +30,7 @@ MINIMAL = {
     "services": {
         "api": {"image": "app", "port": 8080, "scaling": {"min": 1, "max": 4}},
     },
+    "dns": {"domain": "shop.example", "zone_id": "Z0SHOPEXAMPLE"},
 }
 
 DELETE = object()

@@ -18,3 +18,26 @@ output "nat_public_ips" {
   description = "Addresses the VPC's outbound traffic leaves from, for allow lists elsewhere."
   value       = module.network.nat_public_ips
 }
+
+output "app_security_group_ids" {
+  description = "Application security group of each environment."
+  value       = { for env, access in module.app_access : env => access.security_group_id }
+}
+
+output "bastion" {
+  description = "The bastion: its stable address and its security group."
+  value = {
+    public_ip         = module.bastion.public_ip
+    security_group_id = module.bastion.security_group_id
+  }
+}
+
+output "load_balancer" {
+  description = "The load balancer, as the environment stacks attach to it."
+  value = {
+    arn_suffix        = module.load_balancer.arn_suffix
+    dns_name          = module.load_balancer.dns_name
+    listener_arn      = module.load_balancer.https_listener_arn
+    security_group_id = module.load_balancer.security_group_id
+  }
+}
