@@ -1,0 +1,170 @@
+"""Security invariants, asserted on the parsed Terraform that levels-tf renders.
+
+Every generated module and stack is parsed with python-hcl2; the checks read
+resources and their arguments, never the raw text.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import hcl2
+import pytest
+
+from levels_tf.render import render
+from levels_tf.validation import load_config
+
+from .conftest import REFERENCE
+
+GOLDEN = Path(__file__).parent / "golden"
+CONFIGS = {"reference": REFERENCE} | {
+    p.name: p / "infra.yaml" for p in sorted(GOLDEN.iterdir()) if (p / "infra.yaml").is_file()
+}
+
+
+def _plain(value):
+    """python-hcl2 keeps the quotes of strings and block labels: drop them."""
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items() if k not in ("__comments__", "__is_block__")}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def parse(files: dict[str, str]) -> dict[str, dict]:
+    return {path: _plain(hcl2.load(io.StringIO(text))) for path, text in files.items() if path.endswith(".tf")}
+
+
+def resources(parsed: dict[str, dict], kind: str):
+    """(file path, resource name, arguments) of every resource of `kind`."""
+    for path, body in parsed.items():
+        for block in body.get("resource", []):
+            for name, arguments in block.get(kind, {}).items():
+                yield path, name, arguments
+
+
+def module_calls(parsed: dict[str, dict], stack: str):
+    for path, body in parsed.items():
+        if path.startswith(f"stacks/{stack}/"):
+            for block in body.get("module", []):
+                yield from block.items()
+
+
+def _ports(rule: dict) -> range:
+    if str(rule.get("ip_protocol")) == "-1":
+        return range(0, 65536)
+    low, high = rule.get("from_port"), rule.get("to_port")
+    if isinstance(low, int) and isinstance(high, int):
+        return range(low, high + 1)
+    return range(-1, -1)  # a port from a variable: checked where the variable is set
+
+
+@pytest.fixture(scope="module", params=sorted(CONFIGS))
+def rendered(request):
+    config = load_config(CONFIGS[request.param])
+    return config, parse(render(config))
+
+
+def test_rules_live_only_in_standalone_rule_resources(rendered):
+    _, parsed = rendered
+    for path, name, group in resources(parsed, "aws_security_group"):
+        assert "ingress" not in group and "egress" not in group, f"{path}: {name} has inline rules"
+    assert not list(resources(parsed, "aws_security_group_rule"))
+    assert list(resources(parsed, "aws_vpc_security_group_ingress_rule"))
+
+
+def test_ssh_only_on_the_bastion_from_allowed_cidrs_and_on_app_servers_from_the_bastion(rendered):
+    _, parsed = rendered
+    seen = set()
+    for path, name, rule in resources(parsed, "aws_vpc_security_group_ingress_rule"):
+        if 22 not in _ports(rule):
+            continue
+        module = path.split("/")[1]
+        seen.add(module)
+        if module == "bastion":
+            assert rule["for_each"] == "${toset(var.allowed_cidrs)}"
+            assert rule["cidr_ipv4"] == "${each.key}"
+            assert "referenced_security_group_id" not in rule
+        elif module == "app-access":
+            assert rule["referenced_security_group_id"] == "${var.bastion_security_group_id}"
+            assert "cidr_ipv4" not in rule and "cidr_ipv6" not in rule
+        else:
+            pytest.fail(f"{path}: {name} admits SSH")
+    assert seen == {"bastion", "app-access"}
+
+
+def test_bastion_allow_list_is_the_configured_one_and_never_the_internet(rendered):
+    config, parsed = rendered
+    for group in config.infra.vpc_groups:
+        calls = dict(module_calls(parsed, f"{group}-shared"))
+        if config.infra.bastion is None:
+            assert "bastion" not in calls
+            assert calls["app_access"]["bastion_security_group_id"] is None
+            continue
+        allowed = calls["bastion"]["allowed_cidrs"]
+        assert allowed == sorted(config.infra.bastion.allowed_cidrs)
+        assert "0.0.0.0/0" not in allowed
+        assert calls["app_access"]["bastion_security_group_id"] == "${module.bastion.security_group_id}"
+
+
+def test_the_internet_reaches_only_the_load_balancer_on_80_and_443(rendered):
+    _, parsed = rendered
+    for path, name, rule in resources(parsed, "aws_vpc_security_group_ingress_rule"):
+        open_to_all = rule.get("cidr_ipv4") == "0.0.0.0/0" or rule.get("cidr_ipv6") == "::/0"
+        if open_to_all:
+            assert path.startswith("modules/load-balancer/"), f"{path}: {name}"
+            assert (rule["from_port"], rule["to_port"]) in ((80, 80), (443, 443)), f"{path}: {name}"
+
+
+def test_services_admit_their_port_only_from_the_load_balancer(rendered):
+    _, parsed = rendered
+    rules = [(p, n, r) for p, n, r in resources(parsed, "aws_vpc_security_group_ingress_rule") if p.startswith("modules/service/")]
+    assert len(rules) == 1
+    _, _, rule = rules[0]
+    assert rule["referenced_security_group_id"] == "${var.load_balancer.security_group_id}"
+    assert rule["from_port"] == rule["to_port"] == "${var.port}"
+    assert "cidr_ipv4" not in rule
+
+
+def test_every_launch_template_requires_imdsv2_and_encrypts_every_volume(rendered):
+    _, parsed = rendered
+    templates = list(resources(parsed, "aws_launch_template"))
+    assert {path.split("/")[1] for path, _, _ in templates} == {"bastion", "service"}
+    for path, name, template in templates:
+        (metadata,) = template["metadata_options"]
+        assert metadata["http_tokens"] == "required", path
+        assert metadata["http_put_response_hop_limit"] == 1, path
+        devices = template["block_device_mappings"]
+        assert devices, path
+        for device in devices:
+            for ebs in device["ebs"]:
+                assert ebs["encrypted"] is True, path
+
+
+def test_fleets_track_the_exact_launch_template_version(rendered):
+    _, parsed = rendered
+    for path, name, group in resources(parsed, "aws_autoscaling_group"):
+        (template,) = group["launch_template"]
+        assert template["version"] == "${aws_launch_template.this.latest_version}", path
+        assert group["instance_refresh"][0]["strategy"] == "Rolling", path
+
+
+def test_load_balancer_drops_invalid_headers_and_redirects_http(rendered):
+    config, parsed = rendered
+    balancers = list(resources(parsed, "aws_lb"))
+    assert len(balancers) == 1
+    _, _, lb = balancers[0]
+    assert lb["drop_invalid_header_fields"] is True
+    assert lb["access_logs"][0]["enabled"] is True
+    listeners = {name: listener for _, name, listener in resources(parsed, "aws_lb_listener")}
+    assert listeners["http"]["default_action"][0]["type"] == "redirect"
+    assert listeners["http"]["default_action"][0]["redirect"][0]["protocol"] == "HTTPS"
+    assert listeners["https"]["protocol"] == "HTTPS"
+    for group_name, group in config.infra.vpc_groups.items():
+        calls = dict(module_calls(parsed, f"{group_name}-shared"))
+        if config.infra.web_services():
+            assert calls["load_balancer"]["deletion_protection"] is group.deletion_protection
+            assert calls["load_balancer"]["ssl_policy"].startswith("ELBSecurityPolicy-TLS13-")
