@@ -85,6 +85,7 @@ def generate_config(environments: int, services: int) -> str:
         "project: bench",
         "region: us-east-1",
         "tags: {Owner: platform, CostCenter: bench}",
+        "dns: {domain: bench.example, zone_id: Z0BENCHEXAMPLE}",
         "state:",
         "  backend: s3",
         "  bucket_prefix: bench-tfstate",

@@ -100,6 +100,8 @@ def _columns(key: str) -> int:
     hold: combining marks, emoji ZWJ sequences and modifiers, flags,
     decomposed Hangul.
     """
+    if key.isascii():
+        return len(key)
     if key.startswith('"'):
         return 2 + _columns(key[1:-1])
     columns = 0

@@ -7,11 +7,12 @@ and line, never an empty string in generated code.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Mapping
 
 import jinja2
 
-from . import hcl, resources
+from . import __version__, hcl, resources
 from .errors import TemplateError
 
 
@@ -19,6 +20,7 @@ from .errors import TemplateError
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(resources.templates_dir())),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -29,6 +31,23 @@ def environment() -> jinja2.Environment:
     env.filters["hcl_string"] = hcl.string
     env.filters["hcl_attributes"] = hcl.attributes
     return env
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept in the user's cache folder, keyed by their source.
+
+    Compiling every template costs more than rendering them all; the cache is
+    skipped where the folder cannot be written.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "levels-tf", f"templates-{__version__}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK):
+        return None
+    return jinja2.FileSystemBytecodeCache(folder)
 
 
 def render(template: str, context: Mapping[str, Any]) -> str:
