@@ -17,13 +17,16 @@ import stat
 import types
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Mapping
 
 from . import loader, typed
 from .errors import ConfigError, Problem
 from .loader import Document
 from .model import NAME_RE, NAME_RULE, Infra
 from .typed import Pattern, Record, record
+
+if TYPE_CHECKING:  # validation.py may import this module
+    from .validation import Config
 
 AMAZON_PLUGIN_VERSION = ">= 1.2"
 HARDEN_SCRIPT = "packer/scripts/harden.sh"
@@ -55,11 +58,11 @@ BASES: dict[str, Base] = {
 # --- the render plan -------------------------------------------------------
 
 
-def packer_targets(config: Any) -> list[tuple[str, str, dict]]:
+def packer_targets(config: Config) -> list[tuple[str, str, dict]]:
     """(output path, template, context) of every packer file; none without images.
 
-    `config` is a levels_tf.validation.Config. Paths are relative to the output
-    root, templates to templates/.
+    Paths are relative to the output root, templates to templates/. The .hcl
+    and .sh files get their "generated" header from render.py.
     """
     infra: Infra = config.infra
     if not infra.images:

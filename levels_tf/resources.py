@@ -34,3 +34,8 @@ def starter_config() -> Path:
 
 def schema_file() -> Path:
     return reference_dir() / "infra.schema.json"
+
+
+def starter_scripts() -> list[Path]:
+    """The reference application's provisioning scripts that infra.yaml names."""
+    return sorted((reference_dir() / "scripts").glob("*.sh"))

@@ -5,10 +5,11 @@ Every problem is collected and reported at once, each with file:line:column.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import effective, loader, rules, typed
+from . import effective, images, loader, rules, typed
 from .errors import ConfigError, Problem
 from .loader import Document
 from .model import Infra
@@ -30,8 +31,13 @@ class Config:
 
 
 def load_config(path: str | Path) -> Config:
+    """infra.yaml at `path`, validated, with the AMIs its image lock records."""
+    path = Path(path)
     document = loader.load(path)
-    return validate_document(document, Path(path))
+    config = validate_document(document, path)
+    lock = images.load_lock(path.parent / images.LOCK_FILE)
+    amis = {name: lock.ami(name, config.infra.region) for name in config.infra.images}
+    return dataclasses.replace(config, amis={name: ami for name, ami in amis.items() if ami})
 
 
 def validate_document(document: Document, path: Path) -> Config:
@@ -47,6 +53,7 @@ def validate_document(document: Document, path: Path) -> Config:
             problems.extend(exc.problems)
             continue
         problems.extend(rules.check_environment(environments[env], env, merged))
+    problems.extend(images.check_scripts(path.parent, infra, document))
     if problems:
         raise ConfigError(problems)
     return Config(path, infra, environments, document)

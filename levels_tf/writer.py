@@ -247,6 +247,7 @@ def create_new(folder: Path, files: dict[str, str]) -> list[Path]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for path, text in targets.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "x", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
             created.append(path)

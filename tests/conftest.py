@@ -47,12 +47,19 @@ def run():
     return invoke
 
 
+def copy_reference(folder: Path) -> Path:
+    """Copy the reference infra.yaml and the scripts it names into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "infra.yaml"
+    shutil.copy(REFERENCE, target)
+    shutil.copytree(ROOT / "scripts", folder / "scripts", dirs_exist_ok=True)
+    return target
+
+
 @pytest.fixture
 def reference_copy(tmp_path) -> Path:
-    """A copy of the reference infra.yaml in an empty folder."""
-    target = tmp_path / "infra.yaml"
-    shutil.copy(REFERENCE, target)
-    return target
+    """A copy of the reference infra.yaml (and its scripts) in an empty folder."""
+    return copy_reference(tmp_path)
 
 
 def pytest_addoption(parser):
@@ -116,3 +123,136 @@ def terraform_env(tmp_path_factory) -> dict[str, str]:
     env.update({"TF_CLI_CONFIG_FILE": str(rc), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"})
     env.pop("TF_PLUGIN_CACHE_DIR", None)
     return env
+
+
+# -- a local AWS emulator (moto's server) for the Lambda functions' tests --------
+
+
+def _skip_or_fail(message: str) -> None:
+    """Skip with `message`; under CI, where everything must be installed, fail instead."""
+    import os
+
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI must install it)")
+    pytest.skip(message)
+
+
+def _moto_server_command() -> list[str] | None:
+    """How to start moto's server: this interpreter's moto first, then a moto_server
+    executable beside it or on PATH; None where moto[server] is not installed."""
+    import importlib.util
+    import sys
+
+    if all(importlib.util.find_spec(name) is not None for name in ("moto", "flask", "flask_cors")):
+        if importlib.util.find_spec("moto.server") is not None:
+            return [sys.executable, "-m", "moto.server"]
+    beside = Path(sys.executable).parent / "moto_server"
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("moto_server")
+    return [found] if found else None
+
+
+def _free_local_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _local_http(method: str, url: str, timeout: float = 2.0) -> int:
+    """One request to a loopback URL, never through a proxy; returns the HTTP status."""
+    import urllib.error
+    import urllib.request
+
+    assert url.startswith("http://127.0.0.1:"), url
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    """The URL of a moto server (an emulated AWS) listening on 127.0.0.1 only, for the session."""
+    import os
+    import subprocess
+    import time
+
+    command = _moto_server_command()
+    if command is None:
+        _skip_or_fail("moto's server is not installed (pip install 'moto[server]')")
+    folder = tmp_path_factory.mktemp("moto")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(folder), NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    failure = ""
+    for attempt in range(3):  # the free port may be taken between probe and bind
+        port = _free_local_port()
+        url = f"http://127.0.0.1:{port}"
+        log_path = folder / f"server-{attempt}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [*command, "-H", "127.0.0.1", "-p", str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=folder,
+            )
+        answered = False
+        deadline = time.monotonic() + 30
+        while not answered and time.monotonic() < deadline and process.poll() is None:
+            try:
+                answered = _local_http("GET", f"{url}/moto-api/", timeout=1) == 200
+            except OSError:
+                pass
+            if not answered:
+                time.sleep(0.1)
+        if not answered:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            failure = log_path.read_text(errors="replace")[-2000:]
+            continue
+        try:
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return
+    pytest.fail(f"moto server did not start on 127.0.0.1:\n{failure}")
+
+
+@pytest.fixture
+def aws_env(moto_server, monkeypatch) -> str:
+    """AWS SDK settings that reach only the local moto server, which starts each test empty.
+
+    Anything that ignores AWS_ENDPOINT_URL meets a dead proxy on 127.0.0.1
+    instead of the internet."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):  # AWS_PROFILE above all
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+    status = _local_http("POST", f"{moto_server}/moto-api/reset")
+    assert status == 200, f"moto reset answered {status}"
+    return moto_server

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-REFERENCE = Path(__file__).resolve().parent.parent / "infra.yaml"
+from .conftest import REFERENCE, copy_reference
 
 CORPUS = Path(__file__).resolve().parent / "bad_input"
 EXPECT = re.compile(r"# expect: (\d+(?:, *\d+)*)\n")
@@ -203,10 +203,7 @@ def test_corpus_covers_the_required_cases():
 
 def test_the_harness_sees_a_valid_file_succeed(tmp_path):
     """Control: the same harness on the reference file exits 0 and writes the tree."""
-    folder = tmp_path / "input"
-    folder.mkdir()
-    config = folder / "infra.yaml"
-    shutil.copy(REFERENCE, config)
+    config = copy_reference(tmp_path / "input")
     results = _run_both(config, tmp_path)
     for command, (code, stdout, stderr) in results.items():
         assert code == 0, f"{command}: {stderr}"

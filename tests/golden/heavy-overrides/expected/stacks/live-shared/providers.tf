@@ -5,12 +5,13 @@ provider "aws" {
 
   default_tags {
     tags = {
-      DataClass = "internal"
-      Owner     = "platform"
-      Project   = "heavy"
-      VpcGroup  = "live"
-      Stack     = "live-shared"
-      ManagedBy = "levels-tf"
+      Criticality = "high"
+      DataClass   = "internal"
+      Owner       = "platform"
+      Project     = "heavy"
+      VpcGroup    = "live"
+      Stack       = "live-shared"
+      ManagedBy   = "levels-tf"
     }
   }
 }
