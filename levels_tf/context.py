@@ -18,6 +18,7 @@ TERRAFORM_VERSION = ">= 1.10"
 AWS_PROVIDER_ROOT = "~> 5.100"
 AWS_PROVIDER_MODULE = ">= 5.100"
 MYSQL_PORT = 3306
+BACKTRACK_SECONDS = 24 * 3600
 
 
 def common(infra: Infra) -> dict[str, Any]:
@@ -217,10 +218,34 @@ def services(infra: Infra, env: str, ami_for: Callable[[str], str | None]) -> di
     return result
 
 
+def group_infra(config: Config, group: str) -> Infra:
+    """What a shared stack sees: the environment's effective configuration in a
+    group of one (its overrides apply), the top-level one in a shared group."""
+    environments = config.infra.vpc_groups[group].environments
+    return config.environments[environments[0]] if len(environments) == 1 else config.infra
+
+
+def database(infra: Infra, group_name: str) -> dict[str, Any] | None:
+    if infra.database is None:
+        return None
+    db = infra.database
+    return {
+        "name": f"{infra.project}-{group_name}",
+        "engine_version": db.engine_version,
+        "instance_class": db.instance_class,
+        "replicas": db.replicas,
+        "serverless": as_dict(db.serverless) if db.serverless else None,
+        "backup_retention_days": db.backup_retention_days,
+        "backtrack_seconds": 0 if db.serverless else BACKTRACK_SECONDS,
+        "deletion_protection": infra.vpc_groups[group_name].deletion_protection,
+    }
+
+
 def stack_context(config: Config, stack: Stack) -> dict[str, Any]:
-    infra = config.infra
     if stack.kind == ENVIRONMENT:
         infra = config.environments[stack.environment]
+    else:
+        infra = group_infra(config, stack.group)
     context = common(infra)
     context.update(
         {
@@ -242,4 +267,5 @@ def stack_context(config: Config, stack: Stack) -> dict[str, Any]:
     else:
         context["network"] = network(infra, stack.group)
         context["access"] = access(infra, stack.group)
+        context["database"] = database(infra, stack.group)
     return context

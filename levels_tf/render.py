@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from . import context, templating
+from . import context, images, templating
 from .stacks import ENVIRONMENT, stacks
 from .validation import Config
 
@@ -18,6 +18,7 @@ MODULE_FILES = {
     "bastion": ("versions.tf", "variables.tf", "main.tf", "user-data.sh.tftpl", "outputs.tf"),
     "load-balancer": ("versions.tf", "variables.tf", "main.tf", "certificate.tf", "access-logs.tf", "waf.tf", "outputs.tf"),
     "app-access": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
+    "database": ("versions.tf", "variables.tf", "main.tf", "backup.tf", "outputs.tf"),
     "service": (
         "versions.tf",
         "variables.tf",
@@ -52,6 +53,8 @@ def targets(config: Config) -> list[Target]:
         for name in _stack_files(stack.kind, values):
             folder = "common" if name in COMMON_STACK_FILES else stack.kind
             result.append(Target(f"stacks/{stack.name}/{name}", f"stacks/{folder}/{name}.j2", values))
+    for path, template, values in images.packer_targets(config):
+        result.append(Target(path, template, values))
     return result
 
 
@@ -64,6 +67,8 @@ def _stack_files(kind: str, values: Mapping[str, Any]) -> list[str]:
         files = ["versions.tf", "providers.tf", "main.tf", "access.tf"]
         if values["access"]["load_balancer"]:
             files.append("load-balancer.tf")
+        if values["database"]:
+            files.append("database.tf")
     return files + ["outputs.tf"]
 
 

@@ -41,3 +41,13 @@ output "load_balancer" {
     security_group_id = module.load_balancer.security_group_id
   }
 }
+
+output "database" {
+  description = "Endpoints of the group's database and where its master secret lives (never the secret itself)."
+  value = {
+    endpoint               = module.database.endpoint
+    reader_endpoint        = module.database.reader_endpoint
+    port                   = module.database.port
+    master_user_secret_arn = module.database.master_user_secret_arn
+  }
+}
