@@ -10,6 +10,7 @@ import hashlib
 from typing import Any, Callable
 
 from . import __version__, regions, subnets
+from .hcl import Expression
 from .model import Infra, as_dict
 from .stacks import ENVIRONMENT, Stack, shared_name
 from .validation import Config
@@ -19,6 +20,9 @@ AWS_PROVIDER_ROOT = "~> 5.100"
 AWS_PROVIDER_MODULE = ">= 5.100"
 MYSQL_PORT = 3306
 BACKTRACK_SECONDS = 24 * 3600
+DATA_KEY = Expression("module.data_key.arn")
+CI_ROLE = Expression("data.terraform_remote_state.shared.outputs.ci_role_arn")
+CI_UPLOADS = ("deployments", "web")
 
 
 def common(infra: Infra) -> dict[str, Any]:
@@ -212,10 +216,151 @@ def services(infra: Infra, env: str, ami_for: Callable[[str], str | None]) -> di
                 "consume_queues": [resource_name(infra, env, q) for q in service.consumes],
                 "publish_topics": [resource_name(infra, env, t) for t in service.publishes],
                 "parameter_prefixes": readable,
+                "write_parameter_prefixes": [
+                    parameter_prefix(infra, env, p) for p, prefix in infra.secrets.prefixes.items() if name in prefix.write
+                ],
+                "kms_keys": [DATA_KEY],
             },
             "bundle": {"bucket": deployments, "parameter": bundle_parameter(infra, env, name)},
         }
     return result
+
+
+def service_role(name: str) -> Expression:
+    return Expression(f"module.service[{hcl_quote(name)}].role_arn")
+
+
+def function_output(name: str, output: str) -> Expression:
+    return Expression(f"module.function[{hcl_quote(name)}].{output}")
+
+
+def hcl_quote(text: str) -> str:
+    return '"' + text + '"'
+
+
+def data(infra: Infra, env: str) -> dict[str, Any]:
+    """An environment's data: key, buckets, queues, topics, functions, parameters."""
+    name = f"{infra.project}-{env}"
+    buckets: dict[str, Any] = {}
+    # References to other modules stay out of the maps modules iterate over,
+    # so Terraform can expand every module before wiring them together.
+    access: dict[str, Any] = {}
+    for asset_class, spec in infra.buckets.items():
+        readers = {s: service_role(s) for s, service in infra.services.items() if asset_class in service.buckets.read}
+        writers = {s: service_role(s) for s, service in infra.services.items() if asset_class in service.buckets.write}
+        if asset_class == "deployments":
+            readers.update({s: service_role(s) for s in infra.services})
+        if asset_class in CI_UPLOADS:
+            writers["ci"] = CI_ROLE
+        triggers = {}
+        for function_name, function in infra.functions.items():
+            if function.on_upload_to == asset_class:
+                readers[function_name] = function_output(function_name, "role_arn")
+                writers[function_name] = function_output(function_name, "role_arn")
+                triggers[function_name] = {"function_arn": function_output(function_name, "arn")}
+        buckets[asset_class] = {
+            "name": infra.asset_bucket(env, asset_class),
+            "versioning": spec.versioning,
+            "noncurrent_days": spec.noncurrent_days,
+            "archive_after_days": None,
+            "cdn": spec.cdn,
+        }
+        access[asset_class] = {
+            "readers": dict(sorted(readers.items())),
+            "writers": dict(sorted(writers.items())),
+            "lambda_triggers": triggers,
+        }
+    backup_writers = {f: function_output(f, "role_arn") for f in infra.functions}
+    if any(spec.backup for spec in infra.buckets.values()) or infra.functions:
+        buckets["backup"] = {
+            "name": infra.asset_bucket(env, "backup"),
+            "versioning": True,
+            "noncurrent_days": 365,
+            "archive_after_days": 30,
+            "cdn": False,
+        }
+        access["backup"] = {"readers": {}, "writers": backup_writers, "lambda_triggers": {}}
+    subscribers: dict[str, dict[str, Expression]] = {q: {} for q in infra.queues}
+    subscriptions: dict[str, dict[str, Expression]] = {}
+    topics = {}
+    for topic_name, topic in infra.topics.items():
+        queues = [s.split(".", 1)[1] for s in topic.subscribers]
+        for queue in queues:
+            subscribers[queue][topic_name] = Expression(f"module.topic[{hcl_quote(topic_name)}].arn")
+        topics[topic_name] = {"name": resource_name(infra, env, topic_name)}
+        subscriptions[topic_name] = {q: Expression(f"module.queue[{hcl_quote(q)}].arn") for q in queues}
+    queues = {
+        queue_name: {
+            "name": resource_name(infra, env, queue_name),
+            "visibility_timeout": queue.visibility_timeout,
+            "retention_days": queue.retention_days,
+            "dead_letter_after": queue.dead_letter_after,
+        }
+        for queue_name, queue in infra.queues.items()
+    }
+    functions = {
+        function_name: {
+            "name": resource_name(infra, env, function_name),
+            "package_path": Expression(f'"${{path.root}}/../../build/functions/{function_name}.zip"'),
+            "runtime": function.runtime,
+            "memory": function.memory,
+            "timeout": function.timeout,
+            "concurrency": function.concurrency,
+            "source_bucket": infra.asset_bucket(env, function.on_upload_to),
+            "variants_prefix": function.variants_prefix,
+            "backup_bucket": infra.asset_bucket(env, "backup"),
+            "sizes": list(function.sizes),
+        }
+        for function_name, function in infra.functions.items()
+    }
+    prefixes = {
+        prefix_name: {
+            "parameters": list(prefix.parameters),
+            "developers_read": "developers" in prefix.read,
+            "developers_write": "developers" in prefix.write,
+        }
+        for prefix_name, prefix in infra.secrets.prefixes.items()
+    }
+    return {
+        "name": name,
+        "log_bucket": infra.asset_bucket(env, "logs"),
+        "buckets": buckets,
+        "bucket_access": access,
+        "queues": queues,
+        "queue_publishers": subscribers,
+        "topics": topics,
+        "topic_subscriptions": subscriptions,
+        "functions": functions,
+        "parameters": {
+            "name": name,
+            "path": f"/{infra.project}/{env}",
+            "store": infra.secrets.store,
+            "prefixes": prefixes,
+        },
+    }
+
+
+def ci(infra: Infra, group_name: str) -> dict[str, Any]:
+    """The group's CI/CD role: uploads, its parameters, deployed versions."""
+    group = infra.vpc_groups[group_name]
+    uploads = [infra.asset_bucket(env, c) for env in group.environments for c in CI_UPLOADS if c in infra.buckets]
+    reads, writes = [], []
+    for env in group.environments:
+        for prefix_name, prefix in infra.secrets.prefixes.items():
+            path = parameter_prefix(infra, env, prefix_name) + "/*"
+            if "ci" in prefix.read or "ci" in prefix.write:
+                reads.append(path)
+            if "ci" in prefix.write:
+                writes.append(path)
+        writes.append(parameter_prefix(infra, env, "*") + "/bundle-version")
+    return {
+        "name": f"{infra.project}-{group_name}-ci",
+        "group": group_name,
+        "assumed_by": list(infra.ci.assumed_by),
+        "upload_buckets": uploads,
+        "read_parameter_paths": reads,
+        "write_parameter_paths": writes,
+    }
 
 
 def group_infra(config: Config, group: str) -> Infra:
@@ -263,9 +408,11 @@ def stack_context(config: Config, stack: Stack) -> dict[str, Any]:
     if stack.kind == ENVIRONMENT:
         context["remote_state"] = remote_state(infra, stack)
         context["services"] = services(infra, stack.environment, config.ami_for)
+        context["data"] = data(infra, stack.environment)
         context["web"] = bool(infra.web_services())
     else:
         context["network"] = network(infra, stack.group)
         context["access"] = access(infra, stack.group)
         context["database"] = database(infra, stack.group)
+        context["ci"] = ci(infra, stack.group)
     return context

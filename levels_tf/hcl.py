@@ -21,6 +21,10 @@ _JSON_ONLY_ESCAPE = re.compile(r"\\(.)")
 _HCL_ESCAPES = {"b": "\\u0008", "f": "\\u000c"}
 
 
+class Expression(str):
+    """An HCL expression written as is (a reference such as module.x.arn), not quoted."""
+
+
 def string(value: str) -> str:
     """A quoted HCL string; template sequences are escaped so they stay literal."""
     text = json.dumps(value, ensure_ascii=False)
@@ -37,6 +41,8 @@ def value(obj: Any, level: int = 0) -> str:
     """The HCL expression for `obj`, continuation lines indented for `level`."""
     if obj is None:
         return "null"
+    if isinstance(obj, Expression):
+        return str(obj)
     if isinstance(obj, bool):
         return "true" if obj else "false"
     if isinstance(obj, (int, float)):

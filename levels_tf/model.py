@@ -270,24 +270,46 @@ class Topic(Record):
 
 @record
 class Function(Record):
+    """The image function: variants of every upload, and a copy of the original in the backup bucket."""
+
     runtime: Literal["python3.11", "python3.12", "python3.13"] = "python3.12"
     on_upload_to: Name
     sizes: Annotated[list[Annotated[int, Range(16, 8192)]], Length(1)]
+    variants_prefix: Annotated[str, Pattern(r"[a-z0-9][a-z0-9/_-]*/", "a key prefix ending in '/', e.g. variants/")] = "variants/"
     memory: Annotated[int, Range(128, 10240)] = 512
     timeout: Annotated[int, Range(1, 900)] = 60
     concurrency: Annotated[int, Range(1, 1000)] = 10
 
 
+ParameterName = Annotated[str, Pattern(r"[a-zA-Z0-9_.-]{1,100}", "use letters, digits, '_', '.' and '-'")]
+
+
 @record
 class Prefix(Record):
-    read: list[Name] = _list()
-    write: list[Name] = _list()
+    """A parameter prefix, /<project>/<environment>/<name>/, and who may use it."""
+
+    read: Annotated[list[Name], Doc("Services, developers or ci that may read the prefix.")] = _list()
+    write: Annotated[list[Name], Doc("Services, developers or ci that may write the prefix.")] = _list()
+    parameters: Annotated[
+        list[ParameterName],
+        Doc("Parameters declared with a placeholder; their real values are set out of band."),
+    ] = _list()
 
 
 @record
 class Secrets(Record):
     store: Literal["ssm", "secretsmanager"] = "ssm"
     prefixes: dict[Name, Prefix] = _dict()
+
+
+@record
+class Ci(Record):
+    """The CI/CD role of each VPC group."""
+
+    assumed_by: Annotated[
+        list[Annotated[str, Pattern(r"arn:aws[a-z-]*:iam::\d{12}:(root|role/[\w+=,.@/-]+)", "not an IAM role or account root ARN")]],
+        Doc("Principals that may assume the CI role; default the account itself (its IAM policies decide)."),
+    ] = _list()
 
 
 @record
@@ -327,6 +349,7 @@ class Infra(Record):
     topics: dict[Name, Topic] = _dict()
     functions: dict[Name, Function] = _dict()
     secrets: Secrets = Secrets()
+    ci: Ci = Ci()
     environments: dict[Name, Overrides] = _dict()
 
     def group_of(self, environment: str) -> str:

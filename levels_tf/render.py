@@ -19,6 +19,14 @@ MODULE_FILES = {
     "load-balancer": ("versions.tf", "variables.tf", "main.tf", "certificate.tf", "access-logs.tf", "waf.tf", "outputs.tf"),
     "app-access": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
     "database": ("versions.tf", "variables.tf", "main.tf", "backup.tf", "outputs.tf"),
+    "data-key": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
+    "log-bucket": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
+    "bucket": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
+    "queue": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
+    "topic": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
+    "function": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
+    "parameters": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
+    "ci-role": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
     "service": (
         "versions.tf",
         "variables.tf",
@@ -60,11 +68,11 @@ def targets(config: Config) -> list[Target]:
 
 def _stack_files(kind: str, values: Mapping[str, Any]) -> list[str]:
     if kind == ENVIRONMENT:
-        files = ["versions.tf", "providers.tf", "shared.tf"]
+        files = ["versions.tf", "providers.tf", "shared.tf", "data.tf"]
         if values["services"]:
             files.append("services.tf")
     else:
-        files = ["versions.tf", "providers.tf", "main.tf", "access.tf"]
+        files = ["versions.tf", "providers.tf", "main.tf", "access.tf", "ci.tf"]
         if values["access"]["load_balancer"]:
             files.append("load-balancer.tf")
         if values["database"]:

@@ -32,11 +32,13 @@ locals {
         checkpoint_delay       = 300
       }
       access = {
-        read_buckets       = ["levels-dev-config", "levels-dev-content", "levels-dev-deployments"]
-        write_buckets      = ["levels-dev-uploads"]
-        consume_queues     = []
-        publish_topics     = ["levels-dev-events"]
-        parameter_prefixes = ["/levels/dev/api", "/levels/dev/app"]
+        read_buckets             = ["levels-dev-config", "levels-dev-content", "levels-dev-deployments"]
+        write_buckets            = ["levels-dev-uploads"]
+        consume_queues           = []
+        publish_topics           = ["levels-dev-events"]
+        parameter_prefixes       = ["/levels/dev/api", "/levels/dev/app"]
+        write_parameter_prefixes = []
+        kms_keys                 = [module.data_key.arn]
       }
       bundle = {
         bucket    = "levels-dev-deployments"
@@ -65,11 +67,13 @@ locals {
         checkpoint_delay       = 300
       }
       access = {
-        read_buckets       = ["levels-dev-uploads", "levels-dev-config", "levels-dev-deployments"]
-        write_buckets      = ["levels-dev-content"]
-        consume_queues     = ["levels-dev-jobs"]
-        publish_topics     = []
-        parameter_prefixes = ["/levels/dev/worker", "/levels/dev/app"]
+        read_buckets             = ["levels-dev-uploads", "levels-dev-config", "levels-dev-deployments"]
+        write_buckets            = ["levels-dev-content"]
+        consume_queues           = ["levels-dev-jobs"]
+        publish_topics           = []
+        parameter_prefixes       = ["/levels/dev/worker", "/levels/dev/app"]
+        write_parameter_prefixes = []
+        kms_keys                 = [module.data_key.arn]
       }
       bundle = {
         bucket    = "levels-dev-deployments"

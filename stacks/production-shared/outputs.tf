@@ -51,3 +51,8 @@ output "database" {
     master_user_secret_arn = module.database.master_user_secret_arn
   }
 }
+
+output "ci_role_arn" {
+  description = "The group's CI/CD role."
+  value       = module.ci_role.arn
+}

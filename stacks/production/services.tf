@@ -32,11 +32,13 @@ locals {
         checkpoint_delay       = 300
       }
       access = {
-        read_buckets       = ["levels-production-config", "levels-production-content", "levels-production-deployments"]
-        write_buckets      = ["levels-production-uploads"]
-        consume_queues     = []
-        publish_topics     = ["levels-production-events"]
-        parameter_prefixes = ["/levels/production/api", "/levels/production/app"]
+        read_buckets             = ["levels-production-config", "levels-production-content", "levels-production-deployments"]
+        write_buckets            = ["levels-production-uploads"]
+        consume_queues           = []
+        publish_topics           = ["levels-production-events"]
+        parameter_prefixes       = ["/levels/production/api", "/levels/production/app"]
+        write_parameter_prefixes = []
+        kms_keys                 = [module.data_key.arn]
       }
       bundle = {
         bucket    = "levels-production-deployments"
@@ -65,11 +67,13 @@ locals {
         checkpoint_delay       = 300
       }
       access = {
-        read_buckets       = ["levels-production-uploads", "levels-production-config", "levels-production-deployments"]
-        write_buckets      = ["levels-production-content"]
-        consume_queues     = ["levels-production-jobs"]
-        publish_topics     = []
-        parameter_prefixes = ["/levels/production/worker", "/levels/production/app"]
+        read_buckets             = ["levels-production-uploads", "levels-production-config", "levels-production-deployments"]
+        write_buckets            = ["levels-production-content"]
+        consume_queues           = ["levels-production-jobs"]
+        publish_topics           = []
+        parameter_prefixes       = ["/levels/production/worker", "/levels/production/app"]
+        write_parameter_prefixes = []
+        kms_keys                 = [module.data_key.arn]
       }
       bundle = {
         bucket    = "levels-production-deployments"

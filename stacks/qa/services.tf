@@ -32,11 +32,13 @@ locals {
         checkpoint_delay       = 300
       }
       access = {
-        read_buckets       = ["levels-qa-config", "levels-qa-content", "levels-qa-deployments"]
-        write_buckets      = ["levels-qa-uploads"]
-        consume_queues     = []
-        publish_topics     = ["levels-qa-events"]
-        parameter_prefixes = ["/levels/qa/api", "/levels/qa/app"]
+        read_buckets             = ["levels-qa-config", "levels-qa-content", "levels-qa-deployments"]
+        write_buckets            = ["levels-qa-uploads"]
+        consume_queues           = []
+        publish_topics           = ["levels-qa-events"]
+        parameter_prefixes       = ["/levels/qa/api", "/levels/qa/app"]
+        write_parameter_prefixes = []
+        kms_keys                 = [module.data_key.arn]
       }
       bundle = {
         bucket    = "levels-qa-deployments"
@@ -65,11 +67,13 @@ locals {
         checkpoint_delay       = 300
       }
       access = {
-        read_buckets       = ["levels-qa-uploads", "levels-qa-config", "levels-qa-deployments"]
-        write_buckets      = ["levels-qa-content"]
-        consume_queues     = ["levels-qa-jobs"]
-        publish_topics     = []
-        parameter_prefixes = ["/levels/qa/worker", "/levels/qa/app"]
+        read_buckets             = ["levels-qa-uploads", "levels-qa-config", "levels-qa-deployments"]
+        write_buckets            = ["levels-qa-content"]
+        consume_queues           = ["levels-qa-jobs"]
+        publish_topics           = []
+        parameter_prefixes       = ["/levels/qa/worker", "/levels/qa/app"]
+        write_parameter_prefixes = []
+        kms_keys                 = [module.data_key.arn]
       }
       bundle = {
         bucket    = "levels-qa-deployments"

@@ -32,11 +32,13 @@ locals {
         checkpoint_delay       = 300
       }
       access = {
-        read_buckets       = ["levels-test-config", "levels-test-content", "levels-test-deployments"]
-        write_buckets      = ["levels-test-uploads"]
-        consume_queues     = []
-        publish_topics     = ["levels-test-events"]
-        parameter_prefixes = ["/levels/test/api", "/levels/test/app"]
+        read_buckets             = ["levels-test-config", "levels-test-content", "levels-test-deployments"]
+        write_buckets            = ["levels-test-uploads"]
+        consume_queues           = []
+        publish_topics           = ["levels-test-events"]
+        parameter_prefixes       = ["/levels/test/api", "/levels/test/app"]
+        write_parameter_prefixes = []
+        kms_keys                 = [module.data_key.arn]
       }
       bundle = {
         bucket    = "levels-test-deployments"
@@ -65,11 +67,13 @@ locals {
         checkpoint_delay       = 300
       }
       access = {
-        read_buckets       = ["levels-test-uploads", "levels-test-config", "levels-test-deployments"]
-        write_buckets      = ["levels-test-content"]
-        consume_queues     = ["levels-test-jobs"]
-        publish_topics     = []
-        parameter_prefixes = ["/levels/test/worker", "/levels/test/app"]
+        read_buckets             = ["levels-test-uploads", "levels-test-config", "levels-test-deployments"]
+        write_buckets            = ["levels-test-content"]
+        consume_queues           = ["levels-test-jobs"]
+        publish_topics           = []
+        parameter_prefixes       = ["/levels/test/worker", "/levels/test/app"]
+        write_parameter_prefixes = []
+        kms_keys                 = [module.data_key.arn]
       }
       bundle = {
         bucket    = "levels-test-deployments"

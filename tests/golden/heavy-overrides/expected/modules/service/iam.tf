@@ -29,6 +29,14 @@ locals {
       actions   = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
       resources = [for prefix in var.access.parameter_prefixes : "${local.arn_prefix}:ssm:${local.region}:${local.account}:parameter${prefix}/*"]
     }
+    WriteParameters = {
+      actions   = ["ssm:PutParameter"]
+      resources = [for prefix in var.access.write_parameter_prefixes : "${local.arn_prefix}:ssm:${local.region}:${local.account}:parameter${prefix}/*"]
+    }
+    UseDataKeys = {
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = var.access.kms_keys
+    }
   }
 }
 

@@ -110,13 +110,15 @@ variable "rollout" {
 }
 
 variable "access" {
-  description = "What the fleet's role may touch, by name: buckets to read and write, queues to consume, topics to publish to, parameter prefixes to read."
+  description = "What the fleet's role may touch, by name: buckets to read and write, queues to consume, topics to publish to, parameter prefixes to read and write, and the keys they are encrypted with."
   type = object({
-    read_buckets       = list(string)
-    write_buckets      = list(string)
-    consume_queues     = list(string)
-    publish_topics     = list(string)
-    parameter_prefixes = list(string)
+    read_buckets             = list(string)
+    write_buckets            = list(string)
+    consume_queues           = list(string)
+    publish_topics           = list(string)
+    parameter_prefixes       = list(string)
+    write_parameter_prefixes = optional(list(string), [])
+    kms_keys                 = optional(list(string), [])
   })
 }
 

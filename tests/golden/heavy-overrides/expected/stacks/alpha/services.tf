@@ -37,11 +37,13 @@ locals {
         checkpoint_delay       = 300
       }
       access = {
-        read_buckets       = []
-        write_buckets      = []
-        consume_queues     = []
-        publish_topics     = []
-        parameter_prefixes = ["/heavy/alpha/web"]
+        read_buckets             = []
+        write_buckets            = []
+        consume_queues           = []
+        publish_topics           = []
+        parameter_prefixes       = ["/heavy/alpha/web"]
+        write_parameter_prefixes = []
+        kms_keys                 = [module.data_key.arn]
       }
       bundle = {
         bucket    = null
@@ -70,11 +72,13 @@ locals {
         checkpoint_delay       = 300
       }
       access = {
-        read_buckets       = []
-        write_buckets      = []
-        consume_queues     = ["heavy-alpha-tasks"]
-        publish_topics     = []
-        parameter_prefixes = ["/heavy/alpha/jobs"]
+        read_buckets             = []
+        write_buckets            = []
+        consume_queues           = ["heavy-alpha-tasks"]
+        publish_topics           = []
+        parameter_prefixes       = ["/heavy/alpha/jobs"]
+        write_parameter_prefixes = []
+        kms_keys                 = [module.data_key.arn]
       }
       bundle = {
         bucket    = null

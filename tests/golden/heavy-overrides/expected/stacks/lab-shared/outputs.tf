@@ -33,3 +33,8 @@ output "load_balancer" {
     security_group_id = module.load_balancer.security_group_id
   }
 }
+
+output "ci_role_arn" {
+  description = "The group's CI/CD role."
+  value       = module.ci_role.arn
+}

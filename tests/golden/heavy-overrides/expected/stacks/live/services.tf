@@ -37,11 +37,13 @@ locals {
         checkpoint_delay       = 300
       }
       access = {
-        read_buckets       = []
-        write_buckets      = []
-        consume_queues     = []
-        publish_topics     = []
-        parameter_prefixes = ["/heavy/live/web"]
+        read_buckets             = []
+        write_buckets            = []
+        consume_queues           = []
+        publish_topics           = []
+        parameter_prefixes       = ["/heavy/live/web"]
+        write_parameter_prefixes = []
+        kms_keys                 = [module.data_key.arn]
       }
       bundle = {
         bucket    = null
@@ -70,11 +72,13 @@ locals {
         checkpoint_delay       = 300
       }
       access = {
-        read_buckets       = []
-        write_buckets      = []
-        consume_queues     = ["heavy-live-tasks"]
-        publish_topics     = []
-        parameter_prefixes = ["/heavy/live/jobs"]
+        read_buckets             = []
+        write_buckets            = []
+        consume_queues           = ["heavy-live-tasks"]
+        publish_topics           = []
+        parameter_prefixes       = ["/heavy/live/jobs"]
+        write_parameter_prefixes = []
+        kms_keys                 = [module.data_key.arn]
       }
       bundle = {
         bucket    = null

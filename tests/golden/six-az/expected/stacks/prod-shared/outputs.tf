@@ -31,3 +31,8 @@ output "bastion" {
     security_group_id = module.bastion.security_group_id
   }
 }
+
+output "ci_role_arn" {
+  description = "The group's CI/CD role."
+  value       = module.ci_role.arn
+}

@@ -29,3 +29,8 @@ output "target_group_arn" {
   description = "Target group of a web service; null for a worker."
   value       = local.web ? aws_lb_target_group.this[0].arn : null
 }
+
+output "role_arn" {
+  description = "ARN of the IAM role of the fleet's instances."
+  value       = aws_iam_role.this.arn
+}

@@ -23,3 +23,8 @@ output "app_security_group_ids" {
   description = "Application security group of each environment."
   value       = { for env, access in module.app_access : env => access.security_group_id }
 }
+
+output "ci_role_arn" {
+  description = "The group's CI/CD role."
+  value       = module.ci_role.arn
+}
