@@ -126,6 +126,17 @@ def stacks(ctx: click.Context, as_json: bool) -> None:
     _run(ctx, lambda: stacks_cmd.stacks(ctx.obj["config"], as_json))
 
 
+@cli.command()
+@click.argument("functions", nargs=-1)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="Output folder (default: infra.yaml's folder).")
+@click.pass_context
+def package(ctx: click.Context, functions: tuple[str, ...], out: Path | None) -> None:
+    """Build the deployment zip of each function (all by default) into build/functions/."""
+    from .commands import package as package_cmd
+
+    _run(ctx, lambda: package_cmd.package(ctx.obj["config"], out, functions))
+
+
 def main() -> None:
     cli(prog_name="levels-tf")
 

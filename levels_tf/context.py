@@ -256,8 +256,9 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
         for function_name, function in infra.functions.items():
             if function.on_upload_to == asset_class:
                 readers[function_name] = function_output(function_name, "role_arn")
-                writers[function_name] = function_output(function_name, "role_arn")
                 triggers[function_name] = {"function_arn": function_output(function_name, "arn")}
+            if (function.variants_bucket or function.on_upload_to) == asset_class:
+                writers[function_name] = function_output(function_name, "role_arn")
         buckets[asset_class] = {
             "name": infra.asset_bucket(env, asset_class),
             "versioning": spec.versioning,
@@ -301,18 +302,34 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
     functions = {
         function_name: {
             "name": resource_name(infra, env, function_name),
-            "package_path": Expression(f'"${{path.root}}/../../build/functions/{function_name}.zip"'),
+            "package_path": Expression(f'"${{path.root}}/../../{function_package(function_name)}"'),
             "runtime": function.runtime,
             "memory": function.memory,
             "timeout": function.timeout,
             "concurrency": function.concurrency,
             "source_bucket": infra.asset_bucket(env, function.on_upload_to),
+            "variants_bucket": infra.asset_bucket(env, function.variants_bucket or function.on_upload_to),
             "variants_prefix": function.variants_prefix,
             "backup_bucket": infra.asset_bucket(env, "backup"),
             "sizes": list(function.sizes),
         }
         for function_name, function in infra.functions.items()
     }
+    cdn_classes = [c for c, spec in infra.buckets.items() if spec.cdn]
+    cdn = None
+    if cdn_classes:
+        aliases = list(infra.cdn.aliases.get(env, []))
+        cdn = {
+            "origins": cdn_classes,
+            "settings": {
+                "name": name,
+                "default_origin": "web" if "web" in cdn_classes else cdn_classes[0],
+                "price_class": infra.cdn.price_class,
+                "aliases": aliases,
+                "certificate_arn": infra.cdn.certificate_arn if aliases else None,
+                "dns_zone_id": infra.dns.zone_id if aliases and infra.dns else None,
+            },
+        }
     prefixes = {
         prefix_name: {
             "parameters": list(prefix.parameters),
@@ -331,6 +348,7 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
         "topics": topics,
         "topic_subscriptions": subscriptions,
         "functions": functions,
+        "cdn": cdn,
         "parameters": {
             "name": name,
             "path": f"/{infra.project}/{env}",
@@ -361,6 +379,11 @@ def ci(infra: Infra, group_name: str) -> dict[str, Any]:
         "read_parameter_paths": reads,
         "write_parameter_paths": writes,
     }
+
+
+def function_package(name: str) -> str:
+    """Where `levels-tf package` writes a function's zip, relative to the output root."""
+    return f"build/functions/{name}.zip"
 
 
 def group_infra(config: Config, group: str) -> Infra:

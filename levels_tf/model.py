@@ -252,7 +252,7 @@ class BucketClass(Record):
 @record
 class Cdn(Record):
     price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
-    certificate_arn: str | None = None
+    certificate_arn: Annotated[CertificateArn | None, Doc("ACM certificate in us-east-1 covering every alias.")] = None
     aliases: Annotated[dict[Name, list[str]], Doc("Hostnames per environment.")] = _dict()
 
 
@@ -272,10 +272,15 @@ class Topic(Record):
 class Function(Record):
     """The image function: variants of every upload, and a copy of the original in the backup bucket."""
 
+    code: Annotated[Literal["image-variants"], Doc("Which of levels-tf's functions runs.")] = "image-variants"
     runtime: Literal["python3.11", "python3.12", "python3.13"] = "python3.12"
     on_upload_to: Name
     sizes: Annotated[list[Annotated[int, Range(16, 8192)]], Length(1)]
     variants_prefix: Annotated[str, Pattern(r"[a-z0-9][a-z0-9/_-]*/", "a key prefix ending in '/', e.g. variants/")] = "variants/"
+    variants_bucket: Annotated[
+        Name | None,
+        Doc("Asset class receiving the variants; default the uploads bucket itself, under variants_prefix."),
+    ] = None
     memory: Annotated[int, Range(128, 10240)] = 512
     timeout: Annotated[int, Range(1, 900)] = 60
     concurrency: Annotated[int, Range(1, 1000)] = 10

@@ -27,6 +27,7 @@ MODULE_FILES = {
     "function": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
     "parameters": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
     "ci-role": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
+    "cdn": ("versions.tf", "variables.tf", "main.tf", "policies.tf", "waf.tf", "dns.tf", "outputs.tf"),
     "service": (
         "versions.tf",
         "variables.tf",

@@ -206,12 +206,16 @@ def _references(infra: Infra, doc: Document) -> list[Problem]:
             ref(("topics", name, "subscribers", i), "queue", subscriber.split(".", 1)[1], infra.queues)
     for name, function in infra.functions.items():
         ref(("functions", name, "on_upload_to"), "bucket", function.on_upload_to, infra.buckets)
+        if function.variants_bucket is not None:
+            ref(("functions", name, "variants_bucket"), "bucket", function.variants_bucket, infra.buckets)
     principals = list(infra.services) + list(PRINCIPALS)
     for name, prefix in infra.secrets.prefixes.items():
         for mode in ("read", "write"):
             for i, who in enumerate(getattr(prefix, mode)):
                 ref(("secrets", "prefixes", name, mode, i), "service or principal", who, principals)
     environments = infra.all_environments
+    if any(infra.cdn.aliases.values()) and not infra.cdn.certificate_arn:
+        problems.append(doc.problem(("cdn", "aliases"), "aliases need cdn.certificate_arn, an ACM certificate in us-east-1 covering them"))
     for env in infra.cdn.aliases:
         if env not in environments:
             problems.append(doc.problem(("cdn", "aliases", env), _unknown("environment", env, environments), key=True))

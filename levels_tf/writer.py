@@ -256,3 +256,28 @@ def create_new(folder: Path, files: dict[str, str]) -> list[Path]:
             _unlink(path)
         raise WriteError(f"{exc.filename or folder}: cannot write: {exc.strerror}") from None
     return created
+
+
+def write_artifact(path: Path, data: bytes) -> bool:
+    """Replace the build artifact at `path` atomically when its bytes change.
+
+    Artifacts (function zips) are built, not generated from templates: they
+    are not in the manifest, and `render` leaves them alone. True when
+    written.
+    """
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise WriteError(f"{path}: cannot read: {exc.strerror}") from None
+    temp = path.with_name(path.name + STAGED_SUFFIX)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp.write_bytes(data)
+        os.replace(temp, path)
+    except OSError as exc:
+        _unlink(temp)
+        raise WriteError(f"{exc.filename or path}: cannot write: {exc.strerror}") from None
+    return True

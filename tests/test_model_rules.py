@@ -347,6 +347,7 @@ secrets:
     app: {read: [api, apii, ci], write: [robot]}
 cdn:
   aliases: {prod: [www.example.com]}
+  certificate_arn: arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0
 """
 
 
@@ -673,3 +674,10 @@ def test_load_config_reports_the_file_name(tmp_path):
     (problem,) = info.value.problems
     assert problem.file == str(path)
     assert problem.format().startswith(f"{path}:{line_of(text, 'cidr: 10.0.0.0/16', nth=2)}:")
+
+
+def test_cdn_aliases_need_a_certificate():
+    text = make(extra="cdn:\n  aliases: {production: [www.shop.example]}\n")
+    problem = only(text)
+    assert problem.path == "cdn.aliases"
+    assert problem.message.startswith("aliases need cdn.certificate_arn")

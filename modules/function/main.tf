@@ -10,6 +10,7 @@ data "aws_partition" "current" {}
 locals {
   partition = data.aws_partition.current.partition
   source    = "arn:${local.partition}:s3:::${var.source_bucket}"
+  variants  = "arn:${local.partition}:s3:::${var.variants_bucket}"
   backup    = "arn:${local.partition}:s3:::${var.backup_bucket}"
 }
 
@@ -71,21 +72,29 @@ resource "aws_iam_role" "this" {
 }
 
 data "aws_iam_policy_document" "this" {
+  # The exact version in the event is read and copied; ListBucket makes a
+  # deleted object a 404 (skipped) rather than a 403 (retried).
   statement {
     sid       = "ReadOriginals"
-    actions   = ["s3:GetObject"]
+    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectVersionTagging"]
     resources = ["${local.source}/*"]
+  }
+
+  statement {
+    sid       = "ListOriginals"
+    actions   = ["s3:ListBucket"]
+    resources = [local.source]
   }
 
   statement {
     sid       = "WriteVariants"
     actions   = ["s3:PutObject"]
-    resources = ["${local.source}/${var.variants_prefix}*"]
+    resources = ["${local.variants}/${var.variants_prefix}*"]
   }
 
   statement {
     sid       = "CopyOriginalsToBackup"
-    actions   = ["s3:PutObject"]
+    actions   = ["s3:PutObject", "s3:PutObjectTagging"]
     resources = ["${local.backup}/*"]
   }
 
@@ -139,6 +148,7 @@ resource "aws_lambda_function" "this" {
   environment {
     variables = {
       SIZES           = join(",", [for size in var.sizes : tostring(size)])
+      VARIANTS_BUCKET = var.variants_bucket
       VARIANTS_PREFIX = var.variants_prefix
       BACKUP_BUCKET   = var.backup_bucket
     }

@@ -135,8 +135,42 @@ module "bucket" {
   log_bucket           = module.log_bucket.name
   readers              = local.bucket_access[each.key].readers
   writers              = local.bucket_access[each.key].writers
-  cdn_distribution_arn = null
+  cdn_distribution_arn = each.value.cdn ? module.cdn.distribution_arn : null
   lambda_triggers      = local.bucket_access[each.key].lambda_triggers
+}
+
+# CloudFront in front of the served buckets: HTTPS only, each bucket
+# reachable only through it (origin access control), one path per bucket.
+module "cdn" {
+  source = "../../modules/cdn"
+
+  providers = {
+    aws           = aws
+    aws.us_east_1 = aws.us_east_1
+  }
+
+  origins = {
+    uploads = {
+      bucket_name                 = module.bucket["uploads"].name
+      bucket_regional_domain_name = module.bucket["uploads"].regional_domain_name
+    }
+    content = {
+      bucket_name                 = module.bucket["content"].name
+      bucket_regional_domain_name = module.bucket["content"].regional_domain_name
+    }
+    web = {
+      bucket_name                 = module.bucket["web"].name
+      bucket_regional_domain_name = module.bucket["web"].regional_domain_name
+    }
+  }
+  log_bucket_domain_name = module.log_bucket.domain_name
+
+  name            = "levels-test"
+  default_origin  = "web"
+  price_class     = "PriceClass_100"
+  aliases         = []
+  certificate_arn = null
+  dns_zone_id     = null
 }
 
 locals {
@@ -203,6 +237,7 @@ locals {
       timeout         = 60
       concurrency     = 10
       source_bucket   = "levels-test-uploads"
+      variants_bucket = "levels-test-uploads"
       variants_prefix = "variants/"
       backup_bucket   = "levels-test-backup"
       sizes           = [320, 640, 1280]
@@ -221,6 +256,7 @@ module "function" {
   timeout         = each.value.timeout
   concurrency     = each.value.concurrency
   source_bucket   = each.value.source_bucket
+  variants_bucket = each.value.variants_bucket
   variants_prefix = each.value.variants_prefix
   backup_bucket   = each.value.backup_bucket
   sizes           = each.value.sizes

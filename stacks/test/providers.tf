@@ -15,3 +15,22 @@ provider "aws" {
     }
   }
 }
+
+# CloudFront's certificate and firewall live in us-east-1, wherever the
+# environment runs.
+provider "aws" {
+  alias  = "us_east_1"
+  region = "us-east-1"
+
+  default_tags {
+    tags = {
+      CostCenter  = "levels"
+      Owner       = "platform"
+      Project     = "levels"
+      VpcGroup    = "nonprod"
+      Stack       = "test"
+      ManagedBy   = "levels-tf"
+      Environment = "test"
+    }
+  }
+}

@@ -41,8 +41,13 @@ variable "source_bucket" {
   type        = string
 }
 
+variable "variants_bucket" {
+  description = "Bucket receiving the variants: the source bucket itself, or another one (then no variant triggers the function again)."
+  type        = string
+}
+
 variable "variants_prefix" {
-  description = "Key prefix of the variants in the source bucket; the function never processes keys under it."
+  description = "Key prefix of the variants; the function never processes keys under it."
   type        = string
 }
 

@@ -73,8 +73,34 @@ module "bucket" {
   log_bucket           = module.log_bucket.name
   readers              = local.bucket_access[each.key].readers
   writers              = local.bucket_access[each.key].writers
-  cdn_distribution_arn = null
+  cdn_distribution_arn = each.value.cdn ? module.cdn.distribution_arn : null
   lambda_triggers      = local.bucket_access[each.key].lambda_triggers
+}
+
+# CloudFront in front of the served buckets: HTTPS only, each bucket
+# reachable only through it (origin access control), one path per bucket.
+module "cdn" {
+  source = "../../modules/cdn"
+
+  providers = {
+    aws           = aws
+    aws.us_east_1 = aws.us_east_1
+  }
+
+  origins = {
+    media = {
+      bucket_name                 = module.bucket["media"].name
+      bucket_regional_domain_name = module.bucket["media"].regional_domain_name
+    }
+  }
+  log_bucket_domain_name = module.log_bucket.domain_name
+
+  name            = "heavy-live"
+  default_origin  = "media"
+  price_class     = "PriceClass_100"
+  aliases         = []
+  certificate_arn = null
+  dns_zone_id     = null
 }
 
 locals {

@@ -16,3 +16,23 @@ provider "aws" {
     }
   }
 }
+
+# CloudFront's certificate and firewall live in us-east-1, wherever the
+# environment runs.
+provider "aws" {
+  alias  = "us_east_1"
+  region = "us-east-1"
+
+  default_tags {
+    tags = {
+      Criticality = "high"
+      DataClass   = "internal"
+      Owner       = "platform"
+      Project     = "heavy"
+      VpcGroup    = "live"
+      Stack       = "live"
+      ManagedBy   = "levels-tf"
+      Environment = "live"
+    }
+  }
+}

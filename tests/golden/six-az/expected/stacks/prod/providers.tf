@@ -14,3 +14,21 @@ provider "aws" {
     }
   }
 }
+
+# CloudFront's certificate and firewall live in us-east-1, wherever the
+# environment runs.
+provider "aws" {
+  alias  = "us_east_1"
+  region = "us-east-1"
+
+  default_tags {
+    tags = {
+      Team        = "core"
+      Project     = "wide"
+      VpcGroup    = "prod"
+      Stack       = "prod"
+      ManagedBy   = "levels-tf"
+      Environment = "prod"
+    }
+  }
+}

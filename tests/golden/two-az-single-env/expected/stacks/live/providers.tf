@@ -13,3 +13,20 @@ provider "aws" {
     }
   }
 }
+
+# CloudFront's certificate and firewall live in us-east-1, wherever the
+# environment runs.
+provider "aws" {
+  alias  = "us_east_1"
+  region = "us-east-1"
+
+  default_tags {
+    tags = {
+      Project     = "tiny"
+      VpcGroup    = "main"
+      Stack       = "live"
+      ManagedBy   = "levels-tf"
+      Environment = "live"
+    }
+  }
+}

@@ -1,0 +1,83 @@
+"""The one place that starts other programs.
+
+Every command is an argv list, never a shell line. The executable is found
+first, so a missing tool is one clear message; a failure carries the
+command, its exit code and the end of its output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .errors import LevelsError
+
+OUTPUT_LINES = 20
+
+
+class ToolError(LevelsError):
+    """A program could not be run, or failed."""
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def find(program: str, advice: str = "") -> str:
+    """The path of `program` (a name on PATH or a path), or a ToolError."""
+    found = shutil.which(program)
+    if found is None:
+        hint = f"; {advice}" if advice else ""
+        raise ToolError(f"{program} is not installed or not on PATH{hint}")
+    return found
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    advice: str = "",
+) -> Result:
+    """Run `argv` to completion, capturing its output."""
+    executable = find(argv[0], advice)
+    command = (executable, *argv[1:])
+    merged = dict(os.environ) if env is None else dict(env)
+    try:
+        completed = subprocess.run(
+            command,
+            cwd=cwd,
+            env=merged,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"{_shown(argv)} did not finish in {timeout:g} s") from None
+    except OSError as exc:
+        raise ToolError(f"could not run {_shown(argv)}: {exc.strerror or exc}") from None
+    result = Result(tuple(argv), completed.returncode, completed.stdout, completed.stderr)
+    if check and result.returncode != 0:
+        raise ToolError(failure(result))
+    return result
+
+
+def failure(result: Result) -> str:
+    lines = (result.stderr.strip() or result.stdout.strip()).splitlines()[-OUTPUT_LINES:]
+    detail = "\n".join("  " + line for line in lines)
+    return f"{_shown(result.argv)} failed (exit {result.returncode})" + (f":\n{detail}" if detail else "")
+
+
+def _shown(argv: Sequence[str]) -> str:
+    return " ".join(argv[:4]) + (" ..." if len(argv) > 4 else "")
