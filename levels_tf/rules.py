@@ -204,6 +204,12 @@ def _references(infra: Infra, doc: Document) -> list[Problem]:
     for name, topic in infra.topics.items():
         for i, subscriber in enumerate(topic.subscribers):
             ref(("topics", name, "subscribers", i), "queue", subscriber.split(".", 1)[1], infra.queues)
+    watched = {function.on_upload_to for function in infra.functions.values()}
+    for name, bucket in infra.buckets.items():
+        if bucket.backup and name not in watched:
+            problems.append(
+                doc.problem(("buckets", name, "backup"), f"originals are copied to the backup bucket by a function: add one with on_upload_to: {name}")
+            )
     for name, function in infra.functions.items():
         ref(("functions", name, "on_upload_to"), "bucket", function.on_upload_to, infra.buckets)
         if function.variants_bucket is not None:

@@ -168,3 +168,103 @@ def test_load_balancer_drops_invalid_headers_and_redirects_http(rendered):
         if config.infra.web_services():
             assert calls["load_balancer"]["deletion_protection"] is group.deletion_protection
             assert calls["load_balancer"]["ssl_policy"].startswith("ELBSecurityPolicy-TLS13-")
+
+
+# --- data (buckets, database, messaging, secrets) -----------------------------------
+
+
+def _policy_statements(parsed, path_prefix: str) -> list[dict]:
+    statements = []
+    for path, body in parsed.items():
+        if path.startswith(path_prefix):
+            for block in body.get("data", []):
+                for _, documents in block.get("aws_iam_policy_document", {}).items():
+                    statements.extend(documents.get("statement", []))
+    return statements
+
+
+@pytest.mark.parametrize("module", ["bucket", "log-bucket", "load-balancer"])
+def test_every_bucket_is_private_encrypted_and_tls_only(rendered, module):
+    _, parsed = rendered
+    prefix = f"modules/{module}/"
+    buckets = [r for r in resources(parsed, "aws_s3_bucket") if r[0].startswith(prefix)]
+    assert len(buckets) == 1
+    (_, _, block), = [r for r in resources(parsed, "aws_s3_bucket_public_access_block") if r[0].startswith(prefix)]
+    for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
+        assert block[flag] is True, (module, flag)
+    (_, _, sse), = [r for r in resources(parsed, "aws_s3_bucket_server_side_encryption_configuration") if r[0].startswith(prefix)]
+    algorithm = sse["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"]
+    assert algorithm == ("aws:kms" if module == "bucket" else "AES256"), module
+    denies = [s for s in _policy_statements(parsed, prefix) if s.get("effect") == "Deny"]
+    assert any(
+        c["variable"] == "aws:SecureTransport" and c["values"] == ["false"] for s in denies for c in s.get("condition", [])
+    ), module
+    for path, _, acl in resources(parsed, "aws_s3_bucket_acl"):
+        pytest.fail(f"{path}: bucket ACLs are never granted")
+
+
+def test_the_database_admits_only_application_groups(rendered):
+    config, parsed = rendered
+    rules = [r for r in resources(parsed, "aws_vpc_security_group_ingress_rule") if r[0].startswith("modules/database/")]
+    assert len(rules) == 1
+    _, _, rule = rules[0]
+    assert rule["for_each"] == "${var.client_security_group_ids}"
+    assert rule["referenced_security_group_id"] == "${each.value}"
+    assert "cidr_ipv4" not in rule and "cidr_ipv6" not in rule
+    if config.infra.database is None:
+        return
+    for group in config.infra.vpc_groups:
+        calls = dict(module_calls(parsed, f"{group}-shared"))
+        clients = calls["database"]["client_security_group_ids"]
+        assert clients == "${{for env, access in module.app_access : env => access.security_group_id}}"
+        assert "bastion" not in str(calls["database"])
+
+
+def test_cluster_queues_topics_and_parameters_are_encrypted(rendered):
+    _, parsed = rendered
+    (_, _, cluster), = resources(parsed, "aws_rds_cluster")
+    assert cluster["storage_encrypted"] is True
+    assert cluster["kms_key_id"] == "${aws_kms_key.this.arn}"
+    assert cluster["iam_database_authentication_enabled"] is True
+    for kind in ("aws_sqs_queue",):
+        for path, name, queue in resources(parsed, kind):
+            assert queue.get("kms_master_key_id"), f"{path}: {name}"
+    for path, name, topic in resources(parsed, "aws_sns_topic"):
+        assert topic.get("kms_master_key_id"), f"{path}: {name}"
+    for path, name, parameter in resources(parsed, "aws_ssm_parameter"):
+        assert parameter["type"] == "SecureString" and parameter["key_id"] == "${var.kms_key_arn}"
+    for path, name, secret in resources(parsed, "aws_secretsmanager_secret"):
+        assert secret["kms_key_id"] == "${var.kms_key_arn}"
+
+
+def test_no_secret_value_is_ever_written(rendered):
+    config, parsed = rendered
+    (_, _, cluster), = resources(parsed, "aws_rds_cluster")
+    assert cluster["manage_master_user_password"] is True
+    assert "master_password" not in cluster
+    for path, _, parameter in resources(parsed, "aws_ssm_parameter"):
+        assert parameter["value"] == "${local.placeholder}"
+        assert parameter["lifecycle"][0]["ignore_changes"] == ["${value}"] or parameter["lifecycle"][0]["ignore_changes"] == ["value"]
+    for path, _, version in resources(parsed, "aws_secretsmanager_secret_version"):
+        assert version["secret_string"] == "${local.placeholder}"
+    for path, body in parsed.items():
+        for block in body.get("output", []):
+            for name, output in block.items():
+                assert "sensitive" not in output, f"{path}: output {name} would hide a secret; none may be output"
+                assert "password" not in str(output["value"]).lower() or "secret_arn" in str(output["value"]), path
+
+
+def test_no_literal_credentials_in_any_rendered_file(rendered):
+    import re
+
+    config, _ = rendered
+    from levels_tf.render import render as render_files
+
+    patterns = [
+        re.compile(r"AKIA[0-9A-Z]{16}"),
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+        re.compile(r"(?i)(password|secret)\s*=\s*\"(?!set-me-out-of-band)[^\"$]{6,}\""),
+    ]
+    for path, text in render_files(config).items():
+        for pattern in patterns:
+            assert not pattern.search(text), f"{path}: {pattern.pattern}"

@@ -41,7 +41,7 @@ locals {
         write_buckets            = []
         consume_queues           = []
         publish_topics           = []
-        parameter_prefixes       = ["/heavy/alpha/web"]
+        parameter_prefixes       = ["/heavy/alpha/web", "/heavy/alpha/shared"]
         write_parameter_prefixes = []
         kms_keys                 = [module.data_key.arn]
       }
@@ -76,7 +76,7 @@ locals {
         write_buckets            = []
         consume_queues           = ["heavy-alpha-tasks"]
         publish_topics           = []
-        parameter_prefixes       = ["/heavy/alpha/jobs"]
+        parameter_prefixes       = ["/heavy/alpha/jobs", "/heavy/alpha/shared"]
         write_parameter_prefixes = []
         kms_keys                 = [module.data_key.arn]
       }

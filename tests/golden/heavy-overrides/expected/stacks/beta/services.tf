@@ -41,7 +41,7 @@ locals {
         write_buckets            = []
         consume_queues           = []
         publish_topics           = []
-        parameter_prefixes       = ["/heavy/beta/web"]
+        parameter_prefixes       = ["/heavy/beta/web", "/heavy/beta/shared"]
         write_parameter_prefixes = []
         kms_keys                 = [module.data_key.arn]
       }
@@ -76,7 +76,7 @@ locals {
         write_buckets            = []
         consume_queues           = ["heavy-beta-tasks"]
         publish_topics           = []
-        parameter_prefixes       = ["/heavy/beta/jobs"]
+        parameter_prefixes       = ["/heavy/beta/jobs", "/heavy/beta/shared"]
         write_parameter_prefixes = []
         kms_keys                 = [module.data_key.arn]
       }

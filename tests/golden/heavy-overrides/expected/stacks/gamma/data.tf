@@ -25,6 +25,13 @@ locals {
       archive_after_days = null
       cdn                = true
     }
+    thumbs = {
+      name               = "heavy-assets-gamma-thumbs"
+      versioning         = true
+      noncurrent_days    = 90
+      archive_after_days = null
+      cdn                = true
+    }
     deploys = {
       name               = "heavy-assets-gamma-deploys"
       versioning         = true
@@ -44,8 +51,21 @@ locals {
   # Who may read and write each bucket, and the functions its new objects invoke.
   bucket_access = {
     media = {
-      readers         = {}
-      writers         = {}
+      readers = {
+        thumbnails = module.function["thumbnails"].role_arn
+      }
+      writers = {}
+      lambda_triggers = {
+        thumbnails = {
+          function_arn = module.function["thumbnails"].arn
+        }
+      }
+    }
+    thumbs = {
+      readers = {}
+      writers = {
+        thumbnails = module.function["thumbnails"].role_arn
+      }
       lambda_triggers = {}
     }
     deploys = {
@@ -54,8 +74,10 @@ locals {
       lambda_triggers = {}
     }
     backup = {
-      readers         = {}
-      writers         = {}
+      readers = {}
+      writers = {
+        thumbnails = module.function["thumbnails"].role_arn
+      }
       lambda_triggers = {}
     }
   }
@@ -92,12 +114,16 @@ module "cdn" {
       bucket_name                 = module.bucket["media"].name
       bucket_regional_domain_name = module.bucket["media"].regional_domain_name
     }
+    thumbs = {
+      bucket_name                 = module.bucket["thumbs"].name
+      bucket_regional_domain_name = module.bucket["thumbs"].regional_domain_name
+    }
   }
   log_bucket_domain_name = module.log_bucket.domain_name
 
   name            = "heavy-gamma"
   default_origin  = "media"
-  price_class     = "PriceClass_100"
+  price_class     = "PriceClass_All"
   aliases         = []
   certificate_arn = null
   dns_zone_id     = null
@@ -131,14 +157,58 @@ module "queue" {
   publisher_topic_arns = local.queue_publishers[each.key]
 }
 
+locals {
+  functions = {
+    thumbnails = {
+      name            = "heavy-gamma-thumbnails"
+      package_path    = "${path.root}/../../build/functions/thumbnails.zip"
+      runtime         = "python3.12"
+      memory          = 1024
+      timeout         = 60
+      concurrency     = 4
+      source_bucket   = "heavy-assets-gamma-media"
+      variants_bucket = "heavy-assets-gamma-thumbs"
+      variants_prefix = "sized/"
+      backup_bucket   = "heavy-assets-gamma-backup"
+      sizes           = [96, 480]
+    }
+  }
+}
+
+module "function" {
+  source   = "../../modules/function"
+  for_each = local.functions
+
+  name            = each.value.name
+  package_path    = each.value.package_path
+  runtime         = each.value.runtime
+  memory          = each.value.memory
+  timeout         = each.value.timeout
+  concurrency     = each.value.concurrency
+  source_bucket   = each.value.source_bucket
+  variants_bucket = each.value.variants_bucket
+  variants_prefix = each.value.variants_prefix
+  backup_bucket   = each.value.backup_bucket
+  sizes           = each.value.sizes
+  kms_key_arn     = module.data_key.arn
+  vpc_id          = local.network.vpc_id
+  subnet_ids      = local.network.private_subnet_ids
+}
+
 # Parameters under /heavy/gamma/<prefix>/: declared here, values set out of band.
 module "parameters" {
   source = "../../modules/parameters"
 
   kms_key_arn = module.data_key.arn
 
-  name     = "heavy-gamma"
-  path     = "/heavy/gamma"
-  store    = "ssm"
-  prefixes = {}
+  name  = "heavy-gamma"
+  path  = "/heavy/gamma"
+  store = "secretsmanager"
+  prefixes = {
+    shared = {
+      parameters       = ["api_token"]
+      developers_read  = false
+      developers_write = true
+    }
+  }
 }

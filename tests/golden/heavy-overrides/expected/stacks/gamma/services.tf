@@ -41,7 +41,7 @@ locals {
         write_buckets            = []
         consume_queues           = []
         publish_topics           = []
-        parameter_prefixes       = ["/heavy/gamma/web"]
+        parameter_prefixes       = ["/heavy/gamma/web", "/heavy/gamma/shared"]
         write_parameter_prefixes = []
         kms_keys                 = [module.data_key.arn]
       }
@@ -76,7 +76,7 @@ locals {
         write_buckets            = []
         consume_queues           = ["heavy-gamma-tasks"]
         publish_topics           = []
-        parameter_prefixes       = ["/heavy/gamma/jobs"]
+        parameter_prefixes       = ["/heavy/gamma/jobs", "/heavy/gamma/shared"]
         write_parameter_prefixes = []
         kms_keys                 = [module.data_key.arn]
       }

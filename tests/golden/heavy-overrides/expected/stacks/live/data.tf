@@ -25,6 +25,13 @@ locals {
       archive_after_days = null
       cdn                = true
     }
+    thumbs = {
+      name               = "heavy-assets-live-thumbs"
+      versioning         = true
+      noncurrent_days    = 90
+      archive_after_days = null
+      cdn                = true
+    }
     deploys = {
       name               = "heavy-assets-live-deploys"
       versioning         = true
@@ -44,8 +51,21 @@ locals {
   # Who may read and write each bucket, and the functions its new objects invoke.
   bucket_access = {
     media = {
-      readers         = {}
-      writers         = {}
+      readers = {
+        thumbnails = module.function["thumbnails"].role_arn
+      }
+      writers = {}
+      lambda_triggers = {
+        thumbnails = {
+          function_arn = module.function["thumbnails"].arn
+        }
+      }
+    }
+    thumbs = {
+      readers = {}
+      writers = {
+        thumbnails = module.function["thumbnails"].role_arn
+      }
       lambda_triggers = {}
     }
     deploys = {
@@ -54,8 +74,10 @@ locals {
       lambda_triggers = {}
     }
     backup = {
-      readers         = {}
-      writers         = {}
+      readers = {}
+      writers = {
+        thumbnails = module.function["thumbnails"].role_arn
+      }
       lambda_triggers = {}
     }
   }
@@ -92,14 +114,18 @@ module "cdn" {
       bucket_name                 = module.bucket["media"].name
       bucket_regional_domain_name = module.bucket["media"].regional_domain_name
     }
+    thumbs = {
+      bucket_name                 = module.bucket["thumbs"].name
+      bucket_regional_domain_name = module.bucket["thumbs"].regional_domain_name
+    }
   }
   log_bucket_domain_name = module.log_bucket.domain_name
 
   name            = "heavy-live"
   default_origin  = "media"
-  price_class     = "PriceClass_100"
-  aliases         = []
-  certificate_arn = null
+  price_class     = "PriceClass_All"
+  aliases         = ["media.heavy.example.org"]
+  certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/2b3c4d5e-6f70-8192-a3b4-c5d6e7f8091a"
   dns_zone_id     = null
 }
 
@@ -131,14 +157,58 @@ module "queue" {
   publisher_topic_arns = local.queue_publishers[each.key]
 }
 
+locals {
+  functions = {
+    thumbnails = {
+      name            = "heavy-live-thumbnails"
+      package_path    = "${path.root}/../../build/functions/thumbnails.zip"
+      runtime         = "python3.12"
+      memory          = 1024
+      timeout         = 60
+      concurrency     = 4
+      source_bucket   = "heavy-assets-live-media"
+      variants_bucket = "heavy-assets-live-thumbs"
+      variants_prefix = "sized/"
+      backup_bucket   = "heavy-assets-live-backup"
+      sizes           = [96, 480]
+    }
+  }
+}
+
+module "function" {
+  source   = "../../modules/function"
+  for_each = local.functions
+
+  name            = each.value.name
+  package_path    = each.value.package_path
+  runtime         = each.value.runtime
+  memory          = each.value.memory
+  timeout         = each.value.timeout
+  concurrency     = each.value.concurrency
+  source_bucket   = each.value.source_bucket
+  variants_bucket = each.value.variants_bucket
+  variants_prefix = each.value.variants_prefix
+  backup_bucket   = each.value.backup_bucket
+  sizes           = each.value.sizes
+  kms_key_arn     = module.data_key.arn
+  vpc_id          = local.network.vpc_id
+  subnet_ids      = local.network.private_subnet_ids
+}
+
 # Parameters under /heavy/live/<prefix>/: declared here, values set out of band.
 module "parameters" {
   source = "../../modules/parameters"
 
   kms_key_arn = module.data_key.arn
 
-  name     = "heavy-live"
-  path     = "/heavy/live"
-  store    = "ssm"
-  prefixes = {}
+  name  = "heavy-live"
+  path  = "/heavy/live"
+  store = "secretsmanager"
+  prefixes = {
+    shared = {
+      parameters       = ["api_token"]
+      developers_read  = false
+      developers_write = true
+    }
+  }
 }

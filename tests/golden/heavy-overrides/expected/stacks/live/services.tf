@@ -41,7 +41,7 @@ locals {
         write_buckets            = []
         consume_queues           = []
         publish_topics           = []
-        parameter_prefixes       = ["/heavy/live/web"]
+        parameter_prefixes       = ["/heavy/live/web", "/heavy/live/shared"]
         write_parameter_prefixes = []
         kms_keys                 = [module.data_key.arn]
       }
@@ -76,7 +76,7 @@ locals {
         write_buckets            = []
         consume_queues           = ["heavy-live-tasks"]
         publish_topics           = []
-        parameter_prefixes       = ["/heavy/live/jobs"]
+        parameter_prefixes       = ["/heavy/live/jobs", "/heavy/live/shared"]
         write_parameter_prefixes = []
         kms_keys                 = [module.data_key.arn]
       }
