@@ -108,12 +108,15 @@ def schema(ctx: click.Context) -> None:
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="Output folder (default: infra.yaml's folder).")
 @click.option("--check", is_flag=True, help="Write nothing; show a diff and exit 1 when the tree is stale.")
+@click.option("--aws-endpoint", metavar="URL", help="Point every AWS service at one endpoint (an emulator such as moto).")
+@click.option("--backend", type=click.Choice(["s3", "local"]), help="Override state.backend, e.g. local for a rehearsal.")
 @click.pass_context
-def render(ctx: click.Context, out: Path | None, check: bool) -> None:
+def render(ctx: click.Context, out: Path | None, check: bool, aws_endpoint: str | None, backend: str | None) -> None:
     """Render modules/, stacks/ and packer/ from infra.yaml."""
     from .commands import render as render_cmd
+    from .options import RenderOptions
 
-    _run(ctx, lambda: render_cmd.render(ctx.obj["config"], out, check))
+    _run(ctx, lambda: render_cmd.render(ctx.obj["config"], out, check, RenderOptions(aws_endpoint, backend)))
 
 
 @cli.command()

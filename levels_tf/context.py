@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from . import __version__, regions, subnets
 from .hcl import Expression
+from .options import ENDPOINT_SERVICES, endpoint_settings
 from .model import Infra, as_dict
 from .stacks import ENVIRONMENT, Stack, shared_name
 from .validation import Config
@@ -25,8 +26,9 @@ CI_ROLE = Expression("data.terraform_remote_state.shared.outputs.ci_role_arn")
 CI_UPLOADS = ("deployments", "web")
 
 
-def common(infra: Infra) -> dict[str, Any]:
+def common(infra: Infra, endpoint: str | None = None) -> dict[str, Any]:
     return {
+        "emulator": {"endpoint": endpoint, "services": list(ENDPOINT_SERVICES)} if endpoint else None,
         "project": infra.project,
         "region": infra.region,
         "terraform_version": TERRAFORM_VERSION,
@@ -36,34 +38,34 @@ def common(infra: Infra) -> dict[str, Any]:
     }
 
 
-def backend(infra: Infra, stack: Stack) -> dict[str, Any]:
+def backend(infra: Infra, stack: Stack, endpoint: str | None = None) -> dict[str, Any]:
     if infra.state.backend == "local":
         return {"type": "local", "settings": {"path": "terraform.tfstate"}}
-    return {
-        "type": "s3",
-        "settings": {
-            "bucket": infra.state_bucket(stack.group),
-            "key": stack.state_key,
-            "region": infra.region,
-            "encrypt": True,
-            "use_lockfile": True,
-        },
+    settings: dict[str, Any] = {
+        "bucket": infra.state_bucket(stack.group),
+        "key": stack.state_key,
+        "region": infra.region,
+        "encrypt": True,
+        "use_lockfile": True,
     }
+    if endpoint:
+        settings.update(endpoint_settings(endpoint))
+    return {"type": "s3", "settings": settings}
 
 
-def remote_state(infra: Infra, stack: Stack) -> dict[str, Any]:
+def remote_state(infra: Infra, stack: Stack, endpoint: str | None = None) -> dict[str, Any]:
     """How an environment stack reads the outputs of its shared stack."""
     shared = Stack(shared_name(stack.group), "shared", stack.group)
     if infra.state.backend == "local":
         return {"backend": "local", "config": {"path": f"../{shared.name}/terraform.tfstate"}}
-    return {
-        "backend": "s3",
-        "config": {
-            "bucket": infra.state_bucket(stack.group),
-            "key": shared.state_key,
-            "region": infra.region,
-        },
+    config: dict[str, Any] = {
+        "bucket": infra.state_bucket(stack.group),
+        "key": shared.state_key,
+        "region": infra.region,
     }
+    if endpoint:
+        config.update(endpoint_settings(endpoint))
+    return {"backend": "s3", "config": config}
 
 
 def default_tags(infra: Infra, stack: Stack) -> dict[str, str]:
@@ -414,7 +416,8 @@ def stack_context(config: Config, stack: Stack) -> dict[str, Any]:
         infra = config.environments[stack.environment]
     else:
         infra = group_infra(config, stack.group)
-    context = common(infra)
+    endpoint = config.options.aws_endpoint
+    context = common(infra, endpoint)
     context.update(
         {
             "stack": {
@@ -424,12 +427,12 @@ def stack_context(config: Config, stack: Stack) -> dict[str, Any]:
                 "environment": stack.environment,
                 "production": infra.vpc_groups[stack.group].production,
             },
-            "backend": backend(infra, stack),
+            "backend": backend(infra, stack, endpoint),
             "default_tags": default_tags(infra, stack),
         }
     )
     if stack.kind == ENVIRONMENT:
-        context["remote_state"] = remote_state(infra, stack)
+        context["remote_state"] = remote_state(infra, stack, endpoint)
         context["services"] = services(infra, stack.environment, config.ami_for)
         context["data"] = data(infra, stack.environment)
         context["web"] = bool(infra.web_services())

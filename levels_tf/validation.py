@@ -13,6 +13,7 @@ from . import effective, images, loader, rules, typed
 from .errors import ConfigError, Problem
 from .loader import Document
 from .model import Infra
+from .options import RenderOptions
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Config:
     environments: dict[str, Infra]
     document: Document
     amis: dict[str, str] = field(default_factory=dict)
+    options: RenderOptions = RenderOptions()
 
     def ami_for(self, image: str) -> str | None:
         """The baked AMI of `image` in the configuration's region, if any."""

@@ -117,3 +117,41 @@ def test_template_errors_name_template_and_line(tmp_path, monkeypatch):
 
 def test_environment_is_strict():
     assert templating.environment().undefined is jinja2.StrictUndefined
+
+
+def test_emulator_endpoint_and_local_backend_render_for_rehearsals():
+    from levels_tf.options import ENDPOINT_SERVICES, RenderOptions, apply
+
+    config = apply(load_config(REFERENCE), RenderOptions("http://127.0.0.1:4566", "local"))
+    files = render.render(config)
+    providers = files["stacks/dev/providers.tf"]
+    for service in ENDPOINT_SERVICES:
+        assert f'"http://127.0.0.1:4566"' in providers and f"    {service} " in providers
+    assert providers.count("skip_credentials_validation = true") == 2  # both providers
+    assert 'backend "local"' in files["stacks/dev/versions.tf"]
+    assert 'path = "../nonprod-shared/terraform.tfstate"' in files["stacks/dev/shared.tf"]
+
+
+def test_emulator_endpoint_with_s3_state():
+    from levels_tf.options import RenderOptions, apply
+
+    files = render.render(apply(load_config(REFERENCE), RenderOptions("http://127.0.0.1:4566")))
+    versions = files["stacks/production-shared/versions.tf"]
+    assert 'backend "s3"' in versions and "use_path_style              = true" in versions
+    assert 's3  = "http://127.0.0.1:4566"' in versions
+    assert 'sts = "http://127.0.0.1:4566"' in files["stacks/qa/shared.tf"]
+
+
+def test_default_render_has_no_emulator_settings():
+    files = render.render(load_config(REFERENCE))
+    stacks = {path: text for path, text in files.items() if path.startswith("stacks/")}
+    assert not any("skip_credentials_validation" in text or "endpoints" in text for text in stacks.values())
+
+
+@pytest.mark.parametrize("options", [{"aws_endpoint": "ftp://x"}, {"aws_endpoint": "localhost:4566"}, {"backend": "gcs"}])
+def test_bad_render_options_are_usage_errors(options):
+    from levels_tf.errors import UsageError
+    from levels_tf.options import RenderOptions
+
+    with pytest.raises(UsageError):
+        RenderOptions(**options)

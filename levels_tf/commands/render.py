@@ -4,12 +4,13 @@ from pathlib import Path
 
 from .. import console, writer
 from ..render import render as render_files
+from ..options import RenderOptions, apply
 from ..validation import load_config
 
 
-def render(config_path: Path, out: Path | None, check: bool) -> int:
+def render(config_path: Path, out: Path | None, check: bool, options: RenderOptions = RenderOptions()) -> int:
     """Write the generated tree, or with `check` show how the tree on disk differs."""
-    config = load_config(config_path)
+    config = apply(load_config(config_path), options)
     files = render_files(config)
     out = out if out is not None else config_path.parent
     if check:
