@@ -28,6 +28,19 @@ def require_tool(name: str) -> str:
     return path
 
 
+def checkov_binary() -> str:
+    """checkov from $LEVELS_TF_CHECKOV, the checkout's .venv-checkov, or PATH.
+
+    It lives in a virtual environment of its own: its fork of hcl2 would
+    replace python-hcl2, which the security invariants parse with."""
+    import os
+
+    for candidate in (os.environ.get("LEVELS_TF_CHECKOV"), ROOT / ".venv-checkov" / "bin" / "checkov"):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    return require_tool("checkov")
+
+
 @pytest.fixture(autouse=True)
 def _no_home_writes(tmp_path_factory, monkeypatch):
     """Point HOME and the cache at a throwaway folder so no test writes the real home."""

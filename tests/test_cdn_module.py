@@ -10,14 +10,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import jinja2
 import pytest
 
-from .conftest import ROOT, require_tool
+from .conftest import ROOT, checkov_binary
 
 pytestmark = pytest.mark.terraform
 
@@ -462,10 +461,7 @@ def test_plans_and_refusals(tmp_path, terraform_env):
 
 
 def _checkov() -> str:
-    for candidate in (Path(sys.executable).parent / "checkov", Path("/tmp/ckv/bin/checkov")):
-        if candidate.exists():
-            return str(candidate)
-    return require_tool("checkov")
+    return checkov_binary()
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from levels_tf import writer
 from levels_tf.render import render
 from levels_tf.validation import load_config
 
-from .conftest import REFERENCE, require_tool
+from .conftest import REFERENCE, checkov_binary
 
 pytestmark = pytest.mark.slow
 
@@ -75,10 +74,7 @@ REVIEWED_SKIPS = {
 
 
 def _checkov() -> str:
-    beside = Path(sys.executable).parent / "checkov"
-    if beside.exists():
-        return str(beside)
-    return require_tool("checkov")
+    return checkov_binary()
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

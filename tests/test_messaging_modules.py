@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import jinja2
 import pytest
 
-from .conftest import ROOT, require_tool
+from .conftest import ROOT, checkov_binary
 
 TEMPLATES = ROOT / "templates" / "modules"
 MODULES = ("queue", "topic")
@@ -168,10 +167,7 @@ def test_validate(tree, terraform_env):
 
 
 def _checkov() -> str:
-    beside = Path(sys.executable).parent / "checkov"
-    if beside.exists():
-        return str(beside)
-    return require_tool("checkov")
+    return checkov_binary()
 
 
 @pytest.mark.slow
