@@ -129,6 +129,118 @@ def stacks(ctx: click.Context, as_json: bool) -> None:
     _run(ctx, lambda: stacks_cmd.stacks(ctx.obj["config"], as_json))
 
 
+def _terraform_options(command):
+    """Options every Terraform-driving command shares."""
+    for option in reversed(
+        [
+            click.option("--aws-endpoint", metavar="URL", envvar="LEVELS_TF_AWS_ENDPOINT", help="Every AWS service at one endpoint (an emulator); render with the same."),
+            click.option("--backend", type=click.Choice(["s3", "local"]), help="The state backend the tree was rendered with."),
+            click.option("--terraform-bin", metavar="PATH", help="terraform or tofu to run (default: terraform, then tofu, on PATH)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _many_stacks(command):
+    command = click.argument("stack_names", nargs=-1, metavar="STACK...")(command)
+    command = click.option("--all", "all_stacks", is_flag=True, help="Every stack, in dependency order.")(command)
+    command = click.option("--parallelism", default=4, show_default=True, type=click.IntRange(1, 32), help="Independent stacks at once.")(command)
+    return command
+
+
+@cli.command()
+@_many_stacks
+@_terraform_options
+@click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--allow-destroy", is_flag=True, help="Let production plans replace or destroy stateful resources.")
+@click.pass_context
+def plan(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, terraform_bin, output_format, allow_destroy) -> None:
+    """Plan stacks, save each plan for apply, and summarize them all. Exit 0: no changes, 2: changes, 1: error."""
+    from .commands import plan as plan_cmd
+    from .options import RenderOptions
+
+    _run(
+        ctx,
+        lambda: plan_cmd.plan(
+            ctx.obj["config"], stack_names, all_stacks, options=RenderOptions(aws_endpoint, backend),
+            terraform_bin=terraform_bin, output_format=output_format, allow_destroy=allow_destroy, parallelism=parallelism,
+        ),
+    )
+
+
+@cli.command()
+@_many_stacks
+@_terraform_options
+@click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.pass_context
+def drift(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, terraform_bin, output_format) -> None:
+    """Compare stacks with what really exists (a refresh-only plan). Exit 0: none, 2: drift, 1: error."""
+    from .commands import plan as plan_cmd
+    from .options import RenderOptions
+
+    _run(
+        ctx,
+        lambda: plan_cmd.plan(
+            ctx.obj["config"], stack_names, all_stacks, options=RenderOptions(aws_endpoint, backend),
+            terraform_bin=terraform_bin, output_format=output_format, allow_destroy=True, parallelism=parallelism,
+            refresh_only=True,
+        ),
+    )
+
+
+@cli.command()
+@_many_stacks
+@_terraform_options
+@click.option("--yes", is_flag=True, help="Do not ask before applying production stacks.")
+@click.pass_context
+def apply(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, terraform_bin, yes) -> None:
+    """Apply the plans saved by `plan` (never a fresh one), showing progress."""
+    from .commands import apply as apply_cmd
+    from .options import RenderOptions
+
+    _run(
+        ctx,
+        lambda: apply_cmd.apply(
+            ctx.obj["config"], stack_names, all_stacks, options=RenderOptions(aws_endpoint, backend),
+            terraform_bin=terraform_bin, yes=yes, parallelism=parallelism,
+        ),
+    )
+
+
+@cli.command()
+@click.argument("stack_name", metavar="STACK")
+@click.argument("name", required=False)
+@_terraform_options
+@click.pass_context
+def output(ctx, stack_name, name, aws_endpoint, backend, terraform_bin) -> None:
+    """Print a stack's outputs (or one of them) as JSON."""
+    from .commands import output as output_cmd
+    from .options import RenderOptions
+
+    _run(ctx, lambda: output_cmd.output(ctx.obj["config"], stack_name, name, options=RenderOptions(aws_endpoint, backend), terraform_bin=terraform_bin))
+
+
+@cli.command()
+@click.argument("stack_name", metavar="STACK")
+@click.option("--confirm", "confirm_name", metavar="STACK", help="The stack's name again.")
+@click.option("--allow-production", is_flag=True, help="Also needed for a production stack.")
+@_terraform_options
+@click.pass_context
+def destroy(ctx, stack_name, confirm_name, allow_production, aws_endpoint, backend, terraform_bin) -> None:
+    """Destroy one stack: needs --confirm STACK, and --allow-production in production."""
+    from .commands import destroy as destroy_cmd
+    from .options import RenderOptions
+
+    _run(
+        ctx,
+        lambda: destroy_cmd.destroy(
+            ctx.obj["config"], stack_name, confirm=confirm_name, allow_production=allow_production,
+            options=RenderOptions(aws_endpoint, backend), terraform_bin=terraform_bin,
+        ),
+    )
+
+
 @cli.command()
 @click.argument("functions", nargs=-1)
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="Output folder (default: infra.yaml's folder).")
@@ -138,6 +250,64 @@ def package(ctx: click.Context, functions: tuple[str, ...], out: Path | None) ->
     from .commands import package as package_cmd
 
     _run(ctx, lambda: package_cmd.package(ctx.obj["config"], out, functions))
+
+
+@cli.command()
+@click.argument("images", nargs=-1)
+@click.option("--all", "all_images", is_flag=True, help="Bake every image in infra.yaml.")
+@click.option("--aws-endpoint", metavar="URL", help="Bake the emulator build against this EC2 endpoint (moto).")
+@click.option("--packer-bin", metavar="PATH", help="The packer binary (default: packer on PATH).")
+@click.option("--version", "version", metavar="V", help="Version of the bake (default: UTC time, e.g. 20261126.0512).")
+@click.pass_context
+def bake(
+    ctx: click.Context,
+    images: tuple[str, ...],
+    all_images: bool,
+    aws_endpoint: str | None,
+    packer_bin: str | None,
+    version: str | None,
+) -> None:
+    """Bake each IMAGE (or --all) with Packer, record its AMI in images.lock, render again."""
+    from .commands import bake as bake_cmd
+
+    _run(ctx, lambda: bake_cmd.bake(ctx.obj["config"], images, all_images, aws_endpoint, packer_bin, version))
+
+
+def _aws_endpoint_option(function: Callable) -> Callable:
+    return click.option(
+        "--aws-endpoint",
+        "aws_endpoint",
+        metavar="URL",
+        envvar="LEVELS_TF_AWS_ENDPOINT",
+        help="Send every AWS request to this endpoint (an emulator such as moto); env LEVELS_TF_AWS_ENDPOINT.",
+    )(function)
+
+
+@cli.command()
+@click.argument("group", required=False)
+@_aws_endpoint_option
+@click.pass_context
+def bootstrap(ctx: click.Context, group: str | None, aws_endpoint: str | None) -> None:
+    """Create (or converge) the Terraform state bucket of GROUP (default: every VPC group)."""
+    from .commands import bootstrap as bootstrap_cmd
+
+    _run(ctx, lambda: bootstrap_cmd.bootstrap(ctx.obj["config"], group, aws_endpoint))
+
+
+@cli.command()
+@click.argument("service")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--env", "env", required=True, metavar="ENV", help="The environment to deploy to.")
+@click.option("--version", "version", metavar="V", help="Version name (default: first 12 hex digits of the bundle's sha256).")
+@_aws_endpoint_option
+@click.pass_context
+def deploy(
+    ctx: click.Context, service: str, bundle: Path, env: str, version: str | None, aws_endpoint: str | None
+) -> None:
+    """Upload BUNDLE (.tar.gz) as SERVICE's next version in ENV and record that version."""
+    from .commands import deploy as deploy_cmd
+
+    _run(ctx, lambda: deploy_cmd.deploy(ctx.obj["config"], service, bundle, env, version, aws_endpoint))
 
 
 def main() -> None:

@@ -16,3 +16,11 @@ def err(text: str) -> None:
 def lines(rows: list[str], *, to_err: bool = False) -> None:
     for row in rows:
         click.echo(row, err=to_err)
+
+
+def confirm(question: str) -> bool:
+    """Ask a yes/no question; no answer (no terminal) means no."""
+    try:
+        return click.confirm(question, default=False)
+    except click.Abort:
+        return False

@@ -372,6 +372,8 @@ def ci(infra: Infra, group_name: str) -> dict[str, Any]:
                 reads.append(path)
             if "ci" in prefix.write:
                 writes.append(path)
+        # Deploying records each service's version, and shows the one it replaces.
+        reads.append(parameter_prefix(infra, env, "*") + "/bundle-version")
         writes.append(parameter_prefix(infra, env, "*") + "/bundle-version")
     return {
         "name": f"{infra.project}-{group_name}-ci",

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .errors import LevelsError
 
@@ -71,6 +73,85 @@ def run(
     if check and result.returncode != 0:
         raise ToolError(failure(result))
     return result
+
+
+def stream(
+    argv: Sequence[str],
+    on_line: Callable[[str], None],
+    *,
+    timeout: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    advice: str = "",
+    interrupt_grace: float = 300,
+) -> Result:
+    """Run `argv`, handing each line of its standard output to `on_line` as it
+    comes; standard error is kept for the failure message.
+
+    The program runs in a process group of its own. Past `timeout` the whole
+    group is terminated. On Ctrl-C the group gets SIGINT, the way a terminal
+    would send it, and up to `interrupt_grace` seconds to stop cleanly (for
+    Terraform: finish what is in flight and release the state lock) before
+    it is killed; then the interruption reaches the caller."""
+    executable = find(argv[0], advice)
+    merged = dict(os.environ) if env is None else dict(env)
+    try:
+        child = subprocess.Popen(
+            (executable, *argv[1:]),
+            cwd=cwd,
+            env=merged,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise ToolError(f"could not run {_shown(argv)}: {exc.strerror or exc}") from None
+    errors: list[str] = []
+    reader = threading.Thread(target=lambda: errors.extend(child.stderr), daemon=True)
+    reader.start()
+    timed_out = threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        _signal_group(child, signal.SIGTERM)
+
+    watchdog = threading.Timer(timeout, expire)
+    watchdog.daemon = True
+    watchdog.start()
+    lines: list[str] = []
+    try:
+        for line in child.stdout:
+            lines.append(line)
+            on_line(line.rstrip("\n"))
+        child.wait()
+    except KeyboardInterrupt:
+        _signal_group(child, signal.SIGINT)
+        try:
+            child.wait(timeout=interrupt_grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(child, signal.SIGKILL)
+            child.wait()
+        raise
+    finally:
+        watchdog.cancel()
+    reader.join(timeout=5)
+    if timed_out.is_set():
+        raise ToolError(f"{_shown(argv)} did not finish in {timeout:g} s and was stopped")
+    result = Result(tuple(argv), child.returncode, "".join(lines), "".join(errors))
+    if check and result.returncode != 0:
+        raise ToolError(failure(result))
+    return result
+
+
+def _signal_group(child: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def failure(result: Result) -> str:

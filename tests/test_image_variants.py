@@ -469,12 +469,26 @@ def test_an_event_of_the_backup_bucket_is_ignored(s3):
     assert _keys(s3, BACKUP) == ["a.png"]
 
 
-def test_log_lines_are_written_once_not_again_through_the_root_logger(s3, caplog, capsys):
+def test_log_lines_are_written_once_not_again_through_the_root_logger(s3, capsys):
+    import logging
+
     s3.put_object(Bucket=UPLOADS, Key="a.png", Body=_png_with_alpha())
-    with caplog.at_level("DEBUG"):
+    root = logging.getLogger()
+    seen: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record)
+
+    collector = Collect(level=logging.DEBUG)
+    root.addHandler(collector)
+    try:
         handler.handler({"Records": [_record(UPLOADS, "a.png")]}, None)
+    finally:
+        root.removeHandler(collector)
     assert len(capsys.readouterr().out.splitlines()) == 1
-    assert not [r for r in caplog.records if r.name == handler.LOGGER_NAME]
+    assert not [r for r in seen if r.name == handler.LOGGER_NAME]
+    assert logging.getLogger(handler.LOGGER_NAME).propagate is False
 
 
 def test_a_record_that_is_not_an_object_creation_is_ignored(s3):

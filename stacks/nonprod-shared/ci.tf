@@ -19,10 +19,13 @@ module "ci_role" {
   read_parameter_paths = [
     "/levels/dev/app/*",
     "/levels/dev/ci/*",
+    "/levels/dev/*/bundle-version",
     "/levels/test/app/*",
     "/levels/test/ci/*",
+    "/levels/test/*/bundle-version",
     "/levels/qa/app/*",
     "/levels/qa/ci/*",
+    "/levels/qa/*/bundle-version",
   ]
   write_parameter_paths = [
     "/levels/dev/app/*",

@@ -9,6 +9,6 @@ module "ci_role" {
   group                 = "production"
   assumed_by            = []
   upload_buckets        = ["levels-production-deployments", "levels-production-web"]
-  read_parameter_paths  = ["/levels/production/app/*", "/levels/production/ci/*"]
+  read_parameter_paths  = ["/levels/production/app/*", "/levels/production/ci/*", "/levels/production/*/bundle-version"]
   write_parameter_paths = ["/levels/production/app/*", "/levels/production/*/bundle-version"]
 }

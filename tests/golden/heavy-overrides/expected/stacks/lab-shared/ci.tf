@@ -9,6 +9,6 @@ module "ci_role" {
   group                 = "lab"
   assumed_by            = []
   upload_buckets        = []
-  read_parameter_paths  = []
+  read_parameter_paths  = ["/heavy/alpha/*/bundle-version", "/heavy/beta/*/bundle-version", "/heavy/gamma/*/bundle-version"]
   write_parameter_paths = ["/heavy/alpha/*/bundle-version", "/heavy/beta/*/bundle-version", "/heavy/gamma/*/bundle-version"]
 }

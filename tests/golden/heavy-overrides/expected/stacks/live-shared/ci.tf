@@ -9,6 +9,6 @@ module "ci_role" {
   group                 = "live"
   assumed_by            = []
   upload_buckets        = []
-  read_parameter_paths  = []
+  read_parameter_paths  = ["/heavy/live/*/bundle-version"]
   write_parameter_paths = ["/heavy/live/*/bundle-version"]
 }

@@ -9,6 +9,6 @@ module "ci_role" {
   group                 = "prod"
   assumed_by            = []
   upload_buckets        = []
-  read_parameter_paths  = []
+  read_parameter_paths  = ["/wide/prod/*/bundle-version"]
   write_parameter_paths = ["/wide/prod/*/bundle-version"]
 }

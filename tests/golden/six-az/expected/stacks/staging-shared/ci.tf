@@ -9,6 +9,6 @@ module "ci_role" {
   group                 = "staging"
   assumed_by            = []
   upload_buckets        = []
-  read_parameter_paths  = []
+  read_parameter_paths  = ["/wide/staging/*/bundle-version", "/wide/preview/*/bundle-version"]
   write_parameter_paths = ["/wide/staging/*/bundle-version", "/wide/preview/*/bundle-version"]
 }

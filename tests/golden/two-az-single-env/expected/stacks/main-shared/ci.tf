@@ -9,6 +9,6 @@ module "ci_role" {
   group                 = "main"
   assumed_by            = []
   upload_buckets        = []
-  read_parameter_paths  = []
+  read_parameter_paths  = ["/tiny/live/*/bundle-version"]
   write_parameter_paths = ["/tiny/live/*/bundle-version"]
 }

@@ -1,0 +1,524 @@
+"""The one place levels-tf talks to AWS.
+
+Everything else asks this module for plain data (names, dicts, strings) and
+gets LevelsError subclasses back instead of botocore exceptions, each with a
+one-line message that names the IAM action and the resource involved.
+
+An endpoint override (`--aws-endpoint URL`, or $LEVELS_TF_AWS_ENDPOINT) sends
+every client to an emulator such as moto; S3 then uses path-style addressing,
+which emulators on a bare host:port need.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
+
+from . import __version__
+from .errors import LevelsError, UsageError
+
+# What botocore raises besides an AWS error answer (an emulator's HTML 500 page
+# is a ResponseParserError, which is no BotoCoreError).
+BOTO_ERRORS = (BotoCoreError, ResponseParserError)
+
+ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden", "403"}
+BAD_CREDENTIALS = {
+    "InvalidClientTokenId",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "UnrecognizedClientException",
+    "InvalidToken",
+    "AuthFailure",
+}
+NOT_FOUND = {
+    "NoSuchTagSet",
+    "NoSuchBucketPolicy",
+    "NoSuchPublicAccessBlockConfiguration",
+    "OwnershipControlsNotFoundError",
+    "ServerSideEncryptionConfigurationNotFoundError",
+    "ParameterNotFound",
+}
+
+
+class AwsError(LevelsError):
+    """AWS refused or failed a request; the message names what and where."""
+
+    exit_code = 1
+
+
+class AccessDenied(AwsError):
+    """AWS answered AccessDenied to one request."""
+
+    def __init__(self, action: str, resource: str, detail: str = ""):
+        self.action = action
+        self.resource = resource
+        tail = f" ({detail})" if detail else ""
+        super().__init__(f"access denied: {action} on {resource}{tail}")
+
+
+class MissingPermissions(AwsError):
+    """The permission check found actions the caller may not perform."""
+
+    def __init__(self, principal: str, missing: dict[str, list[str]], doing: str):
+        self.principal = principal
+        self.missing = missing
+        actions = ", ".join(sorted(missing))
+        super().__init__(f"{principal} lacks permissions to {doing}: {actions}; nothing was changed")
+
+    def lines(self) -> list[str]:
+        rows = [str(self)]
+        for action in sorted(self.missing):
+            rows.append(f"  {action} on {', '.join(self.missing[action])}")
+        return rows
+
+
+class BucketTaken(AwsError):
+    """A bucket name exists, but in an account other than the caller's."""
+
+
+def check_endpoint(url: str | None) -> str | None:
+    """`url` when it is an http(s) URL with a host; None stays None."""
+    if url is None or url == "":
+        return None
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise UsageError(f"--aws-endpoint {url!r} is not an http:// or https:// URL with a host")
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the credentials are: account, ARN, and the IAM principal behind them."""
+
+    account: str
+    arn: str
+    partition: str
+    kind: str  # user, assumed-role, root, federated-user, other
+    name: str = ""  # the user or role name, when there is one
+
+
+@dataclass(frozen=True)
+class PermissionCheck:
+    """The result of simulating the caller's policies.
+
+    `verified` is False when the simulation could not run (no permission to
+    simulate, a principal that cannot be simulated, an emulator without it);
+    then `reason` says why and `missing` is empty."""
+
+    verified: bool
+    principal: str = ""
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Upload:
+    bucket: str
+    key: str
+    size: int
+    encryption: str | None
+    kms_key: str | None
+    version_id: str | None
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def _message(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    return str(error.get("Message") or error.get("Code") or exc).splitlines()[0]
+
+
+class Aws:
+    """Clients for one region (and optionally one endpoint), and the calls levels-tf makes."""
+
+    def __init__(self, region: str, endpoint: str | None = None):
+        self.region = region
+        self.endpoint = check_endpoint(endpoint)
+        self._session = boto3.session.Session(region_name=region)
+        self._clients: dict[tuple[str, str, int], Any] = {}
+
+    # -- plumbing -------------------------------------------------------------
+
+    def client(self, service: str, *, region: str | None = None, attempts: int = 3) -> Any:
+        region = region or self.region
+        key = (service, region, attempts)
+        if key not in self._clients:
+            options: dict[str, Any] = {
+                "region_name": region,
+                "retries": {"mode": "standard", "max_attempts": attempts},
+                "connect_timeout": 10,
+                "read_timeout": 60,
+                "user_agent_extra": f"levels-tf/{__version__}",
+            }
+            if self.endpoint and service == "s3":
+                options["s3"] = {"addressing_style": "path"}
+            kwargs: dict[str, Any] = {"config": Config(**options)}
+            if self.endpoint:
+                kwargs["endpoint_url"] = self.endpoint
+            self._clients[key] = self._session.client(service, **kwargs)
+        return self._clients[key]
+
+    @contextlib.contextmanager
+    def _calling(self, action: str, resource: str) -> Iterator[None]:
+        """Turn whatever botocore raises into one AwsError line naming `action` on `resource`."""
+        try:
+            yield
+        except (ClientError, *BOTO_ERRORS) as exc:
+            raise self._error(exc, action, resource) from None
+
+    def _error(self, exc: Exception, action: str, resource: str) -> AwsError:
+        if isinstance(exc, ClientError):
+            code = _code(exc)
+            if code in BAD_CREDENTIALS:
+                return AwsError(f"AWS rejected the credentials ({code}): {_message(exc)}")
+            if code in ACCESS_DENIED or _status(exc) == 403:
+                return AccessDenied(action, resource, _message(exc) if code not in ("403", "Forbidden") else "")
+            return AwsError(f"{action} on {resource} failed: {code}: {_message(exc)}")
+        if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+            return AwsError("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        if isinstance(exc, BotoConnectionError):
+            where = self.endpoint or "AWS"
+            return AwsError(f"cannot reach {where} for {action}: {str(exc).splitlines()[0]}")
+        if isinstance(exc, ResponseParserError):
+            return AwsError(f"{action} on {resource} failed: the endpoint's answer is not AWS's format")
+        return AwsError(f"{action} on {resource} failed: {str(exc).splitlines()[0]}")
+
+    # -- who am I, and what may I do ---------------------------------------------
+
+    def identity(self) -> Identity:
+        with self._calling("sts:GetCallerIdentity", "*"):
+            answer = self.client("sts").get_caller_identity()
+        arn = answer["Arn"]
+        parts = arn.split(":", 5)
+        partition = parts[1] if len(parts) == 6 else "aws"
+        resource = parts[5] if len(parts) == 6 else ""
+        kind, _, rest = resource.partition("/")
+        if resource == "root":
+            return Identity(answer["Account"], arn, partition, "root")
+        if kind == "user":
+            return Identity(answer["Account"], arn, partition, "user", rest.rsplit("/", 1)[-1])
+        if kind == "assumed-role":
+            return Identity(answer["Account"], arn, partition, "assumed-role", rest.split("/", 1)[0])
+        return Identity(answer["Account"], arn, partition, kind or "other")
+
+    def _principal_arn(self, who: Identity) -> str:
+        """The IAM ARN to simulate: the user's own ARN, or the role's (with its path, when we may read it)."""
+        if who.kind == "user":
+            return f"arn:{who.partition}:iam::{who.account}:{who.arn.split(':', 5)[5]}"
+        # An assumed-role ARN drops the role's path (SSO roles live under
+        # /aws-reserved/...), so ask IAM for the real one when allowed.
+        try:
+            with self._calling("iam:GetRole", who.name):
+                return self.client("iam", attempts=1).get_role(RoleName=who.name)["Role"]["Arn"]
+        except AwsError:
+            return f"arn:{who.partition}:iam::{who.account}:role/{who.name}"
+
+    def _simulation_results(
+        self, principal: str, actions: list[str], resources: list[str] | None, context: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The raw EvaluationResults of iam:SimulatePrincipalPolicy (every page)."""
+        iam = self.client("iam", attempts=1)
+        request: dict[str, Any] = {"PolicySourceArn": principal, "ActionNames": actions, "ContextEntries": context}
+        if resources:
+            request["ResourceArns"] = resources
+        results: list[dict[str, Any]] = []
+        while True:
+            page = iam.simulate_principal_policy(**request)
+            results.extend(page.get("EvaluationResults", []))
+            if not page.get("IsTruncated"):
+                return results
+            request["Marker"] = page["Marker"]
+
+    def check_permissions(self, who: Identity, checks: list[tuple[list[str], list[str] | None]]) -> PermissionCheck:
+        """Simulate the caller's IAM policies for each (actions, resources) pair.
+
+        The root user may do everything; federated users and other sessions
+        cannot be simulated. Any failure of the simulation itself (AccessDenied
+        above all) means the check could not run, not that permissions lack."""
+        if who.kind == "root":
+            return PermissionCheck(True, who.arn)
+        if who.kind not in ("user", "assumed-role"):
+            return PermissionCheck(False, who.arn, reason=f"a {who.kind} session cannot be simulated")
+        principal = self._principal_arn(who)
+        context = [
+            {"ContextKeyName": "aws:SecureTransport", "ContextKeyValues": ["true"], "ContextKeyType": "boolean"},
+            {"ContextKeyName": "aws:RequestedRegion", "ContextKeyValues": [self.region], "ContextKeyType": "string"},
+        ]
+        missing: dict[str, list[str]] = {}
+        for actions, resources in checks:
+            try:
+                with self._calling("iam:SimulatePrincipalPolicy", principal):
+                    results = self._simulation_results(principal, actions, resources, context)
+            except AccessDenied:
+                return PermissionCheck(False, principal, reason="no permission for iam:SimulatePrincipalPolicy")
+            except AwsError as exc:
+                return PermissionCheck(False, principal, reason=str(exc))
+            for action, resource in _denials(results):
+                missing.setdefault(action, [])
+                if resource not in missing[action]:
+                    missing[action].append(resource)
+        return PermissionCheck(True, principal, missing)
+
+    # -- S3 buckets ------------------------------------------------------------
+
+    def owned_buckets(self, prefix: str) -> set[str]:
+        """Names of the caller's own buckets (any region) that start with `prefix`."""
+        s3 = self.client("s3")
+        names: set[str] = set()
+        request: dict[str, Any] = {"Prefix": prefix, "MaxBuckets": 1000}
+        with self._calling("s3:ListAllMyBuckets", "*"):
+            while True:
+                page = s3.list_buckets(**request)
+                names.update(b["Name"] for b in page.get("Buckets", []))
+                token = page.get("ContinuationToken")
+                if not token:
+                    return names
+                request["ContinuationToken"] = token
+
+    def bucket_region(self, name: str, owner: str | None = None) -> str | None:
+        """The region of bucket `name`; None when no such bucket exists anywhere.
+
+        A bucket that exists but answers 403 (another account's, or a policy
+        that shuts the caller out) raises BucketTaken."""
+        request: dict[str, Any] = {"Bucket": name}
+        if owner:
+            request["ExpectedBucketOwner"] = owner
+        try:
+            answer = self.client("s3").head_bucket(**request)
+        except ClientError as exc:
+            status, code = _status(exc), _code(exc)
+            if status == 404 or code in ("404", "NoSuchBucket", "NotFound"):
+                return None
+            if status in (301, 400) and _region_header(exc):
+                return _region_header(exc)
+            if status == 403 and code not in BAD_CREDENTIALS:
+                raise BucketTaken(
+                    f"bucket {name} exists but answers 403 to this account: another AWS account owns it, "
+                    "or a policy (yours or the bucket's) denies you s3:ListBucket on it"
+                ) from None
+            raise self._error(exc, "s3:ListBucket", name) from None
+        except BOTO_ERRORS as exc:
+            raise self._error(exc, "s3:ListBucket", name) from None
+        return answer.get("BucketRegion") or answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(
+            "x-amz-bucket-region"
+        )
+
+    def create_bucket(self, name: str, tags: dict[str, str]) -> bool:
+        """Create `name` in this region, owner-enforced and tagged; False when it already was ours."""
+        request: dict[str, Any] = {"Bucket": name, "ObjectOwnership": "BucketOwnerEnforced"}
+        configuration: dict[str, Any] = {"Tags": _tag_set(tags)}
+        if self.region != "us-east-1":  # us-east-1 refuses a LocationConstraint naming itself
+            configuration["LocationConstraint"] = self.region
+        request["CreateBucketConfiguration"] = configuration
+        try:
+            self.client("s3").create_bucket(**request)
+        except ClientError as exc:
+            code = _code(exc)
+            if code == "BucketAlreadyOwnedByYou":
+                return False
+            if code == "BucketAlreadyExists":
+                raise BucketTaken(f"bucket name {name} is taken by another AWS account") from None
+            raise self._error(exc, "s3:CreateBucket", name) from None
+        except BOTO_ERRORS as exc:
+            raise self._error(exc, "s3:CreateBucket", name) from None
+        # A new bucket can take a moment to answer everywhere; the settings come next.
+        with self._calling("s3:ListBucket", name):
+            self.client("s3").get_waiter("bucket_exists").wait(Bucket=name, WaiterConfig={"Delay": 2, "MaxAttempts": 15})
+        return True
+
+    def _get(self, action: str, name: str, method: str, **request: Any) -> dict[str, Any] | None:
+        """A bucket read; None when the setting is absent (the NoSuch... answers)."""
+        try:
+            return getattr(self.client("s3"), method)(Bucket=name, **request)
+        except ClientError as exc:
+            if _code(exc) in NOT_FOUND:
+                return None
+            raise self._error(exc, action, name) from None
+        except BOTO_ERRORS as exc:
+            raise self._error(exc, action, name) from None
+
+    def _put(self, action: str, name: str, method: str, **request: Any) -> None:
+        with self._calling(action, name):
+            getattr(self.client("s3"), method)(Bucket=name, **request)
+
+    def versioning(self, name: str, owner: str) -> str | None:
+        answer = self._get("s3:GetBucketVersioning", name, "get_bucket_versioning", ExpectedBucketOwner=owner)
+        return (answer or {}).get("Status")
+
+    def enable_versioning(self, name: str, owner: str) -> None:
+        self._put(
+            "s3:PutBucketVersioning",
+            name,
+            "put_bucket_versioning",
+            VersioningConfiguration={"Status": "Enabled"},
+            ExpectedBucketOwner=owner,
+        )
+
+    def default_encryption(self, name: str, owner: str) -> str | None:
+        """The SSE algorithm of the bucket's default encryption, or None."""
+        answer = self._get("s3:GetEncryptionConfiguration", name, "get_bucket_encryption", ExpectedBucketOwner=owner)
+        rules = (answer or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
+        for rule in rules:
+            algorithm = rule.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
+            if algorithm:
+                return algorithm
+        return None
+
+    def set_sse_s3(self, name: str, owner: str) -> None:
+        self._put(
+            "s3:PutEncryptionConfiguration",
+            name,
+            "put_bucket_encryption",
+            ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+            ExpectedBucketOwner=owner,
+        )
+
+    def public_access_block(self, name: str, owner: str) -> dict[str, bool]:
+        answer = self._get("s3:GetBucketPublicAccessBlock", name, "get_public_access_block", ExpectedBucketOwner=owner)
+        return dict((answer or {}).get("PublicAccessBlockConfiguration", {}))
+
+    def block_public_access(self, name: str, owner: str) -> None:
+        self._put(
+            "s3:PutBucketPublicAccessBlock",
+            name,
+            "put_public_access_block",
+            PublicAccessBlockConfiguration={key: True for key in PUBLIC_ACCESS_BLOCK},
+            ExpectedBucketOwner=owner,
+        )
+
+    def ownership(self, name: str, owner: str) -> str | None:
+        answer = self._get("s3:GetBucketOwnershipControls", name, "get_bucket_ownership_controls", ExpectedBucketOwner=owner)
+        rules = (answer or {}).get("OwnershipControls", {}).get("Rules", [])
+        return rules[0].get("ObjectOwnership") if rules else None
+
+    def enforce_owner(self, name: str, owner: str) -> None:
+        self._put(
+            "s3:PutBucketOwnershipControls",
+            name,
+            "put_bucket_ownership_controls",
+            OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+            ExpectedBucketOwner=owner,
+        )
+
+    def policy(self, name: str, owner: str) -> dict[str, Any] | None:
+        answer = self._get("s3:GetBucketPolicy", name, "get_bucket_policy", ExpectedBucketOwner=owner)
+        return json.loads(answer["Policy"]) if answer and answer.get("Policy") else None
+
+    def set_policy(self, name: str, owner: str, policy: dict[str, Any]) -> None:
+        self._put("s3:PutBucketPolicy", name, "put_bucket_policy", Policy=json.dumps(policy), ExpectedBucketOwner=owner)
+
+    def tags(self, name: str, owner: str) -> dict[str, str]:
+        answer = self._get("s3:GetBucketTagging", name, "get_bucket_tagging", ExpectedBucketOwner=owner)
+        return {tag["Key"]: tag["Value"] for tag in (answer or {}).get("TagSet", [])}
+
+    def set_tags(self, name: str, owner: str, tags: dict[str, str]) -> None:
+        self._put("s3:PutBucketTagging", name, "put_bucket_tagging", Tagging={"TagSet": _tag_set(tags)}, ExpectedBucketOwner=owner)
+
+    # -- S3 objects --------------------------------------------------------------
+
+    def put_object(
+        self, bucket: str, key: str, data: bytes, *, owner: str, content_type: str, metadata: dict[str, str], sha256: bytes
+    ) -> Upload | None:
+        """One PUT of `data` unless `key` exists already (then None: S3's
+        conditional write, If-None-Match), with its SHA-256 for S3 to verify.
+        No SSE headers: the bucket's default encryption (its KMS key)
+        applies, and the answer says which it was. (An explicit `aws:kms`
+        without a key id would mean the AWS managed key `aws/s3` instead.)"""
+        try:
+            answer = self.client("s3").put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                Metadata=metadata,
+                ChecksumSHA256=base64.b64encode(sha256).decode("ascii"),
+                ExpectedBucketOwner=owner,
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if _code(exc) == "PreconditionFailed" or _status(exc) == 412:
+                return None
+            if _code(exc) == "NoSuchBucket":
+                raise AwsError(f"bucket {bucket} does not exist (has its environment's stack been applied?)") from None
+            raise self._error(exc, "s3:PutObject", f"{bucket}/{key}") from None
+        except BOTO_ERRORS as exc:
+            raise self._error(exc, "s3:PutObject", f"{bucket}/{key}") from None
+        return Upload(
+            bucket=bucket,
+            key=key,
+            size=len(data),
+            encryption=answer.get("ServerSideEncryption"),
+            kms_key=answer.get("SSEKMSKeyId"),
+            version_id=answer.get("VersionId"),
+        )
+
+    # -- SSM Parameter Store -------------------------------------------------------
+
+    def get_parameter(self, name: str) -> str | None:
+        """The value of String parameter `name`; None when it does not exist."""
+        try:
+            return self.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+        except ClientError as exc:
+            if _code(exc) == "ParameterNotFound":
+                return None
+            raise self._error(exc, "ssm:GetParameter", name) from None
+        except BOTO_ERRORS as exc:
+            raise self._error(exc, "ssm:GetParameter", name) from None
+
+    def put_parameter(self, name: str, value: str, description: str) -> int:
+        """Write String parameter `name` (overwriting); its new version number."""
+        with self._calling("ssm:PutParameter", name):
+            answer = self.client("ssm").put_parameter(
+                Name=name, Value=value, Type="String", Overwrite=True, Description=description
+            )
+        return int(answer.get("Version", 0))
+
+
+PUBLIC_ACCESS_BLOCK = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+
+def _tag_set(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
+
+
+def _region_header(exc: ClientError) -> str | None:
+    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return headers.get("x-amz-bucket-region") or exc.response.get("Error", {}).get("Region")
+
+
+def _denials(results: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    """(action, resource) for every decision of a simulation that is not `allowed`."""
+    for result in results:
+        action = result.get("EvalActionName", "?")
+        specific = result.get("ResourceSpecificResults") or []
+        if specific:
+            for item in specific:
+                if item.get("EvalResourceDecision") != "allowed":
+                    yield action, _resource_name(item.get("EvalResourceName", "*"))
+        elif result.get("EvalDecision") != "allowed":
+            yield action, _resource_name(result.get("EvalResourceName", "*"))
+
+
+def _resource_name(arn: str) -> str:
+    """`arn:aws:s3:::bucket` -> `bucket`; anything else as it is."""
+    match = re.fullmatch(r"arn:[a-z-]+:s3:::(.+)", arn)
+    return match.group(1) if match else arn

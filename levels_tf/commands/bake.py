@@ -1,0 +1,271 @@
+"""`levels-tf bake`: build images with Packer, record their AMIs, re-render.
+
+For each image: `packer build` of packer/<image>.pkr.hcl, the AMI read from
+the manifest of that very run, and an entry in images.lock, written
+atomically and only after the build succeeded. The tree is then rendered
+again, so the stacks' launch templates take the new AMIs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .. import console, images, process, typed, writer
+from ..errors import LevelsError, UsageError, WriteError
+from ..packer import Packer, PackerError, read_manifest
+from ..render import render as render_files
+from ..stacks import ENVIRONMENT, stacks
+from ..validation import Config, load_config
+
+GIT_TIMEOUT = 30
+
+
+class StaleTreeError(LevelsError):
+    """The generated tree does not match infra.yaml (and images.lock)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Baked:
+    image: str
+    entry: images.LockEntry
+    previous: str | None  # the AMI images.lock had before
+
+
+def default_version(now: datetime | None = None) -> str:
+    """The version of a bake when none is given: its UTC time, e.g. 20261126.0512."""
+    return (now or datetime.now(timezone.utc)).strftime("%Y%m%d.%H%M")
+
+
+def bake(
+    config_path: Path,
+    names: tuple[str, ...],
+    all_images: bool,
+    aws_endpoint: str | None = None,
+    packer_bin: str | None = None,
+    version: str | None = None,
+) -> int:
+    """Bake `names` (or every image), record each AMI built, render again; 1 when any failed."""
+    config = load_config(config_path)
+    folder = config_path.parent
+    selected = _selected(config, names, all_images)
+    version = version if version is not None else default_version()
+    _check_version(version)
+    if aws_endpoint is not None:
+        _check_endpoint(aws_endpoint)
+    packer = Packer.locate(packer_bin)
+    _refuse_stale(folder, config)
+
+    config_dir = folder.resolve()
+    region = config.infra.region
+    revision = git_revision(config_dir)
+    build = images.BUILD_EMULATOR if aws_endpoint else images.BUILD_AWS
+    variables = {"version": version, "git_revision": revision, "region": region, "config_dir": str(config_dir)}
+    if aws_endpoint:
+        variables["custom_endpoint_ec2"] = aws_endpoint
+    where = f"the emulator at {aws_endpoint}" if aws_endpoint else f"AWS {region}"
+    console.out(
+        f"baking {', '.join(selected)} with packer {packer.version_text} on {where}: "
+        f"version {version}, git revision {revision or '(none)'}"
+    )
+    if packer.init(Path("packer") / "plugins", cwd=folder, on_line=_progress("packer init", time.monotonic())):
+        console.out("packer init: the plugins packer/plugins requires are installed")
+
+    baked: list[Baked] = []
+    failed: list[str] = []
+    for image in selected:
+        try:
+            entry = _bake_one(packer, config, folder, image, build, variables)
+        except PackerError as exc:
+            console.lines(exc.lines(), to_err=True)
+            failed.append(image)
+            continue
+        previous = _record(folder / images.LOCK_FILE, image, region, entry)
+        baked.append(Baked(image, entry, previous))
+        console.out(f"{image}: {entry.ami} in {region}, version {entry.version}; recorded in {images.LOCK_FILE}")
+
+    if baked:
+        _render_again(config_path, baked)
+    if failed:
+        console.err(
+            f"bake failed for {', '.join(failed)}; {images.LOCK_FILE} is unchanged for "
+            f"{'it' if len(failed) == 1 else 'them'}"
+            + (f" (recorded: {', '.join(b.image for b in baked)})" if baked else "")
+        )
+        return 1
+    return 0
+
+
+# --- before the builds -------------------------------------------------------
+
+
+def _selected(config: Config, names: tuple[str, ...], all_images: bool) -> list[str]:
+    defined = list(config.infra.images)
+    if all_images and names:
+        raise UsageError("name images or give --all, not both")
+    if all_images:
+        if not defined:
+            raise UsageError(f"{config.path} defines no images to bake")
+        return sorted(defined)
+    if not names:
+        raise UsageError(f"name the images to bake, or give --all; defined: {', '.join(sorted(defined)) or 'none'}")
+    unknown = [name for name in names if name not in config.infra.images]
+    if unknown:
+        raise UsageError(f"no image {unknown[0]!r} in {config.path}; defined: {', '.join(sorted(defined)) or 'none'}")
+    return list(dict.fromkeys(names))
+
+
+def _check_version(version: str) -> None:
+    # Checked before any build, as images.lock will check it after.
+    probe = {"ami": "ami-00000000", "version": version, "source_ami": "ami-00000000", "built_at": "2000-01-01T00:00:00Z"}
+    try:
+        typed.load(images.LockEntry, probe)
+    except typed.Invalid as exc:
+        raise UsageError(f"--version: {exc.issues[0].message}") from None
+
+
+def _check_endpoint(url: str) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise UsageError(f"--aws-endpoint {url!r} is not an http(s) URL")
+
+
+def _refuse_stale(folder: Path, config: Config) -> None:
+    changes = writer.plan_changes(folder, render_files(config))
+    if changes:
+        shown = ", ".join(c.path for c in changes[:3]) + (", ..." if len(changes) > 3 else "")
+        raise StaleTreeError(
+            f"{folder}: the rendered tree is stale against infra.yaml ({len(changes)} "
+            f"{'file differs' if len(changes) == 1 else 'files differ'}: {shown}); "
+            "run `levels-tf render` first, then bake"
+        )
+
+
+def git_revision(folder: Path) -> str:
+    """HEAD of the git checkout holding `folder`; empty when it is not one (or git is missing)."""
+    try:
+        result = process.run(["git", "rev-parse", "HEAD"], timeout=GIT_TIMEOUT, cwd=folder, check=False)
+    except process.ToolError:
+        return ""
+    revision = result.stdout.strip()
+    return revision if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{7,64}", revision) else ""
+
+
+# --- one image ------------------------------------------------------------------
+
+
+def _progress(label: str, started: float):
+    def show(line: str) -> None:
+        if line.strip():
+            console.out(f"[{label} {time.monotonic() - started:.0f}s] {line.rstrip()}")
+
+    return show
+
+
+def _bake_one(packer: Packer, config: Config, folder: Path, image: str, build: str, variables: dict) -> images.LockEntry:
+    """Build `image`; its lock entry, from the manifest of this very run."""
+    manifest = folder / images.MANIFESTS_DIR / f"{image}.json"
+    before = {b.run_uuid for b in read_manifest(manifest)}
+    started = time.monotonic()
+    result = packer.build(
+        f"packer/{image}.pkr.hcl", only=build, variables=variables, cwd=folder, on_line=_progress(image, started)
+    )
+    region = variables["region"]
+    runs = [b for b in read_manifest(manifest) if b.run_uuid not in before]
+    if not runs:
+        raise PackerError(f"{image}: packer build succeeded but wrote no new build to {manifest}")
+    latest = runs[-1]
+    amis = latest.amis()
+    if region not in amis:
+        raise PackerError(f"{image}: the build made {latest.artifact_id}, no AMI in {region}")
+    custom = latest.custom_data
+    if custom.get("version") != variables["version"] or custom.get("image", image) != image:
+        raise PackerError(f"{image}: {manifest} records {custom}, not this bake (version {variables['version']})")
+    source = config.infra.images[image].source_ami or result.source_ami()
+    if not source:
+        raise PackerError(f"{image}: packer did not say which source AMI it used (no 'Found Image ID' line)")
+    entry = images.LockEntry(
+        ami=amis[region],
+        version=variables["version"],
+        source_ami=source,
+        git_revision=variables["git_revision"],
+        built_at=custom.get("built_at", ""),
+    )
+    try:
+        images.ImageLock().with_bake(image, region, entry)
+    except ValueError as exc:
+        raise PackerError(f"{image}: the build made {amis[region]}, but its record is not valid: {exc}") from None
+    console.out(f"[{image} {time.monotonic() - started:.0f}s] built {amis[region]} from {source}")
+    return entry
+
+
+# --- after a build --------------------------------------------------------------
+
+
+def _record(lock_path: Path, image: str, region: str, entry: images.LockEntry) -> str | None:
+    """Put `entry` into images.lock (read afresh, replaced atomically); the AMI it had before."""
+    lock = images.load_lock(lock_path)
+    previous = lock.ami(image, region)
+    text = images.format_lock(lock.with_bake(image, region, entry))
+    try:
+        _write_atomic(lock_path, text)
+    except OSError as exc:
+        raise WriteError(
+            f"{lock_path}: cannot write: {exc.strerror or exc}; {image} was baked as {entry.ami} "
+            f"but is not recorded"
+        ) from None
+    return previous
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace `path` by `text` in one rename: readers see the old file or the new one."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _render_again(config_path: Path, baked: list[Baked]) -> None:
+    config = load_config(config_path)
+    folder = config_path.parent
+    changes = writer.write(folder, render_files(config))
+    changed = {change.path for change in changes}
+    console.out(f"{folder}: rendered again, {len(changes)} files updated")
+    new_ami = {b.image: b.entry.ami for b in baked if b.entry.ami != b.previous}
+    previous = {b.image: b.previous for b in baked}
+    rows = []
+    for stack in stacks(config.infra):
+        if stack.kind != ENVIRONMENT:
+            continue
+        services = config.environments[stack.environment].services
+        path = f"stacks/{stack.name}/services.tf"
+        for service, spec in services.items():
+            if spec.image in new_ami and path in changed:
+                rows.append(
+                    f"  {stack.name}: {service} ({spec.image}: {previous[spec.image] or 'no AMI'} -> {new_ami[spec.image]})"
+                )
+    if rows:
+        console.out("launch templates that change (plan and apply these stacks; `levels-tf stacks` gives the order):")
+        console.lines(rows)
+    else:
+        console.out("no launch template changes: no service uses a newly baked AMI")

@@ -1,0 +1,249 @@
+"""`levels-tf bootstrap [GROUP]`: the S3 buckets Terraform keeps its state in.
+
+One bucket per VPC group (`<state.bucket_prefix>-<group>`), created in the
+configured region and converged on every run to: versioning on, default
+encryption, all four public access blocks, BucketOwnerEnforced ownership, a
+policy that denies any request not made over TLS, and the project's tags.
+
+Default encryption is SSE-S3 (AES256), not SSE-KMS with the AWS managed key
+`aws/s3`: the rendered backends say `encrypt = true` without a `kms_key_id`,
+and Terraform then sends `x-amz-server-side-encryption: AES256` with every
+state and lock object, so a KMS default would never apply to them. The
+`aws/s3` key would add nothing either: its key policy admits every principal
+of the account that may use S3, it cannot be shared with another account, and
+it costs a KMS request per object. Who may read state is decided by IAM and
+this bucket's policy. An existing bucket whose default is already SSE-KMS is
+left as it is (a customer key is a deliberate, stronger choice).
+
+The order is: who am I, may I (IAM policy simulation), what exists (read
+only), then create and converge. Nothing is created before every check passed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import console, context
+from ..aws import Aws, AwsError, BucketTaken, Identity, MissingPermissions, PUBLIC_ACCESS_BLOCK
+from ..errors import UsageError
+from ..validation import Config, load_config
+
+ENCRYPTED = ("AES256", "aws:kms", "aws:kms:dsse")
+TLS_SID = "DenyInsecureTransport"
+
+# What bootstrap may call, as IAM actions. Listing our buckets and reading one
+# bucket's region come first and are read-only.
+ACCOUNT_ACTIONS = ["s3:ListAllMyBuckets"]
+READ_ACTIONS = ["s3:ListBucket"]
+CREATE_ACTIONS = ["s3:CreateBucket", "s3:TagResource"]
+CONVERGE_ACTIONS = [
+    "s3:GetBucketVersioning",
+    "s3:PutBucketVersioning",
+    "s3:GetEncryptionConfiguration",
+    "s3:PutEncryptionConfiguration",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:GetBucketOwnershipControls",
+    "s3:PutBucketOwnershipControls",
+    "s3:GetBucketPolicy",
+    "s3:PutBucketPolicy",
+    "s3:GetBucketTagging",
+    "s3:PutBucketTagging",
+]
+BUCKET_ACTIONS = READ_ACTIONS + CREATE_ACTIONS + CONVERGE_ACTIONS
+
+
+def bootstrap(config_path: Path, group: str | None, aws_endpoint: str | None) -> int:
+    config = load_config(config_path)
+    infra = config.infra
+    if group is not None and group not in infra.vpc_groups:
+        raise UsageError(f"no VPC group {group!r} in {config_path}; defined: {', '.join(infra.vpc_groups)}")
+    groups = [group] if group is not None else list(infra.vpc_groups)
+    if infra.state.backend != "s3":
+        console.out(
+            f"{config_path}: state.backend is {infra.state.backend}: Terraform keeps each stack's state "
+            "in a local file, so there is no state bucket to create"
+        )
+        return 0
+    buckets = {g: infra.state_bucket(g) for g in groups}
+    aws = Aws(infra.region, aws_endpoint)
+
+    who = aws.identity()
+    via = f" via {aws.endpoint}" if aws.endpoint else ""
+    console.out(f"account {who.account} as {who.arn}, region {infra.region}{via}")
+
+    arns = [f"arn:{who.partition}:s3:::{name}" for name in buckets.values()]
+    check = aws.check_permissions(who, [(ACCOUNT_ACTIONS, None), (BUCKET_ACTIONS, arns)])
+    if not check.verified:
+        console.err(f"warning: cannot verify permissions ({check.reason}); proceeding")
+    reads = set(ACCOUNT_ACTIONS + READ_ACTIONS)
+    if check.missing and reads & set(check.missing):
+        raise MissingPermissions(check.principal, check.missing, "bootstrap the state buckets")
+
+    plan = _plan(aws, who, buckets)
+    missing = _needed(check.missing, plan)
+    if missing:
+        raise MissingPermissions(check.principal, missing, "bootstrap the state buckets")
+
+    for group_name, name in buckets.items():
+        tags = bucket_tags(config, group_name)
+        created = plan[name] == "create" and aws.create_bucket(name, tags)
+        try:
+            changed = converge(aws, who, name, tags)
+        except AwsError as exc:
+            if not created:
+                raise
+            raise AwsError(
+                f"{exc} - bucket {name} was created but is not fully configured; "
+                "fix that and run levels-tf bootstrap again, it converges"
+            ) from None
+        if created:
+            console.out(f"{name}: created (group {group_name}): {describe(tags)}")
+        elif changed:
+            console.out(f"{name}: exists (group {group_name}), updated: {', '.join(changed)}")
+        else:
+            console.out(f"{name}: exists (group {group_name}), up to date")
+    return 0
+
+
+def _plan(aws: Aws, who: Identity, buckets: dict[str, str]) -> dict[str, str]:
+    """'exists' or 'create' per bucket; errors for buckets we cannot use. Read-only."""
+    prefix = _common_prefix(list(buckets.values()))
+    ours = aws.owned_buckets(prefix)
+    plan = {}
+    for name in buckets.values():
+        region = aws.bucket_region(name, who.account if name in ours else None)
+        if name in ours:
+            if region and region != aws.region:
+                raise AwsError(
+                    f"bucket {name} exists in {region}, but infra.yaml's region is {aws.region}; "
+                    "move the state or change state.bucket_prefix"
+                )
+            plan[name] = "exists"
+        elif region is not None:
+            raise BucketTaken(
+                f"bucket {name} already exists in another AWS account; choose another state.bucket_prefix"
+            )
+        else:
+            plan[name] = "create"
+    return plan
+
+
+def _needed(missing: dict[str, list[str]], plan: dict[str, str]) -> dict[str, list[str]]:
+    """The missing permissions that matter: creating only for buckets to create."""
+    needed: dict[str, list[str]] = {}
+    for action, resources in missing.items():
+        if action in CREATE_ACTIONS:
+            resources = [r for r in resources if plan.get(r) == "create"]
+        if resources:
+            needed[action] = resources
+    return needed
+
+
+def _common_prefix(names: list[str]) -> str:
+    prefix = names[0]
+    for name in names[1:]:
+        while not name.startswith(prefix):
+            prefix = prefix[:-1]
+    return prefix
+
+
+def bucket_tags(config: Config, group: str) -> dict[str, str]:
+    """The tags of `group`'s shared stack (see context.default_tags), without Stack."""
+    infra = context.group_infra(config, group)
+    tags = dict(sorted(infra.tags.items()))
+    tags.update({"Project": infra.project, "VpcGroup": group, "ManagedBy": "levels-tf"})
+    return tags
+
+
+def tls_statement(partition: str, name: str) -> dict[str, Any]:
+    arn = f"arn:{partition}:s3:::{name}"
+    return {
+        "Sid": TLS_SID,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [arn, f"{arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def converge(aws: Aws, who: Identity, name: str, tags: dict[str, str]) -> list[str]:
+    """Bring bucket `name` to the settings above; the names of what had to change."""
+    owner = who.account
+    changed = []
+    if aws.public_access_block(name, owner) != {key: True for key in PUBLIC_ACCESS_BLOCK}:
+        aws.block_public_access(name, owner)
+        changed.append("public access block")
+    if aws.ownership(name, owner) != "BucketOwnerEnforced":
+        aws.enforce_owner(name, owner)
+        changed.append("ownership")
+    if aws.default_encryption(name, owner) not in ENCRYPTED:
+        aws.set_sse_s3(name, owner)
+        changed.append("encryption")
+    if aws.versioning(name, owner) != "Enabled":
+        aws.enable_versioning(name, owner)
+        changed.append("versioning")
+    policy = aws.policy(name, owner)
+    wanted = tls_statement(who.partition, name)
+    merged = _with_statement(policy, wanted)
+    if merged is not None:
+        aws.set_policy(name, owner, merged)
+        changed.append("policy")
+    current = aws.tags(name, owner)
+    if any(current.get(key) != value for key, value in tags.items()):
+        aws.set_tags(name, owner, {**current, **tags})
+        changed.append("tags")
+    return changed
+
+
+def describe(tags: dict[str, str]) -> str:
+    return (
+        "versioning on, SSE-S3 by default, public access blocked, BucketOwnerEnforced, "
+        f"TLS-only policy, {len(tags)} tags"
+    )
+
+
+def _with_statement(policy: dict[str, Any] | None, wanted: dict[str, Any]) -> dict[str, Any] | None:
+    """`policy` with `wanted` in it, or None when an equivalent statement is there already.
+
+    Other statements are kept; a statement with our Sid that says something
+    else is replaced."""
+    if policy is None:
+        return {"Version": "2012-10-17", "Statement": [wanted]}
+    statements = policy.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    if any(_normal(s) == _normal(wanted) for s in statements):
+        return None
+    kept = [s for s in statements if s.get("Sid") != wanted["Sid"]]
+    return {**policy, "Version": policy.get("Version", "2012-10-17"), "Statement": kept + [wanted]}
+
+
+def _normal(statement: dict[str, Any]) -> tuple:
+    """A statement without its Sid, in one spelling: lists sorted, `*` principals alike,
+    condition values as lowercase strings."""
+
+    def listed(value: Any) -> tuple:
+        return tuple(sorted(str(v) for v in (value if isinstance(value, list) else [value])))
+
+    principal = statement.get("Principal")
+    if principal == "*" or principal == {"AWS": "*"} or principal == {"AWS": ["*"]}:
+        principal = "*"
+    else:
+        principal = repr(principal)
+    condition = tuple(
+        sorted(
+            (operator, key, tuple(str(v).lower() for v in listed(values)))
+            for operator, block in (statement.get("Condition") or {}).items()
+            for key, values in block.items()
+        )
+    )
+    return (
+        statement.get("Effect"),
+        principal,
+        listed(statement.get("Action", [])),
+        listed(statement.get("Resource", [])),
+        condition,
+    )

@@ -1,0 +1,109 @@
+"""What every Terraform-driving command starts from: a validated configuration,
+a rendered tree that is up to date, the stacks asked for, and terraform."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import context, lambda_package, writer
+from .errors import UsageError
+from .options import RenderOptions, apply
+from .render import render
+from .stacks import Stack, stacks
+from .terraform import PLAN_FILE, Terraform
+from .validation import Config, load_config
+
+
+@dataclass
+class Workspace:
+    config: Config
+    out: Path
+    stacks: list[Stack]
+    terraform: Terraform
+
+    def folder(self, stack: Stack) -> Path:
+        return self.out / "stacks" / stack.name
+
+    def production(self, stack: Stack) -> bool:
+        return self.config.infra.vpc_groups[stack.group].production
+
+    def plan_file(self, stack: Stack) -> Path:
+        return self.folder(stack) / PLAN_FILE
+
+
+def plugin_cache() -> Path:
+    """One copy of each provider for every stack (a registry copy of the aws provider is ~700 MB)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "levels-tf" / "terraform-plugins"
+
+
+def open_workspace(
+    config_path: Path,
+    names: tuple[str, ...],
+    all_stacks: bool,
+    options: RenderOptions,
+    terraform_bin: str | None,
+    out: Path | None = None,
+) -> Workspace:
+    config = apply(load_config(config_path), options)
+    out = out if out is not None else config_path.parent
+    if writer.plan_changes(out, render(config)):
+        hint = _options_hint(options)
+        raise UsageError(f"the rendered tree in {out} is stale against {config_path}: run `levels-tf render{hint}` first")
+    ordered = stacks(config.infra)
+    known = [stack.name for stack in ordered]
+    if all_stacks and names:
+        raise UsageError("name stacks or give --all, not both")
+    if not all_stacks and not names:
+        raise UsageError(f"name the stacks ({', '.join(known)}) or give --all")
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UsageError(f"no stack {unknown[0]!r}; the stacks are {', '.join(known)}")
+    selected = [stack for stack in ordered if all_stacks or stack.name in names]
+    return Workspace(config, out, selected, Terraform.locate(terraform_bin, plugin_cache()))
+
+
+def ensure_function_packages(workspace: Workspace) -> list[Path]:
+    """Build the zips of functions whose zip is missing; plan reads them."""
+    built = []
+    for name, function in workspace.config.infra.functions.items():
+        target = workspace.out / context.function_package(name)
+        if target.exists():
+            continue
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="levels-tf-package-") as work:
+            data = lambda_package.package_function(function.code, Path(work), runtime=function.runtime)
+        writer.write_artifact(target, data)
+        built.append(target)
+    return built
+
+
+def stale_plan_reason(workspace: Workspace, stack: Stack) -> str | None:
+    """Why the saved plan of `stack` may not be applied, or None."""
+    plan = workspace.plan_file(stack)
+    if not plan.exists():
+        return "no saved plan: run `levels-tf plan` first"
+    planned = plan.stat().st_mtime
+    newer = [workspace.config.path] + [p for p in workspace.folder(stack).glob("*.tf")]
+    newer += [workspace.out / writer.MANIFEST]
+    for path in newer:
+        if path.exists() and path.stat().st_mtime > planned:
+            return f"the saved plan is older than {path}: run `levels-tf plan` again"
+    return None
+
+
+def elapsed(start: float) -> str:
+    return f"{time.monotonic() - start:.0f}s"
+
+
+def _options_hint(options: RenderOptions) -> str:
+    hint = ""
+    if options.aws_endpoint:
+        hint += f" --aws-endpoint {options.aws_endpoint}"
+    if options.backend:
+        hint += f" --backend {options.backend}"
+    return hint

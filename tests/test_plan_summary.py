@@ -1,0 +1,702 @@
+"""Plan summaries: counts, stateful flags, blocking, rendering and exit codes.
+
+Unit tests build small plans by hand in both shapes Terraform prints them:
+`terraform show -json PLANFILE` and the `terraform plan -json` stream. The
+real tests apply a tiny configuration against moto with the real terraform
+and aws provider, change it, and read the real plan both ways.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from levels_tf.errors import LevelsError
+from levels_tf.plan_summary import (
+    GITHUB_COMMENT_LIMIT,
+    STATEFUL,
+    Change,
+    Drift,
+    PlanError,
+    StackSummary,
+    as_json,
+    exit_code,
+    from_json_lines,
+    markdown,
+    summarize,
+    text,
+)
+
+# -- building plans by hand ----------------------------------------------------
+
+# What Terraform's stream says for each action list of `show -json`.
+STREAM_ACTION = {
+    ("create",): "create",
+    ("update",): "update",
+    ("delete",): "delete",
+    ("delete", "create"): "replace",
+    ("create", "delete"): "replace",
+    ("no-op",): "noop",
+    ("read",): "read",
+    ("forget",): "remove",
+    ("create", "forget"): "replace",
+}
+SHOW_REASON = {"cannot_update": "replace_because_cannot_update", "tainted": "replace_because_tainted"}
+
+
+def entry(address: str, actions, *, mode: str = "managed", reason: str = "", before=None, previous: str = "", importing: bool = False) -> dict:
+    """One resource change; `type` comes from the address."""
+    parts = address.split(".")
+    if parts[0] == "module":
+        parts = parts[2:]
+    if parts[0] == "data":
+        mode, parts = "data", parts[1:]
+    found = {
+        "address": address,
+        "mode": mode,
+        "type": parts[0],
+        "name": parts[1].split("[")[0],
+        "change": {"actions": list(actions), "before": before, "after": None},
+    }
+    if reason:
+        found["action_reason"] = reason
+    if previous:
+        found["previous_address"] = previous
+    if importing:
+        found["change"]["importing"] = {"id": "imported-id"}
+    return found
+
+
+def show(*changes: dict, drift=(), outputs=None, refresh_only: bool = False) -> dict:
+    plan = {"format_version": "1.2", "terraform_version": "1.11.4", "applyable": True, "complete": True, "errored": False}
+    if not refresh_only:
+        plan["resource_changes"] = list(changes)
+    if drift:
+        plan["resource_drift"] = list(drift)
+    if outputs:
+        plan["output_changes"] = {name: {"actions": actions} for name, actions in outputs.items()}
+    return plan
+
+
+def _addr(change: dict) -> dict:
+    address = change["address"]
+    resource = address.split(".", 2)[2] if address.startswith("module.") else address
+    return {
+        "addr": address,
+        "module": address.rsplit(".", 2)[0] if address.startswith("module.") else "",
+        "resource": resource,
+        "implied_provider": "aws",
+        "resource_type": change["type"],
+        "resource_name": change["name"],
+        "resource_key": None,
+    }
+
+
+def _stream_change(change: dict) -> dict:
+    action = STREAM_ACTION[tuple(change["change"]["actions"])]
+    out = {"resource": _addr(change), "action": action}
+    if change.get("previous_address"):
+        out["previous_resource"] = _addr({**change, "address": change["previous_address"]})
+        if action == "noop":
+            out["action"] = "move"
+    if change["change"].get("importing"):
+        out["importing"] = change["change"]["importing"]
+        if out["action"] == "noop":
+            out["action"] = "import"
+    reason = change.get("action_reason", "")
+    reason = {v: k for k, v in SHOW_REASON.items()}.get(reason, reason)
+    if reason:
+        out["reason"] = reason
+    return out
+
+
+def stream(plan: dict) -> list[str]:
+    """The `terraform plan -json` lines Terraform prints for the same plan as `plan` (a show -json dict)."""
+    lines = [{"@level": "info", "@message": "Terraform 1.11.4", "type": "version", "terraform": "1.11.4", "ui": "1.2"}]
+    for change in plan.get("resource_drift", []):
+        lines.append({"@level": "info", "type": "resource_drift", "change": _stream_change(change)})
+    totals = {"add": 0, "change": 0, "import": 0, "remove": 0, "operation": "plan"}
+    for change in plan.get("resource_changes", []):
+        actions = tuple(change["change"]["actions"])
+        if change["mode"] == "data" and actions == ("delete",):
+            continue
+        totals["add"] += "create" in actions
+        totals["remove"] += "delete" in actions
+        totals["change"] += actions == ("update",)
+        message = _stream_change(change)
+        if message["action"] != "noop":
+            lines.append({"@level": "info", "type": "planned_change", "change": message})
+    lines.append({"@level": "info", "type": "change_summary", "changes": totals})
+    outputs = {name: {"sensitive": False, "action": STREAM_ACTION[tuple(o["actions"])]} for name, o in plan.get("output_changes", {}).items()}
+    if outputs:
+        lines.append({"@level": "info", "type": "outputs", "outputs": outputs})
+    return [json.dumps(line) for line in lines]
+
+
+def both(plan: dict, *, production: bool = False, refresh_only: bool = False, stack: str = "dev") -> StackSummary:
+    """The summary from both parsers, asserted equal."""
+    from_show = summarize(stack, plan, production=production, refresh_only=refresh_only)
+    from_stream = from_json_lines(stack, stream(plan), production=production, refresh_only=refresh_only)
+    assert from_show == from_stream
+    return from_show
+
+
+def counts(summary: StackSummary) -> tuple[int, int, int, int]:
+    return summary.add, summary.change, summary.replace, summary.destroy
+
+
+# -- counting ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("actions", "expected"),
+    [
+        (["create"], (1, 0, 0, 0)),
+        (["update"], (0, 1, 0, 0)),
+        (["delete"], (0, 0, 0, 1)),
+        (["delete", "create"], (0, 0, 1, 0)),
+        (["create", "delete"], (0, 0, 1, 0)),
+        (["no-op"], (0, 0, 0, 0)),
+        (["read"], (0, 0, 0, 0)),
+    ],
+)
+def test_each_action_counts_once(actions, expected):
+    summary = both(show(entry("aws_sqs_queue.jobs", actions)))
+    assert counts(summary) == expected
+    assert summary.has_changes == (expected != (0, 0, 0, 0))
+
+
+def test_a_replace_is_one_replace_not_an_add_and_a_destroy():
+    summary = both(show(entry("aws_sqs_queue.a", ["delete", "create"], reason="replace_because_cannot_update"), entry("aws_sqs_queue.b", ["create"])))
+    assert counts(summary) == (1, 0, 1, 0)
+    (replaced,) = summary.destructive
+    assert (replaced.address, replaced.action, replaced.reason) == ("aws_sqs_queue.a", "replace", "cannot_update")
+
+
+def test_data_sources_and_no_ops_are_not_changes():
+    plan = show(
+        entry("data.aws_iam_policy_document.read", ["read"], reason="read_because_dependency_pending"),
+        entry("data.aws_caller_identity.current", ["no-op"]),
+        entry("aws_sqs_queue.jobs", ["no-op"]),
+    )
+    summary = both(plan)
+    assert summary.changes == ()
+    assert not summary.has_changes
+    assert exit_code([summary]) == 0
+
+
+def test_every_replace_and_destroy_is_listed_by_address():
+    plan = show(
+        entry('module.queue["b"].aws_sqs_queue.this', ["delete"], reason="delete_because_each_key"),
+        entry('module.queue["a"].aws_sqs_queue.this', ["create", "delete"]),
+        entry("aws_sqs_queue.kept", ["update"]),
+        entry("aws_sqs_queue.new", ["create"]),
+    )
+    summary = both(plan)
+    assert [(c.address, c.action) for c in summary.destructive] == [
+        ('module.queue["a"].aws_sqs_queue.this', "replace"),
+        ('module.queue["b"].aws_sqs_queue.this', "delete"),
+    ]
+    assert summary.destructive[1].reason_text == "for_each key no longer exists"
+
+
+def test_moves_imports_and_forgets_are_changes_that_touch_no_object():
+    plan = show(
+        entry("aws_sqs_queue.renamed", ["no-op"], previous="aws_sqs_queue.old"),
+        entry("aws_sqs_queue.moved_and_changed", ["update"], previous="aws_sqs_queue.before"),
+        entry("aws_sqs_queue.adopted", ["no-op"], importing=True),
+        entry("aws_s3_bucket.let_go", ["forget"]),
+    )
+    summary = both(plan, production=True)
+    assert counts(summary) == (0, 1, 0, 0)
+    assert (summary.moved, summary.imported, summary.forgotten) == (1, 1, 1)
+    assert {c.address: c.previous_address for c in summary.changes if c.previous_address} == {
+        "aws_sqs_queue.renamed": "aws_sqs_queue.old",
+        "aws_sqs_queue.moved_and_changed": "aws_sqs_queue.before",
+    }
+    assert summary.has_changes and not summary.blocked  # forgetting a bucket leaves it and its data alone
+    assert exit_code([summary]) == 2
+
+
+# -- stateful resources and blocking ---------------------------------------------
+
+
+@pytest.mark.parametrize("type_", sorted(STATEFUL))
+@pytest.mark.parametrize("actions", [["delete"], ["delete", "create"], ["create", "delete"]])
+def test_replacing_or_destroying_what_holds_data_is_flagged(type_, actions):
+    summary = both(show(entry(f"{type_}.this", actions)), production=True, stack="production")
+    (change,) = summary.flagged
+    assert change.stateful == STATEFUL[type_]
+    assert summary.blocked
+    assert exit_code([summary]) == 1
+
+
+@pytest.mark.parametrize("type_", ["aws_s3_bucket", "aws_ssm_parameter", "aws_rds_cluster", "aws_kms_key"])
+@pytest.mark.parametrize("actions", [["create"], ["update"], ["no-op"], ["forget"]])
+def test_creating_or_updating_what_holds_data_is_not_flagged(type_, actions):
+    summary = both(show(entry(f"{type_}.this", actions)), production=True)
+    assert summary.flagged == ()
+    assert not summary.blocked
+
+
+@pytest.mark.parametrize("type_", ["aws_sqs_queue", "aws_iam_role", "aws_s3_bucket_policy", "aws_lb", "aws_kms_alias"])
+def test_destroying_what_holds_no_data_is_not_flagged(type_):
+    summary = both(show(entry(f"{type_}.this", ["delete"]), entry(f"{type_}.that", ["delete", "create"])), production=True)
+    assert summary.destroy == 1 and summary.replace == 1
+    assert summary.flagged == ()
+    assert not summary.blocked
+    assert exit_code([summary]) == 2
+
+
+def test_parameters_are_stateful_because_their_values_are_set_out_of_band():
+    summary = both(show(entry('module.parameters.aws_ssm_parameter.this["api/db"]', ["delete", "create"])), production=True)
+    assert "out of band" in summary.flagged[0].stateful
+    assert summary.blocked
+
+
+def test_only_production_is_blocked():
+    plan = show(entry("aws_rds_cluster.this", ["delete"]))
+    dev = both(plan, production=False)
+    assert dev.flagged and not dev.blocked
+    assert exit_code([dev]) == 2
+    production = both(plan, production=True, stack="production")
+    assert exit_code([dev, production]) == 1
+
+
+def test_a_state_bucket_and_its_parts_are_flagged_and_block_any_stack():
+    state = "levels-tfstate-nonprod"
+    plan = show(
+        entry("aws_s3_bucket.state", ["delete"], before={"bucket": state}),
+        entry("aws_s3_bucket_versioning.state", ["delete"], before={"bucket": state}),
+        entry("aws_s3_bucket_policy.assets", ["delete"], before={"bucket": "levels-dev-assets"}),
+        entry("aws_s3_bucket_versioning.state_kept", ["update"], before={"bucket": state}),
+    )
+    summary = summarize("bootstrap", plan, production=False, state_buckets={state})
+    assert [c.address for c in summary.flagged] == ["aws_s3_bucket.state", "aws_s3_bucket_versioning.state"]
+    assert all(c.state_bucket and "state" in c.stateful for c in summary.flagged)
+    assert summary.blocked
+    # without the names, a bucket is still a bucket, but its parts are not recognised
+    plain = summarize("bootstrap", plan, production=False)
+    assert [c.address for c in plain.flagged] == ["aws_s3_bucket.state"]
+    assert not plain.blocked
+    assert plain == from_json_lines("bootstrap", stream(plan), production=False)
+
+
+# -- drift, outputs, exit codes ----------------------------------------------------
+
+
+def test_drift_is_reported_with_its_action():
+    plan = show(
+        refresh_only=True,
+        drift=[entry("aws_sqs_queue.jobs", ["update"]), entry("aws_ssm_parameter.flag", ["delete"]), entry("aws_sqs_queue.new", ["no-op"], previous="aws_sqs_queue.old")],
+    )
+    summary = both(plan, refresh_only=True)
+    assert summary.drift == (
+        Drift("aws_sqs_queue.jobs", "update", "aws_sqs_queue"),
+        Drift("aws_sqs_queue.new", "move", "aws_sqs_queue"),
+        Drift("aws_ssm_parameter.flag", "delete", "aws_ssm_parameter"),
+    )
+    assert summary.changes == () and summary.flagged == ()
+    assert summary.has_changes
+    assert exit_code([summary]) == 2
+
+
+def test_drift_in_a_normal_plan_is_shown_but_is_not_a_change():
+    summary = both(show(entry("aws_sqs_queue.jobs", ["no-op"]), drift=[entry("aws_sqs_queue.jobs", ["update"])]))
+    assert summary.drift and not summary.has_changes
+    assert exit_code([summary]) == 0
+
+
+def test_an_output_change_alone_is_a_change():
+    summary = both(show(entry("aws_sqs_queue.jobs", ["no-op"]), outputs={"url": ["update"], "same": ["no-op"]}))
+    assert summary.outputs == ("url",)
+    assert exit_code([summary]) == 2
+
+
+def test_exit_codes():
+    nothing = StackSummary("dev", False)
+    changed = both(show(entry("aws_sqs_queue.jobs", ["create"])))
+    blocked = both(show(entry("aws_kms_key.data", ["delete"])), production=True, stack="production")
+    assert exit_code([]) == 0
+    assert exit_code([nothing]) == 0
+    assert exit_code([nothing, changed]) == 2
+    assert exit_code([changed, blocked]) == 1
+
+
+# -- refusals --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        ({"format_version": "2.0", "resource_changes": []}, "format_version 2.0"),
+        ({"resource_changes": []}, r"format_version \(none\)"),
+        (show(entry("aws_sqs_queue.jobs", ["teleport"])), "unknown actions"),
+        ({**show(), "errored": True}, "errored"),
+        (show(entry("aws_sqs_queue.jobs", ["create"])) | {"resource_changes": [{"address": "x"}]}, "without"),
+        (["not", "a", "plan"], "JSON object"),
+    ],
+)
+def test_a_plan_it_cannot_read_with_confidence_is_refused(plan, message):
+    with pytest.raises(PlanError, match=message) as caught:
+        summarize("dev", plan, production=False)
+    assert isinstance(caught.value, LevelsError)
+
+
+def _lines(*messages: dict) -> list[str]:
+    return [json.dumps(m) for m in messages]
+
+
+SUMMARY_NONE = {"type": "change_summary", "changes": {"add": 0, "change": 0, "import": 0, "remove": 0, "operation": "plan"}}
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (_lines({"type": "version", "ui": "1.2"}), "no change_summary"),
+        (_lines({"type": "version", "ui": "2.0"}, SUMMARY_NONE), "UI version 2.0"),
+        (["Terraform will perform the following actions:"], "not JSON"),
+        (_lines({"@level": "error", "type": "diagnostic", "diagnostic": {"severity": "error", "summary": "Invalid reference"}}), "Invalid reference"),
+        (_lines({"type": "version", "ui": "1.2"}, {**SUMMARY_NONE, "changes": {**SUMMARY_NONE["changes"], "remove": 1}}), "disagrees"),
+        (_lines({"type": "change_summary", "changes": {"add": 1, "operation": "apply"}}), "apply"),
+        (stream(show(entry("aws_sqs_queue.a", ["update"])))[1:2] + _lines(SUMMARY_NONE), "disagrees"),
+    ],
+)
+def test_a_stream_it_cannot_read_with_confidence_is_refused(lines, message):
+    with pytest.raises(PlanError, match=message):
+        from_json_lines("dev", lines, production=False)
+
+
+def test_a_create_and_forget_replace_is_a_replace_terraform_does_not_count():
+    """`lifecycle { destroy = false }`: the new object is created and the old one left
+    alone. The stream calls it a replace like any other, so both parsers do, and its
+    change_summary counts it as nothing."""
+    plan = show(entry("aws_sqs_queue.jobs", ["create", "forget"]))
+    lines = stream(plan)
+    assert json.loads(lines[-1])["changes"]["add"] == 1  # what the helper counts
+    lines[-1] = json.dumps(SUMMARY_NONE)  # what Terraform counts
+    summary = from_json_lines("dev", lines, production=False)
+    assert summary == summarize("dev", plan, production=False)
+    assert summary.replace == 1
+
+
+def test_a_refresh_only_plan_with_changes_is_refused():
+    plan = show(entry("aws_sqs_queue.jobs", ["create"]))
+    with pytest.raises(PlanError, match="refresh-only"):
+        summarize("dev", plan, production=False, refresh_only=True)
+    with pytest.raises(PlanError, match="refresh-only"):
+        from_json_lines("dev", stream(plan), production=False, refresh_only=True)
+
+
+def test_the_stream_may_come_as_one_text_or_as_bytes():
+    plan = show(entry("aws_sqs_queue.jobs", ["create"]))
+    expected = summarize("dev", plan, production=False)
+    assert from_json_lines("dev", "\n".join(stream(plan)) + "\n\n", production=False) == expected
+    assert from_json_lines("dev", [line.encode() + b"\n" for line in stream(plan)], production=False) == expected
+
+
+# -- rendering -------------------------------------------------------------------
+
+
+def _mixed() -> list[StackSummary]:
+    production = both(
+        show(
+            entry("aws_s3_bucket.assets", ["delete", "create"], reason="replace_because_cannot_update"),
+            entry("aws_sqs_queue.jobs", ["delete"], reason="delete_because_no_resource_config"),
+            entry("aws_ssm_parameter.flag", ["update"]),
+            entry("aws_sqs_queue.new", ["create"]),
+        ),
+        production=True,
+        stack="production",
+    )
+    dev = both(show(entry("aws_sqs_queue.jobs", ["update"]), drift=[entry("aws_sqs_queue.jobs", ["update"])]), stack="dev")
+    quiet = both(show(entry("aws_sqs_queue.jobs", ["no-op"])), stack="qa")
+    return [production, dev, quiet]
+
+
+def test_text_is_a_table_with_each_replace_and_destroy_under_its_stack():
+    out = text(_mixed())
+    lines = out.splitlines()
+    assert lines[0].split() == ["stack", "add", "change", "replace", "destroy", "drift"]
+    assert lines[1].split()[:6] == ["production", "1", "1", "1", "1", "0"] and "BLOCKED" in lines[1]
+    assert lines[2] == "  replace  aws_s3_bucket.assets  !! " + STATEFUL["aws_s3_bucket"]
+    assert lines[3] == "  destroy  aws_sqs_queue.jobs"
+    assert lines[4].split()[:6] == ["dev", "0", "1", "0", "0", "1"]
+    assert lines[5].split() == ["drift", "update", "aws_sqs_queue.jobs"]
+    assert lines[6].split() == ["qa", "0", "0", "0", "0", "0"]
+    assert lines[7].split() == ["total", "1", "2", "1", "1", "1"]
+    assert lines[8].startswith("BLOCKED: production would replace or destroy 1 resource that holds data")
+    # the numbers end where their headings end
+    def ends(line: str) -> list[int]:
+        return [match.end() for match in re.finditer(r"\S+", line)][1:6]
+
+    assert ends(lines[0]) == ends(lines[1]) == ends(lines[4]) == ends(lines[6]) == ends(lines[7])
+
+
+def test_text_of_nothing():
+    out = text([StackSummary("dev", False)])
+    assert out.splitlines() == ["stack  add  change  replace  destroy", "dev      0       0        0        0", "total    0       0        0        0"]
+
+
+def test_markdown_of_a_small_plan_shows_everything():
+    out = markdown(_mixed())
+    assert "⛔ **Blocked**" in out
+    assert "| stack | add | change | replace | destroy | drift | |" in out
+    assert "| production | 1 | 1 | 1 | 1 | 0 | ⛔ blocked, ⚠️ 1 holding data |" in out
+    assert "| **total** | **1** | **2** | **1** | **1** | **1** | |" in out
+    assert "- production: `aws_s3_bucket.assets` **replace** (a changed argument forces replacement) — ⚠️" in out
+    assert "- `aws_sqs_queue.jobs` **destroy** (no longer in the configuration)" in out
+    assert "<details><summary>dev: 1 changed outside Terraform</summary>" in out
+    assert "not shown" not in out
+
+
+def test_markdown_without_changes_says_so():
+    assert "No changes." in markdown([StackSummary("dev", False)])
+
+
+def _huge(stacks: int = 3, per_stack: int = 3000) -> list[StackSummary]:
+    """Thousands of replaces and destroys, half of them of buckets, with long addresses."""
+    summaries = []
+    for n in range(stacks):
+        changes = []
+        for i in range(per_stack):
+            type_ = "aws_s3_bucket" if i % 2 else "aws_sqs_queue"
+            action = "replace" if i % 3 else "delete"
+            changes.append(Change(f'module.environment["e{n}"].module.thing["{i:05d}"].{type_}.this', action, type_, stateful=STATEFUL.get(type_, "") if type_ == "aws_s3_bucket" else ""))
+        drift = tuple(Drift(f"aws_sqs_queue.q{i:05d}", "update", "aws_sqs_queue") for i in range(500))
+        summaries.append(StackSummary(f"stack-{n}", production=n == 0, changes=tuple(sorted(changes)), drift=drift, outputs=("a", "b")))
+    return summaries
+
+
+def test_markdown_of_thousands_of_changes_stays_within_the_limit():
+    summaries = _huge()
+    out = markdown(summaries)
+    assert len(out) <= 60000
+    # the table and the total survive whole
+    for s in summaries:
+        assert f"| {s.stack} | 0 | 0 | {s.replace} | {s.destroy} | 500 |" in out
+    assert "| **total** |" in out
+    # the flagged items come first and are not folded away
+    flagged_at = out.index("**Replaced or destroyed, and holding data:**")
+    assert out.index("- stack-0: `module.environment") > flagged_at
+    assert "<details>" not in out[:flagged_at]
+    # every item is either shown or counted as not shown
+    items = sum(len(s.flagged) + len(s.destructive) + len(s.drift) + len(s.outputs) for s in summaries)
+    shown = sum(1 for line in out.splitlines() if line.startswith("- ") and "more not shown" not in line)
+    hidden = [int(line.split()[2]) for line in out.splitlines() if line.startswith("- … ")]
+    trailer = [int(line.split()[1]) for line in out.splitlines() if line.startswith("… ")]
+    assert hidden, "a long list says how many it leaves out"
+    assert shown + sum(hidden) + sum(trailer) == items
+    # every <details> that is opened is closed
+    assert out.count("<details>") == out.count("</details>")
+
+
+@pytest.mark.parametrize("limit", [GITHUB_COMMENT_LIMIT, 60000, 20000, 4000, 1000, 300, 80, 1])
+def test_markdown_never_exceeds_the_limit(limit):
+    for summaries in (_huge(), _huge(1, 40), _mixed(), [StackSummary(f"s{i}", True) for i in range(3000)]):
+        out = markdown(summaries, limit=limit)
+        assert len(out) <= limit
+        if limit >= 1000:
+            assert out.count("<details>") == out.count("</details>")
+
+
+def test_markdown_refuses_a_limit_github_would_not_take():
+    with pytest.raises(ValueError):
+        markdown([], limit=GITHUB_COMMENT_LIMIT + 1)
+
+
+def test_as_json_is_plain_data():
+    data = as_json(_mixed())
+    assert json.loads(json.dumps(data)) == data
+    production = data["stacks"][0]
+    assert {k: production[k] for k in ("stack", "add", "change", "replace", "destroy", "blocked", "has_changes")} == {
+        "stack": "production",
+        "add": 1,
+        "change": 1,
+        "replace": 1,
+        "destroy": 1,
+        "blocked": True,
+        "has_changes": True,
+    }
+    assert production["flagged"] == ["aws_s3_bucket.assets"]
+    assert production["changes"][0] == {
+        "address": "aws_s3_bucket.assets",
+        "action": "replace",
+        "type": "aws_s3_bucket",
+        "reason": "cannot_update",
+        "stateful": STATEFUL["aws_s3_bucket"],
+    }
+    assert data["stacks"][1]["drift"] == [{"address": "aws_sqs_queue.jobs", "action": "update", "type": "aws_sqs_queue"}]
+    assert data["total"] == {"add": 1, "change": 2, "replace": 1, "destroy": 1, "drift": 1}
+    assert (data["blocked"], data["exit_code"]) == (True, 1)
+
+
+# -- real plans: terraform, the aws provider and moto ---------------------------------
+
+
+def _config(moto: str, *, bucket: str, queue: str | None, parameter: str, value: str, queue_url: str = "", read_back: bool = False) -> str:
+    endpoints = "\n".join(f'    {name} = "{moto}"' for name in ("s3", "sqs", "ssm", "sts"))
+    text_ = f'''terraform {{
+  required_providers {{
+    aws = {{ source = "hashicorp/aws", version = ">= 5.100" }}
+  }}
+}}
+
+provider "aws" {{
+  region                      = "us-east-1"
+  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_requesting_account_id  = true
+  s3_use_path_style           = true
+
+  endpoints {{
+{endpoints}
+  }}
+}}
+
+resource "aws_s3_bucket" "assets" {{
+  bucket = "{bucket}"
+}}
+
+resource "aws_ssm_parameter" "flag" {{
+  name  = "{parameter}"
+  type  = "String"
+  value = "{value}"
+}}
+
+output "bucket" {{
+  value = aws_s3_bucket.assets.bucket
+}}
+'''
+    if queue:
+        text_ += f'''
+resource "aws_sqs_queue" "jobs" {{
+  name = "{queue}"
+}}
+'''
+    if queue_url:
+        text_ += f'''
+import {{
+  to = aws_sqs_queue.jobs
+  id = "{queue_url}"
+}}
+'''
+    if read_back:  # a data source read that waits for the apply: "read" in both outputs, no change
+        text_ += '''
+data "aws_ssm_parameter" "flag" {
+  name = aws_ssm_parameter.flag.name
+}
+'''
+    return text_
+
+
+def _terraform(env: dict, folder: Path, *args: str, ok=(0,)) -> subprocess.CompletedProcess:
+    result = subprocess.run(["terraform", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode in ok, f"terraform {' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@contextlib.contextmanager
+def _moto_only():
+    """boto3 reaches moto and nothing else: no profile, no proxy."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("AWS_") or n.lower().endswith("_proxy")]:
+            patch.delenv(name)
+        patch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        yield
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory, terraform_env, moto_server) -> SimpleNamespace:
+    """One applied configuration, then a plan that changes it and a refresh-only plan
+    after changes made behind Terraform's back, each captured both ways."""
+    import boto3
+
+    folder = tmp_path_factory.mktemp("plan-summary")
+    env = {k: v for k, v in terraform_env.items() if not k.startswith("AWS_")}
+    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", TF_INPUT="0")
+    suffix = uuid.uuid4().hex[:8]
+    names = {"bucket": f"ps-assets-{suffix}", "queue": f"ps-jobs-{suffix}", "parameter": f"/ps/{suffix}/flag"}
+
+    with _moto_only():
+        options = dict(endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+        sqs, ssm = boto3.client("sqs", **options), boto3.client("ssm", **options)
+        # The provider waits 25 s after creating or changing a queue (six checks 5 s apart
+        # that its attributes settled); importing one made here, as the provider would
+        # make it, costs no wait.
+        queue_url = sqs.create_queue(QueueName=names["queue"], Attributes={"MaximumMessageSize": "262144"})["QueueUrl"]
+
+    config = folder / "main.tf"
+    config.write_text(_config(moto_server, **names, value="one", queue_url=queue_url))
+    _terraform(env, folder, "init", "-no-color")
+    _terraform(env, folder, "apply", "-auto-approve", "-no-color")
+
+    # the bucket's name changes (a replace), the parameter's value (an update), the queue goes
+    config.write_text(_config(moto_server, bucket=names["bucket"] + "-b", queue=None, parameter=names["parameter"], value="two", read_back=True))
+    plan = _terraform(env, folder, "plan", "-out", "p", "-json", "-detailed-exitcode", ok=(2,))
+    shown = _terraform(env, folder, "show", "-json", "p")
+
+    # behind Terraform's back: the queue's visibility timeout changes, the parameter goes
+    with _moto_only():
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": "99"})
+        ssm.delete_parameter(Name=names["parameter"])
+    config.write_text(_config(moto_server, **names, value="one"))
+    refresh = _terraform(env, folder, "plan", "-refresh-only", "-out", "r", "-json", "-detailed-exitcode", ok=(2,))
+    refresh_shown = _terraform(env, folder, "show", "-json", "r")
+    return SimpleNamespace(
+        plan_lines=plan.stdout.splitlines(),
+        plan_code=plan.returncode,
+        plan=json.loads(shown.stdout),
+        refresh_lines=refresh.stdout.splitlines(),
+        refresh_code=refresh.returncode,
+        refresh=json.loads(refresh_shown.stdout),
+    )
+
+
+@pytest.mark.terraform
+@pytest.mark.slow
+def test_a_real_plan_reads_the_same_both_ways(real):
+    from_show = summarize("production", real.plan, production=True)
+    from_stream = from_json_lines("production", real.plan_lines, production=True)
+    assert from_show == from_stream
+    assert counts(from_show) == (0, 1, 1, 1)
+    assert [(c.address, c.action, c.reason) for c in from_show.changes] == [
+        ("aws_s3_bucket.assets", "replace", "cannot_update"),
+        ("aws_sqs_queue.jobs", "delete", "delete_because_no_resource_config"),
+        ("aws_ssm_parameter.flag", "update", ""),
+    ]
+    assert [c.address for c in from_show.flagged] == ["aws_s3_bucket.assets"]
+    assert from_show.outputs == ("bucket",)
+    assert from_show.blocked
+    # the deferred read of the data source is in both outputs, and is no change
+    assert any('"action":"read"' in line for line in real.plan_lines)
+    assert any(c["mode"] == "data" and c["change"]["actions"] == ["read"] for c in real.plan["resource_changes"])
+    # outside production the same plan is allowed, and the exit code is terraform's own
+    dev = from_json_lines("dev", real.plan_lines, production=False)
+    assert not dev.blocked and dev.flagged
+    assert exit_code([dev]) == real.plan_code == 2
+    assert exit_code([from_show]) == 1
+
+
+@pytest.mark.terraform
+@pytest.mark.slow
+def test_a_real_refresh_only_plan_shows_the_drift(real):
+    from_show = summarize("dev", real.refresh, production=False, refresh_only=True)
+    from_stream = from_json_lines("dev", real.refresh_lines, production=False, refresh_only=True)
+    assert from_show == from_stream
+    assert from_show.changes == ()
+    drift = {(d.address, d.action) for d in from_show.drift}
+    assert {("aws_sqs_queue.jobs", "update"), ("aws_ssm_parameter.flag", "delete")} <= drift
+    assert exit_code([from_show]) == real.refresh_code == 2
+    assert "aws_ssm_parameter.flag" in text([from_show])
+    assert "No drift." not in markdown([from_show])
