@@ -112,7 +112,7 @@ def generate_config(environments: int, services: int) -> str:
         out += [
             f"  img-{j:02d}:",
             "    base: ubuntu-24.04",
-            f"    scripts: [scripts/base.sh, scripts/img-{j:02d}.sh]",
+            "    scripts: [scripts/base.sh, scripts/api.sh]",
         ]
     out.append("services:")
     for j, name in enumerate(svc_names):
@@ -141,6 +141,8 @@ def generate_config(environments: int, services: int) -> str:
         "buckets:",
         "  uploads: {cdn: true, backup: true}",
         "  config: {}",
+        "functions:",
+        "  image-variants: {on_upload_to: uploads, sizes: [320, 640]}",
         "queues:" if workers else "queues: {}",
     ]
     out += [f"  q-{name}: {{dead_letter_after: 5, visibility_timeout: 60}}" for name in workers]
@@ -227,6 +229,8 @@ class Case:
         if config_text is not None:
             self.config = self.folder / "infra.yaml"
             self.config.write_text(config_text, encoding="utf-8")
+            # The provisioning scripts images name must exist beside infra.yaml.
+            shutil.copytree(ROOT / "scripts", self.folder / "scripts")
         self.counts: set[int] = set()
         self.calls = 0
 
