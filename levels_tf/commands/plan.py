@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -47,7 +48,10 @@ def plan(
             stack.name, lines, production=workspace.production(stack), refresh_only=refresh_only
         )
 
-    outcomes = scheduler.run(workspace.stacks, action, parallelism)
+    # A plan reads the applied state of the stacks it depends on, not their
+    # plans: every stack can be planned at once.
+    independent = [dataclasses.replace(stack, depends_on=()) for stack in workspace.stacks]
+    outcomes = scheduler.run(independent, action, parallelism)
     summaries = [o.value for o in outcomes.values() if o.status == scheduler.OK]
     if output_format == "json":
         document = plan_summary.as_json(summaries)

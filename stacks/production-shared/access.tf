@@ -25,5 +25,6 @@ module "app_access" {
   name                      = "levels-${each.key}-app"
   vpc_id                    = module.network.vpc_id
   vpc_cidr                  = module.network.vpc_cidr
+  has_bastion               = true
   bastion_security_group_id = module.bastion.security_group_id
 }

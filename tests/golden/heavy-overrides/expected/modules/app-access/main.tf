@@ -18,7 +18,7 @@ resource "aws_security_group" "this" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "ssh_from_bastion" {
-  count = var.bastion_security_group_id == null ? 0 : 1
+  count = var.has_bastion ? 1 : 0
 
   # checkov:skip=CKV_AWS_24:The source is the bastion's security group, not a CIDR; checkov does not read referenced_security_group_id.
   security_group_id            = aws_security_group.this.id

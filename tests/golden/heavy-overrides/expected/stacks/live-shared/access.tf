@@ -9,5 +9,6 @@ module "app_access" {
   name                      = "heavy-${each.key}-app"
   vpc_id                    = module.network.vpc_id
   vpc_cidr                  = module.network.vpc_cidr
+  has_bastion               = false
   bastion_security_group_id = null
 }

@@ -21,6 +21,12 @@ variable "bastion_security_group_id" {
   default     = null
 }
 
+variable "has_bastion" {
+  description = "Whether there is a bastion; known at plan time, unlike its security group's ID."
+  type        = bool
+  default     = false
+}
+
 variable "database_port" {
   description = "TCP port of the database the application servers connect to."
   type        = number
