@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -19,6 +20,13 @@ from typing import Callable, Mapping, Sequence
 from .errors import LevelsError
 
 OUTPUT_LINES = 20
+
+# The programs stream() is running. Python raises KeyboardInterrupt in the
+# main thread only, and the scheduler runs stream() in worker threads, so the
+# main thread passes Ctrl-C on to these (interrupt_running).
+_running: set[subprocess.Popen] = set()
+_interrupted: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
 
 
 class ToolError(LevelsError):
@@ -110,6 +118,8 @@ def stream(
         )
     except OSError as exc:
         raise ToolError(f"could not run {_shown(argv)}: {exc.strerror or exc}") from None
+    with _running_lock:
+        _running.add(child)
     errors: list[str] = []
     reader = threading.Thread(target=lambda: errors.extend(child.stderr), daemon=True)
     reader.start()
@@ -138,6 +148,9 @@ def stream(
         raise
     finally:
         watchdog.cancel()
+        with _running_lock:
+            _running.discard(child)
+            _interrupted.discard(child)
     reader.join(timeout=5)
     if timed_out.is_set():
         raise ToolError(f"{_shown(argv)} did not finish in {timeout:g} s and was stopped")
@@ -145,6 +158,24 @@ def stream(
     if check and result.returncode != 0:
         raise ToolError(failure(result))
     return result
+
+
+def interrupt_running(grace: float = 300) -> None:
+    """Ctrl-C for the programs stream() runs in other threads: each group gets
+    SIGINT once, as in stream(), and up to `grace` seconds to stop before it
+    is killed."""
+    with _running_lock:
+        children = [child for child in _running if child not in _interrupted]
+        _interrupted.update(children)
+    for child in children:
+        _signal_group(child, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for child in children:
+        try:
+            child.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(child, signal.SIGKILL)
+            child.wait()
 
 
 def _signal_group(child: subprocess.Popen, signum: int) -> None:

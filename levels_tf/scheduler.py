@@ -11,6 +11,7 @@ import concurrent.futures
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from . import process
 from .stacks import Stack
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
@@ -43,7 +44,11 @@ def run(stacks: list[Stack], action: Callable[[Stack], Any], parallelism: int = 
                     running[pool.submit(action, stack)] = stack
             if not running:
                 continue
-            done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            try:
+                done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                _stop(running)
+                raise
             for future in done:
                 stack = running.pop(future)
                 error = future.exception()
@@ -54,3 +59,14 @@ def run(stacks: list[Stack], action: Callable[[Stack], Any], parallelism: int = 
                 else:
                     outcomes[stack.name] = Outcome(stack.name, FAILED, error=error)
     return {stack.name: outcomes[stack.name] for stack in stacks}
+
+
+def _stop(running: dict[concurrent.futures.Future, Stack]) -> None:
+    """Ctrl-C reaches the main thread only, and the programs the workers run are
+    in process groups of their own (process.stream): pass it on, and wait until
+    every worker is done (one may start its next program meanwhile)."""
+    for future in running:
+        future.cancel()
+    while not all(future.done() for future in running):
+        process.interrupt_running()
+        concurrent.futures.wait(running, timeout=0.5)

@@ -103,3 +103,23 @@ def test_terraform_missing_is_one_clear_line(run, rehearsal, aws_env):
     result = _lifecycle(run, rehearsal, aws_env, "plan", "--all", "--terraform-bin", "/nonexistent/terraform")
     assert result.exit_code == 1
     assert "not installed" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_reference_shared_stack_plans_on_a_fresh_platform(run, tmp_path, aws_env, terraform_env, monkeypatch):
+    """Nothing in the reference configuration's shared stack waits on a value known only after apply."""
+    from levels_tf.functions import FUNCTIONS
+    from levels_tf.lambda_package import build_zip
+
+    from .conftest import copy_reference
+
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", terraform_env["TF_CLI_CONFIG_FILE"])
+    config = copy_reference(tmp_path)
+    # The function's zip, from its sources alone: plan needs the file, not Pillow.
+    package = tmp_path / "build" / "functions" / "image-variants.zip"
+    package.parent.mkdir(parents=True)
+    package.write_bytes(build_zip(FUNCTIONS["image-variants"].source_dir, None))
+    assert run("render", "--aws-endpoint", aws_env, "--backend", "local", config=config).exit_code == 0
+    result = _lifecycle(run, config, aws_env, "plan", "production-shared", "--format", "json")
+    assert result.exit_code == 2, result.output + result.stderr
+    (stack,) = json.loads(result.stdout)["stacks"]
+    assert stack["add"] > 100 and stack["destroy"] == 0

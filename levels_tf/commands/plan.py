@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from pathlib import Path
 
 from .. import console, plan_summary, scheduler
@@ -29,9 +30,15 @@ def plan(
         console.out(f"built {path}")
     quiet = output_format != "text"
 
+    original = {stack.name: stack for stack in workspace.stacks}
+    # Terraform's plugin cache is not safe for concurrent inits.
+    init_lock = threading.Lock()
+
     def action(stack):
+        stack = original[stack.name]
         folder = workspace.folder(stack)
-        workspace.terraform.init(folder)
+        with init_lock:
+            workspace.terraform.init(folder)
         try:
             _, events = workspace.terraform.plan(
                 folder, refresh_only=refresh_only, on_event=None if quiet else printer(stack.name)
