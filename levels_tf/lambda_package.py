@@ -177,3 +177,11 @@ def package_function(name: str, work_dir: Path, *, runtime: str = "python3.12") 
         dependencies = Path(work_dir) / "dependencies"
         fetch_dependencies(list(function.requirements), dependencies, python_version=python_version_of(runtime))
     return build_zip(function.source_dir, dependencies)
+
+
+def build_function(code: str, runtime: str) -> bytes:
+    """package_function in a scratch folder of its own, removed afterwards."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="levels-tf-package-") as work:
+        return package_function(code, Path(work), runtime=runtime)

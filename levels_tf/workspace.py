@@ -73,11 +73,7 @@ def ensure_function_packages(workspace: Workspace) -> list[Path]:
         target = workspace.out / context.function_package(name)
         if target.exists():
             continue
-        import tempfile
-
-        with tempfile.TemporaryDirectory(prefix="levels-tf-package-") as work:
-            data = lambda_package.package_function(function.code, Path(work), runtime=function.runtime)
-        writer.write_artifact(target, data)
+        writer.write_artifact(target, lambda_package.build_function(function.code, function.runtime))
         built.append(target)
     return built
 

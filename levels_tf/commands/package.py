@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from pathlib import Path
 
 from .. import console, context, lambda_package, writer
@@ -19,8 +18,7 @@ def package(config_path: Path, out: Path | None, names: tuple[str, ...]) -> int:
         raise UsageError(f"no function {unknown[0]!r} in {config_path}; defined: {', '.join(functions) or 'none'}")
     for name in names or tuple(functions):
         function = functions[name]
-        with tempfile.TemporaryDirectory(prefix="levels-tf-package-") as work:
-            data = lambda_package.package_function(function.code, Path(work), runtime=function.runtime)
+        data = lambda_package.build_function(function.code, function.runtime)
         target = out / context.function_package(name)
         changed = writer.write_artifact(target, data)
         digest = hashlib.sha256(data).hexdigest()[:12]
