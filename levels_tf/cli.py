@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -130,16 +131,32 @@ def stacks(ctx: click.Context, as_json: bool) -> None:
 
 
 def _terraform_options(command):
-    """Options every Terraform-driving command shares."""
+    """Options every Terraform-driving command shares; --engine and
+    --terraform-bin reach the command as one `engine` choice."""
+
+    @functools.wraps(command)
+    def with_engine(*args, engine, terraform_bin, **kwargs):
+        from .terraform import EngineChoice
+
+        return command(*args, engine=EngineChoice(engine, terraform_bin), **kwargs)
+
     for option in reversed(
         [
             click.option("--aws-endpoint", metavar="URL", envvar="LEVELS_TF_AWS_ENDPOINT", help="Every AWS service at one endpoint (an emulator); render with the same."),
             click.option("--backend", type=click.Choice(["s3", "local"]), help="The state backend the tree was rendered with."),
+            click.option(
+                "--engine",
+                type=click.Choice(["auto", "binary", "embedded"]),
+                default="auto",
+                show_default=True,
+                envvar="LEVELS_TF_ENGINE",
+                help="binary: terraform or tofu; embedded: Terraform bundled as a library (levels-tf[embedded]); auto: the binary if there is one.",
+            ),
             click.option("--terraform-bin", metavar="PATH", help="terraform or tofu to run (default: terraform, then tofu, on PATH)."),
         ]
     ):
-        command = option(command)
-    return command
+        with_engine = option(with_engine)
+    return with_engine
 
 
 def _many_stacks(command):
@@ -155,7 +172,7 @@ def _many_stacks(command):
 @click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--allow-destroy", is_flag=True, help="Let production plans replace or destroy stateful resources.")
 @click.pass_context
-def plan(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, terraform_bin, output_format, allow_destroy) -> None:
+def plan(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engine, output_format, allow_destroy) -> None:
     """Plan stacks, save each plan for apply, and summarize them all. Exit 0: no changes, 2: changes, 1: error."""
     from .commands import plan as plan_cmd
     from .options import RenderOptions
@@ -164,7 +181,7 @@ def plan(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, terra
         ctx,
         lambda: plan_cmd.plan(
             ctx.obj["config"], stack_names, all_stacks, options=RenderOptions(aws_endpoint, backend),
-            terraform_bin=terraform_bin, output_format=output_format, allow_destroy=allow_destroy, parallelism=parallelism,
+            engine=engine, output_format=output_format, allow_destroy=allow_destroy, parallelism=parallelism,
         ),
     )
 
@@ -174,7 +191,7 @@ def plan(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, terra
 @_terraform_options
 @click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.pass_context
-def drift(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, terraform_bin, output_format) -> None:
+def drift(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engine, output_format) -> None:
     """Compare stacks with what really exists (a refresh-only plan). Exit 0: none, 2: drift, 1: error."""
     from .commands import plan as plan_cmd
     from .options import RenderOptions
@@ -183,7 +200,7 @@ def drift(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, terr
         ctx,
         lambda: plan_cmd.plan(
             ctx.obj["config"], stack_names, all_stacks, options=RenderOptions(aws_endpoint, backend),
-            terraform_bin=terraform_bin, output_format=output_format, allow_destroy=True, parallelism=parallelism,
+            engine=engine, output_format=output_format, allow_destroy=True, parallelism=parallelism,
             refresh_only=True,
         ),
     )
@@ -194,7 +211,7 @@ def drift(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, terr
 @_terraform_options
 @click.option("--yes", is_flag=True, help="Do not ask before applying production stacks.")
 @click.pass_context
-def apply(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, terraform_bin, yes) -> None:
+def apply(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engine, yes) -> None:
     """Apply the plans saved by `plan` (never a fresh one), showing progress."""
     from .commands import apply as apply_cmd
     from .options import RenderOptions
@@ -203,7 +220,7 @@ def apply(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, terr
         ctx,
         lambda: apply_cmd.apply(
             ctx.obj["config"], stack_names, all_stacks, options=RenderOptions(aws_endpoint, backend),
-            terraform_bin=terraform_bin, yes=yes, parallelism=parallelism,
+            engine=engine, yes=yes, parallelism=parallelism,
         ),
     )
 
@@ -213,12 +230,12 @@ def apply(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, terr
 @click.argument("name", required=False)
 @_terraform_options
 @click.pass_context
-def output(ctx, stack_name, name, aws_endpoint, backend, terraform_bin) -> None:
+def output(ctx, stack_name, name, aws_endpoint, backend, engine) -> None:
     """Print a stack's outputs (or one of them) as JSON."""
     from .commands import output as output_cmd
     from .options import RenderOptions
 
-    _run(ctx, lambda: output_cmd.output(ctx.obj["config"], stack_name, name, options=RenderOptions(aws_endpoint, backend), terraform_bin=terraform_bin))
+    _run(ctx, lambda: output_cmd.output(ctx.obj["config"], stack_name, name, options=RenderOptions(aws_endpoint, backend), engine=engine))
 
 
 @cli.command()
@@ -227,7 +244,7 @@ def output(ctx, stack_name, name, aws_endpoint, backend, terraform_bin) -> None:
 @click.option("--allow-production", is_flag=True, help="Also needed for a production stack.")
 @_terraform_options
 @click.pass_context
-def destroy(ctx, stack_name, confirm_name, allow_production, aws_endpoint, backend, terraform_bin) -> None:
+def destroy(ctx, stack_name, confirm_name, allow_production, aws_endpoint, backend, engine) -> None:
     """Destroy one stack: needs --confirm STACK, and --allow-production in production."""
     from .commands import destroy as destroy_cmd
     from .options import RenderOptions
@@ -236,7 +253,7 @@ def destroy(ctx, stack_name, confirm_name, allow_production, aws_endpoint, backe
         ctx,
         lambda: destroy_cmd.destroy(
             ctx.obj["config"], stack_name, confirm=confirm_name, allow_production=allow_production,
-            options=RenderOptions(aws_endpoint, backend), terraform_bin=terraform_bin,
+            options=RenderOptions(aws_endpoint, backend), engine=engine,
         ),
     )
 

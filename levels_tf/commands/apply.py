@@ -6,6 +6,7 @@ from pathlib import Path
 from .. import console, scheduler
 from ..errors import UsageError
 from ..options import RenderOptions
+from ..terraform import EngineChoice
 from ..progress import printer
 from ..workspace import open_workspace, stale_plan_reason
 from .plan import report_outcomes
@@ -17,12 +18,12 @@ def apply(
     all_stacks: bool,
     *,
     options: RenderOptions,
-    terraform_bin: str | None,
+    engine: EngineChoice,
     yes: bool,
     parallelism: int,
 ) -> int:
     """Apply the plans `levels-tf plan` saved, and only those."""
-    workspace = open_workspace(config_path, names, all_stacks, options, terraform_bin)
+    workspace = open_workspace(config_path, names, all_stacks, options, engine)
     reasons = {stack.name: stale_plan_reason(workspace, stack) for stack in workspace.stacks}
     refused = {name: reason for name, reason in reasons.items() if reason}
     if refused:

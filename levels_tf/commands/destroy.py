@@ -7,6 +7,7 @@ from pathlib import Path
 from .. import console, plan_summary
 from ..errors import UsageError
 from ..options import RenderOptions
+from ..terraform import EngineChoice
 from ..progress import printer
 from ..stacks import stacks as all_stacks
 from ..workspace import open_workspace
@@ -19,12 +20,12 @@ def destroy(
     confirm: str | None,
     allow_production: bool,
     options: RenderOptions,
-    terraform_bin: str | None,
+    engine: EngineChoice,
 ) -> int:
     """Destroy one stack, after its dependents, with guard rails."""
     if confirm != stack_name:
         raise UsageError(f"destroying {stack_name} needs --confirm {stack_name}")
-    workspace = open_workspace(config_path, (stack_name,), False, options, terraform_bin)
+    workspace = open_workspace(config_path, (stack_name,), False, options, engine)
     (stack,) = workspace.stacks
     if workspace.production(stack) and not allow_production:
         raise UsageError(f"{stack_name} is a production stack: destroying it also needs --allow-production")

@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import console, plan_summary, scheduler
 from ..options import RenderOptions
 from ..progress import printer
-from ..terraform import TerraformError
+from ..terraform import EngineChoice, TerraformError
 from ..workspace import ensure_function_packages, open_workspace
 
 
@@ -18,14 +18,14 @@ def plan(
     all_stacks: bool,
     *,
     options: RenderOptions,
-    terraform_bin: str | None,
+    engine: EngineChoice,
     output_format: str,
     allow_destroy: bool,
     parallelism: int,
     refresh_only: bool = False,
 ) -> int:
     """Plan the stacks (saved per stack for apply), and summarize them together."""
-    workspace = open_workspace(config_path, names, all_stacks, options, terraform_bin)
+    workspace = open_workspace(config_path, names, all_stacks, options, engine)
     for path in ensure_function_packages(workspace):
         console.out(f"built {path}")
     quiet = output_format != "text"
