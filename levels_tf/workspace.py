@@ -3,6 +3,7 @@ a rendered tree that is up to date, the stacks asked for, and terraform."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -32,6 +33,18 @@ class Workspace:
 
     def plan_file(self, stack: Stack) -> Path:
         return self.folder(stack) / PLAN_FILE
+
+    def init(self, stack: Stack) -> bool:
+        """`terraform init` of the stack, unless nothing it reads changed since the last one."""
+        return self.terraform.init(self.folder(stack), self._init_inputs(stack))
+
+    def _init_inputs(self, stack: Stack) -> str:
+        """A digest of what init reads: the stack's files and the modules they call."""
+        digest = hashlib.sha256()
+        files = sorted(self.folder(stack).glob("*.tf")) + sorted((self.out / "modules").rglob("*.tf"))
+        for path in files:
+            digest.update(str(path.relative_to(self.out)).encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
 
 
 def plugin_cache() -> Path:

@@ -34,7 +34,7 @@ def destroy(
     if live:
         console.err(f"note: {', '.join(live)} read this stack's outputs; destroy them first")
     folder = workspace.folder(stack)
-    workspace.terraform.init(folder)
+    workspace.init(stack)
     _, events = workspace.terraform.plan(folder, destroy=True)
     lines = [json.dumps(event) for event in events]
     summary = plan_summary.from_json_lines(stack_name, lines, production=workspace.production(stack))

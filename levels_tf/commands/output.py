@@ -14,6 +14,6 @@ def output(config_path: Path, stack_name: str, name: str | None, *, options: Ren
     workspace = open_workspace(config_path, (stack_name,), False, options, engine)
     (stack,) = workspace.stacks
     folder = workspace.folder(stack)
-    workspace.terraform.init(folder)
+    workspace.init(stack)
     console.out(json.dumps(workspace.terraform.output(folder, name), indent=2, sort_keys=True))
     return 0

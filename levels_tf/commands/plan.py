@@ -38,7 +38,7 @@ def plan(
         stack = original[stack.name]
         folder = workspace.folder(stack)
         with init_lock:
-            workspace.terraform.init(folder)
+            workspace.init(stack)
         try:
             _, events = workspace.terraform.plan(
                 folder, refresh_only=refresh_only, on_event=None if quiet else printer(stack.name)
