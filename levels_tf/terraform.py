@@ -218,4 +218,5 @@ def _diagnostics(events: list[Event]) -> str:
 
 
 def _tail(text: str, lines: int = 20) -> str:
-    return "\n".join("  " + line for line in text.strip().splitlines()[-lines:])
+    kept = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join("  " + line for line in kept[-lines:])

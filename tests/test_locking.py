@@ -196,7 +196,7 @@ def test_two_applies_at_once_one_gets_the_lock_the_other_stops_cleanly(s3_rehear
     (_, won, _), (_, lost_out, lost_err) = sorted(results, key=lambda item: item[0])
     assert f"{STACK}: applied in" in won
     assert LOCK_ERROR in lost_err, shown
-    assert f"{STACK}: failed: {STACK}: terraform apply failed: {LOCK_ERROR}" in lost_err, shown
+    assert f"{STACK}: failed: terraform apply failed: {LOCK_ERROR}" in lost_err, shown
     assert "Creating..." not in lost_out, "the apply without the lock changed something"
     assert "Traceback" not in lost_out + lost_err and "internal error" not in lost_err, shown
 
@@ -210,6 +210,10 @@ def test_two_applies_at_once_one_gets_the_lock_the_other_stops_cleanly(s3_rehear
     planned_changes = {c["address"] for s in summary["stacks"] for c in s.get("changes", [])}
     assert planned_changes <= MOTO_GAPS, planned_changes - MOTO_GAPS
     assert LOCK not in r.current_keys()
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _lines(stream, into: list[str], seen: queue.Queue | None = None) -> threading.Thread:
@@ -239,7 +243,9 @@ def test_ctrl_c_during_apply_stops_terraform_and_releases_the_lock(s3_rehearsal,
     # levels-tf in a process group of its own, like a foreground job; Terraform
     # runs in a group of its own below it (process.stream), so the terminal's
     # Ctrl-C reaches only levels-tf, which must pass it on.
-    process = r.start("apply", STACK, "--yes", start_new_session=True)
+    # SIGINT at its default, as in a terminal's foreground job, even when the
+    # tests themselves run with it ignored (a background job of a shell).
+    process = r.start("apply", STACK, "--yes", start_new_session=True, preexec_fn=_default_sigint)
     out: list[str] = []
     err: list[str] = []
     seen: queue.Queue = queue.Queue()
