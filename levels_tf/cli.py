@@ -159,6 +159,23 @@ def _terraform_options(command):
     return with_engine
 
 
+def _summary_format(command):
+    """--format text|markdown|json, and --json for --format json."""
+
+    @functools.wraps(command)
+    def with_format(*args, output_format, as_json, **kwargs):
+        if as_json and output_format not in ("text", "json"):
+            raise click.UsageError(f"--json and --format {output_format} ask for two formats: give one")
+        return command(*args, output_format="json" if as_json else output_format, **kwargs)
+
+    with_format = click.option("--json", "as_json", is_flag=True, help="The same as --format json.")(with_format)
+    with_format = click.option(
+        "--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+        help="markdown: for a pull request comment (kept within GitHub's size limit); json: for machines.",
+    )(with_format)
+    return with_format
+
+
 def _many_stacks(command):
     command = click.argument("stack_names", nargs=-1, metavar="STACK...")(command)
     command = click.option("--all", "all_stacks", is_flag=True, help="Every stack, in dependency order.")(command)
@@ -169,7 +186,7 @@ def _many_stacks(command):
 @cli.command()
 @_many_stacks
 @_terraform_options
-@click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@_summary_format
 @click.option("--allow-destroy", is_flag=True, help="Let production plans replace or destroy stateful resources.")
 @click.pass_context
 def plan(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engine, output_format, allow_destroy) -> None:
@@ -189,7 +206,7 @@ def plan(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engin
 @cli.command()
 @_many_stacks
 @_terraform_options
-@click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@_summary_format
 @click.pass_context
 def drift(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engine, output_format) -> None:
     """Compare stacks with what really exists (a refresh-only plan). Exit 0: none, 2: drift, 1: error."""

@@ -144,3 +144,9 @@ def test_debug_shows_the_traceback(reference_copy, monkeypatch):
     monkeypatch.setattr(validate_cmd, "validate", boom)
     with pytest.raises(RuntimeError):
         CliRunner().invoke(cli, ["--debug", "-c", str(reference_copy), "validate"], catch_exceptions=False)
+
+
+def test_json_and_another_format_together_are_refused(run, reference_copy):
+    result = run("plan", "--all", "--json", "--format", "markdown", config=reference_copy)
+    assert result.exit_code == 2
+    assert "--json and --format markdown ask for two formats" in result.stderr

@@ -63,7 +63,7 @@ def test_plan_apply_plan_again_drift_and_guards(run, rehearsal, aws_env):
         assert "aws_vpc.this: Creating..." in applied.stdout or stack == "live"
 
     # Planning again finds nothing to do, but for what moto does not keep.
-    again = _lifecycle(run, config, aws_env, "plan", "--all", "--format", "json")
+    again = _lifecycle(run, config, aws_env, "plan", "--all", "--json")
     assert again.exit_code in (0, 2), again.output + again.stderr
     planned = {
         (s["stack"], c["address"]) for s in json.loads(again.stdout)["stacks"] for c in s.get("changes", [])
