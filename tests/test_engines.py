@@ -123,3 +123,18 @@ def test_the_embedded_engine_plans_and_applies_for_real(run, tmp_path, aws_env, 
     version = subprocess.run([*EMBEDDED, "version", "-json"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     state = json.loads((tmp_path / "stacks" / "main-shared" / "terraform.tfstate").read_text())
     assert state["terraform_version"] == json.loads(version.stdout)["terraform_version"]
+
+
+
+def test_tofu_is_found_when_there_is_no_terraform(tmp_path, monkeypatch):
+    """OpenTofu's binary is looked up by its own name (here the terraform
+    binary under that name: OpenTofu itself is not installed on test machines)."""
+    binary = require_tool("terraform")
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    (folder / "tofu").symlink_to(binary)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(folder), _path_without_terraform()]))
+    monkeypatch.delenv("LEVELS_TF_TERRAFORM", raising=False)
+    engine = Terraform.locate(EngineChoice("binary"))
+    assert engine.command == (str(folder / "tofu"),) and engine.name == "tofu"
+    assert engine.version().startswith("1.")
