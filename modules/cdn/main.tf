@@ -56,7 +56,7 @@ resource "aws_cloudfront_distribution" "this" {
     cached_methods             = ["GET", "HEAD"]
     compress                   = true
     cache_policy_id            = local.cache_policy_ids[var.default_origin]
-    origin_request_policy_id   = data.aws_cloudfront_origin_request_policy.cors_s3_origin.id
+    origin_request_policy_id   = local.cors_s3_origin_id
     response_headers_policy_id = aws_cloudfront_response_headers_policy.security.id
   }
 
@@ -73,7 +73,7 @@ resource "aws_cloudfront_distribution" "this" {
       cached_methods             = ["GET", "HEAD"]
       compress                   = true
       cache_policy_id            = local.cache_policy_ids[ordered_cache_behavior.key]
-      origin_request_policy_id   = data.aws_cloudfront_origin_request_policy.cors_s3_origin.id
+      origin_request_policy_id   = local.cors_s3_origin_id
       response_headers_policy_id = aws_cloudfront_response_headers_policy.security.id
 
       function_association {

@@ -4,17 +4,18 @@
 # security headers of every response, and the function that maps a path to
 # its bucket's key.
 
-# AWS managed policies, looked up by name since their IDs are not documented
-# as stable across partitions.
-data "aws_cloudfront_cache_policy" "caching_optimized" {
-  name = "Managed-CachingOptimized"
-}
-
-# CORS-S3Origin passes Origin on to the bucket, but CachingOptimized leaves it
-# out of the cache key: the buckets' CORS rules should answer every origin
-# alike (a single origin or "*"), or one site's answer is served to another.
-data "aws_cloudfront_origin_request_policy" "cors_s3_origin" {
-  name = "Managed-CORS-S3Origin"
+# AWS managed policies, by the fixed IDs the CloudFront Developer Guide
+# publishes for them ("Use managed cache policies", "Use managed origin
+# request policies"), as AWS's own CDK does: no lookup at every plan, and
+# emulators without the CloudFront policy APIs can plan the stack.
+locals {
+  # Managed-CachingOptimized
+  caching_optimized_id = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+  # Managed-CORS-S3Origin. It passes Origin on to the bucket, but
+  # CachingOptimized leaves it out of the cache key: the buckets' CORS rules
+  # should answer every origin alike (a single origin or "*"), or one site's
+  # answer is served to another.
+  cors_s3_origin_id = "88a5eaf4-2fd4-4709-b370-b4c650ea3fcf"
 }
 
 # A behaviour that uses a cache policy cannot set TTLs of its own, so an
@@ -49,7 +50,7 @@ resource "aws_cloudfront_cache_policy" "custom" {
 locals {
   cache_policy_ids = {
     for class, origin in var.origins : class => (
-      origin.cache == null ? data.aws_cloudfront_cache_policy.caching_optimized.id : aws_cloudfront_cache_policy.custom[class].id
+      origin.cache == null ? local.caching_optimized_id : aws_cloudfront_cache_policy.custom[class].id
     )
   }
 }
