@@ -33,7 +33,7 @@ OnEvent = Callable[[Event], None]
 
 
 class TerraformError(LevelsError):
-    """Terraform reported an error for a stack."""
+    """Terraform reported an error for a stack (the caller names the stack)."""
 
 
 ENGINES = ("auto", "binary", "embedded")
@@ -116,7 +116,7 @@ class Terraform:
             [*self.command, "init", "-input=false", "-no-color"], timeout=TIMEOUT, cwd=folder, env=self.env, check=False
         )
         if result.returncode != 0:
-            raise TerraformError(f"{folder.name}: terraform init failed:\n" + _tail(result.stderr or result.stdout))
+            raise TerraformError(f"terraform init failed:\n" + _tail(result.stderr or result.stdout))
         if inputs is not None:
             mark.write_text(self._init_key(folder, inputs), encoding="utf-8")
         return True
@@ -143,7 +143,7 @@ class Terraform:
             argv.append("-destroy")
         code, events = self._json_stream(argv, folder, on_event)
         if code == 1:
-            raise TerraformError(f"{folder.name}: terraform plan failed: {_diagnostics(events)}")
+            raise TerraformError(f"terraform plan failed: {_diagnostics(events)}")
         return code == 2, events
 
     def apply(self, folder: Path, *, on_event: OnEvent | None = None) -> list[Event]:
@@ -151,14 +151,14 @@ class Terraform:
         argv = [*self.command, "apply", "-input=false", "-no-color", "-json", PLAN_FILE]
         code, events = self._json_stream(argv, folder, on_event)
         if code != 0:
-            raise TerraformError(f"{folder.name}: terraform apply failed: {_diagnostics(events)}")
+            raise TerraformError(f"terraform apply failed: {_diagnostics(events)}")
         return events
 
     def output(self, folder: Path, name: str | None = None) -> object:
         argv = [*self.command, "output", "-no-color", "-json"] + ([name] if name else [])
         result = process.run(argv, timeout=600, cwd=folder, env=self.env, check=False)
         if result.returncode != 0:
-            raise TerraformError(f"{folder.name}: terraform output failed:\n" + _tail(result.stderr))
+            raise TerraformError(f"terraform output failed:\n" + _tail(result.stderr))
         return json.loads(result.stdout or "null")
 
     def _json_stream(self, argv: list[str], folder: Path, on_event: OnEvent | None) -> tuple[int, list[Event]]:
@@ -175,7 +175,7 @@ class Terraform:
 
         result = process.stream(argv, line, timeout=TIMEOUT, cwd=folder, env=self.env, check=False)
         if result.returncode not in (0, 1, 2):
-            raise TerraformError(f"{folder.name}: {self.name} {argv[len(self.command)]} exited {result.returncode}:\n" + _tail(result.stderr))
+            raise TerraformError(f"{self.name} {argv[len(self.command)]} exited {result.returncode}:\n" + _tail(result.stderr))
         if result.returncode == 1 and not any(e.get("@level") == "error" for e in events) and result.stderr.strip():
             events.append({"@level": "error", "@message": result.stderr.strip(), "type": "diagnostic"})
         return result.returncode, events

@@ -63,7 +63,7 @@ def plan(
     if output_format == "json":
         document = plan_summary.as_json(summaries)
         document["stacks_not_planned"] = {
-            name: ("failed: " + failure(name, o.error)) if o.status == scheduler.FAILED else ("skipped: " + str(o.value))
+            name: ("failed: " + str(o.error)) if o.status == scheduler.FAILED else ("skipped: " + str(o.value))
             for name, o in outcomes.items()
             if o.status != scheduler.OK
         }
@@ -87,13 +87,7 @@ def report_outcomes(outcomes) -> None:
     """What failed and what was skipped, one line each, on stderr."""
     for name, outcome in outcomes.items():
         if outcome.status == scheduler.FAILED:
-            console.err(f"{name}: failed: {failure(name, outcome.error)}")
+            console.err(f"{name}: failed: {outcome.error}")
         elif outcome.status == scheduler.SKIPPED:
             console.err(f"{name}: skipped: {outcome.value}")
 
-
-def failure(name: str, error: BaseException | None) -> str:
-    """The error of stack `name`, without the stack's name when it already starts with it."""
-    text = str(error)
-    prefix = f"{name}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
