@@ -376,9 +376,8 @@ def test_scripts_parse_and_pass_shellcheck(tmp_path):
         assert "set -euo pipefail" in text, script.name
         result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
         assert result.returncode == 0, f"{script.name}: {result.stderr}"
-    if shutil.which("shellcheck") is None:
-        pytest.skip("bash -n passed; shellcheck is not installed (apt-get install shellcheck)")
-    result = subprocess.run(["shellcheck", "-s", "bash", *map(str, scripts)], capture_output=True, text=True)
+    shellcheck = require_tool("shellcheck")
+    result = subprocess.run([shellcheck, "-s", "bash", *map(str, scripts)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
