@@ -10,6 +10,7 @@ show progress and build the plan summary without a separate `show -json`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -17,9 +18,9 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ContextManager
 
-from . import embedded_terraform, process
+from . import embedded_terraform, plugin_cache, process
 from .errors import LevelsError, UsageError
 
 PLAN_FILE = "levels-tf.tfplan"
@@ -55,6 +56,8 @@ class Terraform:
     env: dict[str, str] = field(default_factory=dict)
     name: str = "terraform"
     identity: str = ""  # which build of Terraform: init runs again when it changes
+    plugin_cache: Path | None = None  # shared by every stack: see plugin_cache.py
+    on_wait: Callable[[str], None] | None = None  # told when another run holds the cache
 
     @classmethod
     def locate(cls, choice: EngineChoice = EngineChoice(), plugin_cache: Path | None = None) -> "Terraform":
@@ -79,7 +82,8 @@ class Terraform:
             found = _binary(explicit)
             if found:
                 stat = os.stat(found)
-                return cls((found,), env, Path(found).name, f"{found} {stat.st_size} {stat.st_mtime_ns}")
+                identity = f"{found} {stat.st_size} {stat.st_mtime_ns}"
+                return cls((found,), env, Path(found).name, identity, plugin_cache)
             if engine == "binary" or explicit:
                 raise process.ToolError(f"{explicit or 'terraform'} is not installed or not on PATH; {ADVICE}")
         if not embedded_terraform.available():
@@ -92,7 +96,8 @@ class Terraform:
         # The program must import levels_tf from its stack folder, installed or not.
         package_root = str(Path(embedded_terraform.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        return cls((sys.executable, "-m", embedded_terraform.__name__), env, "embedded terraform", embedded_terraform.build())
+        command = (sys.executable, "-m", embedded_terraform.__name__)
+        return cls(command, env, "embedded terraform", embedded_terraform.build(), plugin_cache)
 
     def version(self) -> str:
         result = process.run([*self.command, "version", "-json"], timeout=60, env=self.env)
@@ -112,14 +117,22 @@ class Terraform:
             if mark.read_text(encoding="utf-8") == self._init_key(folder, inputs):
                 return False
         mark.unlink(missing_ok=True)
-        result = process.run(
-            [*self.command, "init", "-input=false", "-no-color"], timeout=TIMEOUT, cwd=folder, env=self.env, check=False
-        )
+        with self._cache(exclusive=True):
+            result = process.run(
+                [*self.command, "init", "-input=false", "-no-color"], timeout=TIMEOUT, cwd=folder, env=self.env, check=False
+            )
         if result.returncode != 0:
             raise TerraformError(f"terraform init failed:\n" + _tail(result.stderr or result.stdout))
         if inputs is not None:
             mark.write_text(self._init_key(folder, inputs), encoding="utf-8")
         return True
+
+    def _cache(self, *, exclusive: bool) -> ContextManager[None]:
+        """The plugin cache held for one Terraform run in a stack: alone for
+        init, which may extract a provider over the cached one, else shared."""
+        if self.plugin_cache is None:
+            return contextlib.nullcontext()
+        return plugin_cache.held(self.plugin_cache, exclusive=exclusive, on_wait=self.on_wait)
 
     def _init_key(self, folder: Path, inputs: str) -> str:
         digest = hashlib.sha256()
@@ -156,7 +169,8 @@ class Terraform:
 
     def output(self, folder: Path, name: str | None = None) -> object:
         argv = [*self.command, "output", "-no-color", "-json"] + ([name] if name else [])
-        result = process.run(argv, timeout=600, cwd=folder, env=self.env, check=False)
+        with self._cache(exclusive=False):
+            result = process.run(argv, timeout=600, cwd=folder, env=self.env, check=False)
         if result.returncode != 0:
             raise TerraformError(f"terraform output failed:\n" + _tail(result.stderr))
         return json.loads(result.stdout or "null")
@@ -173,7 +187,8 @@ class Terraform:
             if on_event:
                 on_event(event)
 
-        result = process.stream(argv, line, timeout=TIMEOUT, cwd=folder, env=self.env, check=False)
+        with self._cache(exclusive=False):
+            result = process.stream(argv, line, timeout=TIMEOUT, cwd=folder, env=self.env, check=False)
         if result.returncode not in (0, 1, 2):
             raise TerraformError(f"{self.name} {argv[len(self.command)]} exited {result.returncode}:\n" + _tail(result.stderr))
         if result.returncode == 1 and not any(e.get("@level") == "error" for e in events) and result.stderr.strip():

@@ -4,17 +4,16 @@ a rendered tree that is up to date, the stacks asked for, and terraform."""
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import context, lambda_package, writer
+from . import console, context, lambda_package, plugin_cache, writer
 from .errors import UsageError
 from .options import RenderOptions, apply
 from .render import render
 from .stacks import Stack, stacks
-from .terraform import PLAN_FILE, EngineChoice, Terraform
+from .terraform import PLAN_FILE, EngineChoice, Terraform, TerraformError
 from .validation import Config, load_config
 
 
@@ -38,6 +37,21 @@ class Workspace:
         """`terraform init` of the stack, unless nothing it reads changed since the last one."""
         return self.terraform.init(self.folder(stack), self._init_inputs(stack))
 
+    def init_all(self) -> dict[str, TerraformError]:
+        """Init every selected stack, one after another; the errors by stack name.
+
+        Commands that run Terraform in several stacks at once init them all
+        first: an init holds the plugin cache alone (plugin_cache.py), so an
+        init between the plans would wait for every running plan to end.
+        """
+        errors: dict[str, TerraformError] = {}
+        for stack in self.stacks:
+            try:
+                self.init(stack)
+            except TerraformError as error:
+                errors[stack.name] = error
+        return errors
+
     def _init_inputs(self, stack: Stack) -> str:
         """A digest of what init reads: the stack's files and the modules they call."""
         digest = hashlib.sha256()
@@ -45,12 +59,6 @@ class Workspace:
         for path in files:
             digest.update(str(path.relative_to(self.out)).encode() + b"\0" + path.read_bytes() + b"\0")
         return digest.hexdigest()
-
-
-def plugin_cache() -> Path:
-    """One copy of each provider for every stack (a registry copy of the aws provider is ~700 MB)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "levels-tf" / "terraform-plugins"
 
 
 def open_workspace(
@@ -76,7 +84,9 @@ def open_workspace(
     if unknown:
         raise UsageError(f"no stack {unknown[0]!r}; the stacks are {', '.join(known)}")
     selected = [stack for stack in ordered if all_stacks or stack.name in names]
-    return Workspace(config, out, selected, Terraform.locate(engine, plugin_cache()))
+    terraform = Terraform.locate(engine, plugin_cache.folder())
+    terraform.on_wait = console.err
+    return Workspace(config, out, selected, terraform)
 
 
 def ensure_function_packages(workspace: Workspace) -> list[Path]:

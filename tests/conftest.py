@@ -130,25 +130,83 @@ def terraform_env(tmp_path_factory) -> dict[str, str]:
     cache = folder / "plugin-cache"
     cache.mkdir()
     mirror = _provider_mirror()
-    lines = [f"plugin_cache_dir = {json.dumps(str(cache))}"]
-    if mirror:
-        lines += [
-            "provider_installation {",
-            "  filesystem_mirror {",
-            f"    path    = {json.dumps(mirror)}",
-            '    include = ["registry.terraform.io/hashicorp/*"]',
-            "  }",
-            "  direct {",
-            '    exclude = ["registry.terraform.io/hashicorp/*"]',
-            "  }",
-            "}",
-        ]
-    rc = folder / "terraformrc"
-    rc.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rc = _cli_config(folder, mirror) if mirror else folder / "terraformrc"
+    text = rc.read_text(encoding="utf-8") if mirror else ""
+    rc.write_text(f"plugin_cache_dir = {json.dumps(str(cache))}\n" + text, encoding="utf-8")
     env = dict(os.environ)
     env.update({"TF_CLI_CONFIG_FILE": str(rc), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"})
     env.pop("TF_PLUGIN_CACHE_DIR", None)
     return env
+
+
+def _cli_config(folder: Path, mirror: str) -> Path:
+    """A Terraform CLI configuration that takes hashicorp providers from the filesystem mirror `mirror`."""
+    import json
+
+    rc = folder / "terraformrc"
+    rc.write_text(
+        "\n".join(
+            [
+                "provider_installation {",
+                "  filesystem_mirror {",
+                f"    path    = {json.dumps(mirror)}",
+                '    include = ["registry.terraform.io/hashicorp/*"]',
+                "  }",
+                "  direct {",
+                '    exclude = ["registry.terraform.io/hashicorp/*"]',
+                "  }",
+                "}",
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    return rc
+
+
+@pytest.fixture(scope="session")
+def zip_provider_mirror(tmp_path_factory) -> Path:
+    """A filesystem mirror of the aws provider in the packed layout the
+    registry delivers (`<host>/<namespace>/<type>/terraform-provider-<type>_<version>_<os>_<arch>.zip`),
+    the layout `terraform providers mirror` writes. Built once per session.
+
+    From this machine's unpacked mirror when it has one: `terraform providers
+    mirror` itself always downloads from the registry, whatever the CLI
+    configuration says. Without a mirror, from the registry."""
+    import os
+    import subprocess
+    import zipfile
+
+    require_tool("terraform")
+    root = tmp_path_factory.mktemp("zip-mirror")
+    unpacked = _provider_mirror()
+    if unpacked is None:
+        stack = tmp_path_factory.mktemp("mirror-stack")
+        (stack / "main.tf").write_text(
+            'terraform {\n  required_providers {\n    aws = { source = "hashicorp/aws" }\n  }\n}\n', encoding="utf-8"
+        )
+        done = subprocess.run(
+            ["terraform", "providers", "mirror", str(root)], cwd=stack, capture_output=True, text=True, timeout=1800
+        )
+        assert done.returncode == 0, done.stderr
+        return root
+    for platform_dir in sorted(Path(unpacked).glob("registry.terraform.io/hashicorp/aws/*/*_*")):
+        version, platform = platform_dir.parent.name, platform_dir.name
+        target = root / "registry.terraform.io" / "hashicorp" / "aws" / f"terraform-provider-aws_{version}_{platform}.zip"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Level 1: as large as the registry's own zips, and fast to build.
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            for path in sorted(platform_dir.iterdir()):
+                archive.write(os.path.realpath(path), path.name)
+    assert any(root.rglob("*.zip")), f"no aws provider package in {unpacked}"
+    return root
+
+
+@pytest.fixture(scope="session")
+def zip_terraform_env(terraform_env, zip_provider_mirror, tmp_path_factory) -> dict[str, str]:
+    """`terraform_env`, with the aws provider served from zip packages (`zip_provider_mirror`)."""
+    folder = tmp_path_factory.mktemp("terraform-zip")
+    return dict(terraform_env, TF_CLI_CONFIG_FILE=str(_cli_config(folder, str(zip_provider_mirror))))
 
 
 # -- a local AWS emulator (moto's server) for the Lambda functions' tests --------

@@ -9,7 +9,8 @@ import pytest
 
 from levels_tf.options import RenderOptions
 from levels_tf.terraform import EngineChoice, TerraformError
-from levels_tf.workspace import open_workspace, plugin_cache
+from levels_tf.plugin_cache import folder as plugin_cache
+from levels_tf.workspace import open_workspace
 
 from .conftest import ROOT
 

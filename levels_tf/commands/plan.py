@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from pathlib import Path
 
 from .. import console, plan_summary, scheduler
@@ -31,14 +30,13 @@ def plan(
     quiet = output_format != "text"
 
     original = {stack.name: stack for stack in workspace.stacks}
-    # Terraform's plugin cache is not safe for concurrent inits.
-    init_lock = threading.Lock()
+    init_errors = workspace.init_all()
 
     def action(stack):
         stack = original[stack.name]
         folder = workspace.folder(stack)
-        with init_lock:
-            workspace.init(stack)
+        if stack.name in init_errors:
+            raise init_errors[stack.name]
         try:
             _, events = workspace.terraform.plan(
                 folder, refresh_only=refresh_only, on_event=None if quiet else printer(stack.name)
