@@ -72,6 +72,40 @@ class State(Record):
     bucket_prefix: Annotated[str | None, Doc("State buckets are <bucket_prefix>-<group>; default <project>-tfstate.")] = None
 
 
+# Where teams run Terraform, by default: Linux CI and developers' Macs
+# (both chips) and Windows. HashiCorp publishes the aws provider for each.
+PLATFORMS = ("linux_amd64", "darwin_arm64", "darwin_amd64", "windows_amd64")
+Platform = Annotated[
+    str,
+    Pattern(
+        r"(darwin|freebsd|linux|openbsd|solaris|windows)_(386|amd64|arm|arm64)",
+        "not a Terraform platform <os>_<arch> such as linux_amd64 or darwin_arm64",
+    ),
+]
+
+
+def _distinct(values: list[str]) -> list[str]:
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(repeated)} listed more than once")
+    return values
+
+
+@record
+class TerraformSettings(Record):
+    """How the team runs Terraform on the rendered stacks."""
+
+    platforms: Annotated[
+        list[Platform],
+        Length(1),
+        Check(_distinct),
+        Doc(
+            "Platforms (<os>_<arch>) whose provider checksums `levels-tf lock` records in every stack's "
+            ".terraform.lock.hcl, so `terraform init` can verify the providers on each."
+        ),
+    ] = field(default_factory=lambda: list(PLATFORMS))
+
+
 HOSTNAME_RE = r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 Hostname = Annotated[str, Pattern(HOSTNAME_RE, "not a lowercase DNS name such as api.example.com")]
 CertificateArn = Annotated[
@@ -341,6 +375,7 @@ class Infra(Record):
     tags: TagMap = _dict()
     bucket_prefix: Annotated[Name | None, Doc("Asset buckets are <bucket_prefix>-<env>-<class>; default the project name.")] = None
     state: State = State()
+    terraform: TerraformSettings = TerraformSettings()
     vpc_groups: Annotated[dict[Name, VpcGroup], Length(1)]
     dns: Dns | None = None
     load_balancer: LoadBalancer = LoadBalancer()
