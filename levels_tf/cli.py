@@ -176,9 +176,13 @@ def _summary_format(command):
     return with_format
 
 
-def _many_stacks(command):
+def _stack_selection(command):
     command = click.argument("stack_names", nargs=-1, metavar="STACK...")(command)
-    command = click.option("--all", "all_stacks", is_flag=True, help="Every stack, in dependency order.")(command)
+    return click.option("--all", "all_stacks", is_flag=True, help="Every stack, in dependency order.")(command)
+
+
+def _many_stacks(command):
+    command = _stack_selection(command)
     command = click.option("--parallelism", default=4, show_default=True, type=click.IntRange(1, 32), help="Independent stacks at once.")(command)
     return command
 
@@ -238,6 +242,29 @@ def apply(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engi
         lambda: apply_cmd.apply(
             ctx.obj["config"], stack_names, all_stacks, options=RenderOptions(aws_endpoint, backend),
             engine=engine, yes=yes, parallelism=parallelism,
+        ),
+    )
+
+
+@cli.command()
+@_stack_selection
+@_terraform_options
+@click.option("--fs-mirror", metavar="DIR", type=click.Path(path_type=Path, file_okay=False, exists=True), help="Fetch the provider packages from this filesystem mirror, not the registry.")
+@click.option("--net-mirror", metavar="URL", help="Fetch the provider packages from this network mirror (https), not the registry.")
+@click.pass_context
+def lock(ctx, stack_names, all_stacks, aws_endpoint, backend, engine, fs_mirror, net_mirror) -> None:
+    """Write each stack's .terraform.lock.hcl with provider checksums for every platform in terraform.platforms."""
+    from .commands import lock as lock_cmd
+    from .options import RenderOptions
+    from .provider_locks import Sources
+
+    if fs_mirror and net_mirror:
+        raise click.UsageError("--fs-mirror and --net-mirror name two sources: give one")
+    _run(
+        ctx,
+        lambda: lock_cmd.lock(
+            ctx.obj["config"], stack_names, all_stacks, options=RenderOptions(aws_endpoint, backend),
+            engine=engine, sources=Sources(fs_mirror, net_mirror),
         ),
     )
 

@@ -18,7 +18,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Sequence
 
 from . import embedded_terraform, plugin_cache, process
 from .errors import LevelsError, UsageError
@@ -166,6 +166,32 @@ class Terraform:
         if code != 0:
             raise TerraformError(f"terraform apply failed: {_diagnostics(events)}")
         return events
+
+    def providers_lock(
+        self, folder: Path, platforms: Sequence[str], *, fs_mirror: Path | None = None, net_mirror: str | None = None
+    ) -> None:
+        """`terraform providers lock` for `platforms` (e.g. ["linux_amd64"]) in `folder`.
+
+        On success `folder/.terraform.lock.hcl` holds the checksums of every
+        provider the stack and its modules need, for each platform. Terraform
+        writes nothing when a platform's package cannot be fetched and names
+        the first such platform in the TerraformError. It fetches from each
+        provider's origin registry (ignoring the CLI configuration's
+        provider_installation), or from `fs_mirror` (a folder) or
+        `net_mirror` (an https URL).
+        """
+        argv = [*self.command, "providers", "lock", "-no-color", *(f"-platform={p}" for p in platforms)]
+        if fs_mirror is not None:
+            argv.append(f"-fs-mirror={fs_mirror}")
+        if net_mirror is not None:
+            argv.append(f"-net-mirror={net_mirror}")
+        # The lock reads the providers of the modules too, so they must be
+        # installed; `get` installs modules and nothing else.
+        for step in ([*self.command, "get", "-no-color"], argv):
+            with self._cache(exclusive=False):
+                result = process.run(step, timeout=TIMEOUT, cwd=folder, env=self.env, check=False)
+            if result.returncode != 0:
+                raise TerraformError(" ".join((result.stderr or result.stdout).split()))
 
     def output(self, folder: Path, name: str | None = None) -> object:
         argv = [*self.command, "output", "-no-color", "-json"] + ([name] if name else [])

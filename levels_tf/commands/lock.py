@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import console, provider_locks
+from ..options import RenderOptions
+from ..terraform import LOCK_FILE, EngineChoice
+from ..workspace import open_workspace
+
+
+def lock(
+    config_path: Path,
+    names: tuple[str, ...],
+    all_stacks: bool,
+    *,
+    options: RenderOptions,
+    engine: EngineChoice,
+    sources: provider_locks.Sources,
+) -> int:
+    """Write each stack's .terraform.lock.hcl with the provider checksums of every
+    platform in terraform.platforms, or none of them when a platform cannot be fetched."""
+    workspace = open_workspace(config_path, names, all_stacks, options, engine)
+    platforms = ", ".join(workspace.config.infra.terraform.platforms)
+    console.out(f"locking providers for {platforms} from {sources.describe()}")
+    locks = provider_locks.compute(workspace, sources)
+    for name, changed in provider_locks.write(workspace, locks).items():
+        console.out(f"{name}: {LOCK_FILE} {'written' if changed else 'unchanged'}")
+    console.out("commit the lock files: every `terraform init` of the team then verifies the same providers")
+    return 0
