@@ -66,9 +66,10 @@ def plan_stacks(
     depends on, not their plans) and save each plan for apply; one summary
     item per stack, in the order of `stacks`.
 
-    A stack that fails or waits keeps no saved plan (neither an older one nor
-    the errored one Terraform writes), so apply has none to take. A stack whose every error is that
-    a stack it reads has no state yet is WAITING for it, not FAILED."""
+    A stack that fails or waits keeps no saved plan (neither an older one
+    nor the errored one Terraform writes), so apply has none to take. A
+    stack whose every error is that a stack it reads has no state yet is
+    WAITING for it, not FAILED."""
     original = {stack.name: stack for stack in stacks}
     # Terraform's plugin cache is not safe for concurrent inits.
     init_lock = threading.Lock()
