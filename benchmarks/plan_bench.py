@@ -731,9 +731,11 @@ def package_version(name: str) -> str:
 def report_run(title: str, lt: LevelsRun, names: list[str], width: int, quick: bool) -> None:
     command = "plan " + (" ".join(names) if quick else "--all")
     print(f"levels-tf {command} --format json, {title} (wrapper as --terraform-bin)")
+    stacks = lt.summary.get("stacks", [])
+    not_planned = {s["stack"]: f"{s['status']}: {s['reason']}" for s in stacks if "reason" in s}
     print(f"  exit code {lt.run.returncode}; stacks planned: "
-          f"{', '.join(s['stack'] for s in lt.summary.get('stacks', [])) or 'none'}"
-          + (f"; not planned: {lt.summary.get('stacks_not_planned')}" if lt.summary.get("stacks_not_planned") else ""))
+          f"{', '.join(s['stack'] for s in stacks if 'reason' not in s) or 'none'}"
+          + (f"; not planned: {not_planned}" if not_planned else ""))
     print(f"  {'stack':<{width}} {'calls':>5}  {'verbs':<16} {'init':>8} {'plan':>8} {'other':>8} {'TF CPU':>8}"
           f" {'from':>8} {'to':>8}")
     for name, calls in lt.by_stack.items():

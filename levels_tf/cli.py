@@ -194,7 +194,7 @@ def _many_stacks(command):
 @click.option("--allow-destroy", is_flag=True, help="Let production plans replace or destroy stateful resources.")
 @click.pass_context
 def plan(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engine, output_format, allow_destroy) -> None:
-    """Plan stacks, save each plan for apply, and summarize them all. Exit 0: no changes, 2: changes, 1: error."""
+    """Plan stacks, save each plan for apply, and summarize them all. Exit 0: no changes, 2: changes or stacks waiting for another's first apply, 1: error."""
     from .commands import plan as plan_cmd
     from .options import RenderOptions
 
@@ -230,10 +230,15 @@ def drift(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engi
 @cli.command()
 @_many_stacks
 @_terraform_options
-@click.option("--yes", is_flag=True, help="Do not ask before applying production stacks.")
+@click.option("--yes", is_flag=True, help="Do not ask before applying production stacks (with --waves: before any wave).")
+@click.option(
+    "--waves",
+    is_flag=True,
+    help="Plan, show, ask and apply wave by wave (each wave reads what the one before applied): a first bring-up in one go.",
+)
 @click.pass_context
-def apply(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engine, yes) -> None:
-    """Apply the plans saved by `plan` (never a fresh one), showing progress."""
+def apply(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engine, yes, waves) -> None:
+    """Apply the plans saved by `plan` (never a fresh one), showing progress; --all leaves out stacks without a plan and says what is next."""
     from .commands import apply as apply_cmd
     from .options import RenderOptions
 
@@ -241,7 +246,7 @@ def apply(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engi
         ctx,
         lambda: apply_cmd.apply(
             ctx.obj["config"], stack_names, all_stacks, options=RenderOptions(aws_endpoint, backend),
-            engine=engine, yes=yes, parallelism=parallelism,
+            engine=engine, yes=yes, parallelism=parallelism, waves=waves,
         ),
     )
 

@@ -28,16 +28,21 @@ in production a flagged item blocks the stack (the caller refuses unless told
 `--allow-destroy`), and a state bucket blocks in any stack, because losing it
 orphans every stack of its VPC group.
 
-Renderers return strings (`text`, `markdown`) or plain data (`as_json`);
-`exit_code` follows `terraform plan -detailed-exitcode`, with 1 for blocked.
+Renderers take every stack asked for, planned (`StackSummary`) or not
+(`NotPlanned`: failed, skipped or waiting), and return strings (`text`,
+`markdown`) or plain data (`as_json`), each stack with its `Status`;
+`exit_code` follows `terraform plan -detailed-exitcode`, with 1 for blocked,
+failed or skipped, and 2 also for stacks waiting for another's first apply.
 """
 
 from __future__ import annotations
 
+import enum
 import html
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Union
 
 from .errors import LevelsError
 
@@ -46,12 +51,16 @@ __all__ = [
     "STATEFUL",
     "Change",
     "Drift",
+    "Item",
+    "NotPlanned",
     "PlanError",
     "StackSummary",
+    "Status",
     "as_json",
     "exit_code",
     "from_json_lines",
     "markdown",
+    "next_step",
     "summarize",
     "text",
 ]
@@ -169,6 +178,52 @@ class Drift:
     type: str
 
 
+class Status(str, enum.Enum):
+    """A stack's status in a summary; the value is what `as_json` writes."""
+
+    CHANGES = "changes"
+    NO_CHANGES = "no_changes"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    WAITING = "waiting"
+
+    @property
+    def words(self) -> str:
+        return self.value.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class NotPlanned:
+    """A stack asked for that has no plan, and why.
+
+    `status` is FAILED (`reason` is the first error and `file`, `line` where
+    Terraform's diagnostic range puts it, relative to the rendered tree; empty
+    and 0 when it names no place), SKIPPED (`reason` names the stack that did
+    not succeed) or WAITING (the stacks in `after` have no state yet: it can be
+    planned once they are applied)."""
+
+    stack: str
+    status: Status
+    reason: str
+    after: tuple[str, ...] = ()
+    file: str = ""
+    line: int = 0
+
+    @property
+    def location(self) -> str:
+        """FILE:LINE, FILE, or "" """
+        return f"{self.file}:{self.line}" if self.file and self.line else self.file
+
+    @property
+    def sentence(self) -> str:
+        """One line for people: what happened, and for a failure where."""
+        if self.status is Status.FAILED:
+            return f"{self.location}: {self.reason}" if self.location else self.reason
+        if self.status is Status.SKIPPED:
+            return f"skipped because {self.reason}"
+        return self.reason
+
+
 @dataclass(frozen=True)
 class StackSummary:
     """What one stack's plan does. Equal for the same plan whichever input it came from."""
@@ -231,6 +286,14 @@ class StackSummary:
         """What `terraform plan -detailed-exitcode` answers 2 for: resource or output
         changes, and in a refresh-only plan, drift to record."""
         return bool(self.changes or self.outputs or (self.refresh_only and self.drift))
+
+    @property
+    def status(self) -> Status:
+        return Status.CHANGES if self.has_changes else Status.NO_CHANGES
+
+
+Item = Union[StackSummary, NotPlanned]
+"""A stack's entry in a summary."""
 
 
 # -- reading `terraform show -json` --------------------------------------------
@@ -440,12 +503,38 @@ def _summary(stack, production, refresh_only, changes, drift, outputs) -> StackS
     )
 
 
-def exit_code(summaries: Iterable[StackSummary]) -> int:
-    """As `terraform plan -detailed-exitcode`: 0 no changes, 2 changes; and 1 when any stack is blocked."""
-    summaries = list(summaries)
-    if any(s.blocked for s in summaries):
+def _split(items: Iterable[Item]) -> tuple[list[StackSummary], list[NotPlanned]]:
+    items = list(items)
+    return [i for i in items if isinstance(i, StackSummary)], [i for i in items if isinstance(i, NotPlanned)]
+
+
+def exit_code(items: Iterable[Item]) -> int:
+    """As `terraform plan -detailed-exitcode`: 0 no changes, 2 changes; 1 when a
+    stack failed, was skipped or is blocked; 2 also for a stack waiting for
+    another's first apply (work is left, and nothing went wrong)."""
+    summaries, not_planned = _split(items)
+    if any(s.blocked for s in summaries) or any(n.status is not Status.WAITING for n in not_planned):
         return 1
-    return 2 if any(s.has_changes for s in summaries) else 0
+    return 2 if not_planned or any(s.has_changes for s in summaries) else 0
+
+
+def next_step(items: Iterable[Item]) -> str:
+    """What to run for the stacks waiting for another's first apply; "" when none waits.
+
+    A stack waited for that was planned in this run has its plan saved: it
+    is applied; one that was not is planned first."""
+    items = list(items)
+    waiting = [n for n in _split(items)[1] if n.status is Status.WAITING]
+    if not waiting:
+        return ""
+    planned = {s.stack for s in _split(items)[0]}
+    first = list(dict.fromkeys(d for n in waiting for d in n.after))
+    steps = [f"`levels-tf apply {' '.join(first)}`"]
+    unplanned = [d for d in first if d not in planned]
+    if unplanned:
+        steps.insert(0, f"`levels-tf plan {' '.join(unplanned)}`")
+    steps.append(f"`levels-tf plan {' '.join(n.stack for n in waiting)}`")
+    return "next: " + ", then ".join(steps) + "; or `levels-tf apply --all --waves` plans and applies wave by wave"
 
 
 # -- rendering -----------------------------------------------------------------
@@ -477,21 +566,37 @@ def _blocked_sentence(summaries: Sequence[StackSummary]) -> str:
     return f"{names} would replace or destroy {count} {noun}; apply refuses without --allow-destroy"
 
 
-def text(summaries: Iterable[StackSummary]) -> str:
-    """A table for a terminal: one row per stack, its replaces and destroys under it, a total."""
-    summaries = list(summaries)
+def _note(item: Item) -> str:
+    """A planned stack's status beside its counts, when they do not say it."""
+    if isinstance(item, NotPlanned):
+        return "FAILED" if item.status is Status.FAILED else item.status.words
+    if not item.has_changes:
+        return "no drift" if item.refresh_only else "no changes"
+    return ""
+
+
+def text(items: Iterable[Item]) -> str:
+    """A table for a terminal: one row per stack asked for, its replaces and
+    destroys (or why it has no plan) under it, a total, then what blocks and
+    what to run next."""
+    items = list(items)
+    summaries, _ = _split(items)
     with_drift = any(s.drift for s in summaries)
     columns = (*_COLUMNS, "drift") if with_drift else _COLUMNS
-    width = max([len("stack"), len("total"), *(len(s.stack) for s in summaries)])
+    width = max([len("stack"), len("total"), *(len(i.stack) for i in items)])
 
     def row(name: str, cells: Sequence[object], note: str = "") -> str:
         line = name.ljust(width) + "".join(str(cell).rjust(len(column) + 2) for cell, column in zip(cells, columns))
         return f"{line}  {note}" if note else line
 
     lines = [row("stack", columns)]
-    for s in summaries:
+    for s in items:
+        if isinstance(s, NotPlanned):
+            lines.append(row(s.stack, ["-"] * len(columns), _note(s)))
+            lines.append(f"  {s.sentence}")
+            continue
         values = [getattr(s, c) for c in _COLUMNS] + ([len(s.drift)] if with_drift else [])
-        notes = [n for n in ("BLOCKED" if s.blocked else "", "refresh-only" if s.refresh_only else "", _others(s)) if n]
+        notes = [n for n in ("BLOCKED" if s.blocked else "", "refresh-only" if s.refresh_only else "", _others(s), _note(s)) if n]
         lines.append(row(s.stack, values, "  ".join(notes)))
         for c in s.destructive:
             mark = f"  !! {c.stateful}" if c.stateful else ""
@@ -504,12 +609,18 @@ def text(summaries: Iterable[StackSummary]) -> str:
     lines.append(row("total", [totals[c] for c in columns]))
     if any(s.blocked for s in summaries):
         lines.append("BLOCKED: " + _blocked_sentence(summaries) + ".")
+    if next_step(items):
+        lines.append(next_step(items))
     return "\n".join(lines) + "\n"
 
 
-def as_json(summaries: Iterable[StackSummary]) -> dict:
-    """Plain data for machines: every stack's counts, changes, drift and outputs, and the totals."""
-    summaries = list(summaries)
+def as_json(items: Iterable[Item]) -> dict:
+    """Plain data for machines: every stack asked for with its status; for a
+    planned one its counts, changes, drift and outputs, for another its reason
+    (and a failure's file and line); the totals, the exit code and what to
+    run next (null when nothing waits)."""
+    items = list(items)
+    summaries, _ = _split(items)
 
     def change(c: Change) -> dict:
         out = {"address": c.address, "action": c.action, "type": c.type}
@@ -523,9 +634,19 @@ def as_json(summaries: Iterable[StackSummary]) -> dict:
             out["state_bucket"] = True
         return out
 
-    stacks = [
-        {
+    def stack(s: Item) -> dict:
+        if isinstance(s, NotPlanned):
+            return {
+                "stack": s.stack,
+                "status": s.status.value,
+                "reason": s.reason,
+                "after": list(s.after),
+                "file": s.file or None,
+                "line": s.line or None,
+            }
+        return {
             "stack": s.stack,
+            "status": s.status.value,
             "production": s.production,
             "refresh_only": s.refresh_only,
             **{name: getattr(s, name) for name in (*_COLUMNS, "moved", "imported", "forgotten")},
@@ -536,13 +657,13 @@ def as_json(summaries: Iterable[StackSummary]) -> dict:
             "drift": [{"address": d.address, "action": d.action, "type": d.type} for d in s.drift],
             "outputs": list(s.outputs),
         }
-        for s in summaries
-    ]
+
     return {
-        "stacks": stacks,
+        "stacks": [stack(s) for s in items],
         "total": _totals(summaries),
         "blocked": any(s.blocked for s in summaries),
-        "exit_code": exit_code(summaries),
+        "exit_code": exit_code(items),
+        "next": next_step(items) or None,
     }
 
 
@@ -605,48 +726,90 @@ def _item(c: Change, stack: str = "") -> str:
     return f"- {where}{_code(c.address)} {' '.join(words)}{mark}\n"
 
 
-def markdown(summaries: Iterable[StackSummary], limit: int = 60000) -> str:
-    """A pull-request comment: the table, then what loses data, then each stack's
-    replaces, destroys and drift (long lists folded in <details>). Never longer
-    than `limit` characters (at most GitHub's 65536): whatever does not fit is
-    counted in a '… N more not shown' line."""
+_MARKS: Mapping[Status, str] = {Status.FAILED: "❌", Status.SKIPPED: "⏭️", Status.WAITING: "⏳"}
+_REASON_LIMIT = 600
+"""Characters of one stack's reason in a comment: a Terraform error's detail can run long."""
+
+
+def _not_planned_item(n: NotPlanned) -> str:
+    reason = " ".join(n.reason.split())
+    if len(reason) > _REASON_LIMIT:
+        reason = reason[: _REASON_LIMIT - 1] + "…"
+    reason = html.escape(reason, quote=False)
+    if n.status is Status.FAILED:
+        where = f" at {_code(n.location)}" if n.location else ""
+        return f"- {_MARKS[n.status]} **{n.stack}** failed{where}: {reason}\n"
+    if n.status is Status.SKIPPED:
+        return f"- {_MARKS[n.status]} **{n.stack}** skipped because {reason}\n"
+    return f"- {_MARKS[n.status]} **{n.stack}** {reason}\n"
+
+
+def markdown(items: Iterable[Item], limit: int = 60000) -> str:
+    """A pull-request comment: the table with every stack asked for, the stacks
+    without a plan and why, what loses data, then each stack's other replaces
+    and destroys, drift and outputs (long lists folded in <details>). Never
+    longer than `limit` characters (at most GitHub's 65536).
+
+    Each thing appears in one list only (a change that loses data is listed
+    with what loses data, not again under its stack), so what does not fit is
+    counted once: in its list's '… N more not shown' line, or, for a whole
+    list or table row left out, in the closing '… N more not shown' line."""
     if not 0 < limit <= GITHUB_COMMENT_LIMIT:
         raise ValueError(f"limit must be within 1..{GITHUB_COMMENT_LIMIT}, not {limit}")
-    summaries = list(summaries)
+    items = list(items)
+    summaries, not_planned = _split(items)
     with_drift = any(s.drift for s in summaries)
     columns = (*_COLUMNS, "drift") if with_drift else _COLUMNS
     drift_report = bool(summaries) and all(s.refresh_only for s in summaries)
 
     head = ["### Terraform drift (refresh-only plan)\n\n" if drift_report else "### Terraform plan\n\n"]
+    for status, words in ((Status.FAILED, "Failed"), (Status.SKIPPED, "Skipped")):
+        names = [n.stack for n in not_planned if n.status is status]
+        if names:
+            head.append(f"{_MARKS[status]} **{words}**: {', '.join(names)} (not planned; see below).\n\n")
     if any(s.blocked for s in summaries):
         head.append(f"⛔ **Blocked**: {_blocked_sentence(summaries)}.\n\n")
-    elif not any(s.has_changes for s in summaries):
+    elif not not_planned and not any(s.has_changes for s in summaries):
         head.append("No changes.\n\n" if not drift_report else "No drift.\n\n")
+    step = next_step(items)
+    if step:
+        head.append(f"{_MARKS[Status.WAITING]} **Next**: {step.removeprefix('next: ')}.\n\n")
     head.append("| stack | " + " | ".join(columns) + " | |\n")
     head.append("| --- | " + " | ".join("--:" for _ in columns) + " | --- |\n")
     rows = []
-    for s in summaries:
+    for s in items:
+        if isinstance(s, NotPlanned):
+            rows.append(f"| {_cell(s.stack)} | " + " | ".join("–" for _ in columns) + f" | {_MARKS[s.status]} {s.status.words} |\n")
+            continue
         values = [getattr(s, c) for c in _COLUMNS] + ([len(s.drift)] if with_drift else [])
-        notes = [n for n in ("⛔ blocked" if s.blocked else "", f"⚠️ {len(s.flagged)} holding data" if s.flagged else "", _others(s)) if n]
+        notes = [n for n in ("⛔ blocked" if s.blocked else "", f"⚠️ {len(s.flagged)} holding data" if s.flagged else "", _others(s), _note(s)) if n]
         rows.append(f"| {_cell(s.stack)} | " + " | ".join(map(str, values)) + f" | {', '.join(notes)} |\n")
     totals = _totals(summaries)
     total_row = "| **total** | " + " | ".join(f"**{totals[c]}**" for c in columns) + " | |\n"
 
+    lists = []  # (opening, items, closing), in the order they are shown
+    if not_planned:
+        lists.append(("\n**Not planned:**\n\n", [_not_planned_item(n) for n in not_planned], ""))
     # what holds data comes first, that of blocked stacks before the others
     flagged = [_item(c, s.stack) for s in sorted(summaries, key=lambda s: not s.blocked) for c in s.flagged]
-    sections = []  # (opening, items, closing)
+    if flagged:
+        lists.append(("\n**Replaced or destroyed, and holding data:**\n\n", flagged, ""))
     for s in summaries:
-        destructive = [_item(c) for c in s.destructive]
-        if destructive:
-            sections.append(_folded(f"{s.stack}: {s.replace} to replace, {s.destroy} to destroy", destructive, fold=len(destructive) > 10))
+        others = [c for c in s.destructive if not c.stateful]
+        if others:
+            replace = sum(1 for c in others if c.action == "replace")
+            title = f"{s.stack}: {replace} to replace, {len(others) - replace} to destroy"
+            if s.flagged:
+                title += " (besides those holding data)"
+            lists.append(_folded(title, [_item(c) for c in others], fold=len(others) > 10))
         drift = [f"- {_code(d.address)} **{d.action}**\n" for d in s.drift]
         if drift:
             title = f"{s.stack}: {len(drift)} changed outside Terraform"
-            sections.append(_folded(title, drift, fold=not s.refresh_only or len(drift) > 10))
+            lists.append(_folded(title, drift, fold=not s.refresh_only or len(drift) > 10))
         if s.outputs:
-            sections.append(_folded(f"{s.stack}: outputs that change", [f"- {_code(n)}\n" for n in s.outputs], fold=len(s.outputs) > 10))
+            lists.append(_folded(f"{s.stack}: outputs that change", [f"- {_code(n)}\n" for n in s.outputs], fold=len(s.outputs) > 10))
 
-    everything = len(rows) + 1 + len(flagged) + sum(len(items) for _, items, _ in sections)
+    everything = len(rows) + 1 + sum(len(entries) for _, entries, _ in lists)
 
     def trailer(count: int) -> str:
         return f"\n… {count} more not shown (this comment keeps within {limit} characters).\n"
@@ -660,10 +823,8 @@ def markdown(summaries: Iterable[StackSummary], limit: int = 60000) -> str:
         if not budget.add(piece):
             left_out += len(rows) + 1 - number
             break
-    if flagged:
-        left_out += _list_section(budget, "\n**Replaced or destroyed, and holding data:**\n\n", flagged, "")
-    for opening, items, closing in sections:
-        left_out += _list_section(budget, opening, items, closing)
+    for opening, entries, closing in lists:
+        left_out += _list_section(budget, opening, entries, closing)
     out = "".join(budget.parts)
     if left_out:
         out += trailer(left_out)

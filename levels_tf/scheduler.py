@@ -8,19 +8,30 @@ siblings carry on.
 from __future__ import annotations
 
 import concurrent.futures
+import enum
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import process
 from .stacks import Stack
 
-OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+
+
+class Status(str, enum.Enum):
+    """What became of a stack's action. A str, so it compares equal to its value."""
+
+    OK = "ok"
+    FAILED = "failed"  # the action raised; `error` says why
+    SKIPPED = "skipped"  # a stack it depends on did not succeed; `value` names it
+
+
+OK, FAILED, SKIPPED = Status.OK, Status.FAILED, Status.SKIPPED
 
 
 @dataclass(frozen=True)
 class Outcome:
     stack: str
-    status: str
+    status: Status
     value: Any = None
     error: BaseException | None = None
 
@@ -59,6 +70,26 @@ def run(stacks: list[Stack], action: Callable[[Stack], Any], parallelism: int = 
                 else:
                     outcomes[stack.name] = Outcome(stack.name, FAILED, error=error)
     return {stack.name: outcomes[stack.name] for stack in stacks}
+
+
+def waves(stacks: list[Stack]) -> list[list[Stack]]:
+    """`stacks` in waves: the first holds those depending on none of `stacks`,
+    each next one those whose dependencies among `stacks` are all in earlier
+    waves. Order within a wave is that of `stacks`; dependencies outside
+    `stacks` are taken as met. Raises ValueError on a dependency cycle."""
+    placed: dict[str, int] = {}
+    names = {stack.name for stack in stacks}
+    pending = list(stacks)
+    result: list[list[Stack]] = []
+    while pending:
+        wave = [s for s in pending if all(d in placed for d in s.depends_on if d in names)]
+        if not wave:
+            raise ValueError("stacks depend on each other in a cycle: " + ", ".join(s.name for s in pending))
+        for stack in wave:
+            placed[stack.name] = len(result)
+            pending.remove(stack)
+        result.append(wave)
+    return result
 
 
 def _stop(running: dict[concurrent.futures.Future, Stack]) -> None:

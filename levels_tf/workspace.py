@@ -37,15 +37,16 @@ class Workspace:
         """`terraform init` of the stack, unless nothing it reads changed since the last one."""
         return self.terraform.init(self.folder(stack), self._init_inputs(stack))
 
-    def init_all(self) -> dict[str, TerraformError]:
-        """Init every selected stack, one after another; the errors by stack name.
+    def init_all(self, stacks: list[Stack] | None = None) -> dict[str, TerraformError]:
+        """Init `stacks` (default: every selected stack), one after another;
+        the errors by stack name.
 
         Commands that run Terraform in several stacks at once init them all
         first: an init holds the plugin cache alone (plugin_cache.py), so an
         init between the plans would wait for every running plan to end.
         """
         errors: dict[str, TerraformError] = {}
-        for stack in self.stacks:
+        for stack in self.stacks if stacks is None else stacks:
             try:
                 self.init(stack)
             except TerraformError as error:

@@ -40,13 +40,13 @@ def _lifecycle(run, config, endpoint, *args):
 def test_plan_apply_plan_again_drift_and_guards(run, rehearsal, aws_env):
     config = rehearsal
 
-    # Before anything exists, the environment cannot read its shared stack's outputs.
+    # Before anything exists, the environment waits for its shared stack's first apply.
     first = _lifecycle(run, config, aws_env, "plan", "--all", "--format", "json")
-    assert first.exit_code == 1, first.output + first.stderr
+    assert first.exit_code == 2, first.output + first.stderr
     summary = json.loads(first.stdout)
-    assert [s["stack"] for s in summary["stacks"]] == ["main-shared"]
+    assert [(s["stack"], s["status"]) for s in summary["stacks"]] == [("main-shared", "changes"), ("live", "waiting")]
     assert summary["stacks"][0]["add"] > 20
-    assert "which has no state yet: apply it first" in summary["stacks_not_planned"]["live"]
+    assert summary["stacks"][1]["after"] == ["main-shared"]
 
     # Applying needs a fresh saved plan: touching infra.yaml makes it stale.
     os.utime(config, None)

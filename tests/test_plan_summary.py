@@ -25,12 +25,15 @@ from levels_tf.plan_summary import (
     STATEFUL,
     Change,
     Drift,
+    NotPlanned,
     PlanError,
     StackSummary,
+    Status,
     as_json,
     exit_code,
     from_json_lines,
     markdown,
+    next_step,
     summarize,
     text,
 )
@@ -331,6 +334,16 @@ def test_exit_codes():
     assert exit_code([changed, blocked]) == 1
 
 
+@pytest.mark.parametrize(
+    ("status", "code"), [(Status.FAILED, 1), (Status.SKIPPED, 1), (Status.WAITING, 2)]
+)
+def test_a_stack_without_a_plan_sets_the_exit_code_by_why(status, code):
+    """Waiting for another stack's first apply is work left, not an error;
+    failing or being skipped is."""
+    nothing = StackSummary("prod-shared", False)
+    assert exit_code([nothing, NotPlanned("live", status, "why", after=("prod-shared",))]) == code
+
+
 # -- refusals --------------------------------------------------------------------
 
 
@@ -431,7 +444,7 @@ def test_text_is_a_table_with_each_replace_and_destroy_under_its_stack():
     assert lines[3] == "  destroy  aws_sqs_queue.jobs"
     assert lines[4].split()[:6] == ["dev", "0", "1", "0", "0", "1"]
     assert lines[5].split() == ["drift", "update", "aws_sqs_queue.jobs"]
-    assert lines[6].split() == ["qa", "0", "0", "0", "0", "0"]
+    assert lines[6].split() == ["qa", "0", "0", "0", "0", "0", "no", "changes"]
     assert lines[7].split() == ["total", "1", "2", "1", "1", "1"]
     assert lines[8].startswith("BLOCKED: production would replace or destroy 1 resource that holds data")
     # the numbers end where their headings end
@@ -443,7 +456,7 @@ def test_text_is_a_table_with_each_replace_and_destroy_under_its_stack():
 
 def test_text_of_nothing():
     out = text([StackSummary("dev", False)])
-    assert out.splitlines() == ["stack  add  change  replace  destroy", "dev      0       0        0        0", "total    0       0        0        0"]
+    assert out.splitlines() == ["stack  add  change  replace  destroy", "dev      0       0        0        0  no changes", "total    0       0        0        0"]
 
 
 def test_markdown_of_a_small_plan_shows_everything():
@@ -488,8 +501,9 @@ def test_markdown_of_thousands_of_changes_stays_within_the_limit():
     flagged_at = out.index("**Replaced or destroyed, and holding data:**")
     assert out.index("- stack-0: `module.environment") > flagged_at
     assert "<details>" not in out[:flagged_at]
-    # every item is either shown or counted as not shown
-    items = sum(len(s.flagged) + len(s.destructive) + len(s.drift) + len(s.outputs) for s in summaries)
+    # every item is either shown or counted as not shown, once (a change that
+    # holds data is listed with those, not again under its stack)
+    items = sum(len(s.destructive) + len(s.drift) + len(s.outputs) for s in summaries)
     shown = sum(1 for line in out.splitlines() if line.startswith("- ") and "more not shown" not in line)
     hidden = [int(line.split()[2]) for line in out.splitlines() if line.startswith("- … ")]
     trailer = [int(line.split()[1]) for line in out.splitlines() if line.startswith("… ")]
@@ -506,6 +520,134 @@ def test_markdown_never_exceeds_the_limit(limit):
         assert len(out) <= limit
         if limit >= 1000:
             assert out.count("<details>") == out.count("</details>")
+
+
+def _shown_and_counted(out: str) -> tuple[int, int, int]:
+    """(table rows and list items shown, counted in a list's '- … N more', counted in the closing line)."""
+    lines = out.splitlines()
+    shown = [line for line in lines if line.startswith("- ") and not line.startswith("- … ")]
+    shown += [line for line in lines if line.startswith("| ") and not line.startswith(("| stack |", "| --- |"))]
+    in_lists = sum(int(line.split()[2]) for line in lines if line.startswith("- … "))
+    at_end = sum(int(line.split()[1]) for line in lines if line.startswith("… "))
+    return len(shown), in_lists, at_end
+
+
+@pytest.mark.parametrize("limit", [GITHUB_COMMENT_LIMIT, 20000, 4000, 1500])
+def test_markdown_counts_each_thing_left_out_once(limit):
+    """Shown plus counted is exactly what there is: every stack's row, the
+    total, each stack without a plan, and each change, drift and output once,
+    whatever the limit cuts; and no change is listed twice."""
+    summaries = _huge(3, 400)
+    not_planned = [NotPlanned(f"env-{i}", Status.FAILED, "boom " * 40, file="modules/x/main.tf", line=i + 1) for i in range(30)]
+    items = [*summaries, *not_planned]
+    out = markdown(items, limit=limit)
+    things = len(items) + 1 + len(not_planned) + sum(len(s.destructive) + len(s.drift) + len(s.outputs) for s in summaries)
+    shown, in_lists, at_end = _shown_and_counted(out)
+    assert shown + in_lists + at_end == things, (shown, in_lists, at_end)
+    listed = re.findall(r"`(module\.environment[^`]+)`", out)
+    assert len(listed) == len(set(listed)), "a change is listed twice"
+    if limit < GITHUB_COMMENT_LIMIT:
+        assert in_lists or at_end
+
+
+def test_markdown_of_a_change_holding_data_lists_it_once():
+    """A replace that loses data is listed with what holds data; its stack's own
+    list has only the others, and says so."""
+    production = _mixed()[0]
+    out = markdown([production])
+    assert out.count("aws_s3_bucket.assets") == 1
+    assert "production: 0 to replace, 1 to destroy (besides those holding data)" in out
+    assert out.count("aws_sqs_queue.jobs") == 1
+
+
+def _every_status() -> list:
+    """A stack of each status: no changes, changes, failed (with where), waiting, skipped."""
+    return [
+        StackSummary("prod-shared", True),
+        both(show(entry("aws_sqs_queue.jobs", ["create"])), stack="lab-shared"),
+        NotPlanned(
+            "live",
+            Status.FAILED,
+            "Resource precondition failed: image worker has no AMI yet: run levels-tf bake worker",
+            file="modules/service/main.tf",
+            line=91,
+        ),
+        NotPlanned("trial", Status.WAITING, "waits for the first apply of lab-shared", after=("lab-shared",)),
+        NotPlanned("qa", Status.SKIPPED, "lab-shared did not succeed"),
+    ]
+
+
+def test_text_has_every_stack_with_its_status():
+    lines = text(_every_status()).splitlines()
+    rows = {line.split()[0]: line for line in lines if not line.startswith(" ")}
+    assert rows["prod-shared"].split()[1:] == ["0", "0", "0", "0", "no", "changes"]
+    assert rows["lab-shared"].split()[1:] == ["1", "0", "0", "0"]
+    assert rows["live"].split()[1:] == ["-", "-", "-", "-", "FAILED"]
+    assert rows["trial"].split()[1:] == ["-", "-", "-", "-", "waiting"]
+    assert rows["qa"].split()[1:] == ["-", "-", "-", "-", "skipped"]
+    under = {lines[i - 1].split()[0]: line.strip() for i, line in enumerate(lines) if line.startswith("  ")}
+    assert under["live"] == "modules/service/main.tf:91: Resource precondition failed: image worker has no AMI yet: run levels-tf bake worker"
+    assert under["trial"] == "waits for the first apply of lab-shared"
+    assert under["qa"] == "skipped because lab-shared did not succeed"
+    assert rows["total"].split()[1:] == ["1", "0", "0", "0"]
+    assert lines[-1] == (
+        "next: `levels-tf apply lab-shared`, then `levels-tf plan trial`; "
+        "or `levels-tf apply --all --waves` plans and applies wave by wave"
+    )
+
+
+def test_markdown_has_every_stack_with_its_status():
+    out = markdown(_every_status())
+    assert "| prod-shared | 0 | 0 | 0 | 0 | no changes |" in out
+    assert "| lab-shared | 1 | 0 | 0 | 0 |  |" in out
+    assert "| live | – | – | – | – | ❌ failed |" in out
+    assert "| trial | – | – | – | – | ⏳ waiting |" in out
+    assert "| qa | – | – | – | – | ⏭️ skipped |" in out
+    assert "❌ **Failed**: live (not planned; see below)." in out
+    assert "⏭️ **Skipped**: qa (not planned; see below)." in out
+    assert "- ❌ **live** failed at `modules/service/main.tf:91`: Resource precondition failed: image worker has no AMI yet" in out
+    assert "- ⏳ **trial** waits for the first apply of lab-shared" in out
+    assert "- ⏭️ **qa** skipped because lab-shared did not succeed" in out
+    assert "⏳ **Next**: `levels-tf apply lab-shared`, then `levels-tf plan trial`" in out
+    assert "No changes." not in out
+
+
+def test_markdown_never_says_no_changes_when_a_stack_has_no_plan():
+    for status in Status.FAILED, Status.SKIPPED, Status.WAITING:
+        out = markdown([StackSummary("prod-shared", True), NotPlanned("live", status, "why", after=("prod-shared",))])
+        assert "No changes." not in out
+
+
+def test_json_has_every_stack_with_its_status():
+    data = as_json(_every_status())
+    assert json.loads(json.dumps(data)) == data
+    assert [(s["stack"], s["status"]) for s in data["stacks"]] == [
+        ("prod-shared", "no_changes"),
+        ("lab-shared", "changes"),
+        ("live", "failed"),
+        ("trial", "waiting"),
+        ("qa", "skipped"),
+    ]
+    live = data["stacks"][2]
+    assert (live["file"], live["line"]) == ("modules/service/main.tf", 91)
+    assert live["reason"].startswith("Resource precondition failed: ")
+    assert data["stacks"][3]["after"] == ["lab-shared"]
+    assert data["exit_code"] == 1
+    assert data["next"].startswith("next: `levels-tf apply lab-shared`")
+    assert as_json([StackSummary("dev", False)])["next"] is None
+
+
+def test_the_next_step_plans_a_stack_waited_for_that_has_no_plan_yet():
+    waiting = NotPlanned("live", Status.WAITING, "waits", after=("prod-shared",))
+    assert next_step([waiting]).startswith("next: `levels-tf plan prod-shared`, then `levels-tf apply prod-shared`, then `levels-tf plan live`")
+    assert next_step([StackSummary("prod-shared", True), waiting]).startswith("next: `levels-tf apply prod-shared`, then `levels-tf plan live`")
+    assert next_step([StackSummary("prod-shared", True)]) == ""
+
+
+def test_a_long_error_is_cut_in_a_comment_not_in_json():
+    failed = NotPlanned("live", Status.FAILED, "x" * 5000, file="stacks/live/main.tf", line=3)
+    assert len(markdown([failed])) < 2000
+    assert as_json([failed])["stacks"][0]["reason"] == "x" * 5000
 
 
 def test_markdown_refuses_a_limit_github_would_not_take():

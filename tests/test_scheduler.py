@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from levels_tf import scheduler
 from levels_tf.stacks import Stack
 
@@ -63,3 +65,28 @@ def test_parallelism_one_is_sequential_in_order():
 def test_unselected_dependencies_do_not_block():
     outcomes = scheduler.run([STACKS[3]], lambda stack: "ran", parallelism=1)
     assert outcomes["dev"].status == "ok"
+
+
+def test_waves_put_each_stack_after_everything_it_depends_on():
+    chain = [
+        *STACKS,
+        Stack("edge", "environment", "lab", "edge", ("dev", "prod")),
+    ]
+    assert [[s.name for s in wave] for wave in scheduler.waves(chain)] == [
+        ["prod-shared", "lab-shared"],
+        ["prod", "dev", "qa"],
+        ["edge"],
+    ]
+    # a dependency outside the stacks given is taken as met
+    assert [[s.name for s in wave] for wave in scheduler.waves(STACKS[3:])] == [["dev", "qa"]]
+
+
+def test_waves_refuse_a_cycle():
+    loop = [Stack("a", "shared", "g", None, ("b",)), Stack("b", "shared", "g", None, ("a",))]
+    with pytest.raises(ValueError, match="cycle: a, b"):
+        scheduler.waves(loop)
+
+
+def test_statuses_are_typed_and_compare_as_their_names():
+    assert scheduler.Status("skipped") is scheduler.SKIPPED
+    assert scheduler.FAILED == "failed"

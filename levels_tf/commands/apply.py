@@ -3,13 +3,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .. import console, scheduler
+from .. import console, plan_summary, scheduler
 from ..errors import UsageError
 from ..options import RenderOptions
-from ..terraform import EngineChoice
+from ..plan_summary import NotPlanned, Status
 from ..progress import printer
-from ..workspace import open_workspace, stale_plan_reason
-from .plan import report_outcomes
+from ..stacks import Stack
+from ..terraform import EngineChoice
+from ..workspace import Workspace, ensure_function_packages, open_workspace, stale_plan_reason
+from .plan import item_of, plan_stacks, report_not_planned
 
 
 def apply(
@@ -21,29 +23,106 @@ def apply(
     engine: EngineChoice,
     yes: bool,
     parallelism: int,
+    waves: bool = False,
 ) -> int:
-    """Apply the plans `levels-tf plan` saved, and only those."""
+    """Apply the plans `levels-tf plan` saved, and only those.
+
+    Named stacks must each have a fresh saved plan. With --all, the stacks
+    that have none (a stack waiting for another's first apply has none) are
+    left for the next round, which is said; a plan older than infra.yaml or
+    the tree still refuses the whole run. With `waves`, plan and apply wave
+    by wave instead (see `walk_waves`)."""
     workspace = open_workspace(config_path, names, all_stacks, options, engine)
+    if waves:
+        return walk_waves(workspace, yes=yes, parallelism=parallelism)
     reasons = {stack.name: stale_plan_reason(workspace, stack) for stack in workspace.stacks}
-    refused = {name: reason for name, reason in reasons.items() if reason}
+    unplanned = [s.name for s in workspace.stacks if not workspace.plan_file(s).exists()] if all_stacks else []
+    refused = {name: reason for name, reason in reasons.items() if reason and name not in unplanned}
     if refused:
         for name, reason in refused.items():
             console.err(f"{name}: {reason}")
         raise UsageError("nothing was applied: every stack needs a fresh saved plan")
-    production = [stack.name for stack in workspace.stacks if workspace.production(stack)]
+    ready = [stack for stack in workspace.stacks if not reasons[stack.name]]
+    if not ready:
+        raise UsageError("nothing to apply: no stack has a saved plan; run `levels-tf plan --all` first")
+    production = [stack.name for stack in ready if workspace.production(stack)]
     if production and not yes:
         if not console.confirm(f"apply the saved plans of production stacks {', '.join(production)}?"):
             raise UsageError("not applied: production needs a yes (or --yes)")
+    outcomes = apply_stacks(workspace, ready, parallelism)
+    if unplanned:
+        console.out(f"not applied, no saved plan: {', '.join(unplanned)}")
+        console.out("next: `levels-tf plan --all`, then `levels-tf apply --all` (a stack waiting for the ones applied now can plan)")
+    return 0 if all(o.status is scheduler.OK for o in outcomes.values()) else 1
 
-    def action(stack):
+
+def apply_stacks(workspace: Workspace, stacks: list[Stack], parallelism: int) -> dict[str, scheduler.Outcome]:
+    """Apply the saved plans of `stacks` in dependency order, a line per stack
+    applied and one per stack that failed or was skipped; outcomes by name
+    (an applied stack's value is its seconds)."""
+
+    def action(stack: Stack) -> float:
         start = time.monotonic()
         workspace.terraform.apply(workspace.folder(stack), on_event=printer(stack.name, start))
         workspace.plan_file(stack).unlink(missing_ok=True)
         return time.monotonic() - start
 
-    outcomes = scheduler.run(workspace.stacks, action, parallelism)
+    outcomes = scheduler.run(stacks, action, parallelism)
     for name, outcome in outcomes.items():
-        if outcome.status == scheduler.OK:
+        if outcome.status is scheduler.OK:
             console.out(f"{name}: applied in {outcome.value:.0f}s")
-    report_outcomes(outcomes)
-    return 0 if all(o.status == scheduler.OK for o in outcomes.values()) else 1
+    report_not_planned([item_of(o) for o in outcomes.values() if o.status is not scheduler.OK])
+    return outcomes
+
+
+def walk_waves(workspace: Workspace, *, yes: bool, parallelism: int) -> int:
+    """A first bring-up (or any run) in one go, keeping the reviewed-plan rule:
+    for each wave of `scheduler.waves`, plan its stacks, show the summary, ask
+    (unless `yes`), apply the plans with changes, then go on to the next wave,
+    whose plans read what this one applied.
+
+    A stack that fails, is skipped, waits, or whose plan is blocked (it would
+    replace or destroy what holds data in production) is not applied, and the
+    stacks depending on it are skipped. A no to the question stops the walk
+    (UsageError): the plans of that wave stay saved for `levels-tf apply`.
+    Exit 0 when every stack was applied or had nothing to change, else 1."""
+    for path in ensure_function_packages(workspace):
+        console.out(f"built {path}")
+    all_waves = scheduler.waves(workspace.stacks)
+    not_done: dict[str, str] = {}  # stack -> why it was not applied
+    for number, wave in enumerate(all_waves, 1):
+        console.out(f"wave {number} of {len(all_waves)}: planning {', '.join(s.name for s in wave)}")
+        skipped = {}
+        for stack in wave:
+            blockers = [d for d in stack.depends_on if d in not_done]
+            if blockers:
+                skipped[stack.name] = NotPlanned(stack.name, Status.SKIPPED, f"{blockers[0]} was not applied", after=tuple(blockers))
+        planned = iter(plan_stacks(workspace, [s for s in wave if s.name not in skipped], parallelism=parallelism))
+        items = [skipped.get(stack.name) or next(planned) for stack in wave]
+        console.out(plan_summary.text(items))
+        report_not_planned(items)
+        ready = []
+        for stack, item in zip(wave, items):
+            if isinstance(item, NotPlanned):
+                not_done[stack.name] = item.status.value
+            elif item.blocked:
+                not_done[stack.name] = "blocked"
+                console.err(
+                    f"{stack.name}: not applied: it would replace or destroy what holds data; review it with "
+                    f"`levels-tf plan {stack.name} --allow-destroy`, then `levels-tf apply {stack.name}`"
+                )
+            elif item.has_changes:
+                ready.append(stack)
+        if not ready:
+            continue
+        named = ", ".join(f"{s.name} (production)" if workspace.production(s) else s.name for s in ready)
+        if not yes and not console.confirm(f"apply wave {number} of {len(all_waves)}: {named}?"):
+            raise UsageError(f"stopped before applying wave {number}: its plans are saved for `levels-tf apply`")
+        for name, outcome in apply_stacks(workspace, ready, parallelism).items():
+            if outcome.status is not scheduler.OK:
+                not_done[name] = outcome.status.value
+    if not_done:
+        console.err("not applied: " + ", ".join(f"{name} ({why})" for name, why in not_done.items()))
+        return 1
+    console.out(f"every stack is applied ({len(workspace.stacks)} in {len(all_waves)} waves)")
+    return 0

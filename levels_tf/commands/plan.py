@@ -2,13 +2,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import posixpath
 from pathlib import Path
 
 from .. import console, plan_summary, scheduler
 from ..options import RenderOptions
+from ..plan_summary import Item, NotPlanned, Status
 from ..progress import printer
+from ..stacks import Stack
 from ..terraform import EngineChoice, TerraformError
-from ..workspace import ensure_function_packages, open_workspace
+from ..workspace import Workspace, ensure_function_packages, open_workspace
+
+NO_STATE_YET = "Unable to find remote state"
+"""The summary of Terraform's error when a `terraform_remote_state` finds no
+state at all: the stack it reads was never applied (terraform's
+builtin/providers/terraform data source)."""
 
 
 def plan(
@@ -23,57 +31,26 @@ def plan(
     parallelism: int,
     refresh_only: bool = False,
 ) -> int:
-    """Plan the stacks (saved per stack for apply), and summarize them together."""
+    """Plan the stacks (saved per stack for apply), and summarize them together.
+
+    Exit 0 no changes, 2 changes or stacks waiting for another's first
+    apply, 1 a stack failed or a production plan is blocked."""
     workspace = open_workspace(config_path, names, all_stacks, options, engine)
     for path in ensure_function_packages(workspace):
         console.out(f"built {path}")
-    quiet = output_format != "text"
-
-    original = {stack.name: stack for stack in workspace.stacks}
-    init_errors = workspace.init_all()
-
-    def action(stack):
-        stack = original[stack.name]
-        folder = workspace.folder(stack)
-        if stack.name in init_errors:
-            raise init_errors[stack.name]
-        try:
-            _, events = workspace.terraform.plan(
-                folder, refresh_only=refresh_only, on_event=None if quiet else printer(stack.name)
-            )
-        except TerraformError as error:
-            if "Unable to find remote state" in str(error) and stack.depends_on:
-                raise TerraformError(
-                    f"{stack.name} reads the outputs of {', '.join(stack.depends_on)}, which has no state yet: "
-                    "apply it first"
-                ) from None
-            raise
-        lines = [json.dumps(event) for event in events]
-        return plan_summary.from_json_lines(
-            stack.name, lines, production=workspace.production(stack), refresh_only=refresh_only
-        )
-
-    # A plan reads the applied state of the stacks it depends on, not their
-    # plans: every stack can be planned at once.
-    independent = [dataclasses.replace(stack, depends_on=()) for stack in workspace.stacks]
-    outcomes = scheduler.run(independent, action, parallelism)
-    summaries = [o.value for o in outcomes.values() if o.status == scheduler.OK]
+    items = plan_stacks(
+        workspace, workspace.stacks, parallelism=parallelism, refresh_only=refresh_only, progress=output_format == "text"
+    )
     if output_format == "json":
-        document = plan_summary.as_json(summaries)
-        document["stacks_not_planned"] = {
-            name: ("failed: " + str(o.error)) if o.status == scheduler.FAILED else ("skipped: " + str(o.value))
-            for name, o in outcomes.items()
-            if o.status != scheduler.OK
-        }
-        console.out(json.dumps(document, indent=2))
+        console.out(json.dumps(plan_summary.as_json(items), indent=2))
     elif output_format == "markdown":
-        console.out(plan_summary.markdown(summaries))
+        console.out(plan_summary.markdown(items))
     else:
-        console.out(plan_summary.text(summaries))
-    report_outcomes(outcomes)
-    if any(o.status != scheduler.OK for o in outcomes.values()):
+        console.out(plan_summary.text(items))
+    report_not_planned(items)
+    if any(isinstance(i, NotPlanned) and i.status is not Status.WAITING for i in items):
         return 1
-    code = plan_summary.exit_code(summaries)
+    code = plan_summary.exit_code(items)
     if code == 1 and allow_destroy:
         code = 2
     elif code == 1:
@@ -81,11 +58,88 @@ def plan(
     return code
 
 
-def report_outcomes(outcomes) -> None:
-    """What failed and what was skipped, one line each, on stderr."""
-    for name, outcome in outcomes.items():
-        if outcome.status == scheduler.FAILED:
-            console.err(f"{name}: failed: {outcome.error}")
-        elif outcome.status == scheduler.SKIPPED:
-            console.err(f"{name}: skipped: {outcome.value}")
+def plan_stacks(
+    workspace: Workspace, stacks: list[Stack], *, parallelism: int, refresh_only: bool = False, progress: bool = True
+) -> list[Item]:
+    """Plan `stacks` at once (a plan reads the applied state of the stacks it
+    depends on, not their plans) and save each plan for apply; one summary
+    item per stack, in the order of `stacks`.
 
+    A stack that fails or waits keeps no saved plan (neither an older one
+    nor the errored one Terraform writes), so apply has none to take. A
+    stack whose every error is that a stack it reads has no state yet is
+    WAITING for it, not FAILED."""
+    original = {stack.name: stack for stack in stacks}
+    init_errors = workspace.init_all(stacks)
+
+    def action(stack: Stack) -> Item:
+        stack = original[stack.name]
+        folder = workspace.folder(stack)
+        workspace.plan_file(stack).unlink(missing_ok=True)
+        if stack.name in init_errors:
+            raise init_errors[stack.name]
+        errors: list[dict] = []
+        show = printer(stack.name) if progress else None
+
+        def on_event(event: dict) -> None:
+            if event.get("type") == "diagnostic" and event.get("@level") == "error":
+                errors.append(event)
+            if show:
+                show(event)
+
+        summarized = False
+        try:
+            _, events = workspace.terraform.plan(folder, refresh_only=refresh_only, on_event=on_event)
+            lines = [json.dumps(event) for event in events]
+            summary = plan_summary.from_json_lines(
+                stack.name, lines, production=workspace.production(stack), refresh_only=refresh_only
+            )
+            summarized = True
+            return summary
+        except TerraformError as error:
+            return _not_planned(workspace, stack, errors, error)
+        finally:
+            if not summarized:  # Terraform saves an errored plan too: leave apply nothing unreviewed
+                workspace.plan_file(stack).unlink(missing_ok=True)
+
+    independent = [dataclasses.replace(stack, depends_on=()) for stack in stacks]
+    outcomes = scheduler.run(independent, action, parallelism)
+    return [item_of(outcome) for outcome in outcomes.values()]
+
+
+def item_of(outcome: scheduler.Outcome) -> Item:
+    """A scheduler's outcome as a summary item: its value when OK, else why not."""
+    if outcome.status is scheduler.OK:
+        return outcome.value
+    if outcome.status is scheduler.FAILED:
+        return NotPlanned(outcome.stack, Status.FAILED, str(outcome.error))
+    return NotPlanned(outcome.stack, Status.SKIPPED, str(outcome.value))
+
+
+def _not_planned(workspace: Workspace, stack: Stack, errors: list[dict], error: TerraformError) -> NotPlanned:
+    """Why `stack` has no plan: WAITING when every error is a stack it reads
+    having no state yet, else FAILED with the first error and where it is."""
+    diagnostics = [event.get("diagnostic") or {} for event in errors]
+    if diagnostics and stack.depends_on and all(d.get("summary") == NO_STATE_YET for d in diagnostics):
+        after = stack.depends_on
+        return NotPlanned(stack.name, Status.WAITING, f"waits for the first apply of {', '.join(after)}", after=after)
+    if not diagnostics:
+        return NotPlanned(stack.name, Status.FAILED, str(error))
+    first = diagnostics[0]
+    summary = first.get("summary") or errors[0].get("@message", "error")
+    detail = " ".join(str(first.get("detail", "")).split())
+    where = first.get("range") or {}
+    file = ""
+    if where.get("filename"):
+        # Terraform names files relative to the stack's folder; say them relative to the tree.
+        folder = workspace.folder(stack).relative_to(workspace.out).as_posix()
+        file = posixpath.normpath(posixpath.join(folder, where["filename"]))
+    line = int((where.get("start") or {}).get("line") or 0)
+    return NotPlanned(stack.name, Status.FAILED, f"{summary}: {detail}" if detail else summary, file=file, line=line)
+
+
+def report_not_planned(items: list[Item]) -> None:
+    """What failed (with where) and what was skipped, one line each, on stderr."""
+    for item in items:
+        if isinstance(item, NotPlanned) and item.status is not Status.WAITING:
+            console.err(f"{item.stack}: {item.status.value}: {item.sentence if item.status is Status.FAILED else item.reason}")
