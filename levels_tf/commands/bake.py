@@ -15,10 +15,10 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlparse
 
 from .. import console, images, process, typed, writer
 from ..errors import LevelsError, UsageError, WriteError
+from ..options import RenderOptions, apply, resolve
 from ..packer import Packer, PackerError, read_manifest
 from ..render import render as render_files
 from ..stacks import ENVIRONMENT, stacks
@@ -47,18 +47,22 @@ def bake(
     config_path: Path,
     names: tuple[str, ...],
     all_images: bool,
-    aws_endpoint: str | None = None,
+    options: RenderOptions = RenderOptions(),
     packer_bin: str | None = None,
     version: str | None = None,
 ) -> int:
-    """Bake `names` (or every image), record each AMI built, render again; 1 when any failed."""
-    config = load_config(config_path)
+    """Bake `names` (or every image), record each AMI built, render again; 1 when any failed.
+
+    `options` must agree with those the tree was rendered with, which the
+    bake uses: with an endpoint, Packer builds on that emulator."""
+    base = load_config(config_path)
     folder = config_path.parent
-    selected = _selected(config, names, all_images)
+    selected = _selected(base, names, all_images)
     version = version if version is not None else default_version()
     _check_version(version)
-    if aws_endpoint is not None:
-        _check_endpoint(aws_endpoint)
+    options = resolve(folder, options, base.infra.state.backend)
+    config = apply(base, options)
+    aws_endpoint = options.aws_endpoint
     packer = Packer.locate(packer_bin)
     _refuse_stale(folder, config)
 
@@ -91,7 +95,7 @@ def bake(
         console.out(f"{image}: {entry.ami} in {region}, version {entry.version}; recorded in {images.LOCK_FILE}")
 
     if baked:
-        _render_again(config_path, baked)
+        _render_again(config_path, options, baked)
     if failed:
         console.err(
             f"bake failed for {', '.join(failed)}; {images.LOCK_FILE} is unchanged for "
@@ -130,12 +134,6 @@ def _check_version(version: str) -> None:
         raise UsageError(f"--version: {exc.issues[0].message}") from None
 
 
-def _check_endpoint(url: str) -> None:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise UsageError(f"--aws-endpoint {url!r} is not an http(s) URL")
-
-
 def _refuse_stale(folder: Path, config: Config) -> None:
     changes = writer.plan_changes(folder, render_files(config))
     if changes:
@@ -143,7 +141,7 @@ def _refuse_stale(folder: Path, config: Config) -> None:
         raise StaleTreeError(
             f"{folder}: the rendered tree is stale against infra.yaml ({len(changes)} "
             f"{'file differs' if len(changes) == 1 else 'files differ'}: {shown}); "
-            "run `levels-tf render` first, then bake"
+            f"run `levels-tf render{config.options.flags}` first, then bake"
         )
 
 
@@ -245,8 +243,8 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def _render_again(config_path: Path, baked: list[Baked]) -> None:
-    config = load_config(config_path)
+def _render_again(config_path: Path, options: RenderOptions, baked: list[Baked]) -> None:
+    config = apply(load_config(config_path), options)
     folder = config_path.parent
     changes = writer.write(folder, render_files(config))
     changed = {change.path for change in changes}
