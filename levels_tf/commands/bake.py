@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import console, images, process, typed, writer
+from ..aws import Aws, AwsError
 from ..errors import LevelsError, UsageError, WriteError
 from ..options import RenderOptions, apply, resolve
 from ..packer import Packer, PackerError, read_manifest
@@ -25,6 +26,9 @@ from ..stacks import ENVIRONMENT, stacks
 from ..validation import Config, load_config
 
 GIT_TIMEOUT = 30
+# What the emulator build signs its requests with (as packer's emulator build
+# does), so a bake against an emulator can never act on a real account.
+EMULATOR_CREDENTIALS = ("emulator", "emulator")
 
 
 class StaleTreeError(LevelsError):
@@ -81,11 +85,12 @@ def bake(
     if packer.init(Path("packer") / "plugins", cwd=folder, on_line=_progress("packer init", time.monotonic())):
         console.out("packer init: the plugins packer/plugins requires are installed")
 
+    ec2 = Aws(region, aws_endpoint, EMULATOR_CREDENTIALS if aws_endpoint else None)
     baked: list[Baked] = []
     failed: list[str] = []
     for image in selected:
         try:
-            entry = _bake_one(packer, config, folder, image, build, variables)
+            entry = _bake_one(packer, ec2, config, folder, image, build, variables)
         except PackerError as exc:
             console.lines(exc.lines(), to_err=True)
             failed.append(image)
@@ -166,8 +171,11 @@ def _progress(label: str, started: float):
     return show
 
 
-def _bake_one(packer: Packer, config: Config, folder: Path, image: str, build: str, variables: dict) -> images.LockEntry:
-    """Build `image`; its lock entry, from the manifest of this very run."""
+def _bake_one(
+    packer: Packer, ec2: Aws, config: Config, folder: Path, image: str, build: str, variables: dict
+) -> images.LockEntry:
+    """Build `image`; its lock entry, from the manifest of this very run and
+    the root device name EC2 gives for the source AMI."""
     manifest = folder / images.MANIFESTS_DIR / f"{image}.json"
     before = {b.run_uuid for b in read_manifest(manifest)}
     started = time.monotonic()
@@ -194,6 +202,7 @@ def _bake_one(packer: Packer, config: Config, folder: Path, image: str, build: s
         source_ami=source,
         git_revision=variables["git_revision"],
         built_at=custom.get("built_at", ""),
+        root_device=_root_device(ec2, image, source),
     )
     try:
         images.ImageLock().with_bake(image, region, entry)
@@ -201,6 +210,21 @@ def _bake_one(packer: Packer, config: Config, folder: Path, image: str, build: s
         raise PackerError(f"{image}: the build made {amis[region]}, but its record is not valid: {exc}") from None
     console.out(f"[{image} {time.monotonic() - started:.0f}s] built {amis[region]} from {source}")
     return entry
+
+
+def _root_device(ec2: Aws, image: str, source: str) -> str:
+    """The root device name of the baked AMI: its source AMI's, since CreateImage
+    keeps the instance's device names. "" (and a warning) when EC2 does not say:
+    the service module then asks EC2 for the baked AMI's at plan time."""
+    try:
+        name = ec2.root_device_name(source)
+    except AwsError as exc:
+        console.err(f"warning: {image}: root device of {source} unknown ({exc}); plan will read it from the AMI")
+        return ""
+    if not re.fullmatch(images.ROOT_DEVICE_RE, name):
+        console.err(f"warning: {image}: {source} names its root device {name!r}; plan will read it from the AMI")
+        return ""
+    return name
 
 
 # --- after a build --------------------------------------------------------------
