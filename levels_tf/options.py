@@ -27,6 +27,7 @@ STORED = f"{STATE_DIR}/render-options"
 # The AWS SDKs' standard variable for one endpoint for every service.
 SDK_ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
 _KEYS = ("aws_endpoint", "backend")
+_REWRITE = "delete it, then run `levels-tf render` with the options you mean"
 _HEADER = "# How this tree was rendered; every levels-tf command reads it. Render again to change it.\n"
 
 # Every AWS API the rendered stacks call, by the aws provider's endpoint names.
@@ -67,7 +68,6 @@ class RenderOptions:
         if self.backend not in (None, "s3", "local"):
             raise UsageError(f"--backend {self.backend!r}: use s3 or local")
 
-
     @property
     def flags(self) -> str:
         """The render options as command-line flags, e.g. " --backend local"; "" for none."""
@@ -93,19 +93,19 @@ def read_stored(out: Path) -> RenderOptions:
     except FileNotFoundError:
         return RenderOptions()
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}; run `levels-tf render` again") from None
+        raise UsageError(f"{path}: cannot read: {exc}; {_REWRITE}") from None
     values: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         key, sep, value = line.partition(": ")
         if not sep or key not in _KEYS or key in values or not value.strip():
-            raise UsageError(f"{path}:{number}: not a line levels-tf writes; run `levels-tf render` with the options you mean")
+            raise UsageError(f"{path}:{number}: not a line levels-tf writes; {_REWRITE}")
         values[key] = value.strip()
     try:
         return RenderOptions(**values)
     except UsageError as exc:
-        raise UsageError(f"{path}: {exc}; run `levels-tf render` with the options you mean") from None
+        raise UsageError(f"{path}: {exc}; {_REWRITE}") from None
 
 
 def sdk_endpoint(environ: Mapping[str, str] = os.environ) -> str | None:

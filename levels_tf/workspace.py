@@ -110,4 +110,3 @@ def stale_plan_reason(workspace: Workspace, stack: Stack) -> str | None:
 
 def elapsed(start: float) -> str:
     return f"{time.monotonic() - start:.0f}s"
-

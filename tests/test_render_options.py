@@ -142,7 +142,8 @@ def test_render_keeps_the_stored_options_and_takes_new_ones(run, rehearsal_tree,
 def test_a_stored_file_levels_tf_did_not_write_is_one_clear_line(tmp_path):
     (tmp_path / ".levels-tf").mkdir()
     (tmp_path / options.STORED).write_text("# comment\nendpoint: http://127.0.0.1:9\n", encoding="utf-8")
-    with pytest.raises(UsageError, match=r"render-options:2: not a line levels-tf writes"):
+    refused = r"render-options:2: not a line levels-tf writes; delete it, then run `levels-tf render`"
+    with pytest.raises(UsageError, match=refused):
         options.read_stored(tmp_path)
     (tmp_path / options.STORED).write_text("aws_endpoint: localhost:9\n", encoding="utf-8")
     with pytest.raises(UsageError, match=r"render-options: --aws-endpoint 'localhost:9' is not an http\(s\) URL"):
@@ -150,9 +151,9 @@ def test_a_stored_file_levels_tf_did_not_write_is_one_clear_line(tmp_path):
 
 
 def test_before_the_first_render_the_options_and_the_sdk_variable_count(tmp_path):
-    given = RenderOptions(None, "local")
-    assert options.resolve(tmp_path, given, "s3", {"AWS_ENDPOINT_URL": OTHER_ENDPOINT}) == RenderOptions(OTHER_ENDPOINT, "local")
-    assert options.resolve(tmp_path, RenderOptions(STORED_ENDPOINT), "s3", {"AWS_ENDPOINT_URL": OTHER_ENDPOINT}) == RenderOptions(STORED_ENDPOINT)
+    sdk = {"AWS_ENDPOINT_URL": OTHER_ENDPOINT}
+    assert options.resolve(tmp_path, RenderOptions(None, "local"), "s3", sdk) == RenderOptions(OTHER_ENDPOINT, "local")
+    assert options.resolve(tmp_path, RenderOptions(STORED_ENDPOINT), "s3", sdk) == RenderOptions(STORED_ENDPOINT)
     assert options.resolve(tmp_path, RenderOptions(), "s3", {}) == RenderOptions()
 
 
