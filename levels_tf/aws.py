@@ -150,10 +150,13 @@ def _message(exc: ClientError) -> str:
 class Aws:
     """Clients for one region (and optionally one endpoint), and the calls levels-tf makes."""
 
-    def __init__(self, region: str, endpoint: str | None = None):
+    def __init__(self, region: str, endpoint: str | None = None, credentials: tuple[str, str] | None = None):
+        """`credentials` (access key, secret key) replace the usual chain: an
+        emulator gets placeholders, so these clients can never act on an account."""
         self.region = region
         self.endpoint = check_endpoint(endpoint)
-        self._session = boto3.session.Session(region_name=region)
+        keys = {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]} if credentials else {}
+        self._session = boto3.session.Session(region_name=region, **keys)
         self._clients: dict[tuple[str, str, int], Any] = {}
 
     # -- plumbing -------------------------------------------------------------
@@ -201,6 +204,23 @@ class Aws:
         if isinstance(exc, ResponseParserError):
             return AwsError(f"{action} on {resource} failed: the endpoint's answer is not AWS's format")
         return AwsError(f"{action} on {resource} failed: {str(exc).splitlines()[0]}")
+
+    # -- images ---------------------------------------------------------------------
+
+    def root_device_name(self, ami: str) -> str:
+        """The device name of `ami`'s root volume, e.g. "/dev/xvda" or "/dev/sda1".
+
+        EC2 DescribeImages reports it as RootDeviceName. Amazon Linux and
+        Debian images boot from /dev/xvda, Ubuntu's from /dev/sda1; an image
+        made with CreateImage keeps the device names of the instance it was
+        made from, so a baked AMI has its source AMI's root device. AwsError
+        when the image is unknown or cannot be described."""
+        with self._calling("ec2:DescribeImages", ami):
+            found = self.client("ec2").describe_images(ImageIds=[ami]).get("Images", [])
+        name = found[0].get("RootDeviceName") if found else None
+        if not name:
+            raise AwsError(f"ec2:DescribeImages on {ami} failed: no such image, or it names no root device")
+        return str(name)
 
     # -- who am I, and what may I do ---------------------------------------------
 

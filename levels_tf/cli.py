@@ -46,8 +46,7 @@ def _run(ctx: click.Context, action: Callable[[], int]) -> None:
     try:
         code = action()
     except LevelsError as exc:
-        console.lines(exc.lines(), to_err=True)
-        code = exc.exit_code
+        code = _report(exc)
     except KeyboardInterrupt:
         console.err("interrupted")
         code = 130
@@ -60,6 +59,40 @@ def _run(ctx: click.Context, action: Callable[[], int]) -> None:
         console.err(f"the full report is in {report}; rerun with --debug to see it here")
         code = 1
     ctx.exit(code)
+
+
+def _report(exc: LevelsError) -> int:
+    """Print an error the user can act on; its exit code."""
+    console.lines(exc.lines(), to_err=True)
+    return exc.exit_code
+
+
+def _render_options(command):
+    """--aws-endpoint and --backend, which reach the command as one `options`.
+
+    Every command that renders or reads the rendered tree takes them, with one
+    meaning: how the tree is rendered (see levels_tf/options.py)."""
+
+    @functools.wraps(command)
+    def with_options(*args, aws_endpoint, backend, **kwargs):
+        from .options import RenderOptions
+
+        try:
+            options = RenderOptions(aws_endpoint, backend)
+        except LevelsError as exc:
+            click.get_current_context().exit(_report(exc))
+        return command(*args, options=options, **kwargs)
+
+    with_options = click.option(
+        "--backend", type=click.Choice(["s3", "local"]),
+        help="Override state.backend (local for a rehearsal); later commands read it from the tree.",
+    )(with_options)
+    with_options = click.option(
+        "--aws-endpoint", metavar="URL", envvar="LEVELS_TF_AWS_ENDPOINT",
+        help="Every AWS service at one endpoint (an emulator such as moto); default $AWS_ENDPOINT_URL at render, "
+        "then what the tree was rendered with.",
+    )(with_options)
+    return with_options
 
 
 def _crash_report() -> str:
@@ -109,15 +142,13 @@ def schema(ctx: click.Context) -> None:
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="Output folder (default: infra.yaml's folder).")
 @click.option("--check", is_flag=True, help="Write nothing; show a diff and exit 1 when the tree is stale.")
-@click.option("--aws-endpoint", metavar="URL", help="Point every AWS service at one endpoint (an emulator such as moto).")
-@click.option("--backend", type=click.Choice(["s3", "local"]), help="Override state.backend, e.g. local for a rehearsal.")
+@_render_options
 @click.pass_context
-def render(ctx: click.Context, out: Path | None, check: bool, aws_endpoint: str | None, backend: str | None) -> None:
+def render(ctx: click.Context, out: Path | None, check: bool, options) -> None:
     """Render modules/, stacks/ and packer/ from infra.yaml."""
     from .commands import render as render_cmd
-    from .options import RenderOptions
 
-    _run(ctx, lambda: render_cmd.render(ctx.obj["config"], out, check, RenderOptions(aws_endpoint, backend)))
+    _run(ctx, lambda: render_cmd.render(ctx.obj["config"], out, check, options))
 
 
 @cli.command()
@@ -142,8 +173,6 @@ def _terraform_options(command):
 
     for option in reversed(
         [
-            click.option("--aws-endpoint", metavar="URL", envvar="LEVELS_TF_AWS_ENDPOINT", help="Every AWS service at one endpoint (an emulator); render with the same."),
-            click.option("--backend", type=click.Choice(["s3", "local"]), help="The state backend the tree was rendered with."),
             click.option(
                 "--engine",
                 type=click.Choice(["auto", "binary", "embedded"]),
@@ -156,7 +185,7 @@ def _terraform_options(command):
         ]
     ):
         with_engine = option(with_engine)
-    return with_engine
+    return _render_options(with_engine)
 
 
 def _summary_format(command):
@@ -193,15 +222,14 @@ def _many_stacks(command):
 @_summary_format
 @click.option("--allow-destroy", is_flag=True, help="Let production plans replace or destroy stateful resources.")
 @click.pass_context
-def plan(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engine, output_format, allow_destroy) -> None:
+def plan(ctx, stack_names, all_stacks, parallelism, options, engine, output_format, allow_destroy) -> None:
     """Plan stacks, save each plan for apply, and summarize them all. Exit 0: no changes, 2: changes or stacks waiting for another's first apply, 1: error."""
     from .commands import plan as plan_cmd
-    from .options import RenderOptions
 
     _run(
         ctx,
         lambda: plan_cmd.plan(
-            ctx.obj["config"], stack_names, all_stacks, options=RenderOptions(aws_endpoint, backend),
+            ctx.obj["config"], stack_names, all_stacks, options=options,
             engine=engine, output_format=output_format, allow_destroy=allow_destroy, parallelism=parallelism,
         ),
     )
@@ -212,15 +240,14 @@ def plan(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engin
 @_terraform_options
 @_summary_format
 @click.pass_context
-def drift(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engine, output_format) -> None:
+def drift(ctx, stack_names, all_stacks, parallelism, options, engine, output_format) -> None:
     """Compare stacks with what really exists (a refresh-only plan). Exit 0: none, 2: drift, 1: error."""
     from .commands import plan as plan_cmd
-    from .options import RenderOptions
 
     _run(
         ctx,
         lambda: plan_cmd.plan(
-            ctx.obj["config"], stack_names, all_stacks, options=RenderOptions(aws_endpoint, backend),
+            ctx.obj["config"], stack_names, all_stacks, options=options,
             engine=engine, output_format=output_format, allow_destroy=True, parallelism=parallelism,
             refresh_only=True,
         ),
@@ -237,15 +264,14 @@ def drift(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engi
     help="Plan, show, ask and apply wave by wave (each wave reads what the one before applied): a first bring-up in one go.",
 )
 @click.pass_context
-def apply(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engine, yes, waves) -> None:
+def apply(ctx, stack_names, all_stacks, parallelism, options, engine, yes, waves) -> None:
     """Apply the plans saved by `plan` (never a fresh one), showing progress; --all leaves out stacks without a plan and says what is next."""
     from .commands import apply as apply_cmd
-    from .options import RenderOptions
 
     _run(
         ctx,
         lambda: apply_cmd.apply(
-            ctx.obj["config"], stack_names, all_stacks, options=RenderOptions(aws_endpoint, backend),
+            ctx.obj["config"], stack_names, all_stacks, options=options,
             engine=engine, yes=yes, parallelism=parallelism, waves=waves,
         ),
     )
@@ -257,10 +283,9 @@ def apply(ctx, stack_names, all_stacks, parallelism, aws_endpoint, backend, engi
 @click.option("--fs-mirror", metavar="DIR", type=click.Path(path_type=Path, file_okay=False, exists=True), help="Fetch the provider packages from this filesystem mirror, not the registry.")
 @click.option("--net-mirror", metavar="URL", help="Fetch the provider packages from this network mirror (https), not the registry.")
 @click.pass_context
-def lock(ctx, stack_names, all_stacks, aws_endpoint, backend, engine, fs_mirror, net_mirror) -> None:
+def lock(ctx, stack_names, all_stacks, options, engine, fs_mirror, net_mirror) -> None:
     """Write each stack's .terraform.lock.hcl with provider checksums for every platform in terraform.platforms."""
     from .commands import lock as lock_cmd
-    from .options import RenderOptions
     from .provider_locks import Sources
 
     if fs_mirror and net_mirror:
@@ -268,7 +293,7 @@ def lock(ctx, stack_names, all_stacks, aws_endpoint, backend, engine, fs_mirror,
     _run(
         ctx,
         lambda: lock_cmd.lock(
-            ctx.obj["config"], stack_names, all_stacks, options=RenderOptions(aws_endpoint, backend),
+            ctx.obj["config"], stack_names, all_stacks, options=options,
             engine=engine, sources=Sources(fs_mirror, net_mirror),
         ),
     )
@@ -279,12 +304,11 @@ def lock(ctx, stack_names, all_stacks, aws_endpoint, backend, engine, fs_mirror,
 @click.argument("name", required=False)
 @_terraform_options
 @click.pass_context
-def output(ctx, stack_name, name, aws_endpoint, backend, engine) -> None:
+def output(ctx, stack_name, name, options, engine) -> None:
     """Print a stack's outputs (or one of them) as JSON."""
     from .commands import output as output_cmd
-    from .options import RenderOptions
 
-    _run(ctx, lambda: output_cmd.output(ctx.obj["config"], stack_name, name, options=RenderOptions(aws_endpoint, backend), engine=engine))
+    _run(ctx, lambda: output_cmd.output(ctx.obj["config"], stack_name, name, options=options, engine=engine))
 
 
 @cli.command()
@@ -293,16 +317,15 @@ def output(ctx, stack_name, name, aws_endpoint, backend, engine) -> None:
 @click.option("--allow-production", is_flag=True, help="Also needed for a production stack.")
 @_terraform_options
 @click.pass_context
-def destroy(ctx, stack_name, confirm_name, allow_production, aws_endpoint, backend, engine) -> None:
+def destroy(ctx, stack_name, confirm_name, allow_production, options, engine) -> None:
     """Destroy one stack: needs --confirm STACK, and --allow-production in production."""
     from .commands import destroy as destroy_cmd
-    from .options import RenderOptions
 
     _run(
         ctx,
         lambda: destroy_cmd.destroy(
             ctx.obj["config"], stack_name, confirm=confirm_name, allow_production=allow_production,
-            options=RenderOptions(aws_endpoint, backend), engine=engine,
+            options=options, engine=engine,
         ),
     )
 
@@ -321,43 +344,35 @@ def package(ctx: click.Context, functions: tuple[str, ...], out: Path | None) ->
 @cli.command()
 @click.argument("images", nargs=-1)
 @click.option("--all", "all_images", is_flag=True, help="Bake every image in infra.yaml.")
-@click.option("--aws-endpoint", metavar="URL", help="Bake the emulator build against this EC2 endpoint (moto).")
 @click.option("--packer-bin", metavar="PATH", help="The packer binary (default: packer on PATH).")
 @click.option("--version", "version", metavar="V", help="Version of the bake (default: UTC time, e.g. 20261126.0512).")
+@_render_options
 @click.pass_context
 def bake(
     ctx: click.Context,
     images: tuple[str, ...],
     all_images: bool,
-    aws_endpoint: str | None,
     packer_bin: str | None,
     version: str | None,
+    options,
 ) -> None:
-    """Bake each IMAGE (or --all) with Packer, record its AMI in images.lock, render again."""
+    """Bake each IMAGE (or --all) with Packer, record its AMI in images.lock, render again.
+
+    On a tree rendered with --aws-endpoint, Packer builds on that emulator."""
     from .commands import bake as bake_cmd
 
-    _run(ctx, lambda: bake_cmd.bake(ctx.obj["config"], images, all_images, aws_endpoint, packer_bin, version))
-
-
-def _aws_endpoint_option(function: Callable) -> Callable:
-    return click.option(
-        "--aws-endpoint",
-        "aws_endpoint",
-        metavar="URL",
-        envvar="LEVELS_TF_AWS_ENDPOINT",
-        help="Send every AWS request to this endpoint (an emulator such as moto); env LEVELS_TF_AWS_ENDPOINT.",
-    )(function)
+    _run(ctx, lambda: bake_cmd.bake(ctx.obj["config"], images, all_images, options, packer_bin, version))
 
 
 @cli.command()
 @click.argument("group", required=False)
-@_aws_endpoint_option
+@_render_options
 @click.pass_context
-def bootstrap(ctx: click.Context, group: str | None, aws_endpoint: str | None) -> None:
+def bootstrap(ctx: click.Context, group: str | None, options) -> None:
     """Create (or converge) the Terraform state bucket of GROUP (default: every VPC group)."""
     from .commands import bootstrap as bootstrap_cmd
 
-    _run(ctx, lambda: bootstrap_cmd.bootstrap(ctx.obj["config"], group, aws_endpoint))
+    _run(ctx, lambda: bootstrap_cmd.bootstrap(ctx.obj["config"], group, options))
 
 
 @cli.command()
@@ -365,15 +380,13 @@ def bootstrap(ctx: click.Context, group: str | None, aws_endpoint: str | None) -
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--env", "env", required=True, metavar="ENV", help="The environment to deploy to.")
 @click.option("--version", "version", metavar="V", help="Version name (default: first 12 hex digits of the bundle's sha256).")
-@_aws_endpoint_option
+@_render_options
 @click.pass_context
-def deploy(
-    ctx: click.Context, service: str, bundle: Path, env: str, version: str | None, aws_endpoint: str | None
-) -> None:
+def deploy(ctx: click.Context, service: str, bundle: Path, env: str, version: str | None, options) -> None:
     """Upload BUNDLE (.tar.gz) as SERVICE's next version in ENV and record that version."""
     from .commands import deploy as deploy_cmd
 
-    _run(ctx, lambda: deploy_cmd.deploy(ctx.obj["config"], service, bundle, env, version, aws_endpoint))
+    _run(ctx, lambda: deploy_cmd.deploy(ctx.obj["config"], service, bundle, env, version, options))
 
 
 def main() -> None:

@@ -167,8 +167,16 @@ def access(infra: Infra, group_name: str) -> dict[str, Any]:
     return result
 
 
-def services(infra: Infra, env: str, ami_for: Callable[[str], str | None]) -> dict[str, Any]:
-    """Every fleet of environment `env`, as the service module takes it."""
+def services(
+    infra: Infra,
+    env: str,
+    ami_for: Callable[[str], str | None],
+    root_device_for: Callable[[str], str | None] = lambda image: None,
+) -> dict[str, Any]:
+    """Every fleet of environment `env`, as the service module takes it.
+
+    `ami_for` and `root_device_for` give an image's baked AMI and its root
+    device name from images.lock (None: not baked, or not recorded)."""
     group = infra.vpc_groups[infra.group_of(env)]
     slot = group.environments.index(env)
     hosts = infra.hostnames(env)
@@ -195,6 +203,7 @@ def services(infra: Infra, env: str, ami_for: Callable[[str], str | None]) -> di
             "short_name": short_name(resource_name(infra, env, name)),
             "image": service.image,
             "ami_id": ami_for(service.image),
+            "root_device_name": root_device_for(service.image),
             "instance_type": service.instance_type,
             "port": service.port,
             "health_check_path": service.health_check,
@@ -435,7 +444,7 @@ def stack_context(config: Config, stack: Stack) -> dict[str, Any]:
     )
     if stack.kind == ENVIRONMENT:
         context["remote_state"] = remote_state(infra, stack, endpoint)
-        context["services"] = services(infra, stack.environment, config.ami_for)
+        context["services"] = services(infra, stack.environment, config.ami_for, config.root_device_for)
         context["data"] = data(infra, stack.environment)
         context["web"] = bool(infra.web_services())
     else:

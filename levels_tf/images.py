@@ -164,6 +164,8 @@ ImageName = Annotated[str, Pattern(NAME_RE, NAME_RULE)]
 _WORD = r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}"
 Version = Annotated[str, Pattern(_WORD, "use up to 128 letters, digits and . _ + -, starting with a letter or digit")]
 GitRevision = Annotated[str, Pattern(f"({_WORD})?", "use up to 128 letters, digits and . _ + -")]
+ROOT_DEVICE_RE = r"/dev/[a-z][a-z0-9]{0,15}"
+RootDevice = Annotated[str, Pattern(f"({ROOT_DEVICE_RE})?", "not a device name such as /dev/xvda")]
 
 
 @record
@@ -175,6 +177,9 @@ class LockEntry(Record):
     source_ami: AmiId
     git_revision: GitRevision = ""
     built_at: Timestamp
+    # The AMI's root device; "" in locks written before bakes recorded it,
+    # and then the service module asks EC2 at plan time.
+    root_device: RootDevice = ""
 
 
 @record
@@ -183,6 +188,7 @@ class _LockFile(Record):
 
 
 _ENTRY_KEYS = tuple(f.name for f in dataclasses.fields(LockEntry))
+_OMITTED_WHEN_EMPTY = ("root_device",)
 _HEADER = """\
 # The AMIs baked for infra.yaml, per image and region.
 # Written by `levels-tf bake` and read by `levels-tf render`; commit it.
@@ -284,7 +290,10 @@ def format_lock(lock: ImageLock) -> str:
         for region, entry in sorted(regions.items()):
             lines.append(f"    {_yaml_key(region)}:")
             for key in _ENTRY_KEYS:
-                lines.append(f"      {key}: {_yaml_string(getattr(entry, key))}")
+                value = getattr(entry, key)
+                if key in _OMITTED_WHEN_EMPTY and not value:
+                    continue
+                lines.append(f"      {key}: {_yaml_string(value)}")
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from . import context, images, templating
+from . import context, images, options, templating
 from .stacks import ENVIRONMENT, stacks
 from .validation import Config
 
@@ -94,4 +94,7 @@ def render(config: Config) -> dict[str, str]:
     files: dict[str, str] = {}
     for target in targets(config):
         files[target.path] = with_header(target.path, templating.render(target.template, target.context))
+    stored = options.stored_text(config.options)
+    if stored is not None:
+        files[options.STORED] = stored
     return dict(sorted(files.items()))

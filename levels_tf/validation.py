@@ -25,11 +25,16 @@ class Config:
     environments: dict[str, Infra]
     document: Document
     amis: dict[str, str] = field(default_factory=dict)
+    root_devices: dict[str, str] = field(default_factory=dict)
     options: RenderOptions = RenderOptions()
 
     def ami_for(self, image: str) -> str | None:
         """The baked AMI of `image` in the configuration's region, if any."""
         return self.amis.get(image)
+
+    def root_device_for(self, image: str) -> str | None:
+        """The root device name of that AMI as its bake recorded it (e.g. /dev/xvda), if any."""
+        return self.root_devices.get(image)
 
 
 def load_config(path: str | Path) -> Config:
@@ -38,8 +43,12 @@ def load_config(path: str | Path) -> Config:
     document = loader.load(path)
     config = validate_document(document, path)
     lock = images.load_lock(path.parent / images.LOCK_FILE)
-    amis = {name: lock.ami(name, config.infra.region) for name in config.infra.images}
-    return dataclasses.replace(config, amis={name: ami for name, ami in amis.items() if ami})
+    entries = {name: lock.entry(name, config.infra.region) for name in config.infra.images}
+    return dataclasses.replace(
+        config,
+        amis={name: entry.ami for name, entry in entries.items() if entry},
+        root_devices={name: entry.root_device for name, entry in entries.items() if entry and entry.root_device},
+    )
 
 
 def validate_document(document: Document, path: Path) -> Config:

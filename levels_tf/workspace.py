@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import console, context, lambda_package, plugin_cache, writer
 from .errors import UsageError
-from .options import RenderOptions, apply
+from .options import RenderOptions, apply, resolve
 from .render import render
 from .stacks import Stack, stacks
 from .terraform import PLAN_FILE, EngineChoice, Terraform, TerraformError
@@ -70,11 +70,14 @@ def open_workspace(
     engine: EngineChoice,
     out: Path | None = None,
 ) -> Workspace:
-    config = apply(load_config(config_path), options)
+    base = load_config(config_path)
     out = out if out is not None else config_path.parent
+    options = resolve(out, options, base.infra.state.backend)
+    config = apply(base, options)
     if writer.plan_changes(out, render(config)):
-        hint = _options_hint(options)
-        raise UsageError(f"the rendered tree in {out} is stale against {config_path}: run `levels-tf render{hint}` first")
+        raise UsageError(
+            f"the rendered tree in {out} is stale against {config_path}: run `levels-tf render{options.flags}` first"
+        )
     ordered = stacks(config.infra)
     known = [stack.name for stack in ordered]
     if all_stacks and names:
@@ -118,12 +121,3 @@ def stale_plan_reason(workspace: Workspace, stack: Stack) -> str | None:
 
 def elapsed(start: float) -> str:
     return f"{time.monotonic() - start:.0f}s"
-
-
-def _options_hint(options: RenderOptions) -> str:
-    hint = ""
-    if options.aws_endpoint:
-        hint += f" --aws-endpoint {options.aws_endpoint}"
-    if options.backend:
-        hint += f" --backend {options.backend}"
-    return hint

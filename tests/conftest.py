@@ -340,3 +340,22 @@ def aws_env(moto_server, monkeypatch) -> str:
     status = _local_http("POST", f"{moto_server}/moto-api/reset")
     assert status == 200, f"moto reset answered {status}"
     return moto_server
+
+
+def emulator_provider(endpoint: str, services: tuple[str, ...]) -> str:
+    """An aws provider block whose `services` all go to the emulator at `endpoint`, with test credentials."""
+    endpoints = "\n".join(f'    {name} = "{endpoint}"' for name in services)
+    return f'''provider "aws" {{
+  region                      = "us-east-1"
+  access_key                  = "testing"
+  secret_key                  = "testing"
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_requesting_account_id  = true
+  s3_use_path_style           = true
+
+  endpoints {{
+{endpoints}
+  }}
+}}
+'''

@@ -27,7 +27,7 @@ SEED = [
     {
         "ami_id": SEED_AMI, "state": "available", "public": True, "owner_id": "099720109477",
         "name": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240501",
-        "image_location": "099720109477/ubuntu-jammy", "root_device_type": "ebs", "root_device_name": "/dev/xvda",
+        "image_location": "099720109477/ubuntu-jammy", "root_device_type": "ebs", "root_device_name": "/dev/sda1",
         "description": "Ubuntu 22.04", "image_type": "machine", "platform": None, "architecture": "x86_64",
         "virtualization_type": "hvm", "hypervisor": "xen", "sriov": "simple",
     }
@@ -39,14 +39,12 @@ ENVIRONMENTS = ("production", "dev", "test", "qa")
 # --- fixtures and helpers -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def moto_ec2(tmp_path_factory):
-    """A moto server on 127.0.0.1 whose EC2 offers the base AMI of SEED, and nothing else."""
+def _moto_offering(folder: Path, seed: list[dict]):
+    """A moto server on 127.0.0.1 whose EC2 offers the AMIs of `seed`, and no others; yields its URL."""
     command = _moto_server_command()
     if command is None:
         _skip_or_fail("moto's server is not installed (pip install 'moto[server]'): no AWS emulator to bake against")
-    folder = tmp_path_factory.mktemp("moto-ec2")
-    (folder / "amis.json").write_text(json.dumps(SEED), encoding="utf-8")
+    (folder / "amis.json").write_text(json.dumps(seed), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(MOTO_AMIS_PATH=str(folder / "amis.json"), HOME=str(folder), NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
     port = _free_local_port()
@@ -77,6 +75,12 @@ def moto_ec2(tmp_path_factory):
             server.wait()
 
 
+@pytest.fixture(scope="module")
+def moto_ec2(tmp_path_factory):
+    """A moto server on 127.0.0.1 whose EC2 offers the base AMI of SEED, and nothing else."""
+    yield from _moto_offering(tmp_path_factory.mktemp("moto-ec2"), SEED)
+
+
 @pytest.fixture
 def moto(moto_ec2) -> str:
     """The moto server, emptied of everything but the seeded base AMI."""
@@ -93,15 +97,16 @@ def real_packer() -> str:
     return path
 
 
-def _tree(folder: Path, run, worker_base: str | None = None) -> Path:
-    """The reference configuration in `folder`, rendered; returns its infra.yaml."""
+def _tree(folder: Path, run, worker_base: str | None = None, endpoint: str | None = None) -> Path:
+    """The reference configuration in `folder`, rendered (for the emulator at
+    `endpoint`, if given, which bake then builds on); returns its infra.yaml."""
     config = copy_reference(folder)
     if worker_base:
         text = config.read_text(encoding="utf-8")
         original = "  worker:\n    base: ubuntu-22.04\n"
         assert text.count(original) == 1
         config.write_text(text.replace(original, f"  worker:\n    base: {worker_base}\n"), encoding="utf-8")
-    result = run("render", config=config)
+    result = run("render", *(("--aws-endpoint", endpoint) if endpoint else ()), config=config)
     assert result.exit_code == 0, result.output
     return config
 
@@ -172,11 +177,11 @@ def _fake_packer(folder: Path, version: str, body: str = "") -> Path:
 
 @pytest.mark.slow
 def test_bake_records_the_ami_and_renders_it_into_the_launch_templates(run, tmp_path, moto, real_packer):
-    config = _tree(tmp_path / "platform", run)
+    config = _tree(tmp_path / "platform", run, endpoint=moto)
     revision = _git_commit(config.parent)
     assert set(_launch_template_amis(config).values()) == {None}
 
-    result = _bake(run, config, "api", "--aws-endpoint", moto)
+    result = _bake(run, config, "api")
     assert result.exit_code == 0, result.output
     entry = _lock(config).entry("api", REGION)
     assert entry is not None and _lock(config).entry("worker", REGION) is None
@@ -204,7 +209,7 @@ def test_bake_records_the_ami_and_renders_it_into_the_launch_templates(run, tmp_
 
     # A second bake: a new AMI, recorded, and a changed launch template input.
     _after_second_of(entry.built_at)
-    again = _bake(run, config, "api", "--aws-endpoint", moto, "--version", "2.0.0")
+    again = _bake(run, config, "api", "--version", "2.0.0")
     assert again.exit_code == 0, again.output
     second = _lock(config).entry("api", REGION)
     assert second.ami != entry.ami and second.version == "2.0.0" and second.git_revision == revision
@@ -219,10 +224,10 @@ def test_bake_records_the_ami_and_renders_it_into_the_launch_templates(run, tmp_
 @pytest.mark.slow
 def test_a_failed_build_leaves_its_lock_entry_alone(run, tmp_path, moto, real_packer):
     # The emulator has no Debian AMI, so the worker's source_ami_filter matches nothing.
-    config = _tree(tmp_path / "platform", run, worker_base="debian-12")
+    config = _tree(tmp_path / "platform", run, worker_base="debian-12", endpoint=moto)
     lock_file = config.parent / images.LOCK_FILE
 
-    alone = _bake(run, config, "worker", "--aws-endpoint", moto)
+    alone = _bake(run, config, "worker")
     assert alone.exit_code == 1
     assert "packer build of packer/worker.pkr.hcl (amazon-ebs.emulator) failed (exit 1)" in alone.stderr
     assert "No AMI was found matching filters" in alone.stderr
@@ -230,15 +235,15 @@ def test_a_failed_build_leaves_its_lock_entry_alone(run, tmp_path, moto, real_pa
     assert not lock_file.exists()
     assert run("render", "--check", config=config).exit_code == 0  # nothing re-rendered
 
-    first = _bake(run, config, "api", "--aws-endpoint", moto, "--version", "1")
+    first = _bake(run, config, "api", "--version", "1")
     assert first.exit_code == 0, first.output
     recorded = lock_file.read_bytes()
-    again = _bake(run, config, "worker", "--aws-endpoint", moto)
+    again = _bake(run, config, "worker")
     assert again.exit_code == 1 and lock_file.read_bytes() == recorded
 
     # Several images: the good ones are recorded, the command fails naming the others.
     _after_second_of(_lock(config).entry("api", REGION).built_at)
-    both = _bake(run, config, "--all", "--aws-endpoint", moto, "--version", "2")
+    both = _bake(run, config, "--all", "--version", "2")
     assert both.exit_code == 1
     assert "bake failed for worker; images.lock is unchanged for it (recorded: api)" in both.stderr
     lock = _lock(config)
@@ -254,8 +259,8 @@ def test_packer_17_and_newer_gets_init_before_the_build(run, tmp_path, moto, rea
     log = tmp_path / "calls.log"
     # Packer 1.10 on the outside (init goes to the log), the real 1.6.6 does the build.
     fake = _fake_packer(tmp_path, "1.10.3", f'echo "$*" >> "{log}"\n[ "$1" = init ] && exit 0\nexec "{real_packer}" "$@"')
-    config = _tree(tmp_path / "platform", run)
-    result = _bake(run, config, "api", "--aws-endpoint", moto, "--packer-bin", str(fake), "--version", "1")
+    config = _tree(tmp_path / "platform", run, endpoint=moto)
+    result = _bake(run, config, "api", "--packer-bin", str(fake), "--version", "1")
     assert result.exit_code == 0, result.output
     calls = log.read_text().splitlines()
     assert calls[0] == "init packer/plugins"
@@ -269,12 +274,12 @@ def test_packer_17_and_newer_gets_init_before_the_build(run, tmp_path, moto, rea
 
 
 def test_packer_missing_is_one_clear_line(run, tmp_path, monkeypatch):
-    config = _tree(tmp_path / "platform", run)
+    config = _tree(tmp_path / "platform", run, endpoint="http://127.0.0.1:9")
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     with monkeypatch.context() as patch:
         patch.setenv("PATH", str(empty))
-        result = _bake(run, config, "api", "--aws-endpoint", "http://127.0.0.1:9")
+        result = _bake(run, config, "api")
     assert result.exit_code == 1
     assert result.stderr == "packer is not installed or not on PATH; apt-get install packer\n"
     result = _bake(run, config, "api", "--packer-bin", "/nonexistent/packer")
@@ -318,6 +323,8 @@ def test_a_stale_tree_is_refused_before_any_build(run, tmp_path):
         (("api", "--all"), "name images or give --all, not both"),
         (("api", "--version", "1 0"), "--version: '1 0': use up to 128 letters"),
         (("api", "--aws-endpoint", "localhost:5000"), "--aws-endpoint 'localhost:5000' is not an http(s) URL"),
+        (("api", "--aws-endpoint", "http://127.0.0.1:5000"), "the tree in "),
+        (("api", "--backend", "local"), "leave --backend out, or run `levels-tf render --backend local` first"),
     ],
 )
 def test_usage_errors(run, tmp_path, args, message):

@@ -198,3 +198,28 @@ def test_bad_names_and_yaml_errors():
     assert _errors("images: [\n")[0].startswith("images.lock:2:1: YAML:")
     dup = _errors('images:\n  api: {}\n  api: {}\n')
     assert dup == ["images.lock:3:3: images.api: duplicate key (first defined on line 2)"]
+
+
+def test_the_root_device_is_kept_and_absent_in_older_entries():
+    baked = dataclasses.replace(API, root_device="/dev/xvda")
+    lock = ImageLock().with_bake("api", "us-east-1", baked).with_bake("worker", "us-east-1", WORKER)
+    text = format_lock(lock)
+    assert '      root_device: "/dev/xvda"\n' in text and text.count("root_device") == 1
+    assert parse_lock(text, "images.lock") == lock
+    assert parse_lock(text, "images.lock").entry("worker", "us-east-1").root_device == ""
+
+
+def test_a_root_device_that_is_not_a_device_name_is_refused():
+    errors = _errors(
+        """\
+        images:
+          api:
+            us-east-1:
+              ami: ami-0123456789abcdef0
+              version: "1"
+              source_ami: ami-0fedcba9876543210
+              built_at: "2024-05-01T12:00:00Z"
+              root_device: xvda
+        """
+    )
+    assert errors == ["images.lock:8:20: images.api.us-east-1.root_device: 'xvda': not a device name such as /dev/xvda"]

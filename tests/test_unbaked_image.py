@@ -18,30 +18,15 @@ from levels_tf import writer
 from levels_tf.render import render
 from levels_tf.validation import load_config
 
-from .conftest import REFERENCE
+from .conftest import REFERENCE, emulator_provider
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
 SERVICES = ("autoscaling", "ec2", "elbv2", "iam", "kms", "s3", "sns", "sqs", "ssm", "sts")
 
 
-def _root(moto: str, ami: str | None) -> str:
-    endpoints = "\n".join(f'    {name} = "{moto}"' for name in SERVICES)
-    return f'''
-provider "aws" {{
-  region                      = "us-east-1"
-  access_key                  = "testing"
-  secret_key                  = "testing"
-  skip_credentials_validation = true
-  skip_metadata_api_check     = true
-  skip_requesting_account_id  = true
-  s3_use_path_style           = true
-
-  endpoints {{
-{endpoints}
-  }}
-}}
-
+def _root(moto: str, ami: str | None, root_device: str | None = None) -> str:
+    return emulator_provider(moto, SERVICES) + f'''
 module "service" {{
   source = "./modules/service"
 
@@ -50,6 +35,7 @@ module "service" {{
   service            = "api"
   image              = "api"
   ami_id             = {json.dumps(ami)}
+  root_device_name   = {json.dumps(root_device)}
   instance_type      = "t3.small"
   vpc_id             = "vpc-12345678"
   subnet_ids         = {{ "us-east-1a" = "subnet-12345678" }}
@@ -94,7 +80,9 @@ def test_plan_refuses_an_image_without_ami(service_module, terraform_env, moto_s
 
 
 def test_plan_goes_through_with_a_baked_ami(service_module, terraform_env, moto_server):
-    (service_module / "main.tf").write_text(_root(moto_server, "ami-0123456789abcdef0"))
+    # As a bake records it: the AMI and its root device.
+    (service_module / "main.tf").write_text(_root(moto_server, "ami-0123456789abcdef0", "/dev/xvda"))
     result = _plan(service_module, terraform_env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert re.search(r'image_id\s+= "ami-0123456789abcdef0"', result.stdout), result.stdout[-3000:]
+    assert re.search(r'device_name\s+= "/dev/xvda"', result.stdout), result.stdout[-3000:]

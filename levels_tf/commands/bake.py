@@ -15,16 +15,20 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlparse
 
 from .. import console, images, process, typed, writer
+from ..aws import Aws, AwsError
 from ..errors import LevelsError, UsageError, WriteError
+from ..options import RenderOptions, apply, resolve
 from ..packer import Packer, PackerError, read_manifest
 from ..render import render as render_files
 from ..stacks import ENVIRONMENT, stacks
 from ..validation import Config, load_config
 
 GIT_TIMEOUT = 30
+# What the emulator build signs its requests with (as packer's emulator build
+# does), so a bake against an emulator can never act on a real account.
+EMULATOR_CREDENTIALS = ("emulator", "emulator")
 
 
 class StaleTreeError(LevelsError):
@@ -47,18 +51,22 @@ def bake(
     config_path: Path,
     names: tuple[str, ...],
     all_images: bool,
-    aws_endpoint: str | None = None,
+    options: RenderOptions = RenderOptions(),
     packer_bin: str | None = None,
     version: str | None = None,
 ) -> int:
-    """Bake `names` (or every image), record each AMI built, render again; 1 when any failed."""
-    config = load_config(config_path)
+    """Bake `names` (or every image), record each AMI built, render again; 1 when any failed.
+
+    `options` must agree with those the tree was rendered with, which the
+    bake uses: with an endpoint, Packer builds on that emulator."""
+    base = load_config(config_path)
     folder = config_path.parent
-    selected = _selected(config, names, all_images)
+    selected = _selected(base, names, all_images)
     version = version if version is not None else default_version()
     _check_version(version)
-    if aws_endpoint is not None:
-        _check_endpoint(aws_endpoint)
+    options = resolve(folder, options, base.infra.state.backend)
+    config = apply(base, options)
+    aws_endpoint = options.aws_endpoint
     packer = Packer.locate(packer_bin)
     _refuse_stale(folder, config)
 
@@ -77,11 +85,12 @@ def bake(
     if packer.init(Path("packer") / "plugins", cwd=folder, on_line=_progress("packer init", time.monotonic())):
         console.out("packer init: the plugins packer/plugins requires are installed")
 
+    ec2 = Aws(region, aws_endpoint, EMULATOR_CREDENTIALS if aws_endpoint else None)
     baked: list[Baked] = []
     failed: list[str] = []
     for image in selected:
         try:
-            entry = _bake_one(packer, config, folder, image, build, variables)
+            entry = _bake_one(packer, ec2, config, folder, image, build, variables)
         except PackerError as exc:
             console.lines(exc.lines(), to_err=True)
             failed.append(image)
@@ -91,7 +100,7 @@ def bake(
         console.out(f"{image}: {entry.ami} in {region}, version {entry.version}; recorded in {images.LOCK_FILE}")
 
     if baked:
-        _render_again(config_path, baked)
+        _render_again(config_path, options, baked)
     if failed:
         console.err(
             f"bake failed for {', '.join(failed)}; {images.LOCK_FILE} is unchanged for "
@@ -130,12 +139,6 @@ def _check_version(version: str) -> None:
         raise UsageError(f"--version: {exc.issues[0].message}") from None
 
 
-def _check_endpoint(url: str) -> None:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise UsageError(f"--aws-endpoint {url!r} is not an http(s) URL")
-
-
 def _refuse_stale(folder: Path, config: Config) -> None:
     changes = writer.plan_changes(folder, render_files(config))
     if changes:
@@ -143,7 +146,7 @@ def _refuse_stale(folder: Path, config: Config) -> None:
         raise StaleTreeError(
             f"{folder}: the rendered tree is stale against infra.yaml ({len(changes)} "
             f"{'file differs' if len(changes) == 1 else 'files differ'}: {shown}); "
-            "run `levels-tf render` first, then bake"
+            f"run `levels-tf render{config.options.flags}` first, then bake"
         )
 
 
@@ -168,8 +171,11 @@ def _progress(label: str, started: float):
     return show
 
 
-def _bake_one(packer: Packer, config: Config, folder: Path, image: str, build: str, variables: dict) -> images.LockEntry:
-    """Build `image`; its lock entry, from the manifest of this very run."""
+def _bake_one(
+    packer: Packer, ec2: Aws, config: Config, folder: Path, image: str, build: str, variables: dict
+) -> images.LockEntry:
+    """Build `image`; its lock entry, from the manifest of this very run and
+    the root device name EC2 gives for the source AMI."""
     manifest = folder / images.MANIFESTS_DIR / f"{image}.json"
     before = {b.run_uuid for b in read_manifest(manifest)}
     started = time.monotonic()
@@ -196,6 +202,7 @@ def _bake_one(packer: Packer, config: Config, folder: Path, image: str, build: s
         source_ami=source,
         git_revision=variables["git_revision"],
         built_at=custom.get("built_at", ""),
+        root_device=_root_device(ec2, image, source),
     )
     try:
         images.ImageLock().with_bake(image, region, entry)
@@ -203,6 +210,21 @@ def _bake_one(packer: Packer, config: Config, folder: Path, image: str, build: s
         raise PackerError(f"{image}: the build made {amis[region]}, but its record is not valid: {exc}") from None
     console.out(f"[{image} {time.monotonic() - started:.0f}s] built {amis[region]} from {source}")
     return entry
+
+
+def _root_device(ec2: Aws, image: str, source: str) -> str:
+    """The root device name of the baked AMI: its source AMI's, since CreateImage
+    keeps the instance's device names. "" (and a warning) when EC2 does not say:
+    the service module then asks EC2 for the baked AMI's at plan time."""
+    try:
+        name = ec2.root_device_name(source)
+    except AwsError as exc:
+        console.err(f"warning: {image}: root device of {source} unknown ({exc}); plan will read it from the AMI")
+        return ""
+    if not re.fullmatch(images.ROOT_DEVICE_RE, name):
+        console.err(f"warning: {image}: {source} names its root device {name!r}; plan will read it from the AMI")
+        return ""
+    return name
 
 
 # --- after a build --------------------------------------------------------------
@@ -245,8 +267,8 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def _render_again(config_path: Path, baked: list[Baked]) -> None:
-    config = load_config(config_path)
+def _render_again(config_path: Path, options: RenderOptions, baked: list[Baked]) -> None:
+    config = apply(load_config(config_path), options)
     folder = config_path.parent
     changes = writer.write(folder, render_files(config))
     changed = {change.path for change in changes}

@@ -27,6 +27,7 @@ from typing import Any
 from .. import console, context
 from ..aws import Aws, AwsError, BucketTaken, Identity, MissingPermissions, PUBLIC_ACCESS_BLOCK
 from ..errors import UsageError
+from ..options import RenderOptions, apply, resolve
 from ..validation import Config, load_config
 
 ENCRYPTED = ("AES256", "aws:kms", "aws:kms:dsse")
@@ -54,20 +55,27 @@ CONVERGE_ACTIONS = [
 BUCKET_ACTIONS = READ_ACTIONS + CREATE_ACTIONS + CONVERGE_ACTIONS
 
 
-def bootstrap(config_path: Path, group: str | None, aws_endpoint: str | None) -> int:
+def bootstrap(config_path: Path, group: str | None, options: RenderOptions = RenderOptions()) -> int:
+    """Create or converge the state bucket of `group` (or of every group).
+
+    `options` must agree with those the tree beside infra.yaml was rendered
+    with: its backend decides whether there are buckets, its endpoint where."""
     config = load_config(config_path)
+    options = resolve(config_path.parent, options, config.infra.state.backend)
+    config = apply(config, options)
     infra = config.infra
     if group is not None and group not in infra.vpc_groups:
         raise UsageError(f"no VPC group {group!r} in {config_path}; defined: {', '.join(infra.vpc_groups)}")
     groups = [group] if group is not None else list(infra.vpc_groups)
     if infra.state.backend != "s3":
+        source = "the tree was rendered with --backend" if options.backend else "state.backend is"
         console.out(
-            f"{config_path}: state.backend is {infra.state.backend}: Terraform keeps each stack's state "
+            f"{config_path}: {source} {infra.state.backend}: Terraform keeps each stack's state "
             "in a local file, so there is no state bucket to create"
         )
         return 0
     buckets = {g: infra.state_bucket(g) for g in groups}
-    aws = Aws(infra.region, aws_endpoint)
+    aws = Aws(infra.region, options.aws_endpoint)
 
     who = aws.identity()
     via = f" via {aws.endpoint}" if aws.endpoint else ""

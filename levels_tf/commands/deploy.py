@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from .. import console, context
 from ..aws import AccessDenied, Aws, AwsError
 from ..errors import UsageError
+from ..options import RenderOptions, resolve
 from ..validation import load_config
 
 DEPLOYMENTS = "deployments"
@@ -41,8 +42,20 @@ class Bundle:
         return self.sha256.hex()
 
 
-def deploy(config_path: Path, service: str, bundle_path: Path, env: str, version: str | None, aws_endpoint: str | None) -> int:
+def deploy(
+    config_path: Path,
+    service: str,
+    bundle_path: Path,
+    env: str,
+    version: str | None,
+    options: RenderOptions = RenderOptions(),
+) -> int:
+    """Upload the bundle as `service`'s next version in `env`, then record that version.
+
+    `options` must agree with those the tree beside infra.yaml was rendered
+    with; its endpoint is where the bundle goes."""
     config = load_config(config_path)
+    aws_endpoint = resolve(config_path.parent, options, config.infra.state.backend).aws_endpoint
     infra = config.infra
     if env not in infra.all_environments:
         raise UsageError(f"no environment {env!r} in {config_path}; defined: {', '.join(infra.all_environments)}")

@@ -8,6 +8,7 @@ locals {
       short_name        = "levels-production-api"
       image             = "api"
       ami_id            = null
+      root_device_name  = null
       instance_type     = "t3.medium"
       port              = 8080
       health_check_path = "/health"
@@ -49,6 +50,7 @@ locals {
       short_name        = "levels-production-worker"
       image             = "worker"
       ami_id            = null
+      root_device_name  = null
       instance_type     = "t3.medium"
       port              = null
       health_check_path = "/health"
@@ -92,6 +94,7 @@ module "service" {
   service            = each.key
   image              = each.value.image
   ami_id             = each.value.ami_id
+  root_device_name   = each.value.root_device_name
   instance_type      = each.value.instance_type
   vpc_id             = local.network.vpc_id
   subnet_ids         = local.network.private_subnet_ids

@@ -12,6 +12,15 @@ data "aws_ssm_parameter" "ami" {
   name = var.ami_parameter
 }
 
+# The root volume settings apply only under the AMI's own root device name,
+# which depends on the image the parameter points at.
+data "aws_ami" "this" {
+  filter {
+    name   = "image-id"
+    values = [data.aws_ssm_parameter.ami.insecure_value]
+  }
+}
+
 resource "aws_eip" "this" {
   # checkov:skip=CKV2_AWS_19:Each bastion instance claims this address itself on boot (user data), so it survives replacement.
   domain = "vpc"
@@ -89,7 +98,7 @@ resource "aws_launch_template" "this" {
   }
 
   block_device_mappings {
-    device_name = "/dev/xvda"
+    device_name = data.aws_ami.this.root_device_name
 
     ebs {
       volume_size           = 8

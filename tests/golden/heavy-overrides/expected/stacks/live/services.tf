@@ -8,6 +8,7 @@ locals {
       short_name        = "heavy-live-web"
       image             = "app"
       ami_id            = null
+      root_device_name  = null
       instance_type     = "t3.small"
       port              = 8000
       health_check_path = "/health"
@@ -54,6 +55,7 @@ locals {
       short_name        = "heavy-live-jobs"
       image             = "jobs"
       ami_id            = null
+      root_device_name  = null
       instance_type     = "t3.small"
       port              = null
       health_check_path = "/health"
@@ -97,6 +99,7 @@ module "service" {
   service            = each.key
   image              = each.value.image
   ami_id             = each.value.ami_id
+  root_device_name   = each.value.root_device_name
   instance_type      = each.value.instance_type
   vpc_id             = local.network.vpc_id
   subnet_ids         = local.network.private_subnet_ids

@@ -6,11 +6,25 @@
 
 locals {
   web = var.port != null
+  # The volume settings below reach the AMI's root volume only under its own
+  # device name, which differs by distribution; any other name would add a
+  # second, empty volume and leave the root at the AMI's size.
+  root_device_name = var.root_device_name != null ? var.root_device_name : one(data.aws_ami.this[*].root_device_name)
 }
 
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
+
+# Only for an AMI whose bake did not record its root device (older image locks).
+data "aws_ami" "this" {
+  count = var.ami_id != null && var.root_device_name == null ? 1 : 0
+
+  filter {
+    name   = "image-id"
+    values = [var.ami_id]
+  }
+}
 
 resource "aws_security_group" "this" {
   name_prefix = "${var.name}-"
@@ -60,7 +74,7 @@ resource "aws_launch_template" "this" {
   }
 
   block_device_mappings {
-    device_name = "/dev/sda1"
+    device_name = local.root_device_name
 
     ebs {
       volume_size           = 20

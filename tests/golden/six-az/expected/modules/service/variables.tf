@@ -31,6 +31,17 @@ variable "ami_id" {
   default     = null
 }
 
+variable "root_device_name" {
+  description = "Device name of the AMI's root volume (such as /dev/xvda or /dev/sda1) as its bake recorded it; null to ask EC2 for it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.root_device_name == null || can(regex("^/dev/[a-z][a-z0-9]*$", var.root_device_name))
+    error_message = "The root_device_name must be a device name such as /dev/xvda."
+  }
+}
+
 variable "instance_type" {
   description = "EC2 instance type of the fleet."
   type        = string
