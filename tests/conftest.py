@@ -282,3 +282,12 @@ def aws_env(moto_server, monkeypatch) -> str:
     status = _local_http("POST", f"{moto_server}/moto-api/reset")
     assert status == 200, f"moto reset answered {status}"
     return moto_server
+
+
+@pytest.fixture(scope="session")
+def planned_platforms(moto_server, terraform_env, tmp_path_factory):
+    """Every stack of every configuration the tests render, initialised and planned
+    against moto: {"config:stack": PlannedStack}. Minutes of work, done once."""
+    from .planned import PLATFORM_CONFIGS, plan_all
+
+    return plan_all(PLATFORM_CONFIGS, tmp_path_factory.mktemp("planned"), moto_server, terraform_env)
