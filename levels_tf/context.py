@@ -312,7 +312,8 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
     }
     functions = {
         function_name: {
-            "name": resource_name(infra, env, function_name),
+            # Lambda takes function names of at most 64 characters (API CreateFunction).
+            "name": short_name(resource_name(infra, env, function_name), 64),
             "package_path": Expression(f'"${{path.root}}/../../{function_package(function_name)}"'),
             "runtime": function.runtime,
             "memory": function.memory,

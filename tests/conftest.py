@@ -359,3 +359,12 @@ def emulator_provider(endpoint: str, services: tuple[str, ...]) -> str:
   }}
 }}
 '''
+
+
+@pytest.fixture(scope="session")
+def planned_platforms(moto_server, terraform_env, tmp_path_factory):
+    """Every stack of every configuration the tests render, initialised and planned
+    against moto: {"config:stack": PlannedStack}. Minutes of work, done once."""
+    from .planned import PLATFORM_CONFIGS, plan_all
+
+    return plan_all(PLATFORM_CONFIGS, tmp_path_factory.mktemp("planned"), moto_server, terraform_env)

@@ -12,12 +12,18 @@ locals {
       path_pattern = coalesce(origin.path_pattern, "/${class}/*")
     }) if class != var.default_origin
   }
+  # An origin access control's name takes at most 64 characters (CloudFront
+  # API OriginAccessControlConfig): a longer one keeps a prefix and a hash.
+  access_control_names = {
+    for class, full in { for class in keys(var.origins) : class => "${var.name}-${class}" } :
+    class => length(full) <= 64 ? full : "${trimsuffix(substr(full, 0, 57), "-")}-${substr(sha256(full), 0, 6)}"
+  }
 }
 
 resource "aws_cloudfront_origin_access_control" "this" {
   for_each = var.origins
 
-  name                              = "${var.name}-${each.key}"
+  name                              = local.access_control_names[each.key]
   description                       = "CloudFront of ${var.name} reads ${each.value.bucket_name}"
   origin_access_control_origin_type = "s3"
   signing_behavior                  = "always"

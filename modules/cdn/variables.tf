@@ -32,8 +32,8 @@ variable "origins" {
   }))
 
   validation {
-    condition     = alltrue([for class in keys(var.origins) : can(regex("^[a-z][a-z0-9-]*$", class)) && length("${var.name}-${class}") <= 64])
-    error_message = "Origin keys must be lowercase letters, digits and hyphens, and the name, a hyphen and the key at most 64 characters (the limit of an origin access control's name)."
+    condition     = alltrue([for class in keys(var.origins) : can(regex("^[a-z][a-z0-9-]*$", class))])
+    error_message = "Origin keys must be lowercase letters, digits and hyphens."
   }
 
   validation {

@@ -4,15 +4,22 @@
 # retention), AWS Backup keeps daily snapshots in a vault of their own, so a
 # deleted cluster or a compromised account does not take every copy with it.
 
+locals {
+  # AWS Backup takes vault, plan and selection names of at most 50 characters
+  # (API CreateBackupVault): a longer name keeps a prefix and a hash of itself.
+  backup_full_name = "${var.name}-database"
+  backup_name      = length(local.backup_full_name) <= 50 ? local.backup_full_name : "${trimsuffix(substr(local.backup_full_name, 0, 43), "-")}-${substr(sha256(local.backup_full_name), 0, 6)}"
+}
+
 resource "aws_backup_vault" "this" {
-  name        = "${var.name}-database"
+  name        = local.backup_name
   kms_key_arn = aws_kms_key.this.arn
 
   tags = merge(var.tags, { Name = "${var.name}-database" })
 }
 
 resource "aws_backup_plan" "this" {
-  name = "${var.name}-database"
+  name = local.backup_name
 
   rule {
     rule_name         = "daily"
@@ -52,7 +59,7 @@ resource "aws_iam_role_policy_attachment" "backup" {
 }
 
 resource "aws_backup_selection" "this" {
-  name         = "${var.name}-database"
+  name         = local.backup_name
   plan_id      = aws_backup_plan.this.id
   iam_role_arn = aws_iam_role.backup.arn
   resources    = [aws_rds_cluster.this.arn]

@@ -9,7 +9,9 @@ data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 
 locals {
-  waf_log_group = "aws-waf-logs-${var.name}"
+  # WAF logs only to groups named aws-waf-logs-*. The suffix keeps this group
+  # apart from the CDN firewall's, which shares the region in us-east-1.
+  waf_log_group = "aws-waf-logs-${var.name}-load-balancer"
 }
 
 resource "aws_wafv2_web_acl" "this" {

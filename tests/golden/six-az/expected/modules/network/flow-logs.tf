@@ -69,7 +69,8 @@ data "aws_iam_policy_document" "flow_logs_assume" {
 }
 
 resource "aws_iam_role" "flow_logs" {
-  name_prefix        = "${substr(var.name, 0, 28)}-flow-logs-"
+  # IAM role name prefixes take at most 38 characters (64 less Terraform's 26).
+  name_prefix        = "${substr(var.name, 0, 27)}-flow-logs-"
   assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
 
   tags = merge(var.tags, { Name = "${var.name}-flow-logs" })

@@ -7,9 +7,12 @@
 # aws.us_east_1 provider on everything here.
 
 locals {
-  create_waf    = var.web_acl_arn == null
-  log_waf       = local.create_waf && var.waf_logging
-  waf_log_group = "aws-waf-logs-${var.name}"
+  create_waf = var.web_acl_arn == null
+  log_waf    = local.create_waf && var.waf_logging
+  # WAF logs only to groups named aws-waf-logs-*. The suffix keeps this group
+  # apart from the load balancer firewall's, which shares us-east-1 when the
+  # platform runs there.
+  waf_log_group = "aws-waf-logs-${var.name}-cdn"
   # CLOUDFRONT-scope web ACLs, and so their logs, exist only in this region.
   waf_region = "us-east-1"
 }
