@@ -132,6 +132,14 @@ def log_bucket(infra: Infra, group: str) -> str:
     return f"{infra.bucket_prefix or infra.project}-{group}-lb-logs"
 
 
+def log_only_buckets(infra: Infra) -> set[str]:
+    """The buckets that hold nothing but logs AWS services write (load balancer
+    access logs; S3 server access logs and CloudFront logs in each
+    environment's logs bucket): the only ones a confirmed destroy may empty."""
+    groups = {log_bucket(infra, group) for group in infra.vpc_groups}
+    return groups | {infra.asset_bucket(env, "logs") for group in infra.vpc_groups.values() for env in group.environments}
+
+
 def resource_name(infra: Infra, env: str, name: str) -> str:
     """Queues, topics and fleets: <project>-<environment>-<name>."""
     return f"{infra.project}-{env}-{name}"
