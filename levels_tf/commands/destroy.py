@@ -60,14 +60,7 @@ def destroy(
     folder = workspace.folder(stack)
     workspace.init(stack)
     found = teardown.resources(workspace.terraform.state(folder))
-    protected = teardown.protected(found)
-    if protected and not consent.lift_protection:
-        listed = ", ".join(f"{address} ({argument})" for address, argument in protected)
-        raise UsageError(
-            f"{stack_name}: {listed} refuse deletion while protected; nothing was destroyed. "
-            f"Run `{_command(stack_name, consent, options, '--lift-protection')}` to turn protection off "
-            "in a reviewed apply, then destroy"
-        )
+    protected = _check_protection(workspace, stack, found, consent, options)
     aws = Aws(workspace.config.infra.region, options.aws_endpoint)
     to_empty = _buckets_to_empty(workspace, stack_name, found, aws, consent, options)
     start = time.monotonic()
@@ -85,7 +78,7 @@ def destroy(
         except TerraformError as error:
             if "BucketNotEmpty" not in str(error) or not to_empty or attempt == LOG_REFILLS:
                 raise TerraformError(f"{stack_name}: {error}") from None
-            console.err(f"{stack_name}: a log bucket filled again while the destroy ran; emptying it and going on")
+            console.err(f"{stack_name}: a bucket filled again while the destroy ran; emptying it and going on")
     workspace.plan_file(stack).unlink(missing_ok=True)
     console.out(f"{stack_name}: destroyed in {time.monotonic() - start:.0f}s")
     return 0
@@ -110,6 +103,31 @@ def _check_dependents(workspace: Workspace, stack: Stack, consent: Consent) -> N
         f"{stack.name}: {listed} read its outputs and still have resources; nothing was destroyed. "
         "Destroy them first, or give --ignore-dependents to leave them reading a stack that is gone"
     )
+
+
+def _check_protection(
+    workspace: Workspace, stack: Stack, found: list[teardown.Resource], consent: Consent, options: RenderOptions
+) -> list[tuple[str, str]]:
+    """The protected resources, (address, argument); refuses at once unless
+    --lift-protection was given and the stack's variable can turn them off."""
+    protected = teardown.protected(found)
+    if not protected:
+        return protected
+    declared = f'variable "{teardown.LIFT_VARIABLE}"'
+    if not any(declared in path.read_text(encoding="utf-8") for path in workspace.folder(stack).glob("*.tf")):
+        raise UsageError(
+            f"{stack.name}: {', '.join(address for address, _ in protected)} refuse deletion, and nothing "
+            "levels-tf renders here turns their protection off: turn it off where they are configured, "
+            "apply, then destroy"
+        )
+    if not consent.lift_protection:
+        listed = ", ".join(f"{address} ({argument})" for address, argument in protected)
+        raise UsageError(
+            f"{stack.name}: {listed} refuse deletion while protected; nothing was destroyed. "
+            f"Run `{_command(stack.name, consent, options, '--lift-protection')}` to turn protection off "
+            "in a reviewed apply, then destroy"
+        )
+    return protected
 
 
 def _buckets_to_empty(
