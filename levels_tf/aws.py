@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -502,23 +503,26 @@ class Aws:
 
         DeleteObjects takes at most 1,000 keys a request (Amazon S3 API
         reference, DeleteObjects); a key it could not delete is an error."""
+        # Each round lists from the start again: a listing's markers may name
+        # versions the previous round deleted.
         deleted = 0
-        batch: list[dict[str, str]] = []
-        for item in [*self.object_versions(bucket), None]:
-            if item is not None:
-                batch.append(item)
-            if batch and (item is None or len(batch) == 1000):
-                with self._calling("s3:DeleteObjectVersion", bucket):
-                    answer = self.client("s3").delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-                errors = answer.get("Errors") or []
-                if errors:
-                    first = errors[0]
-                    raise AwsError(
-                        f"s3:DeleteObjectVersion on {bucket}/{first.get('Key')} failed: {first.get('Code')}: {first.get('Message')}"
-                    )
-                deleted += len(batch)
-                batch = []
-        return deleted
+        while True:
+            batch = list(itertools.islice(self.object_versions(bucket), 1000))
+            if not batch:
+                return deleted
+            deleted += self._delete_versions(bucket, batch)
+
+    def _delete_versions(self, bucket: str, batch: list[dict[str, str]]) -> int:
+        """One DeleteObjects of up to 1,000 versions; a key it could not delete is an error."""
+        with self._calling("s3:DeleteObjectVersion", bucket):
+            answer = self.client("s3").delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        errors = answer.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise AwsError(
+                f"s3:DeleteObjectVersion on {bucket}/{first.get('Key')} failed: {first.get('Code')}: {first.get('Message')}"
+            )
+        return len(batch)
 
     # -- SSM Parameter Store -------------------------------------------------------
 
