@@ -124,7 +124,7 @@ def _check_protection(
         listed = ", ".join(f"{address} ({argument})" for address, argument in protected)
         raise UsageError(
             f"{stack.name}: {listed} refuse deletion while protected; nothing was destroyed. "
-            f"Run `{_command(stack.name, consent, options, '--lift-protection')}` to turn protection off "
+            f"Run `{_command(workspace, stack.name, consent, options, '--lift-protection')}` to turn protection off "
             "in a reviewed apply, then destroy"
         )
     return protected
@@ -142,7 +142,7 @@ def _buckets_to_empty(
         raise UsageError(
             f"{stack_name}: asset buckets {', '.join(assets)} hold objects; nothing was destroyed. "
             "Copy what must be kept, then run "
-            f"`{_command(stack_name, consent, options, '--empty-asset-buckets')}` to delete them with every object"
+            f"`{_command(workspace, stack_name, consent, options, '--empty-asset-buckets')}` to delete them with every object"
         )
     return sorted(name for name in names if name in logs) + assets
 
@@ -193,9 +193,10 @@ def _summary(stack: Stack, events: list[dict], production: bool) -> plan_summary
     return plan_summary.from_json_lines(stack.name, lines, production=production)
 
 
-def _command(stack_name: str, consent: Consent, options: RenderOptions, extra: str) -> str:
+def _command(workspace: Workspace, stack_name: str, consent: Consent, options: RenderOptions, extra: str) -> str:
     """The destroy command line that goes on from here, with `extra` and the options given."""
-    words = ["levels-tf", "destroy", stack_name, "--confirm", stack_name]
+    config = str(workspace.config.path)
+    words = ["levels-tf", *(["-c", config] if config != "infra.yaml" else []), "destroy", stack_name, "--confirm", stack_name]
     flags = {
         "--allow-production": consent.allow_production,
         "--ignore-dependents": consent.ignore_dependents,
