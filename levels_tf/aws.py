@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -490,6 +491,58 @@ class Aws:
             kms_key=answer.get("SSEKMSKeyId"),
             version_id=answer.get("VersionId"),
         )
+
+    def object_versions(self, bucket: str) -> Iterator[dict[str, str]]:
+        """Every object version and delete marker of `bucket`, as {"Key", "VersionId"}
+        (an unversioned bucket's objects have VersionId "null"); nothing when
+        the bucket does not exist."""
+        s3 = self.client("s3")
+        request: dict[str, Any] = {"Bucket": bucket}
+        while True:
+            try:
+                page = s3.list_object_versions(**request)
+            except ClientError as exc:
+                if _code(exc) == "NoSuchBucket":
+                    return
+                raise self._error(exc, "s3:ListBucketVersions", bucket) from None
+            except BOTO_ERRORS as exc:
+                raise self._error(exc, "s3:ListBucketVersions", bucket) from None
+            for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                yield {"Key": item["Key"], "VersionId": item.get("VersionId") or "null"}
+            if not page.get("IsTruncated"):
+                return
+            request["KeyMarker"] = page.get("NextKeyMarker")
+            request["VersionIdMarker"] = page.get("NextVersionIdMarker")
+
+    def is_empty(self, bucket: str) -> bool:
+        """Whether `bucket` holds no object version and no delete marker (or does not exist)."""
+        return next(self.object_versions(bucket), None) is None
+
+    def empty_bucket(self, bucket: str) -> int:
+        """Delete every object version and delete marker of `bucket`; how many.
+
+        DeleteObjects takes at most 1,000 keys a request (Amazon S3 API
+        reference, DeleteObjects); a key it could not delete is an error."""
+        # Each round lists from the start again: a listing's markers may name
+        # versions the previous round deleted.
+        deleted = 0
+        while True:
+            batch = list(itertools.islice(self.object_versions(bucket), 1000))
+            if not batch:
+                return deleted
+            deleted += self._delete_versions(bucket, batch)
+
+    def _delete_versions(self, bucket: str, batch: list[dict[str, str]]) -> int:
+        """One DeleteObjects of up to 1,000 versions; a key it could not delete is an error."""
+        with self._calling("s3:DeleteObjectVersion", bucket):
+            answer = self.client("s3").delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        errors = answer.get("Errors") or []
+        if errors:
+            first = errors[0]
+            raise AwsError(
+                f"s3:DeleteObjectVersion on {bucket}/{first.get('Key')} failed: {first.get('Code')}: {first.get('Message')}"
+            )
+        return len(batch)
 
     # -- SSM Parameter Store -------------------------------------------------------
 

@@ -315,16 +315,23 @@ def output(ctx, stack_name, name, options, engine) -> None:
 @click.argument("stack_name", metavar="STACK")
 @click.option("--confirm", "confirm_name", metavar="STACK", help="The stack's name again.")
 @click.option("--allow-production", is_flag=True, help="Also needed for a production stack.")
+@click.option("--ignore-dependents", is_flag=True, help="Destroy even though stacks reading this one's outputs still have resources.")
+@click.option("--lift-protection", is_flag=True, help="First turn deletion protection off in a reviewed apply, then destroy.")
+@click.option("--empty-asset-buckets", is_flag=True, help="Delete every object of the stack's asset buckets (log buckets are always emptied).")
 @_terraform_options
 @click.pass_context
-def destroy(ctx, stack_name, confirm_name, allow_production, options, engine) -> None:
+def destroy(
+    ctx, stack_name, confirm_name, allow_production, ignore_dependents, lift_protection, empty_asset_buckets,
+    options, engine,
+) -> None:
     """Destroy one stack: needs --confirm STACK, and --allow-production in production."""
     from .commands import destroy as destroy_cmd
 
+    consent = destroy_cmd.Consent(allow_production, ignore_dependents, lift_protection, empty_asset_buckets)
     _run(
         ctx,
         lambda: destroy_cmd.destroy(
-            ctx.obj["config"], stack_name, confirm=confirm_name, allow_production=allow_production,
+            ctx.obj["config"], stack_name, confirm=confirm_name, consent=consent,
             options=options, engine=engine,
         ),
     )

@@ -122,8 +122,22 @@ def load_balancer_name(infra: Infra, group: str) -> str:
     return short_name(f"{infra.project}-{group}")
 
 
+# Protection follows a root variable of the shared stack, whose default is the
+# group's setting, so `levels-tf destroy --lift-protection` can turn it off in
+# a reviewed apply before it destroys.
+LIFTABLE_PROTECTION = Expression("var.deletion_protection")
+
+
 def log_bucket(infra: Infra, group: str) -> str:
     return f"{infra.bucket_prefix or infra.project}-{group}-lb-logs"
+
+
+def log_only_buckets(infra: Infra) -> set[str]:
+    """The buckets that hold nothing but logs AWS services write (load balancer
+    access logs; S3 server access logs and CloudFront logs in each
+    environment's logs bucket): the only ones a confirmed destroy may empty."""
+    groups = {log_bucket(infra, group) for group in infra.vpc_groups}
+    return groups | {infra.asset_bucket(env, "logs") for group in infra.vpc_groups.values() for env in group.environments}
 
 
 def resource_name(infra: Infra, env: str, name: str) -> str:
@@ -160,7 +174,7 @@ def access(infra: Infra, group_name: str) -> dict[str, Any]:
             "dns_zone_id": infra.dns.zone_id if infra.dns else None,
             "ssl_policy": lb.ssl_policy,
             "idle_timeout": lb.idle_timeout,
-            "deletion_protection": group.deletion_protection,
+            "deletion_protection": LIFTABLE_PROTECTION,
             "access_log_days": lb.access_log_days,
             "log_bucket_name": log_bucket(infra, group_name),
         }
@@ -419,7 +433,7 @@ def database(infra: Infra, group_name: str) -> dict[str, Any] | None:
         "serverless": as_dict(db.serverless) if db.serverless else None,
         "backup_retention_days": db.backup_retention_days,
         "backtrack_seconds": 0 if db.serverless else BACKTRACK_SECONDS,
-        "deletion_protection": infra.vpc_groups[group_name].deletion_protection,
+        "deletion_protection": LIFTABLE_PROTECTION,
     }
 
 
@@ -453,4 +467,5 @@ def stack_context(config: Config, stack: Stack) -> dict[str, Any]:
         context["access"] = access(infra, stack.group)
         context["database"] = database(infra, stack.group)
         context["ci"] = ci(infra, stack.group)
+        context["deletion_protection"] = infra.vpc_groups[stack.group].deletion_protection
     return context

@@ -563,7 +563,7 @@ def _blocked_sentence(summaries: Sequence[StackSummary]) -> str:
     count = sum(len(s.flagged) for s in blocked)
     names = ", ".join(s.stack for s in blocked)
     noun = "resource that holds data" if count == 1 else "resources that hold data"
-    return f"{names} would replace or destroy {count} {noun}; apply refuses without --allow-destroy"
+    return f"{names} would replace or destroy {count} {noun}; no plan is kept for apply without `levels-tf plan --allow-destroy`"
 
 
 def _note(item: Item) -> str:

@@ -78,6 +78,8 @@ def _stack_files(kind: str, values: Mapping[str, Any]) -> list[str]:
             files.append("load-balancer.tf")
         if values["database"]:
             files.append("database.tf")
+        if values["access"]["load_balancer"] or values["database"]:
+            files.append("variables.tf")
     return files + ["outputs.tf"]
 
 

@@ -18,7 +18,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager, Sequence
+from typing import Callable, ContextManager, Mapping, Sequence
 
 from . import embedded_terraform, plugin_cache, process
 from .errors import LevelsError, UsageError
@@ -147,13 +147,26 @@ class Terraform:
             digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
         return digest.hexdigest()
 
-    def plan(self, folder: Path, *, refresh_only: bool = False, destroy: bool = False, on_event: OnEvent | None = None) -> tuple[bool, list[Event]]:
-        """Write the saved plan; (changes present, the -json events)."""
+    def plan(
+        self,
+        folder: Path,
+        *,
+        refresh_only: bool = False,
+        destroy: bool = False,
+        variables: Mapping[str, str] | None = None,
+        on_event: OnEvent | None = None,
+    ) -> tuple[bool, list[Event]]:
+        """Write the saved plan; (changes present, the -json events).
+
+        `variables` are root variables given as `-var NAME=VALUE` (VALUE in
+        HCL syntax, e.g. `false`); a saved plan keeps them for apply."""
         argv = [*self.command, "plan", "-input=false", "-no-color", "-json", "-detailed-exitcode", f"-out={PLAN_FILE}"]
         if refresh_only:
             argv.append("-refresh-only")
         if destroy:
             argv.append("-destroy")
+        for name, value in sorted((variables or {}).items()):
+            argv.append(f"-var={name}={value}")
         code, events = self._json_stream(argv, folder, on_event)
         if code == 1:
             raise TerraformError(f"terraform plan failed: {_diagnostics(events)}")
@@ -200,6 +213,15 @@ class Terraform:
         if result.returncode != 0:
             raise TerraformError(f"terraform output failed:\n" + _tail(result.stderr))
         return json.loads(result.stdout or "null")
+
+    def state(self, folder: Path) -> dict:
+        """The stack's current state as `terraform show -json` gives it (format 1.x),
+        read through its backend (after init); `{}` when the stack has no state yet."""
+        argv = [*self.command, "show", "-no-color", "-json"]
+        result = process.run(argv, timeout=600, cwd=folder, env=self.env, check=False)
+        if result.returncode != 0:
+            raise TerraformError("terraform show failed:\n" + _tail(result.stderr or result.stdout))
+        return json.loads(result.stdout or "{}")
 
     def _json_stream(self, argv: list[str], folder: Path, on_event: OnEvent | None) -> tuple[int, list[Event]]:
         events: list[Event] = []

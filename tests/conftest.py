@@ -73,6 +73,27 @@ def run():
     return invoke
 
 
+@pytest.fixture
+def rehearse(tmp_path, aws_env, terraform_env, monkeypatch, run):
+    """rehearse(infra.yaml) -> a copy of it in tmp_path, rendered for the moto
+    server with local state, for the real terraform."""
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", terraform_env["TF_CLI_CONFIG_FILE"])
+
+    def copy_and_render(source: Path) -> Path:
+        config = tmp_path / "infra.yaml"
+        shutil.copy(source, config)
+        result = run("render", "--aws-endpoint", aws_env, "--backend", "local", config=config)
+        assert result.exit_code == 0, result.output
+        return config
+
+    return copy_and_render
+
+
+def emulated(run, config: Path, endpoint: str, *args: str):
+    """A command on a rehearsal: with the options its tree was rendered with."""
+    return run(*args, "--aws-endpoint", endpoint, "--backend", "local", config=config)
+
+
 def copy_reference(folder: Path) -> Path:
     """Copy the reference infra.yaml and the scripts it names into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)

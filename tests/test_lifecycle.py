@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-from pathlib import Path
 
 import boto3
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, emulated
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
@@ -23,18 +21,12 @@ MOTO_GAPS = {("live", "module.log_bucket.aws_s3_bucket_notification.this")}
 
 
 @pytest.fixture
-def rehearsal(tmp_path, aws_env, terraform_env, monkeypatch, run):
+def rehearsal(rehearse):
     """A copy of the configuration rendered for the emulator, with local state."""
-    monkeypatch.setenv("TF_CLI_CONFIG_FILE", terraform_env["TF_CLI_CONFIG_FILE"])
-    config = tmp_path / "infra.yaml"
-    shutil.copy(CONFIG, config)
-    result = run("render", "--aws-endpoint", aws_env, "--backend", "local", config=config)
-    assert result.exit_code == 0, result.output
-    return config
+    return rehearse(CONFIG)
 
 
-def _lifecycle(run, config, endpoint, *args):
-    return run(*args, "--aws-endpoint", endpoint, "--backend", "local", config=config)
+_lifecycle = emulated
 
 
 def test_plan_apply_plan_again_drift_and_guards(run, rehearsal, aws_env):

@@ -166,7 +166,17 @@ def test_load_balancer_drops_invalid_headers_and_redirects_http(rendered):
     for group_name, group in config.infra.vpc_groups.items():
         calls = dict(module_calls(parsed, f"{group_name}-shared"))
         if config.infra.web_services():
-            assert calls["load_balancer"]["deletion_protection"] is group.deletion_protection
+            # Protection follows the stack's variable, whose default is the group's setting
+            # (`destroy --lift-protection` turns it off in a reviewed apply).
+            assert calls["load_balancer"]["deletion_protection"] == "${var.deletion_protection}"
+            (variables,) = [
+                block["deletion_protection"]
+                for path, body in parsed.items()
+                if path.startswith(f"stacks/{group_name}-shared/")
+                for block in body.get("variable", [])
+                if "deletion_protection" in block
+            ]
+            assert variables["default"] is group.deletion_protection
             assert calls["load_balancer"]["ssl_policy"].startswith("ELBSecurityPolicy-TLS13-")
 
 

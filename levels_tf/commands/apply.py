@@ -109,7 +109,7 @@ def walk_waves(workspace: Workspace, *, yes: bool, parallelism: int) -> int:
                 not_done[stack.name] = "blocked"
                 console.err(
                     f"{stack.name}: not applied: it would replace or destroy what holds data; review it with "
-                    f"`levels-tf plan {stack.name} --allow-destroy`, then `levels-tf apply {stack.name}`"
+                    f"`levels-tf plan --allow-destroy {stack.name}`, then `levels-tf apply {stack.name}`"
                 )
             elif item.has_changes:
                 ready.append(stack)

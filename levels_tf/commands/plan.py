@@ -54,7 +54,14 @@ def plan(
     if code == 1 and allow_destroy:
         code = 2
     elif code == 1:
-        console.err("a production stack would replace or destroy stateful resources (listed above); give --allow-destroy if that is meant")
+        # A block blocks: apply finds no saved plan to apply for these stacks.
+        for summary in summaries:
+            if summary.blocked:
+                workspace.plan_file(original[summary.stack]).unlink(missing_ok=True)
+        console.err(
+            "a production stack would replace or destroy stateful resources (listed above); its plan was not kept "
+            "for apply: plan it again with --allow-destroy if that is meant"
+        )
     return code
 
 

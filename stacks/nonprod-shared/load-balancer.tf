@@ -14,7 +14,7 @@ module "load_balancer" {
   dns_zone_id         = "Z04LEVELSEXAMPLE00"
   ssl_policy          = "ELBSecurityPolicy-TLS13-1-2-2021-06"
   idle_timeout        = 60
-  deletion_protection = true
+  deletion_protection = var.deletion_protection
   access_log_days     = 90
   log_bucket_name     = "levels-nonprod-lb-logs"
 }

@@ -16,5 +16,5 @@ module "database" {
   serverless            = null
   backup_retention_days = 30
   backtrack_seconds     = 86400
-  deletion_protection   = true
+  deletion_protection   = var.deletion_protection
 }

@@ -14,7 +14,7 @@ module "load_balancer" {
   dns_zone_id         = null
   ssl_policy          = "ELBSecurityPolicy-TLS13-1-3-2021-06"
   idle_timeout        = 60
-  deletion_protection = true
+  deletion_protection = var.deletion_protection
   access_log_days     = 90
   log_bucket_name     = "heavy-assets-live-lb-logs"
 }
