@@ -157,9 +157,12 @@ resource "aws_rds_cluster" "this" {
   copy_tags_to_snapshot               = true
   deletion_protection                 = var.deletion_protection
   skip_final_snapshot                 = false
-  final_snapshot_identifier           = "${var.name}-final"
-  enabled_cloudwatch_logs_exports     = ["audit", "error", "slowquery"]
-  apply_immediately                   = false
+  # RDS keeps the final snapshot after the cluster is gone, so every cluster
+  # of this name needs a snapshot name of its own: the time it was planned
+  # into being, kept for its whole life (see ignore_changes below).
+  final_snapshot_identifier       = "${var.name}-final-${formatdate("YYYYMMDDhhmmss", plantimestamp())}"
+  enabled_cloudwatch_logs_exports = ["audit", "error", "slowquery"]
+  apply_immediately               = false
   # Rewind the cluster in place after a bad migration, without a restore.
   backtrack_window = var.backtrack_seconds
 
@@ -170,6 +173,10 @@ resource "aws_rds_cluster" "this" {
   }
 
   tags = merge(var.tags, { Name = var.name })
+
+  lifecycle {
+    ignore_changes = [final_snapshot_identifier]
+  }
 
   depends_on = [aws_cloudwatch_log_group.this]
 }

@@ -81,6 +81,12 @@ variable "deletion_protection" {
   default     = true
 }
 
+variable "delete_backups_with_stack" {
+  description = "Whether destroying the module deletes the AWS Backup recovery points too; false keeps them, and the vault refuses deletion while it holds any."
+  type        = bool
+  default     = false
+}
+
 variable "log_retention_days" {
   description = "Days CloudWatch keeps the audit, error and slow query logs."
   type        = number
