@@ -6,7 +6,8 @@ Manager secrets, rendered by levels-tf for the emulator).
 Names AWS holds after a delete (a final snapshot, a secret in its recovery
 window) must not stop a destroy, a re-create or a second destroy; an AWS
 Backup vault deletes its recovery points with the stack outside production
-only.
+only. A minor upgrade AWS applies by itself must not turn into a downgrade
+at the next plan, while a change of major version still shows.
 
 moto has no AWS Backup selections, recovery point listings or AWS managed
 IAM policies, so the applies target the resources under test (and what
@@ -34,6 +35,7 @@ CLUSTER = "module.database.aws_rds_cluster.this"
 VAULT = "module.database.aws_backup_vault.this"
 SECRETS = "module.parameters"
 DATA_KEY = "module.data_key"
+VERSION = "8.0.mysql_aurora.3.08.0"
 
 
 @pytest.fixture
@@ -137,3 +139,27 @@ def test_production_keeps_backups_and_deleted_secrets(tree, env, run, aws_env):
     assert _change(_planned(env, shared, VAULT), VAULT)["after"]["force_destroy"] is False
     secret = f'{SECRETS}.aws_secretsmanager_secret.this["app/signing_key"]'
     assert _change(_planned(env, environment, SECRETS), secret)["after"]["recovery_window_in_days"] == 30
+
+
+def test_a_minor_upgrade_by_aws_is_not_undone(tree, env, run, aws_env):
+    shared = tree / "stacks" / "lab-shared"
+    _terraform(env, (shared, ["init"]))
+    _terraform(env, (shared, ["apply", "-auto-approve", f"-target={CLUSTER}"]))
+    rds = boto3.client("rds", region_name=REGION, endpoint_url=aws_env)
+    assert rds.describe_db_clusters(DBClusterIdentifier="again-lab")["DBClusters"][0]["EngineVersion"] == VERSION
+
+    # AWS installs a newer release of the same major version in the maintenance window.
+    upgraded = "8.0.mysql_aurora.3.08.1"
+    rds.modify_db_cluster(DBClusterIdentifier="again-lab", EngineVersion=upgraded, ApplyImmediately=True)
+    cluster = _change(_planned(env, shared, CLUSTER), CLUSTER)
+    assert cluster["before"]["engine_version"] == upgraded
+    assert cluster["after"]["engine_version"] == upgraded
+
+    # A newer release, or another major version, asked for in infra.yaml is still a change.
+    config = tree / "infra.yaml"
+    for wanted in ("8.0.mysql_aurora.3.09.0", "5.7.mysql_aurora.2.12.0"):
+        config.write_text(CONFIG.read_text().replace("database:\n", f"database:\n  engine_version: {wanted}\n"))
+        _render(run, tree, aws_env)
+        cluster = _change(_planned(env, shared, CLUSTER), CLUSTER)
+        assert cluster["before"]["engine_version"] == upgraded
+        assert cluster["after"]["engine_version"] == wanted

@@ -31,7 +31,7 @@ variable "client_security_group_ids" {
 }
 
 variable "engine_version" {
-  description = "Aurora MySQL engine version."
+  description = "Aurora MySQL engine version, such as 8.0.mysql_aurora.3.08.0: the oldest release the cluster may run; a newer release of the same major version that AWS installed is kept."
   type        = string
 }
 
