@@ -263,6 +263,21 @@ def hcl_quote(text: str) -> str:
     return '"' + text + '"'
 
 
+# Days Secrets Manager keeps a deleted secret recoverable, under its name, in
+# production (DeleteSecret's RecoveryWindowInDays, 7 to 30; AWS Secrets
+# Manager API Reference). Elsewhere 0: deleted at once.
+SECRET_RECOVERY_DAYS = 30
+
+
+def keeps_deleted_data(infra: Infra, group: str) -> bool:
+    """Whether destroying the stacks of VPC group `group` keeps the data AWS can
+    keep after a delete: AWS Backup recovery points, and deleted secrets for
+    their recovery window, which holds their names. True in production, where
+    that data outlives the stack; elsewhere a destroy deletes it, so the stacks
+    can be created again at once under the same names."""
+    return infra.vpc_groups[group].production
+
+
 def data(infra: Infra, env: str) -> dict[str, Any]:
     """An environment's data: key, buckets, queues, topics, functions, parameters."""
     name = f"{infra.project}-{env}"
@@ -379,6 +394,7 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
             "name": name,
             "path": f"/{infra.project}/{env}",
             "store": infra.secrets.store,
+            "recovery_window_days": SECRET_RECOVERY_DAYS if keeps_deleted_data(infra, infra.group_of(env)) else 0,
             "prefixes": prefixes,
         },
     }
@@ -434,6 +450,7 @@ def database(infra: Infra, group_name: str) -> dict[str, Any] | None:
         "backup_retention_days": db.backup_retention_days,
         "backtrack_seconds": 0 if db.serverless else BACKTRACK_SECONDS,
         "deletion_protection": LIFTABLE_PROTECTION,
+        "delete_backups_with_stack": not keeps_deleted_data(infra, group_name),
     }
 
 

@@ -271,9 +271,10 @@ module "parameters" {
 
   kms_key_arn = module.data_key.arn
 
-  name  = "levels-dev"
-  path  = "/levels/dev"
-  store = "ssm"
+  name                 = "levels-dev"
+  path                 = "/levels/dev"
+  store                = "ssm"
+  recovery_window_days = 0
   prefixes = {
     app = {
       parameters       = ["jwt_signing_key", "payments_api_key"]

@@ -10,12 +10,13 @@ module "database" {
   zones                     = module.network.zones
   client_security_group_ids = { for env, access in module.app_access : env => access.security_group_id }
 
-  name                  = "levels-nonprod"
-  engine_version        = "8.0.mysql_aurora.3.08.0"
-  instance_class        = "db.r6g.large"
-  replicas              = 1
-  serverless            = null
-  backup_retention_days = 7
-  backtrack_seconds     = 86400
-  deletion_protection   = var.deletion_protection
+  name                      = "levels-nonprod"
+  engine_version            = "8.0.mysql_aurora.3.08.0"
+  instance_class            = "db.r6g.large"
+  replicas                  = 1
+  serverless                = null
+  backup_retention_days     = 7
+  backtrack_seconds         = 86400
+  deletion_protection       = var.deletion_protection
+  delete_backups_with_stack = true
 }

@@ -271,9 +271,10 @@ module "parameters" {
 
   kms_key_arn = module.data_key.arn
 
-  name  = "levels-production"
-  path  = "/levels/production"
-  store = "ssm"
+  name                 = "levels-production"
+  path                 = "/levels/production"
+  store                = "ssm"
+  recovery_window_days = 30
   prefixes = {
     app = {
       parameters       = ["jwt_signing_key", "payments_api_key"]

@@ -271,9 +271,10 @@ module "parameters" {
 
   kms_key_arn = module.data_key.arn
 
-  name  = "levels-qa"
-  path  = "/levels/qa"
-  store = "ssm"
+  name                 = "levels-qa"
+  path                 = "/levels/qa"
+  store                = "ssm"
+  recovery_window_days = 0
   prefixes = {
     app = {
       parameters       = ["jwt_signing_key", "payments_api_key"]

@@ -14,6 +14,11 @@ locals {
 resource "aws_backup_vault" "this" {
   name        = local.backup_name
   kms_key_arn = aws_kms_key.this.arn
+  # AWS Backup cannot delete a vault that holds recovery points. Outside
+  # production they go with the stack, so it can be destroyed and created
+  # again; in production the vault refuses, and its backups outlive the
+  # cluster until someone deletes them on purpose.
+  force_destroy = var.delete_backups_with_stack
 
   tags = merge(var.tags, { Name = "${var.name}-database" })
 }

@@ -31,7 +31,7 @@ variable "client_security_group_ids" {
 }
 
 variable "engine_version" {
-  description = "Aurora MySQL engine version."
+  description = "Aurora MySQL engine version, such as 8.0.mysql_aurora.3.08.0: the oldest release the cluster may run; a newer release of the same major version that AWS installed is kept."
   type        = string
 }
 
@@ -79,6 +79,12 @@ variable "deletion_protection" {
   description = "Whether the cluster refuses deletion."
   type        = bool
   default     = true
+}
+
+variable "delete_backups_with_stack" {
+  description = "Whether destroying the module deletes the AWS Backup recovery points too; false keeps them, and the vault refuses deletion while it holds any."
+  type        = bool
+  default     = false
 }
 
 variable "log_retention_days" {

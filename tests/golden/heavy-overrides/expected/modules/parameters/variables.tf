@@ -34,6 +34,16 @@ variable "prefixes" {
   }))
 }
 
+variable "recovery_window_days" {
+  description = "Days a deleted Secrets Manager secret stays recoverable, 7 to 30; 0 deletes it at once. A secret waiting out its window keeps its name, so the stack cannot be created again until the window ends."
+  type        = number
+
+  validation {
+    condition     = var.recovery_window_days == 0 || (var.recovery_window_days >= 7 && var.recovery_window_days <= 30)
+    error_message = "Secrets Manager keeps a deleted secret 7 to 30 days, or deletes it at once with 0."
+  }
+}
+
 variable "tags" {
   description = "Tags for every resource of the module, on top of the provider's default tags."
   type        = map(string)

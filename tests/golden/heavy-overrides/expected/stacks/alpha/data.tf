@@ -201,9 +201,10 @@ module "parameters" {
 
   kms_key_arn = module.data_key.arn
 
-  name  = "heavy-alpha"
-  path  = "/heavy/alpha"
-  store = "secretsmanager"
+  name                 = "heavy-alpha"
+  path                 = "/heavy/alpha"
+  store                = "secretsmanager"
+  recovery_window_days = 0
   prefixes = {
     shared = {
       parameters       = ["api_token"]

@@ -201,9 +201,10 @@ module "parameters" {
 
   kms_key_arn = module.data_key.arn
 
-  name  = "heavy-beta"
-  path  = "/heavy/beta"
-  store = "secretsmanager"
+  name                 = "heavy-beta"
+  path                 = "/heavy/beta"
+  store                = "secretsmanager"
+  recovery_window_days = 0
   prefixes = {
     shared = {
       parameters       = ["api_token"]

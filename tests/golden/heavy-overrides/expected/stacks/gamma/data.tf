@@ -201,9 +201,10 @@ module "parameters" {
 
   kms_key_arn = module.data_key.arn
 
-  name  = "heavy-gamma"
-  path  = "/heavy/gamma"
-  store = "secretsmanager"
+  name                 = "heavy-gamma"
+  path                 = "/heavy/gamma"
+  store                = "secretsmanager"
+  recovery_window_days = 0
   prefixes = {
     shared = {
       parameters       = ["api_token"]

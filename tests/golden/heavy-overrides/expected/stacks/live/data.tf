@@ -201,9 +201,10 @@ module "parameters" {
 
   kms_key_arn = module.data_key.arn
 
-  name  = "heavy-live"
-  path  = "/heavy/live"
-  store = "secretsmanager"
+  name                 = "heavy-live"
+  path                 = "/heavy/live"
+  store                = "secretsmanager"
+  recovery_window_days = 30
   prefixes = {
     shared = {
       parameters       = ["api_token"]

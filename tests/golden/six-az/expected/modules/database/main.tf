@@ -21,6 +21,39 @@ locals {
   log_prefix  = "/aws/rds/cluster/${var.name}"
 }
 
+# AWS upgrades the cluster's minor version by itself (the instances'
+# auto_minor_version_upgrade). A cluster already running a newer release of
+# the configured major version keeps it, so the next plan is not a
+# downgrade, which RDS refuses. Another major version, or a newer release in
+# the configuration, is still a change to apply. Versions read
+# <major>.<minor>.<patch>, the major being "8.0.mysql_aurora.3"; any other
+# form is passed on as written.
+data "aws_rds_clusters" "running" {
+  filter {
+    name   = "db-cluster-id"
+    values = [var.name]
+  }
+}
+
+data "aws_rds_cluster" "running" {
+  for_each = toset(data.aws_rds_clusters.running.cluster_identifiers)
+
+  cluster_identifier = each.key
+}
+
+locals {
+  version_pattern = "^(?P<major>.+)\\.(?P<minor>[0-9]+)\\.(?P<patch>[0-9]+)$"
+  running_version = one([for cluster in data.aws_rds_cluster.running : cluster.engine_version])
+  configured      = try(regex(local.version_pattern, var.engine_version), null)
+  running         = try(regex(local.version_pattern, local.running_version), null)
+  keep_running = try(
+    local.running.major == local.configured.major &&
+    tonumber(local.running.minor) * 10000 + tonumber(local.running.patch) >= tonumber(local.configured.minor) * 10000 + tonumber(local.configured.patch),
+    false,
+  )
+  engine_version = local.keep_running ? local.running_version : var.engine_version
+}
+
 resource "aws_kms_key" "this" {
   description             = "Encrypts the database ${var.name}: storage, backups, master secret, logs"
   enable_key_rotation     = true
@@ -140,7 +173,7 @@ resource "aws_cloudwatch_log_group" "this" {
 resource "aws_rds_cluster" "this" {
   cluster_identifier                  = var.name
   engine                              = "aurora-mysql"
-  engine_version                      = var.engine_version
+  engine_version                      = local.engine_version
   port                                = 3306
   db_subnet_group_name                = var.subnet_group_name
   vpc_security_group_ids              = [aws_security_group.this.id]
@@ -157,9 +190,12 @@ resource "aws_rds_cluster" "this" {
   copy_tags_to_snapshot               = true
   deletion_protection                 = var.deletion_protection
   skip_final_snapshot                 = false
-  final_snapshot_identifier           = "${var.name}-final"
-  enabled_cloudwatch_logs_exports     = ["audit", "error", "slowquery"]
-  apply_immediately                   = false
+  # RDS keeps the final snapshot after the cluster is gone, so every cluster
+  # of this name needs a snapshot name of its own: the time it was planned
+  # into being, kept for its whole life (see ignore_changes below).
+  final_snapshot_identifier       = "${var.name}-final-${formatdate("YYYYMMDDhhmmss", plantimestamp())}"
+  enabled_cloudwatch_logs_exports = ["audit", "error", "slowquery"]
+  apply_immediately               = false
   # Rewind the cluster in place after a bad migration, without a restore.
   backtrack_window = var.backtrack_seconds
 
@@ -170,6 +206,10 @@ resource "aws_rds_cluster" "this" {
   }
 
   tags = merge(var.tags, { Name = var.name })
+
+  lifecycle {
+    ignore_changes = [final_snapshot_identifier]
+  }
 
   depends_on = [aws_cloudwatch_log_group.this]
 }

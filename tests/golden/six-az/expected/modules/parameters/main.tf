@@ -48,7 +48,7 @@ resource "aws_secretsmanager_secret" "this" {
   name                    = trimprefix(each.value, "/")
   description             = "Set out of band; Terraform declares it only"
   kms_key_id              = var.kms_key_arn
-  recovery_window_in_days = 30
+  recovery_window_in_days = var.recovery_window_days
 
   tags = merge(var.tags, { Name = each.value })
 }

@@ -45,8 +45,9 @@ module "parameters" {
 
   kms_key_arn = module.data_key.arn
 
-  name     = "wide-preview"
-  path     = "/wide/preview"
-  store    = "ssm"
-  prefixes = {}
+  name                 = "wide-preview"
+  path                 = "/wide/preview"
+  store                = "ssm"
+  recovery_window_days = 0
+  prefixes             = {}
 }

@@ -45,8 +45,9 @@ module "parameters" {
 
   kms_key_arn = module.data_key.arn
 
-  name     = "wide-prod"
-  path     = "/wide/prod"
-  store    = "ssm"
-  prefixes = {}
+  name                 = "wide-prod"
+  path                 = "/wide/prod"
+  store                = "ssm"
+  recovery_window_days = 30
+  prefixes             = {}
 }

@@ -45,8 +45,9 @@ module "parameters" {
 
   kms_key_arn = module.data_key.arn
 
-  name     = "wide-staging"
-  path     = "/wide/staging"
-  store    = "ssm"
-  prefixes = {}
+  name                 = "wide-staging"
+  path                 = "/wide/staging"
+  store                = "ssm"
+  recovery_window_days = 0
+  prefixes             = {}
 }

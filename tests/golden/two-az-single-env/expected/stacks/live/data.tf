@@ -45,8 +45,9 @@ module "parameters" {
 
   kms_key_arn = module.data_key.arn
 
-  name     = "tiny-live"
-  path     = "/tiny/live"
-  store    = "ssm"
-  prefixes = {}
+  name                 = "tiny-live"
+  path                 = "/tiny/live"
+  store                = "ssm"
+  recovery_window_days = 30
+  prefixes             = {}
 }
