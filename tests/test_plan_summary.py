@@ -38,6 +38,8 @@ from levels_tf.plan_summary import (
     text,
 )
 
+from .conftest import emulator_provider
+
 # -- building plans by hand ----------------------------------------------------
 
 # What Terraform's stream says for each action list of `show -json`.
@@ -685,27 +687,13 @@ def test_as_json_is_plain_data():
 
 
 def _config(moto: str, *, bucket: str, queue: str | None, parameter: str, value: str, queue_url: str = "", read_back: bool = False) -> str:
-    endpoints = "\n".join(f'    {name} = "{moto}"' for name in ("s3", "sqs", "ssm", "sts"))
-    text_ = f'''terraform {{
-  required_providers {{
-    aws = {{ source = "hashicorp/aws", version = ">= 5.100" }}
-  }}
-}}
+    text_ = '''terraform {
+  required_providers {
+    aws = { source = "hashicorp/aws", version = ">= 5.100" }
+  }
+}
 
-provider "aws" {{
-  region                      = "us-east-1"
-  access_key                  = "testing"
-  secret_key                  = "testing"
-  skip_credentials_validation = true
-  skip_metadata_api_check     = true
-  skip_requesting_account_id  = true
-  s3_use_path_style           = true
-
-  endpoints {{
-{endpoints}
-  }}
-}}
-
+''' + emulator_provider(moto, ("s3", "sqs", "ssm", "sts")) + f'''
 resource "aws_s3_bucket" "assets" {{
   bucket = "{bucket}"
 }}
