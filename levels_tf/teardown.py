@@ -27,6 +27,18 @@ argument (the aws provider's names, hashicorp/aws 5.x documentation). The
 provider then retries the delete until its timeout, or fails: either way
 nothing but turning the argument off first lets the destroy through."""
 
+KEEPS_DATA: Mapping[str, str] = {
+    "aws_backup_vault": "force_destroy",
+}
+"""Resource types AWS refuses to delete while they hold data, unless an
+argument is true, by that argument: a backup vault with recovery points
+(AWS Backup DeleteBackupVault fails with InvalidRequestException; the aws
+provider's `force_destroy` deletes the recovery points first). Where that
+argument is false the resource counts as protected: destroy refuses at once
+instead of failing at it halfway, and --lift-protection turns it on with
+the protection. S3 buckets, which have `force_destroy` too, are emptied by
+the destroy itself (see `buckets`)."""
+
 LIFT_VARIABLE = "deletion_protection"
 """The root variable of a shared stack that every protection argument it renders follows."""
 
@@ -54,8 +66,11 @@ def _walk(module: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 
 def protected(found: list[Resource]) -> list[tuple[str, str]]:
-    """(address, argument) of every resource whose deletion protection is on."""
-    return [(r.address, PROTECTION[r.type]) for r in found if r.type in PROTECTION and r.values.get(PROTECTION[r.type])]
+    """(address, argument) of every resource whose deletion protection is on,
+    or that keeps the data AWS refuses to delete it with (KEEPS_DATA)."""
+    on = [(r.address, PROTECTION[r.type]) for r in found if r.type in PROTECTION and r.values.get(PROTECTION[r.type])]
+    keeps = [(r.address, KEEPS_DATA[r.type]) for r in found if r.type in KEEPS_DATA and not r.values.get(KEEPS_DATA[r.type])]
+    return sorted(on + keeps)
 
 
 def buckets(found: list[Resource]) -> dict[str, str]:

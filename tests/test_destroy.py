@@ -225,6 +225,13 @@ def _destroy_options() -> set[str]:
 
 PROTECTION_WORDS = re.compile(r"protection|termination")
 
+# Types with a force_destroy/force_delete argument that AWS deletes all the same.
+DELETED_WITHOUT_FORCE = {
+    "aws_s3_bucket": "destroy empties the stack's buckets itself (log buckets always, asset buckets on request)",
+    "aws_autoscaling_group": "force_delete only skips waiting for the instances to end; AWS does not refuse the delete",
+    "aws_rds_cluster_instance": "an instance holds no data of its own (the cluster's storage does); AWS does not refuse it",
+}
+
 
 def test_every_deletion_protection_the_modules_can_set_is_known_and_follows_the_lift_variable(
     run, reference_copy, terraform_env
@@ -266,6 +273,21 @@ def test_every_deletion_protection_the_modules_can_set_is_known_and_follows_the_
     unknown = {pair for pair in set_by_modules if teardown.PROTECTION.get(pair[0]) != pair[1]}
     assert not unknown, f"destroy does not know these protections: {sorted(unknown)}"
     assert {("aws_lb", "enable_deletion_protection"), ("aws_rds_cluster", "deletion_protection")} <= set_by_modules
+    # Resources AWS refuses to delete while they hold data, unless told to
+    # delete it too: destroy must know each one (S3 buckets it empties itself).
+    keeps_data = {
+        type_
+        for type_ in used
+        for attribute, spec in provider["resource_schemas"][type_]["block"].get("attributes", {}).items()
+        if attribute in ("force_destroy", "force_delete") and spec.get("type") == "bool"
+    }
+    assert "aws_backup_vault" in keeps_data
+    unknown = keeps_data - set(teardown.KEEPS_DATA) - set(DELETED_WITHOUT_FORCE)
+    assert not unknown, f"say how destroy deletes what these hold: {sorted(unknown)}"
+    for type_, attribute in teardown.KEEPS_DATA.items():
+        setting = [m for text in modules.values() for m in re.findall(
+            rf'(?s)resource "{type_}" "\w+" \{{.*?^\s*{attribute}\s*=\s*(.+?)$', text, re.M)]
+        assert setting and all(f"!var.{teardown.LIFT_VARIABLE}" in s for s in setting), (type_, setting)
     for stack in ("production-shared", "nonprod-shared"):
         settings = re.findall(r"^\s*deletion_protection\s*=\s*(.+)$", "".join(
             p.read_text() for p in (root / "stacks" / stack).glob("*.tf")

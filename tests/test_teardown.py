@@ -70,6 +70,14 @@ def test_only_protection_that_is_on_counts():
     assert teardown.protected(teardown.resources(STATE)) == [("module.load_balancer.aws_lb.this", "enable_deletion_protection")]
 
 
+def test_a_vault_that_keeps_its_backups_counts_as_protected():
+    def vault(force_destroy):
+        return teardown.Resource("module.database.aws_backup_vault.this", "aws_backup_vault", {"force_destroy": force_destroy})
+
+    assert teardown.protected([vault(False)]) == [("module.database.aws_backup_vault.this", "force_destroy")]
+    assert teardown.protected([vault(True)]) == []
+
+
 def test_buckets_by_name():
     assert teardown.buckets(teardown.resources(STATE)) == {"demo-prod-lb-logs": "module.load_balancer.aws_s3_bucket.logs"}
 

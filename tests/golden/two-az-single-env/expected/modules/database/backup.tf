@@ -16,9 +16,10 @@ resource "aws_backup_vault" "this" {
   kms_key_arn = aws_kms_key.this.arn
   # AWS Backup cannot delete a vault that holds recovery points. Outside
   # production they go with the stack, so it can be destroyed and created
-  # again; in production the vault refuses, and its backups outlive the
-  # cluster until someone deletes them on purpose.
-  force_destroy = var.delete_backups_with_stack
+  # again; in production they are kept while deletion protection is on
+  # (levels-tf destroy refuses at once), and `destroy --lift-protection`
+  # lets them go in the same reviewed apply that lifts the protection.
+  force_destroy = var.delete_backups_with_stack || !var.deletion_protection
 
   tags = merge(var.tags, { Name = "${var.name}-database" })
 }

@@ -76,13 +76,13 @@ variable "backtrack_seconds" {
 }
 
 variable "deletion_protection" {
-  description = "Whether the cluster refuses deletion."
+  description = "Whether the cluster refuses deletion and, while it does, the backup vault keeps its recovery points."
   type        = bool
   default     = true
 }
 
 variable "delete_backups_with_stack" {
-  description = "Whether destroying the module deletes the AWS Backup recovery points too; false keeps them, and the vault refuses deletion while it holds any."
+  description = "Whether destroying the module deletes the AWS Backup recovery points too, even while deletion protection is on; false keeps them while it is on, and the vault refuses deletion while it holds any."
   type        = bool
   default     = false
 }
