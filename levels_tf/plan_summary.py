@@ -527,12 +527,15 @@ def next_step(items: Iterable[Item]) -> str:
     waiting = [n for n in _split(items)[1] if n.status is Status.WAITING]
     if not waiting:
         return ""
-    planned = {s.stack for s in _split(items)[0]}
+    planned = {s.stack for s in _split(items)[0] if not s.blocked}
+    blocked = {s.stack for s in _split(items)[0] if s.blocked}
     first = list(dict.fromkeys(d for n in waiting for d in n.after))
     steps = [f"`levels-tf apply {' '.join(first)}`"]
-    unplanned = [d for d in first if d not in planned]
+    unplanned = [d for d in first if d not in planned and d not in blocked]
     if unplanned:
         steps.insert(0, f"`levels-tf plan {' '.join(unplanned)}`")
+    if any(d in blocked for d in first):  # its plan was not kept: review it and keep it on purpose
+        steps.insert(0, f"`levels-tf plan --allow-destroy {' '.join(d for d in first if d in blocked)}`")
     steps.append(f"`levels-tf plan {' '.join(n.stack for n in waiting)}`")
     return "next: " + ", then ".join(steps) + "; or `levels-tf apply --all --waves` plans and applies wave by wave"
 
@@ -563,7 +566,10 @@ def _blocked_sentence(summaries: Sequence[StackSummary]) -> str:
     count = sum(len(s.flagged) for s in blocked)
     names = ", ".join(s.stack for s in blocked)
     noun = "resource that holds data" if count == 1 else "resources that hold data"
-    return f"{names} would replace or destroy {count} {noun}; no plan is kept for apply without `levels-tf plan --allow-destroy`"
+    return (
+        f"{names} would replace or destroy {count} {noun}; no plan is kept for apply without "
+        f"`levels-tf plan --allow-destroy {' '.join(s.stack for s in blocked)}`"
+    )
 
 
 def _note(item: Item) -> str:

@@ -218,7 +218,8 @@ class Terraform:
         """The stack's current state as `terraform show -json` gives it (format 1.x),
         read through its backend (after init); `{}` when the stack has no state yet."""
         argv = [*self.command, "show", "-no-color", "-json"]
-        result = process.run(argv, timeout=600, cwd=folder, env=self.env, check=False)
+        with self._cache(exclusive=False):
+            result = process.run(argv, timeout=600, cwd=folder, env=self.env, check=False)
         if result.returncode != 0:
             raise TerraformError("terraform show failed:\n" + _tail(result.stderr or result.stdout))
         return json.loads(result.stdout or "{}")

@@ -830,3 +830,13 @@ def test_a_real_refresh_only_plan_shows_the_drift(real):
     assert exit_code([from_show]) == real.refresh_code == 2
     assert "aws_ssm_parameter.flag" in text([from_show])
     assert "No drift." not in markdown([from_show])
+
+
+def test_a_blocked_stack_is_named_in_the_command_that_keeps_its_plan_and_comes_first_in_the_next_step():
+    blocked = both(show(entry("aws_kms_key.data", ["delete"])), production=True, stack="prod-shared")
+    assert blocked.blocked
+    waiting = NotPlanned("live", Status.WAITING, "waits for prod-shared", after=("prod-shared",))
+    assert "`levels-tf plan --allow-destroy prod-shared`" in text([blocked, waiting])
+    assert next_step([blocked, waiting]).startswith(
+        "next: `levels-tf plan --allow-destroy prod-shared`, then `levels-tf apply prod-shared`, then `levels-tf plan live`"
+    )

@@ -87,7 +87,7 @@ def walk_waves(workspace: Workspace, *, yes: bool, parallelism: int) -> int:
     (UsageError): the plans of that wave stay saved for `levels-tf apply`.
     Exit 0 when every stack was applied or had nothing to change, else 1."""
     for path in ensure_function_packages(workspace):
-        console.out(f"built {path}")
+        console.err(f"built {path}")
     all_waves = scheduler.waves(workspace.stacks)
     not_done: dict[str, str] = {}  # stack -> why it was not applied
     for number, wave in enumerate(all_waves, 1):

@@ -65,22 +65,26 @@ def destroy(
     aws = Aws(workspace.config.infra.region, options.aws_endpoint)
     to_empty = _buckets_to_empty(workspace, stack_name, found, aws, consent, options)
     start = time.monotonic()
-    if protected:
-        _lift_protection(workspace, stack, protected, start)
-    for attempt in range(LOG_REFILLS + 1):
-        _destroy_plan(workspace, stack, show=attempt == 0)
-        for bucket in to_empty:
-            emptied = aws.empty_bucket(bucket)
-            if emptied:
-                console.out(f"{stack_name}: emptied {bucket} ({emptied} object versions and delete markers)")
-        try:
-            workspace.terraform.apply(folder, on_event=printer(stack_name, start))
-            break
-        except TerraformError as error:
-            if "BucketNotEmpty" not in str(error) or not to_empty or attempt == LOG_REFILLS:
-                raise TerraformError(f"{stack_name}: {error}") from None
-            console.err(f"{stack_name}: a bucket filled again while the destroy ran; emptying it and going on")
-    workspace.plan_file(stack).unlink(missing_ok=True)
+    try:
+        if protected:
+            _lift_protection(workspace, stack, protected, start)
+        for attempt in range(LOG_REFILLS + 1):
+            _destroy_plan(workspace, stack, show=attempt == 0)
+            for bucket in to_empty:
+                emptied = aws.empty_bucket(bucket)
+                if emptied:
+                    console.out(f"{stack_name}: emptied {bucket} ({emptied} object versions and delete markers)")
+            try:
+                workspace.terraform.apply(folder, on_event=printer(stack_name, start))
+                break
+            except TerraformError as error:
+                if "BucketNotEmpty" not in str(error) or not to_empty or attempt == LOG_REFILLS:
+                    raise TerraformError(f"{stack_name}: {error}") from None
+                console.err(f"{stack_name}: a bucket filled again while the destroy ran; emptying it and going on")
+    finally:
+        # A destroy (or protection-lifting) plan left behind would be one that
+        # `levels-tf apply` takes without --confirm: it never outlives this run.
+        workspace.plan_file(stack).unlink(missing_ok=True)
     console.out(f"{stack_name}: destroyed in {time.monotonic() - start:.0f}s")
     return 0
 

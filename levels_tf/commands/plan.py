@@ -37,9 +37,10 @@ def plan(
     apply, 1 a stack failed or a production plan is blocked."""
     workspace = open_workspace(config_path, names, all_stacks, options, engine)
     for path in ensure_function_packages(workspace):
-        console.out(f"built {path}")
+        console.err(f"built {path}")  # stdout carries the summary alone (--format json)
     items = plan_stacks(
-        workspace, workspace.stacks, parallelism=parallelism, refresh_only=refresh_only, progress=output_format == "text"
+        workspace, workspace.stacks, parallelism=parallelism, refresh_only=refresh_only,
+        progress=output_format == "text", allow_destroy=allow_destroy,
     )
     if output_format == "json":
         console.out(json.dumps(plan_summary.as_json(items), indent=2))
@@ -54,10 +55,6 @@ def plan(
     if code == 1 and allow_destroy:
         code = 2
     elif code == 1:
-        # A block blocks: apply finds no saved plan to apply for these stacks.
-        for summary in summaries:
-            if summary.blocked:
-                workspace.plan_file(original[summary.stack]).unlink(missing_ok=True)
         console.err(
             "a production stack would replace or destroy stateful resources (listed above); its plan was not kept "
             "for apply: plan it again with --allow-destroy if that is meant"
@@ -66,14 +63,21 @@ def plan(
 
 
 def plan_stacks(
-    workspace: Workspace, stacks: list[Stack], *, parallelism: int, refresh_only: bool = False, progress: bool = True
+    workspace: Workspace,
+    stacks: list[Stack],
+    *,
+    parallelism: int,
+    refresh_only: bool = False,
+    progress: bool = True,
+    allow_destroy: bool = False,
 ) -> list[Item]:
     """Plan `stacks` at once (a plan reads the applied state of the stacks it
     depends on, not their plans) and save each plan for apply; one summary
     item per stack, in the order of `stacks`.
 
     A stack that fails or waits keeps no saved plan (neither an older one
-    nor the errored one Terraform writes), so apply has none to take. A
+    nor the errored one Terraform writes), so apply has none to take; nor
+    does a BLOCKED one (production losing data) unless `allow_destroy`. A
     stack whose every error is that a stack it reads has no state yet is
     WAITING for it, not FAILED."""
     original = {stack.name: stack for stack in stacks}
@@ -94,19 +98,19 @@ def plan_stacks(
             if show:
                 show(event)
 
-        summarized = False
+        keep = False
         try:
             _, events = workspace.terraform.plan(folder, refresh_only=refresh_only, on_event=on_event)
             lines = [json.dumps(event) for event in events]
             summary = plan_summary.from_json_lines(
                 stack.name, lines, production=workspace.production(stack), refresh_only=refresh_only
             )
-            summarized = True
+            keep = allow_destroy or not summary.blocked  # a block blocks: no plan for apply
             return summary
         except TerraformError as error:
             return _not_planned(workspace, stack, errors, error)
         finally:
-            if not summarized:  # Terraform saves an errored plan too: leave apply nothing unreviewed
+            if not keep:  # Terraform saves an errored plan too: leave apply nothing unreviewed or blocked
                 workspace.plan_file(stack).unlink(missing_ok=True)
 
     independent = [dataclasses.replace(stack, depends_on=()) for stack in stacks]
