@@ -43,6 +43,7 @@ PLATFORM_CONFIGS = (
 )
 
 PLACEHOLDER_AMI = "ami-0123456789abcdef0"
+PLACEHOLDER_ROOT_DEVICE = "/dev/xvda"
 PLACEHOLDER_ACCOUNT = "123456789012"
 
 
@@ -79,7 +80,13 @@ def render_for_emulator(config_path: Path, out: Path, endpoint: str) -> list:
     state, a placeholder AMI for every image and every function's zip; returns
     the stacks in dependency order."""
     config = load_config(config_path)
-    config = dataclasses.replace(config, amis={name: PLACEHOLDER_AMI for name in config.infra.images})
+    # A bake records each AMI's root device with it; without one the fleets
+    # would look the placeholder AMI up at plan time.
+    config = dataclasses.replace(
+        config,
+        amis={name: PLACEHOLDER_AMI for name in config.infra.images},
+        root_devices={name: PLACEHOLDER_ROOT_DEVICE for name in config.infra.images},
+    )
     config = apply(config, RenderOptions(aws_endpoint=endpoint, backend="local"))
     writer.write(out, render(config))
     for name, function in config.infra.functions.items():
