@@ -94,7 +94,10 @@ def _change(changes: list[dict], address: str) -> dict:
 
 def test_destroy_apply_destroy_with_what_aws_keeps(tree, env, aws_env):
     shared, environment = tree / "stacks" / "lab-shared", tree / "stacks" / "trial"
-    _terraform(env, (shared, ["init"]), (environment, ["init"]))
+    # One init at a time: Terraform's shared plugin cache is not safe for
+    # concurrent inits (levels-tf serialises them the same way).
+    _terraform(env, (shared, ["init"]))
+    _terraform(env, (environment, ["init"]))
 
     # Outside production the vault goes with its recovery points and secrets
     # are deleted at once: nothing of the stack holds a name after a destroy.
@@ -135,7 +138,10 @@ def test_production_keeps_backups_and_deleted_secrets(tree, env, run, aws_env):
     config.write_text(config.read_text().replace(cidr, "    production: true\n" + cidr))
     _render(run, tree, aws_env)
     shared, environment = tree / "stacks" / "lab-shared", tree / "stacks" / "trial"
-    _terraform(env, (shared, ["init"]), (environment, ["init"]))
+    # One init at a time: Terraform's shared plugin cache is not safe for
+    # concurrent inits (levels-tf serialises them the same way).
+    _terraform(env, (shared, ["init"]))
+    _terraform(env, (environment, ["init"]))
     assert _change(_planned(env, shared, VAULT), VAULT)["after"]["force_destroy"] is False
     secret = f'{SECRETS}.aws_secretsmanager_secret.this["app/signing_key"]'
     assert _change(_planned(env, environment, SECRETS), secret)["after"]["recovery_window_in_days"] == 30
