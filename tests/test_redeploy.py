@@ -132,10 +132,12 @@ def test_destroy_apply_destroy_with_what_aws_keeps(tree, env, aws_env):
 
 
 def test_production_keeps_backups_and_deleted_secrets(tree, env, run, aws_env):
-    """In production a destroy keeps the recovery points and a recovery window."""
+    """In production, while deletion protection is on, a destroy keeps the
+    recovery points (destroy refuses until --lift-protection) and a recovery window."""
     config = tree / "infra.yaml"
     cidr = "    cidr: 172.22.0.0/20"
-    config.write_text(config.read_text().replace(cidr, "    production: true\n" + cidr))
+    text = config.read_text().replace("deletion_protection: false", "deletion_protection: true")
+    config.write_text(text.replace(cidr, "    production: true\n" + cidr))
     _render(run, tree, aws_env)
     shared, environment = tree / "stacks" / "lab-shared", tree / "stacks" / "trial"
     # One init at a time: Terraform's shared plugin cache is not safe for
