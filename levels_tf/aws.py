@@ -206,6 +206,35 @@ class Aws:
             return AwsError(f"{action} on {resource} failed: the endpoint's answer is not AWS's format")
         return AwsError(f"{action} on {resource} failed: {str(exc).splitlines()[0]}")
 
+    # -- reads for checks ------------------------------------------------------------
+
+    def _action(self, service: str, operation: str) -> str:
+        """The IAM action of client method `operation`, e.g. ("elbv2", "describe_rules") -> elasticloadbalancing:DescribeRules."""
+        meta = self.client(service).meta
+        return f"{meta.service_model.signing_name}:{meta.method_to_api_mapping.get(operation, operation)}"
+
+    def read(self, service: str, operation: str, *, missing: tuple[str, ...] = (), **request: Any) -> dict[str, Any] | None:
+        """The answer of client method `operation` of `service` to `request`;
+        None when AWS answers one of the error codes in `missing` (what the
+        request names does not exist). Any other failure is an AwsError."""
+        resource = next((str(value) for value in request.values() if isinstance(value, str)), "*")
+        try:
+            return getattr(self.client(service), operation)(**request)
+        except ClientError as exc:
+            if _code(exc) in missing:
+                return None
+            raise self._error(exc, self._action(service, operation), resource) from None
+        except BOTO_ERRORS as exc:
+            raise self._error(exc, self._action(service, operation), resource) from None
+
+    def read_all(self, service: str, operation: str, key: str, **request: Any) -> list[Any]:
+        """The items under `key` of every page of paginated `operation`; AwsError on any failure."""
+        items: list[Any] = []
+        with self._calling(self._action(service, operation), "*"):
+            for page in self.client(service).get_paginator(operation).paginate(**request):
+                items.extend(page.get(key) or [])
+        return items
+
     # -- images ---------------------------------------------------------------------
 
     def root_device_name(self, ami: str) -> str:
