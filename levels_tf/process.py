@@ -102,22 +102,7 @@ def stream(
     would send it, and up to `interrupt_grace` seconds to stop cleanly (for
     Terraform: finish what is in flight and release the state lock) before
     it is killed; then the interruption reaches the caller."""
-    executable = find(argv[0], advice)
-    merged = dict(os.environ) if env is None else dict(env)
-    try:
-        child = subprocess.Popen(
-            (executable, *argv[1:]),
-            cwd=cwd,
-            env=merged,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise ToolError(f"could not run {_shown(argv)}: {exc.strerror or exc}") from None
+    child = _start(argv, cwd, env, advice, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
     with _running_lock:
         _running.add(child)
     errors: list[str] = []
@@ -158,6 +143,66 @@ def stream(
     if check and result.returncode != 0:
         raise ToolError(failure(result))
     return result
+
+
+class Server:
+    """A program left running in the background (an emulator), in a process
+    group of its own, its output going to a log file; `stop` ends the group."""
+
+    def __init__(self, argv: Sequence[str], child: subprocess.Popen, log: Path):
+        self.argv = tuple(argv)
+        self.log = log
+        self._child = child
+
+    @property
+    def pid(self) -> int:
+        return self._child.pid
+
+    def running(self) -> bool:
+        return self._child.poll() is None
+
+    def stop(self, grace: float = 10) -> None:
+        """SIGTERM to the group, SIGKILL after `grace` seconds; waits for the end. Idempotent."""
+        if self._child.poll() is None:
+            _signal_group(self._child, signal.SIGTERM)
+            try:
+                self._child.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(self._child, signal.SIGKILL)
+                self._child.wait()
+        # The leader may be gone while children it started live on.
+        _signal_group(self._child, signal.SIGKILL)
+
+
+def serve(argv: Sequence[str], *, log: Path, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Server:
+    """Start `argv` in the background with its standard output and error in
+    `log`; stdin is closed. The caller must `stop()` it (a `with` block of
+    its own or a `finally`)."""
+    with open(log, "ab") as out:
+        child = _start(argv, cwd, env, "", stdout=out, stderr=subprocess.STDOUT)
+    return Server(argv, child, log)
+
+
+def _start(argv: Sequence[str], cwd: Path | None, env: Mapping[str, str] | None, advice: str, **io) -> subprocess.Popen:
+    """`argv` started in a process group of its own with stdin closed; ToolError when it cannot start."""
+    executable = find(argv[0], advice)
+    merged = dict(os.environ) if env is None else dict(env)
+    try:
+        return subprocess.Popen(
+            (executable, *argv[1:]), cwd=cwd, env=merged, stdin=subprocess.DEVNULL, start_new_session=True, **io
+        )
+    except OSError as exc:
+        raise ToolError(f"could not run {_shown(argv)}: {exc.strerror or exc}") from None
+
+
+def stop_running() -> int:
+    """Terminate every program stream() is running now (the watchdog's way to
+    end a step the emulator cannot finish); how many were stopped."""
+    with _running_lock:
+        children = list(_running)
+    for child in children:
+        _signal_group(child, signal.SIGTERM)
+    return len(children)
 
 
 def interrupt_running(grace: float = 300) -> None:
