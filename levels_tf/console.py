@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from typing import Iterator
+
 import click
+
+# Where out() goes: "stdout", "stderr" (stdout is kept for a machine-readable
+# report) or "none" (a step's own chatter is not wanted).
+_target = "stdout"
+_lock = threading.Lock()
 
 
 def out(text: str = "", nl: bool = True) -> None:
-    click.echo(text, nl=nl)
+    if _target == "none":
+        return
+    click.echo(text, nl=nl, err=_target == "stderr")
 
 
 def err(text: str) -> None:
@@ -15,7 +26,10 @@ def err(text: str) -> None:
 
 def lines(rows: list[str], *, to_err: bool = False) -> None:
     for row in rows:
-        click.echo(row, err=to_err)
+        if to_err:
+            err(row)
+        else:
+            out(row)
 
 
 def confirm(question: str) -> bool:
@@ -24,3 +38,30 @@ def confirm(question: str) -> bool:
         return click.confirm(question, default=False)
     except click.Abort:
         return False
+
+
+@contextlib.contextmanager
+def _sending(target: str) -> Iterator[None]:
+    global _target
+    with _lock:
+        previous, _target = _target, target
+    try:
+        yield
+    finally:
+        with _lock:
+            _target = previous
+
+
+def progress_to_stderr() -> contextlib.AbstractContextManager[None]:
+    """Within the block, out() writes to standard error: stdout stays for one report."""
+    return _sending("stderr")
+
+
+def muted() -> contextlib.AbstractContextManager[None]:
+    """Within the block, out() writes nothing (errors still reach standard error)."""
+    return _sending("none")
+
+
+def report(text: str) -> None:
+    """The one report of a command, on standard output whatever the block around it says."""
+    click.echo(text)
