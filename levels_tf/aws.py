@@ -252,6 +252,23 @@ class Aws:
             raise AwsError(f"ec2:DescribeImages on {ami} failed: no such image, or it names no root device")
         return str(name)
 
+    def find_images(self, owner: str, name: str) -> list[str]:
+        """The ids of the available AMIs owned by `owner` (an account id or an
+        alias such as "amazon") whose name matches the DescribeImages filter `name`."""
+        with self._calling("ec2:DescribeImages", name):
+            found = self.client("ec2").describe_images(
+                Owners=[owner], Filters=[{"Name": "name", "Values": [name]}, {"Name": "state", "Values": ["available"]}]
+            )
+        return sorted(image["ImageId"] for image in found.get("Images", []))
+
+    # -- DNS ------------------------------------------------------------------------
+
+    def create_hosted_zone(self, domain: str) -> str:
+        """Create a public hosted zone for `domain`; its id (without "/hostedzone/")."""
+        with self._calling("route53:CreateHostedZone", domain):
+            answer = self.client("route53").create_hosted_zone(Name=domain, CallerReference=f"levels-tf-{domain}")
+        return str(answer["HostedZone"]["Id"]).rsplit("/", 1)[-1]
+
     # -- who am I, and what may I do ---------------------------------------------
 
     def identity(self) -> Identity:

@@ -55,11 +55,15 @@ CONVERGE_ACTIONS = [
 BUCKET_ACTIONS = READ_ACTIONS + CREATE_ACTIONS + CONVERGE_ACTIONS
 
 
-def bootstrap(config_path: Path, group: str | None, options: RenderOptions = RenderOptions()) -> int:
+def bootstrap(
+    config_path: Path, group: str | None, options: RenderOptions = RenderOptions(), *, tls_only: bool = True
+) -> int:
     """Create or converge the state bucket of `group` (or of every group).
 
     `options` must agree with those the tree beside infra.yaml was rendered
-    with: its backend decides whether there are buckets, its endpoint where."""
+    with: its backend decides whether there are buckets, its endpoint where.
+    `tls_only=False` leaves the TLS-only policy statement out, for an
+    emulator that denies every request under it (emulator_profile.py)."""
     config = load_config(config_path)
     options = resolve(config_path.parent, options, config.infra.state.backend)
     config = apply(config, options)
@@ -98,7 +102,7 @@ def bootstrap(config_path: Path, group: str | None, options: RenderOptions = Ren
         tags = bucket_tags(config, group_name)
         created = plan[name] == "create" and aws.create_bucket(name, tags)
         try:
-            changed = converge(aws, who, name, tags)
+            changed = converge(aws, who, name, tags, tls_only=tls_only)
         except AwsError as exc:
             if not created:
                 raise
@@ -107,7 +111,7 @@ def bootstrap(config_path: Path, group: str | None, options: RenderOptions = Ren
                 "fix that and run levels-tf bootstrap again, it converges"
             ) from None
         if created:
-            console.out(f"{name}: created (group {group_name}): {describe(tags)}")
+            console.out(f"{name}: created (group {group_name}): {describe(tags, tls_only)}")
         elif changed:
             console.out(f"{name}: exists (group {group_name}), updated: {', '.join(changed)}")
         else:
@@ -177,8 +181,9 @@ def tls_statement(partition: str, name: str) -> dict[str, Any]:
     }
 
 
-def converge(aws: Aws, who: Identity, name: str, tags: dict[str, str]) -> list[str]:
-    """Bring bucket `name` to the settings above; the names of what had to change."""
+def converge(aws: Aws, who: Identity, name: str, tags: dict[str, str], *, tls_only: bool = True) -> list[str]:
+    """Bring bucket `name` to the settings above (the TLS-only statement only
+    with `tls_only`); the names of what had to change."""
     owner = who.account
     changed = []
     if aws.public_access_block(name, owner) != {key: True for key in PUBLIC_ACCESS_BLOCK}:
@@ -195,7 +200,7 @@ def converge(aws: Aws, who: Identity, name: str, tags: dict[str, str]) -> list[s
         changed.append("versioning")
     policy = aws.policy(name, owner)
     wanted = tls_statement(who.partition, name)
-    merged = _with_statement(policy, wanted)
+    merged = _with_statement(policy, wanted) if tls_only else None
     if merged is not None:
         aws.set_policy(name, owner, merged)
         changed.append("policy")
@@ -206,10 +211,10 @@ def converge(aws: Aws, who: Identity, name: str, tags: dict[str, str]) -> list[s
     return changed
 
 
-def describe(tags: dict[str, str]) -> str:
+def describe(tags: dict[str, str], tls_only: bool = True) -> str:
     return (
         "versioning on, SSE-S3 by default, public access blocked, BucketOwnerEnforced, "
-        f"TLS-only policy, {len(tags)} tags"
+        f"{'TLS-only policy' if tls_only else 'no TLS-only policy'}, {len(tags)} tags"
     )
 
 
