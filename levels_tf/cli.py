@@ -396,6 +396,39 @@ def deploy(ctx: click.Context, service: str, bundle: Path, env: str, version: st
     _run(ctx, lambda: deploy_cmd.deploy(ctx.obj["config"], service, bundle, env, version, options))
 
 
+@cli.command()
+@click.option("--emulator", "emulator_name", type=click.Choice(["moto"]), default="moto", show_default=True,
+              help="The AWS emulator to start on loopback (its gaps are adapted in the rehearsal tree only).")
+@click.option("--endpoint", metavar="URL", help="Use the emulator you run at this loopback URL instead of starting one.")
+@click.option("--backend", type=click.Choice(["s3", "local"]), help="State on the emulator's S3 (default, as infra.yaml says) or in local files.")
+@click.option("--keep", is_flag=True, help="Leave the rehearsal tree (and the platform on an emulator you run) for inspection.")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON on stdout; progress goes to stderr.")
+@click.option("--parallelism", default=4, show_default=True, type=click.IntRange(1, 32), help="Independent stacks at once.")
+@click.option("--watchdog", "watchdog_seconds", default=90, show_default=True, type=click.IntRange(5, 3600),
+              help="Fail a step once the emulator has answered errors for this many seconds.")
+@click.option("--engine", type=click.Choice(["auto", "binary", "embedded"]), default="auto", show_default=True,
+              envvar="LEVELS_TF_ENGINE", help="Which Terraform runs the stacks (as for plan).")
+@click.option("--terraform-bin", metavar="PATH", help="terraform or tofu to run (default: terraform, then tofu, on PATH).")
+@click.pass_context
+def rehearse(ctx, emulator_name, endpoint, backend, keep, as_json, parallelism, watchdog_seconds, engine, terraform_bin) -> None:
+    """The whole platform's life cycle on an AWS emulator: apply, check, roll an image, re-plan, destroy.
+
+    Runs in a temporary tree with fake credentials: the rendered tree, state
+    and credentials beside infra.yaml are never used. Exit 0 when every step
+    and check passed, 1 otherwise."""
+    from .commands import rehearse as rehearse_cmd
+    from .terraform import EngineChoice
+
+    _run(
+        ctx,
+        lambda: rehearse_cmd.rehearse(
+            ctx.obj["config"], emulator_name=emulator_name, endpoint=endpoint, backend=backend, keep=keep,
+            as_json=as_json, engine=EngineChoice(engine, terraform_bin), parallelism=parallelism,
+            watchdog_seconds=watchdog_seconds,
+        ),
+    )
+
+
 def main() -> None:
     cli(prog_name="levels-tf")
 

@@ -869,3 +869,52 @@ def _parameters(reader: _Reader, infra: Infra, env: str) -> list[Check]:
                     problems.append(f"secret {secret_id} is scheduled for deletion")
         checks.append(_check(name, problems))
     return checks
+
+
+@dataclass(frozen=True)
+class FleetVersion:
+    """What one fleet's Auto Scaling group runs: the launch template version
+    (None when the group names none, or "$Latest"), that version's AMI, and
+    whether an instance refresh was ever started on it."""
+
+    group: str
+    number: int | None
+    image_id: str
+    refreshing: bool
+
+
+NO_REFRESHES = ("ValidationError", "InvalidAction", "UnknownOperationException", "NotImplemented")
+
+
+def fleet_versions(aws: Aws, config: Config, image: str) -> dict[tuple[str, str], FleetVersion]:
+    """(environment, service) -> what the group of each fleet running `image` runs now.
+
+    Fleets are found by their Name tag (context.resource_name); a fleet without
+    a group is left out. AwsError when the API cannot be read; an emulator
+    without instance refreshes counts as none started."""
+    wanted = {
+        context.resource_name(infra, env, service): (env, service)
+        for env, infra in config.environments.items()
+        for service, spec in infra.services.items()
+        if spec.image == image
+    }
+    found: dict[tuple[str, str], FleetVersion] = {}
+    for group in aws.read_all("autoscaling", "describe_auto_scaling_groups", "AutoScalingGroups"):
+        fleet = wanted.get(_tag(group, "Name") or "")
+        if fleet is None:
+            continue
+        template = group.get("LaunchTemplate") or {}
+        version = str(template.get("Version", ""))
+        number = int(version) if version.isdigit() else None
+        image_id = ""
+        if number is not None:
+            answer = aws.read(
+                "ec2", "describe_launch_template_versions", missing=NO_TEMPLATE_VERSION,
+                LaunchTemplateId=template["LaunchTemplateId"], Versions=[version],
+            )  # fmt: skip
+            versions = (answer or {}).get("LaunchTemplateVersions") or []
+            image_id = versions[0].get("LaunchTemplateData", {}).get("ImageId", "") if versions else ""
+        name = group["AutoScalingGroupName"]
+        refreshes = aws.read("autoscaling", "describe_instance_refreshes", missing=NO_REFRESHES, AutoScalingGroupName=name)
+        found[fleet] = FleetVersion(name, number, image_id, bool((refreshes or {}).get("InstanceRefreshes")))
+    return found

@@ -36,6 +36,7 @@ TREE_FREE = {
     "validate": "reads infra.yaml only",
     "schema": "prints the schema",
     "stacks": "reads infra.yaml only",
+    "rehearse": "renders a temporary tree of its own; never reads the one beside infra.yaml",
     "package": "builds function zips from their sources",
 }
 # Everything else reads the tree: the arguments that get each one as far as its options.

@@ -1,0 +1,144 @@
+"""The parts of `levels-tf rehearse` that need no emulator run of their own:
+its refusals, the images it seeds, its adaptations and its report."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+
+import pytest
+
+from levels_tf import images
+from levels_tf.emulator import check_loopback
+from levels_tf.emulator_profile import MOTO, PROFILES, Seeded, bastion_ami, seed_images, seed_name
+from levels_tf.errors import UsageError
+from levels_tf.rehearsal_report import FAILED, PASSED, Outcome, PlannedChange, Report, as_json, text
+from levels_tf.validation import load_config
+
+from .conftest import REFERENCE, ROOT
+
+SMALL = ROOT / "tests" / "configs" / "rehearsal-small" / "infra.yaml"
+
+
+@pytest.mark.parametrize("base", sorted(images.BASES))
+def test_a_seeded_image_is_found_by_its_base_filter(base):
+    spec = images.BASES[base]
+    assert fnmatch.fnmatchcase(seed_name(spec.name), spec.name)
+
+
+@pytest.mark.parametrize("path", [REFERENCE, SMALL])
+def test_every_base_and_the_bastion_get_a_seeded_image(path):
+    infra = load_config(path).infra
+    records = seed_images(infra)
+    names = {r["name"] for r in records}
+    for image in infra.images.values():
+        assert seed_name(images.BASES[image.base].name) in names
+    assert len({r["ami_id"] for r in records}) == len(records)
+    assert bastion_ami(records) in {r["ami_id"] for r in records}
+    for record in records:
+        owner = images.BASES[next(b for b in images.BASES if seed_name(images.BASES[b].name) == record["name"])].owner
+        assert record["owner_id"] == owner or (owner == "amazon" and record["owner_id"].isdigit())
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://10.0.0.5:4566", "http://example.com:5000", "ftp://127.0.0.1:21", "http://0.0.0.0:4566", "127.0.0.1:4566"],
+)
+def test_only_a_loopback_endpoint_is_accepted(url):
+    with pytest.raises(UsageError, match="loopback"):
+        check_loopback(url)
+    assert check_loopback("http://127.0.0.1:4566/") == "http://127.0.0.1:4566"
+
+
+def test_a_non_loopback_endpoint_is_refused_before_anything_starts(run, reference_copy):
+    result = run("rehearse", "--endpoint", "http://192.0.2.10:4566", config=reference_copy)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "loopback" in result.stderr
+    assert sorted(p.name for p in reference_copy.parent.iterdir()) == ["infra.yaml", "scripts"]
+
+
+def test_an_invalid_configuration_is_one_line_per_problem_and_nothing_starts(run, tmp_path):
+    config = tmp_path / "infra.yaml"
+    config.write_text("project: x\nregion: nowhere\n", encoding="utf-8")
+    result = run("rehearse", config=config)
+    assert result.exit_code == 2
+    assert all(line.startswith(f"{config}:") for line in result.stderr.splitlines()), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["infra.yaml"]
+
+
+@pytest.mark.parametrize("path", [REFERENCE, SMALL])
+def test_every_adaptation_says_why_and_stays_in_override_files(path, tmp_path, run):
+    shutil.copy(path, tmp_path / "infra.yaml")
+    if (path.parent / "scripts").is_dir():
+        shutil.copytree(path.parent / "scripts", tmp_path / "scripts")
+    assert run("render", config=tmp_path / "infra.yaml").exit_code == 0
+    infra = load_config(path).infra
+    shared = [f"{group}-shared" for group in infra.vpc_groups]
+    for profile in PROFILES.values():
+        adaptations = profile.adaptations(infra, shared, Seeded("ZSEEDED"), tmp_path)
+        assert adaptations, profile.name
+        for adaptation in adaptations:
+            assert adaptation.reason.strip()
+            assert adaptation.path.endswith("_override.tf"), "Terraform merges only *_override.tf files over the rendered ones"
+            assert adaptation.text.startswith("# levels-tf rehearse:")
+        zone = [a for a in adaptations if "ZSEEDED" in a.text]
+        assert len(zone) == len(shared)
+
+
+def test_known_differences_match_only_what_they_name():
+    (notification,) = MOTO.differences
+    assert MOTO.difference("dev", "module.log_bucket.aws_s3_bucket_notification.this") is notification
+    assert MOTO.difference("dev", "module.log_bucket.aws_s3_bucket.this") is None
+    assert MOTO.difference("dev", 'module.services["api"].aws_launch_template.this') is None
+
+
+def _report() -> Report:
+    report = Report(emulator="moto", endpoint="http://127.0.0.1:1")
+    for name, status, seconds in (("apply", PASSED, 312.4), ("check", FAILED, 3.0), ("destroy", PASSED, 61)):
+        step = report.step(name)
+        step.status, step.seconds = status, seconds
+    report.step("check").detail = "1 of 2 checks failed"
+    report.checks = [Outcome("check", "dev: the queue has a dead-letter queue", True), Outcome("check", "qa: bucket private", False, "public")]
+    report.adaptations = [("stacks/x/rehearsal_override.tf", "a reason")]
+    report.replanned = [PlannedChange("dev", "module.log_bucket.aws_s3_bucket_notification.this", "update", "moto does not read it back")]
+    return report
+
+
+def test_the_report_fails_on_a_failed_check_and_says_which():
+    report = _report()
+    assert not report.ok
+    shown = text(report)
+    assert "apply      5m12s  passed" in shown
+    assert "check         3s  failed: 1 of 2 checks failed" in shown
+    assert "checks: 1 passed, 1 failed" in shown and "FAILED [check] qa: bucket private: public" in shown
+    assert "stacks/x/rehearsal_override.tf: a reason" in shown
+    assert shown.endswith("rehearsal on moto: FAILED")
+    data = as_json(report)
+    assert json.loads(json.dumps(data)) == data
+    assert data["ok"] is False and data["checks_failed"] == 1 and data["checks_passed"] == 1
+    assert data["replan"][0]["emulator_difference"] == "moto does not read it back"
+
+
+def test_drift_the_emulator_does_not_explain_fails_the_report():
+    report = _report()
+    report.checks = report.checks[:1]
+    report.step("check").status = PASSED
+    assert report.ok
+    report.replanned.append(PlannedChange("dev", "module.queue.aws_sqs_queue.this", "update"))
+    assert not report.ok
+    assert "DRIFT dev: module.queue.aws_sqs_queue.this (update) after apply" in text(report)
+
+
+def test_the_first_set_up_command_ends_in_a_rehearsal_of_the_reference():
+    """The README's first command installs what a rehearsal needs and runs it
+    on the bundled infra.yaml, with no option: what test_rehearse.py runs."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- first-command")[1].split("```sh\n")[1].split("\n```")[0]
+    assert "\n" not in block.strip()
+    assert block.strip().endswith("&& .venv/bin/levels-tf rehearse")
+    assert "'.[rehearse]'" in block and "packer" in block
+    extras = (ROOT / "setup.cfg").read_text(encoding="utf-8").split("rehearse =")[1].split("\n")[1].strip()
+    from levels_tf.emulator import KINDS
+
+    assert extras == KINDS["moto"].requirement
