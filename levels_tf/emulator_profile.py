@@ -74,6 +74,7 @@ class Profile:
     state_bucket_tls_statement: bool  # False: bootstrap leaves the TLS-only statement out, see tls_reason
     tls_reason: str
     differences: tuple[Difference, ...]
+    unreadable: tuple[Difference, ...]  # checks (fnmatch over "step:check name") the emulator cannot answer
     ami_parameter_reason: str  # "" when the emulator's own public parameter names an AMI it has
     backup_selection_reason: str  # "" when the emulator implements AWS Backup selections
     refreshes_instances: bool  # StartInstanceRefresh implemented
@@ -137,6 +138,10 @@ class Profile:
 
     def difference(self, stack: str, address: str) -> Difference | None:
         return next((d for d in self.differences if d.matches(stack, address)), None)
+
+    def unreadable_check(self, step: str, name: str) -> Difference | None:
+        """Why the emulator cannot answer check `name`, if it cannot."""
+        return next((d for d in self.unreadable if d.matches(step, name)), None)
 
 
 def _without_cdn_policies(main_tf: str) -> list[str]:
@@ -239,6 +244,12 @@ MOTO = Profile(
         Difference(
             "*:module.*.aws_s3_bucket_notification.this",
             "moto accepts EventBridge notifications on a bucket but does not read them back",
+        ),
+    ),
+    unreadable=(
+        Difference(
+            "check:*: CloudFront distribution * reads each bucket through an origin access control",
+            "moto keeps no OriginAccessControlId on a distribution's origins (the access controls themselves exist)",
         ),
     ),
     ami_parameter_reason=(

@@ -693,17 +693,18 @@ def _cdn(reader: _Reader, infra: Infra, env: str) -> list[Check]:
         return []
     buckets = [data["buckets"][origin]["name"] for origin in cdn["origins"]]
     comment = cdn["settings"]["name"]
-    name = f"{env}: CloudFront distribution {comment} serves {', '.join(buckets)}, each through an origin access control"
+    name = f"{env}: CloudFront distribution {comment} serves {', '.join(buckets)}"
+    control_name = f"{env}: CloudFront distribution {comment} reads each bucket through an origin access control"
     found = [d for d in reader.distributions() if d.get("Comment") == comment]
     distribution, why = _one(found, f"distribution with comment {comment}")
     if distribution is None:
-        return [Check(name, False, why)]
+        return [Check(name, False, why), Check(control_name, False, why)]
     origins = (distribution.get("Origins") or {}).get("Items") or []
-    problems = []
+    missing, problems = [], []
     for bucket in buckets:
         origin = next((o for o in origins if str(o.get("DomainName", "")).startswith(f"{bucket}.s3.")), None)
         if origin is None:
-            problems.append(f"no origin for {bucket}")
+            missing.append(f"no origin for {bucket}")
             continue
         control = origin.get("OriginAccessControlId")
         if not control:
@@ -719,7 +720,8 @@ def _cdn(reader: _Reader, infra: Infra, env: str) -> list[Check]:
                 f"{bucket}'s origin access control {control} is for {config.get('OriginAccessControlOriginType')}, "
                 f"signing {config.get('SigningBehavior')}"
             )
-    return [_check(name, problems, f"distribution {distribution.get('Id')}")]
+    evidence = f"distribution {distribution.get('Id')}"
+    return [_check(name, missing, evidence), _check(control_name, missing + problems, evidence)]
 
 
 # -- 8. queues and topics ------------------------------------------------------------------

@@ -29,6 +29,7 @@ class Outcome:
     name: str
     passed: bool
     detail: str = ""
+    unreadable: str = ""  # why the emulator cannot answer this check: then a failure is not the platform's
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Report:
         return (
             not self.interrupted
             and all(s.status == PASSED for s in self.steps)
-            and all(c.passed for c in self.checks)
+            and all(c.passed or c.unreadable for c in self.checks)
             and not self.unexpected
         )
 
@@ -86,9 +87,13 @@ def as_json(report: Report) -> dict[str, Any]:
         "interrupted": report.interrupted,
         "seconds": round(report.seconds, 1),
         "steps": [{"name": s.name, "status": s.status, "seconds": round(s.seconds, 1), "detail": s.detail} for s in report.steps],
-        "checks": [{"step": c.step, "name": c.name, "passed": c.passed, "detail": c.detail} for c in report.checks],
+        "checks": [
+            {"step": c.step, "name": c.name, "passed": c.passed, "detail": c.detail, "emulator_difference": c.unreadable or None}
+            for c in report.checks
+        ],
         "checks_passed": sum(c.passed for c in report.checks),
-        "checks_failed": sum(not c.passed for c in report.checks),
+        "checks_failed": sum(not c.passed and not c.unreadable for c in report.checks),
+        "checks_unreadable": sum(not c.passed and bool(c.unreadable) for c in report.checks),
         "adaptations": [{"path": path, "reason": reason} for path, reason in report.adaptations],
         "replan": [
             {"stack": c.stack, "address": c.address, "action": c.action, "emulator_difference": c.reason or None}
@@ -107,10 +112,13 @@ def text(report: Report) -> str:
         lines.append(f"{s.name.ljust(width)}  {_duration(s.seconds):>7}  {status}")
     lines.append(f"{'total'.ljust(width)}  {_duration(report.seconds):>7}")
     passed = sum(c.passed for c in report.checks)
-    failed = [c for c in report.checks if not c.passed]
-    lines.append(f"checks: {passed} passed, {len(failed)} failed")
+    failed = [c for c in report.checks if not c.passed and not c.unreadable]
+    unreadable = [c for c in report.checks if not c.passed and c.unreadable]
+    lines.append(f"checks: {passed} passed, {len(failed)} failed" + (f", {len(unreadable)} the emulator cannot answer" if unreadable else ""))
     for c in failed:
         lines.append(f"  FAILED [{c.step}] {c.name}" + (f": {c.detail}" if c.detail else ""))
+    for c in unreadable:
+        lines.append(f"  not answered [{c.step}] {c.name}: {c.unreadable}")
     if report.adaptations:
         lines.append(f"adapted to {report.emulator} (in the rehearsal tree only):")
         lines.extend(f"  {path}: {reason}" for path, reason in report.adaptations)

@@ -453,7 +453,9 @@ def test_distributions_need_origin_access_control(aws, config, client, amis):
     checks = check_platform(aws, config(), amis)
     live = one(checks, "live: CloudFront distribution chk-live serves chk-live-assets")
     assert not live.passed and live.detail == "no distribution with comment chk-live"
-    trial = one(checks, "trial: CloudFront distribution chk-trial serves chk-trial-assets, each through an origin access control")
+    served = one(checks, "trial: CloudFront distribution chk-trial serves chk-trial-assets")
+    assert served.passed, served.detail
+    trial = one(checks, "trial: CloudFront distribution chk-trial reads each bucket through an origin access control")
     assert not trial.passed and trial.detail == "chk-trial-assets has no origin access control"
     # moto 5.2 keeps no OriginAccessControlId on an origin, so the passing
     # case is the rehearsal's to show, on an emulator that keeps it.

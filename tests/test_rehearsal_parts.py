@@ -93,6 +93,21 @@ def test_known_differences_match_only_what_they_name():
     assert MOTO.difference("dev", 'module.services["api"].aws_launch_template.this') is None
 
 
+def test_only_the_checks_the_emulator_cannot_answer_are_excused():
+    name = "dev: CloudFront distribution levels-dev reads each bucket through an origin access control"
+    assert MOTO.unreadable_check("check", name) is not None
+    assert MOTO.unreadable_check("check", "dev: CloudFront distribution levels-dev serves levels-dev-web") is None
+    assert MOTO.unreadable_check("roll", name) is None
+    report = Report(emulator="moto")
+    report.step("check").status = PASSED
+    report.checks = [Outcome("check", name, False, "no origin access control", "moto keeps none")]
+    assert report.ok
+    assert as_json(report)["checks_failed"] == 0 and as_json(report)["checks_unreadable"] == 1
+    assert f"not answered [check] {name}: moto keeps none" in text(report)
+    report.checks.append(Outcome("check", "dev: bucket private", False, "public"))
+    assert not report.ok
+
+
 def _report() -> Report:
     report = Report(emulator="moto", endpoint="http://127.0.0.1:1")
     for name, status, seconds in (("apply", PASSED, 312.4), ("check", FAILED, 3.0), ("destroy", PASSED, 61)):
