@@ -1,9 +1,10 @@
 """The AWS emulators a rehearsal runs on: started on a free loopback port,
 seeded with the public images a platform needs, watched, and stopped.
 
-Only loopback: every emulator is told to bind 127.0.0.1 (ministack binds
-every interface unless told), and a user's `--endpoint` must be a loopback
-URL too. Nothing here knows what an emulator lacks; that is
+Only loopback: every emulator is told to bind 127.0.0.1, and a user's
+`--endpoint` must be a loopback URL too. moto is the one offered; the README
+says why (ministack, measured too, cannot keep an Auto Scaling group behind
+a load balancer or move it to a new launch template version). Nothing here knows what an emulator lacks; that is
 emulator_profile.py's job.
 """
 
@@ -52,7 +53,6 @@ class Kind:
     executable: str  # otherwise this program on PATH
     ready_path: str  # a GET that answers 200 once the emulator serves
     argv: Callable[[str, int], list[str]]  # (host, port) -> arguments after the program
-    env: Callable[[int], dict[str, str]]  # port -> variables of its own
 
     def command(self) -> list[str]:
         """The program to start; EmulatorError with the pip line when it is not installed."""
@@ -74,16 +74,6 @@ KINDS: dict[str, Kind] = {
         executable="moto_server",
         ready_path="/moto-api/",
         argv=lambda host, port: ["-H", host, "-p", str(port)],
-        env=lambda port: {},
-    ),
-    "ministack": Kind(
-        name="ministack",
-        requirement="ministack==1.5.33",
-        module="ministack",
-        executable="ministack",
-        ready_path="/_ministack/health",
-        argv=lambda host, port: [],
-        env=lambda port: {"BIND_HOST": LOOPBACK, "GATEWAY_PORT": str(port)},
     ),
 }
 
@@ -159,7 +149,7 @@ def start(kind: Kind, folder: Path, env: dict[str, str], extra_env: dict[str, st
             [*command, *kind.argv(LOOPBACK, port)],
             log=log,
             cwd=folder,
-            env={**env, "HOME": str(folder), **kind.env(port), **extra_env},
+            env={**env, "HOME": str(folder), **extra_env},
         )
         deadline = time.monotonic() + START_TIMEOUT
         while server.running() and time.monotonic() < deadline:
