@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import sys
 import time
@@ -49,31 +48,28 @@ class Kind:
 
     name: str
     requirement: str  # what `pip install` needs, pinned to the version measured
-    module: str  # python -m MODULE, in the interpreter running levels-tf
-    executable: str  # otherwise this program on PATH
+    package: str  # the Python package that must be importable by the interpreter running levels-tf
+    module: str  # python -m MODULE starts it
     ready_path: str  # a GET that answers 200 once the emulator serves
-    argv: Callable[[str, int], list[str]]  # (host, port) -> arguments after the program
+    argv: Callable[[str, int], list[str]]  # (host, port) -> arguments after the module
 
     def command(self) -> list[str]:
         """The program to start; EmulatorError with the pip line when it is not installed."""
         import importlib.util
 
-        if importlib.util.find_spec(self.module.split(".")[0]) is not None:
-            return [sys.executable, "-m", self.module]
-        found = shutil.which(self.executable)
-        if found:
-            return [found]
-        raise EmulatorError(f"the {self.name} emulator is not installed: pip install '{self.requirement}'")
+        if importlib.util.find_spec(self.package) is None:
+            raise EmulatorError(f"the {self.name} emulator is not installed: pip install '{self.requirement}'")
+        return [sys.executable, "-m", self.module]
 
 
 KINDS: dict[str, Kind] = {
     "moto": Kind(
         name="moto",
         requirement="moto[server]==5.2.5",
-        module="moto.server",
-        executable="moto_server",
+        package="moto",
+        module="levels_tf.moto_launcher",
         ready_path="/moto-api/",
-        argv=lambda host, port: ["-H", host, "-p", str(port)],
+        argv=lambda host, port: [host, str(port)],
     ),
 }
 
