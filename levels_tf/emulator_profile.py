@@ -59,6 +59,20 @@ class Difference:
 
 
 @dataclass(frozen=True)
+class ReadBack:
+    """Attributes of a resource of module `module` that the emulator reads back
+    differently from what it was given: the rehearsal tree ignores changes to
+    them (`ignore_changes`), so no plan after an apply shows them again.
+    `keep` are the resource's own ignore_changes, which the override must repeat."""
+
+    module: str
+    resource: str  # TYPE.NAME
+    attributes: tuple[str, ...]
+    reason: str
+    keep: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Seeded:
     """What the rehearsal made in the emulator before rendering: the hosted zone's id."""
 
@@ -75,6 +89,8 @@ class Profile:
     tls_reason: str
     differences: tuple[Difference, ...]
     unreadable: tuple[Difference, ...]  # checks (fnmatch over "step:check name") the emulator cannot answer
+    read_back: tuple[ReadBack, ...]  # attributes the emulator does not read back as written
+    policy_names_reason: str  # "" when scaling policies are named per group, as in AWS
     ami_parameter_reason: str  # "" when the emulator's own public parameter names an AMI it has
     backup_selection_reason: str  # "" when the emulator implements AWS Backup selections
     refreshes_instances: bool  # StartInstanceRefresh implemented
@@ -134,6 +150,28 @@ class Profile:
                 "    for_each = []\n\n    content {\n      strategy = \"Rolling\"\n    }\n  }\n}\n"
             )
             result.append(Adaptation("modules/service/rehearsal_override.tf", _file([reason], [block]), reason))
+        if self.policy_names_reason and infra.services:
+            blocks = [
+                f'resource "aws_autoscaling_policy" "{name}" {{\n  name = "{name}-${{aws_autoscaling_group.this.name}}"\n}}\n'
+                for name in ("cpu", "requests", "backlog")
+            ]
+            result.append(
+                Adaptation("modules/service/rehearsal_policies_override.tf", _file([self.policy_names_reason], blocks), self.policy_names_reason)
+            )
+        modules = {module.name for module in (tree / "modules").iterdir()} if (tree / "modules").is_dir() else set()
+        by_module: dict[str, list[ReadBack]] = {}
+        for entry in self.read_back:
+            if entry.module in modules:
+                by_module.setdefault(entry.module, []).append(entry)
+        for module, entries in sorted(by_module.items()):
+            blocks = []
+            for entry in entries:
+                kind, name = entry.resource.split(".")
+                ignored = ", ".join((*entry.keep, *entry.attributes))
+                blocks.append(f'# {entry.reason}\nresource "{kind}" "{name}" {{\n  lifecycle {{\n    ignore_changes = [{ignored}]\n  }}\n}}\n')
+            reasons = [f"{e.resource}: {', '.join(e.attributes)}: {e.reason}" for e in entries]
+            text = "# levels-tf rehearse: attributes the emulator reads back differently, in this rehearsal tree only.\n\n" + "\n".join(blocks)
+            result.append(Adaptation(f"modules/{module}/rehearsal_read_back_override.tf", text, "; ".join(reasons)))
         return result
 
     def difference(self, stack: str, address: str) -> Difference | None:
@@ -226,6 +264,11 @@ def bastion_ami(records: list[dict]) -> str:
     return next(r["ami_id"] for r in records if r["name"] == wanted)
 
 
+_RULES = "moto reads a security group rule back without its description and with the referenced group in another form"
+_TEMPLATE_TAGS = "moto does not read back a launch template's tag specifications (a new version at every apply otherwise)"
+_GROUP = "moto does not read back an Auto Scaling group's capacity reservation and instance warm-up settings"
+_EVENTBRIDGE = "moto accepts EventBridge notifications on a bucket but does not read them back"
+
 MOTO = Profile(
     name="moto",
     env={
@@ -240,17 +283,49 @@ MOTO = Profile(
         "TLS-only statement (Deny when aws:SecureTransport is false) would deny Terraform's backend "
         "every object: the state buckets get no TLS-only statement in a rehearsal on moto"
     ),
-    differences=(
-        Difference(
-            "*:module.*.aws_s3_bucket_notification.this",
-            "moto accepts EventBridge notifications on a bucket but does not read them back",
-        ),
-    ),
+    differences=(),
     unreadable=(
         Difference(
             "check:*: CloudFront distribution * reads each bucket through an origin access control",
             "moto keeps no OriginAccessControlId on a distribution's origins (the access controls themselves exist)",
         ),
+    ),
+    read_back=(
+        ReadBack("app-access", "aws_vpc_security_group_ingress_rule.ssh_from_bastion", ("description", "referenced_security_group_id"), _RULES),
+        ReadBack("database", "aws_vpc_security_group_ingress_rule.from_applications", ("description", "referenced_security_group_id"), _RULES),
+        ReadBack("service", "aws_vpc_security_group_ingress_rule.from_load_balancer", ("description", "referenced_security_group_id"), _RULES),
+        ReadBack("database", "aws_backup_plan.this", ("tags",), "moto does not read back an AWS Backup plan's tags"),
+        ReadBack("database", "aws_backup_vault.this", ("tags",), "moto does not read back an AWS Backup vault's tags"),
+        ReadBack(
+            "database", "aws_rds_cluster.this", ("scaling_configuration",), "moto reads back an empty scaling configuration",
+            keep=("final_snapshot_identifier",),
+        ),
+        ReadBack(
+            "database", "aws_rds_cluster_instance.this",
+            ("performance_insights_enabled", "performance_insights_kms_key_id", "performance_insights_retention_period"),
+            "moto does not keep an instance's Performance Insights settings",
+        ),
+        ReadBack("bastion", "aws_launch_template.this", ("tag_specifications",), _TEMPLATE_TAGS),
+        ReadBack("service", "aws_launch_template.this", ("tag_specifications",), _TEMPLATE_TAGS),
+        ReadBack("bastion", "aws_autoscaling_group.this", ("capacity_reservation_specification",), _GROUP),
+        ReadBack(
+            "service", "aws_autoscaling_group.this", ("capacity_reservation_specification", "default_instance_warmup"), _GROUP,
+            keep=("desired_capacity",),
+        ),
+        ReadBack("load-balancer", "aws_s3_bucket_notification.logs", ("eventbridge",), _EVENTBRIDGE),
+        ReadBack("bucket", "aws_s3_bucket_notification.this", ("eventbridge",), _EVENTBRIDGE),
+        ReadBack("log-bucket", "aws_s3_bucket_notification.this", ("eventbridge",), _EVENTBRIDGE),
+        ReadBack(
+            "cdn", "aws_cloudfront_distribution.this", ("default_cache_behavior", "ordered_cache_behavior", "origin", "viewer_certificate"),
+            "moto reads a distribution's origins back without their access control, and its behaviours and certificate with defaults",
+        ),
+        ReadBack("function", "aws_lambda_function.this", ("dead_letter_config",), "moto does not read back a function's dead-letter queue"),
+        ReadBack("queue", "aws_sqs_queue.this", ("redrive_policy",), "moto reads a queue's redrive policy back in another form"),
+        ReadBack("queue", "aws_sqs_queue_policy.this", ("policy",), "moto drops a queue's policy when another attribute of the queue is set"),
+    ),
+    policy_names_reason=(
+        "moto keys scaling policies by name across all groups (AWS: per group), so the groups' same-named "
+        "policies would replace each other: each policy's name carries its group's"
     ),
     ami_parameter_reason=(
         "moto's public SSM parameters name AMIs that are not among the seeded ones, so the bastion "

@@ -11,12 +11,12 @@ import pytest
 
 from levels_tf import images
 from levels_tf.emulator import check_loopback
-from levels_tf.emulator_profile import MOTO, PROFILES, Seeded, bastion_ami, seed_images, seed_name
+from levels_tf.emulator_profile import MOTO, PROFILES, Difference, Seeded, bastion_ami, seed_images, seed_name
 from levels_tf.errors import UsageError
 from levels_tf.rehearsal_report import FAILED, PASSED, Outcome, PlannedChange, Report, as_json, text
 from levels_tf.validation import load_config
 
-from .conftest import REFERENCE, ROOT
+from .conftest import REFERENCE, ROOT, copy_reference
 
 SMALL = ROOT / "tests" / "configs" / "rehearsal-small" / "infra.yaml"
 
@@ -87,10 +87,25 @@ def test_every_adaptation_says_why_and_stays_in_override_files(path, tmp_path, r
 
 
 def test_known_differences_match_only_what_they_name():
-    (notification,) = MOTO.differences
-    assert MOTO.difference("dev", "module.log_bucket.aws_s3_bucket_notification.this") is notification
-    assert MOTO.difference("dev", "module.log_bucket.aws_s3_bucket.this") is None
-    assert MOTO.difference("dev", 'module.services["api"].aws_launch_template.this') is None
+    difference = Difference("*:module.service*.aws_autoscaling_policy.*", "a reason")
+    assert difference.matches("dev", 'module.service["api"].aws_autoscaling_policy.cpu[0]')
+    assert not difference.matches("dev", 'module.service["api"].aws_autoscaling_group.this')
+
+
+def test_every_read_back_adaptation_names_a_rendered_resource_and_keeps_its_own_ignores(tmp_path, run):
+    """An ignore_changes override replaces the resource's own list: it must
+    repeat it, and name a resource (and module) levels-tf renders."""
+    import re
+
+    config = copy_reference(tmp_path)
+    assert run("render", config=config).exit_code == 0
+    for entry in MOTO.read_back:
+        kind, name = entry.resource.split(".")
+        text = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "modules" / entry.module).glob("*.tf"))
+        block = re.search(rf'resource "{kind}" "{name}" {{\n(.*?)\n}}\n', text, re.S)
+        assert block, f"modules/{entry.module} renders no {entry.resource}"
+        own = re.search(r"ignore_changes\s*=\s*\[([^\]]*)\]", block.group(1))
+        assert set(entry.keep) == ({x.strip() for x in own.group(1).split(",") if x.strip()} if own else set()), entry
 
 
 def test_only_the_checks_the_emulator_cannot_answer_are_excused():

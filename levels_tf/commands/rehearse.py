@@ -27,7 +27,7 @@ from ..aws import Aws
 from ..emulator_profile import BASTION_AMI_PARAMETER, PROFILES, Profile, Seeded, bastion_ami, seed_images
 from ..errors import LevelsError, UsageError
 from ..options import RenderOptions
-from ..plan_summary import NotPlanned, StackSummary
+from ..plan_summary import NotPlanned
 from ..rehearsal_report import FAILED, INTERRUPTED, PASSED, SKIPPED, Outcome, PlannedChange, Report, Step
 from ..stacks import Stack, stacks as all_stacks
 from ..terraform import EngineChoice
@@ -360,18 +360,20 @@ def _roll(run: Rehearsal) -> str:
     items = plan_stacks(workspace, workspace.stacks, parallelism=run.parallelism)
     outcomes = []
     unexpected = []
+    rolled = set()
     for item in items:
         if isinstance(item, NotPlanned):
             raise StepFailed(f"{item.stack}: {item.sentence}")
         for change in item.changes:
             if change.type in ROLLED_TYPES and _names_fleet_of(change.address, infra, image):
+                rolled.add(item.stack)
                 continue
-            if change.action == "update" and run.profile.difference(item.stack, change.address):
+            if run.profile.difference(item.stack, change.address):
                 continue
             unexpected.append(f"{item.stack}: {change.address} ({change.action})")
     if unexpected:
         raise StepFailed(f"baking {image} again changes more than its fleets: {'; '.join(unexpected[:5])}")
-    ready = [s for s, item in zip(workspace.stacks, items) if isinstance(item, StackSummary) and item.has_changes]
+    ready = [s for s in workspace.stacks if s.name in rolled]
     results = apply_stacks(workspace, ready, run.parallelism)
     if any(o.status is not scheduler.OK for o in results.values()):
         raise StepFailed("the roll's apply failed")
