@@ -888,12 +888,14 @@ class FleetVersion:
 NO_REFRESHES = ("ValidationError", "InvalidAction", "UnknownOperationException", "NotImplemented")
 
 
-def fleet_versions(aws: Aws, config: Config, image: str) -> dict[tuple[str, str], FleetVersion]:
+def fleet_versions(
+    aws: Aws, config: Config, image: str, *, refreshes: bool = True
+) -> dict[tuple[str, str], FleetVersion]:
     """(environment, service) -> what the group of each fleet running `image` runs now.
 
     Fleets are found by their Name tag (context.resource_name); a fleet without
-    a group is left out. AwsError when the API cannot be read; an emulator
-    without instance refreshes counts as none started."""
+    a group is left out. `refreshes=False` does not ask for instance refreshes
+    (an emulator without them). AwsError when the API cannot be read."""
     wanted = {
         context.resource_name(infra, env, service): (env, service)
         for env, infra in config.environments.items()
@@ -917,6 +919,9 @@ def fleet_versions(aws: Aws, config: Config, image: str) -> dict[tuple[str, str]
             versions = (answer or {}).get("LaunchTemplateVersions") or []
             image_id = versions[0].get("LaunchTemplateData", {}).get("ImageId", "") if versions else ""
         name = group["AutoScalingGroupName"]
-        refreshes = aws.read("autoscaling", "describe_instance_refreshes", missing=NO_REFRESHES, AutoScalingGroupName=name)
-        found[fleet] = FleetVersion(name, number, image_id, bool((refreshes or {}).get("InstanceRefreshes")))
+        started = False
+        if refreshes:
+            answer = aws.read("autoscaling", "describe_instance_refreshes", missing=NO_REFRESHES, AutoScalingGroupName=name)
+            started = bool((answer or {}).get("InstanceRefreshes"))
+        found[fleet] = FleetVersion(name, number, image_id, started)
     return found

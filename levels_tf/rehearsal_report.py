@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-PASSED, FAILED, SKIPPED, INTERRUPTED = "passed", "failed", "skipped", "interrupted"
+PASSED, FAILED, SKIPPED, INTERRUPTED, KEPT = "passed", "failed", "skipped", "interrupted", "kept"
 
 
 @dataclass
@@ -68,7 +68,7 @@ class Report:
     def ok(self) -> bool:
         return (
             not self.interrupted
-            and all(s.status == PASSED for s in self.steps)
+            and all(s.status in (PASSED, KEPT) for s in self.steps)
             and all(c.passed or c.unreadable for c in self.checks)
             and not self.unexpected
         )

@@ -28,7 +28,7 @@ from ..emulator_profile import BASTION_AMI_PARAMETER, PROFILES, Profile, Seeded,
 from ..errors import LevelsError, UsageError
 from ..options import RenderOptions
 from ..plan_summary import NotPlanned
-from ..rehearsal_report import FAILED, INTERRUPTED, PASSED, SKIPPED, Outcome, PlannedChange, Report, Step
+from ..rehearsal_report import FAILED, INTERRUPTED, KEPT, PASSED, SKIPPED, Outcome, PlannedChange, Report, Step
 from ..stacks import Stack, stacks as all_stacks
 from ..terraform import EngineChoice
 from ..validation import load_config
@@ -178,7 +178,11 @@ def _steps(run: Rehearsal, endpoint: str | None) -> None:
     for name, action in plan:
         if failed and name not in ALWAYS:
             continue
-        if name == "destroy" and (run.keep or run.emulator is None or not _applied_anything(run)):
+        if name == "destroy" and run.keep:
+            run.report.step(name).status = KEPT
+            run.report.step(name).detail = "--keep: the platform is left as applied"
+            continue
+        if name == "destroy" and (run.emulator is None or not _applied_anything(run)):
             continue
         if not _run_step(run, name, action):
             failed = True
@@ -353,7 +357,8 @@ def _roll(run: Rehearsal) -> str:
     if not used:
         return "no fleets to roll"
     image = used[0]
-    before = platform_checks.fleet_versions(run.aws(), config, image)
+    refreshes = run.profile.refreshes_instances
+    before = platform_checks.fleet_versions(run.aws(), config, image, refreshes=refreshes)
     _bake(run, (image,), "rehearsal.2")
     new_ami = _lock_amis(run)[image]
     workspace = run.workspace()
@@ -377,7 +382,7 @@ def _roll(run: Rehearsal) -> str:
     results = apply_stacks(workspace, ready, run.parallelism)
     if any(o.status is not scheduler.OK for o in results.values()):
         raise StepFailed("the roll's apply failed")
-    after = platform_checks.fleet_versions(run.aws(), config, image)
+    after = platform_checks.fleet_versions(run.aws(), config, image, refreshes=refreshes)
     for fleet, version in sorted(after.items()):
         previous = before.get(fleet)
         outcomes.append(
@@ -446,9 +451,8 @@ def _destroy(run: Rehearsal) -> str:
     failed = []
     for name, outcome in outcomes.items():
         if outcome.status is scheduler.FAILED:
-            failed.append(f"{name}: {str(outcome.error).splitlines()[0]}")
-            if isinstance(outcome.error, LevelsError):
-                console.lines([f"{name}: {line}" for line in outcome.error.lines()], to_err=True)
+            message = str(outcome.error).splitlines()[0]
+            failed.append(message if message.startswith(f"{name}:") else f"{name}: {message}")
         elif outcome.status is scheduler.SKIPPED:
             failed.append(f"{name}: not destroyed, {outcome.value}")
     if failed:
