@@ -91,7 +91,6 @@ class Profile:
     unreadable: tuple[Difference, ...]  # checks (fnmatch over "step:check name") the emulator cannot answer
     read_back: tuple[ReadBack, ...]  # attributes the emulator does not read back as written
     policy_names_reason: str  # "" when scaling policies are named per group, as in AWS
-    vault_reason: str  # "" when the emulator lists a vault's recovery points (force_destroy needs it)
     ami_parameter_reason: str  # "" when the emulator's own public parameter names an AMI it has
     backup_selection_reason: str  # "" when the emulator implements AWS Backup selections
     refreshes_instances: bool  # StartInstanceRefresh implemented
@@ -130,9 +129,6 @@ class Profile:
             if self.backup_selection_reason:
                 blocks.append('resource "aws_backup_selection" "this" {\n  count = 0\n}\n')
                 reasons.append(self.backup_selection_reason)
-            if self.vault_reason:
-                blocks.append('resource "aws_backup_vault" "this" {\n  force_destroy = false\n}\n')
-                reasons.append(self.vault_reason)
             if self.ca_certificate_reason:
                 blocks.append('resource "aws_rds_cluster_instance" "this" {\n  ca_cert_identifier = null\n}\n')
                 reasons.append(self.ca_certificate_reason)
@@ -287,7 +283,12 @@ MOTO = Profile(
         "TLS-only statement (Deny when aws:SecureTransport is false) would deny Terraform's backend "
         "every object: the state buckets get no TLS-only statement in a rehearsal on moto"
     ),
-    differences=(),
+    differences=(
+        Difference(
+            "*:module.service*.aws_autoscaling_policy.*",
+            "moto reads a target tracking scaling policy back with other defaults, so each plan updates it again",
+        ),
+    ),
     unreadable=(
         Difference(
             "check:*: CloudFront distribution * reads each bucket through an origin access control",
@@ -298,8 +299,8 @@ MOTO = Profile(
         ReadBack("app-access", "aws_vpc_security_group_ingress_rule.ssh_from_bastion", ("description", "referenced_security_group_id"), _RULES),
         ReadBack("database", "aws_vpc_security_group_ingress_rule.from_applications", ("description", "referenced_security_group_id"), _RULES),
         ReadBack("service", "aws_vpc_security_group_ingress_rule.from_load_balancer", ("description", "referenced_security_group_id"), _RULES),
-        ReadBack("database", "aws_backup_plan.this", ("tags",), "moto does not read back an AWS Backup plan's tags"),
-        ReadBack("database", "aws_backup_vault.this", ("tags",), "moto does not read back an AWS Backup vault's tags"),
+        ReadBack("database", "aws_backup_plan.this", ("tags", "tags_all"), "moto does not read back an AWS Backup plan's tags"),
+        ReadBack("database", "aws_backup_vault.this", ("tags", "tags_all"), "moto does not read back an AWS Backup vault's tags"),
         ReadBack(
             "database", "aws_rds_cluster.this", ("scaling_configuration",), "moto reads back an empty scaling configuration",
             keep=("final_snapshot_identifier",),
@@ -326,10 +327,6 @@ MOTO = Profile(
         ReadBack("function", "aws_lambda_function.this", ("dead_letter_config",), "moto does not read back a function's dead-letter queue"),
         ReadBack("queue", "aws_sqs_queue.this", ("redrive_policy",), "moto reads a queue's redrive policy back in another form"),
         ReadBack("queue", "aws_sqs_queue_policy.this", ("policy",), "moto drops a queue's policy when another attribute of the queue is set"),
-    ),
-    vault_reason=(
-        "moto does not implement ListRecoveryPointsByBackupVault, which the provider calls to empty a vault "
-        "it force-destroys; no backup runs on moto, so the vault is deleted as it is, empty"
     ),
     policy_names_reason=(
         "moto keys scaling policies by name across all groups (AWS: per group), so the groups' same-named "

@@ -65,7 +65,7 @@ def _leftovers(scratch: Path) -> list[str]:
 def _rehearse(folder: Path, env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess, dict]:
     result = subprocess.run(
         [sys.executable, "-m", "levels_tf", "-c", str(folder / "infra.yaml"), "rehearse", "--json", *args],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=3000, stdin=subprocess.DEVNULL,
+        cwd=folder, env=env, capture_output=True, text=True, timeout=1500, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         report = json.loads(result.stdout)
