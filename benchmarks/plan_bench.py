@@ -146,7 +146,15 @@ def measured(argv: list[str], cwd: Path, env: dict[str, str], log: Path | None =
         cpu0 = children_cpu()
         start = time.time()
         t0 = time.perf_counter()
-        proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=TIMEOUT)
+        proc = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            timeout=TIMEOUT,
+        )
         wall = time.perf_counter() - t0
         end = time.time()
         cpu = children_cpu() - cpu0
@@ -186,9 +194,14 @@ def moto_command() -> list[str]:
     beside = Path(sys.executable).parent / "moto_server"
     if beside.is_file():
         return [str(beside)]
-    if importlib.util.find_spec("moto") is not None and importlib.util.find_spec("moto.server") is not None:
+    if (
+        importlib.util.find_spec("moto") is not None
+        and importlib.util.find_spec("moto.server") is not None
+    ):
         return [sys.executable, "-m", "moto.server"]
-    raise BenchError("moto's server is not installed beside this Python (pip install 'moto[server]')")
+    raise BenchError(
+        "moto's server is not installed beside this Python (pip install 'moto[server]')"
+    )
 
 
 class Moto:
@@ -209,7 +222,11 @@ class Moto:
             with open(log, "wb") as out:
                 self.process = subprocess.Popen(
                     [*command, "-H", "127.0.0.1", "-p", str(port)],
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=folder,
                 )
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and self.process.poll() is None:
@@ -264,7 +281,9 @@ def real_terraform() -> str:
     candidate = os.environ.get("LEVELS_TF_TERRAFORM") or "terraform"
     found = shutil.which(candidate)
     if not found:
-        raise BenchError(f"{candidate} is not on PATH (install Terraform >= 1.10, or set $LEVELS_TF_TERRAFORM)")
+        raise BenchError(
+            f"{candidate} is not on PATH (install Terraform >= 1.10, or set $LEVELS_TF_TERRAFORM)"
+        )
     return found
 
 
@@ -395,25 +414,39 @@ def first_error(run: Run) -> str:
     lines = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout + "\n" + run.stderr).splitlines()
     for i, line in enumerate(lines):
         if line.strip().lstrip("│ ").startswith("Error:"):
-            block = [l.strip().lstrip("│").strip() for l in lines[i:i + 10]]
-            return " / ".join(l for l in block if l and not l.startswith("╵"))
+            block = [text.strip().lstrip("│").strip() for text in lines[i : i + 10]]
+            return " / ".join(text for text in block if text and not text.startswith("╵"))
     return lines[-1].strip() if lines else f"exit {run.returncode}"
 
 
-def prepare(source: Path, folder: Path, moto: Moto, env: dict[str, str], terraform: str, quick: bool) -> Prepared:
+def prepare(
+    source: Path, folder: Path, moto: Moto, env: dict[str, str], terraform: str, quick: bool
+) -> Prepared:
     """Copy, render, list the stacks, apply the shared ones. BenchError(ApplyFailed) when an apply fails."""
     config = copy_config(source, folder)
     adapted = adapt_for_moto(config, moto) + stand_in_image_lock(config, moto)
     progress(f"rendering {source} for {moto.url}")
-    render = measured(levels_tf("-c", str(config), "render", "--aws-endpoint", moto.url, "--backend", "local"), folder, env)
+    render = measured(
+        levels_tf("-c", str(config), "render", "--aws-endpoint", moto.url, "--backend", "local"),
+        folder,
+        env,
+    )
     if render.returncode != 0:
         raise BenchError(f"levels-tf render exited {render.returncode}:\n{render.tail()}")
     listing = measured(levels_tf("-c", str(config), "stacks", "--json"), folder, env)
     if listing.returncode != 0:
         raise BenchError(f"levels-tf stacks exited {listing.returncode}:\n{listing.tail()}")
-    stacks = [StackInfo(s["name"], s["kind"], list(s["depends_on"])) for s in json.loads(listing.stdout)]
-    prepared = Prepared(source, config, select(stacks, quick), render.wall, stand_ins=stand_in_packages(config),
-                        adapted=adapted)
+    stacks = [
+        StackInfo(s["name"], s["kind"], list(s["depends_on"])) for s in json.loads(listing.stdout)
+    ]
+    prepared = Prepared(
+        source,
+        config,
+        select(stacks, quick),
+        render.wall,
+        stand_ins=stand_in_packages(config),
+        adapted=adapted,
+    )
     logs = folder / "logs"
     logs.mkdir()
     shared = [stack for stack in prepared.stacks if stack.kind == "shared"]
@@ -426,7 +459,9 @@ def prepare(source: Path, folder: Path, moto: Moto, env: dict[str, str], terrafo
             progress(f"terraform {verb} {stack.name} (set-up)")
             run = measured(argv, where, env, log=logs / f"{verb}-{stack.name}.log")
             if run.returncode != 0:
-                raise ApplyFailed(stack.name, verb, first_error(run), logs / f"{verb}-{stack.name}.log")
+                raise ApplyFailed(
+                    stack.name, verb, first_error(run), logs / f"{verb}-{stack.name}.log"
+                )
     # The shared stacks apply at once: the set-up is not measured, and against
     # moto each takes minutes of the provider waiting on resources.
     started = {}
@@ -438,26 +473,47 @@ def prepare(source: Path, folder: Path, moto: Moto, env: dict[str, str], terrafo
         prepared.left_out.update({f"{stack.name}: {address}" for address in left_out})
         progress(f"terraform apply {stack.name} (set-up, in the background)")
         log = logs / f"apply-{stack.name}.log"
-        started[stack.name] = (time.perf_counter(), log, subprocess.Popen(
-            argv, cwd=where, env=env, stdin=subprocess.DEVNULL, stdout=open(log, "wb"), stderr=subprocess.STDOUT
-        ))
+        with open(log, "wb") as out:  # the child keeps its own copy of the handle
+            child = subprocess.Popen(
+                argv,
+                cwd=where,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        started[stack.name] = (time.perf_counter(), log, child)
     for name, (start, log, child) in started.items():
         code = child.wait(timeout=TIMEOUT)
         prepared.applies[name] = time.perf_counter() - start
         if code != 0:
             text = log.read_text(errors="replace")
-            raise ApplyFailed(name, "apply", first_error(Run([], folder, code, 0, 0, 0, 0, text, "")), log)
+            raise ApplyFailed(
+                name, "apply", first_error(Run([], folder, code, 0, 0, 0, 0, text, "")), log
+            )
     return prepared
 
 
 def moto_targets(terraform: str, where: Path, env: dict[str, str]) -> tuple[list[str], list[str]]:
     """The saved set-up plan's resources, split into those to apply and those
     of types moto cannot create (left out with -target)."""
-    shown = subprocess.run([terraform, "show", "-json", "setup.tfplan"], cwd=where, env=env,
-                           capture_output=True, text=True, timeout=TIMEOUT)
+    shown = subprocess.run(
+        [terraform, "show", "-json", "setup.tfplan"],
+        cwd=where,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     if shown.returncode != 0:
-        raise BenchError(f"terraform show of {where.name}'s set-up plan failed:\n{shown.stderr[-2000:]}")
-    changes = [c for c in json.loads(shown.stdout).get("resource_changes", []) if c.get("mode") == "managed"]
+        raise BenchError(
+            f"terraform show of {where.name}'s set-up plan failed:\n{shown.stderr[-2000:]}"
+        )
+    changes = [
+        c
+        for c in json.loads(shown.stdout).get("resource_changes", [])
+        if c.get("mode") == "managed"
+    ]
     keep = [c["address"] for c in changes if c["type"] not in MOTO_MISSING_TYPES]
     left_out = [c["address"] for c in changes if c["type"] in MOTO_MISSING_TYPES]
     return keep, left_out
@@ -481,11 +537,15 @@ def adapt_for_moto(config: Path, moto: Moto) -> list[str]:
     certificates = dict(balancer.get("certificates") or {})
     missing = [group for group in doc["vpc_groups"] if group not in certificates]
     for group in missing:
-        certificates[group] = import_self_signed(moto, doc["region"], dns.get("domain") or "example.com")
+        certificates[group] = import_self_signed(
+            moto, doc["region"], dns.get("domain") or "example.com"
+        )
     balancer["certificates"] = certificates
     del dns["zone_id"]
     config.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return [f"dns.zone_id removed; self-signed certificates imported into moto's ACM for {', '.join(missing)}"]
+    return [
+        f"dns.zone_id removed; self-signed certificates imported into moto's ACM for {', '.join(missing)}"
+    ]
 
 
 def stand_in_image_lock(config: Path, moto: Moto) -> list[str]:
@@ -496,7 +556,7 @@ def stand_in_image_lock(config: Path, moto: Moto) -> list[str]:
     already has instead of running Packer."""
     import boto3
 
-    from levels_tf.images import LOCK_FILE, ImageLock, LockEntry, format_lock, load_lock
+    from levels_tf.images import LOCK_FILE, LockEntry, format_lock, load_lock
     from levels_tf.validation import load_config
 
     infra = load_config(config).infra
@@ -505,12 +565,21 @@ def stand_in_image_lock(config: Path, moto: Moto) -> list[str]:
     missing = [name for name in infra.images if lock.ami(name, infra.region) is None]
     if not missing:
         return []
-    ec2 = boto3.client("ec2", endpoint_url=moto.url, region_name=infra.region,
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    ec2 = boto3.client(
+        "ec2",
+        endpoint_url=moto.url,
+        region_name=infra.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     ami = sorted(image["ImageId"] for image in ec2.describe_images(Owners=["amazon"])["Images"])[0]
     built_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for name in missing:
-        lock = lock.with_bake(name, infra.region, LockEntry(ami=ami, version="plan-bench", source_ami=ami, built_at=built_at))
+        lock = lock.with_bake(
+            name,
+            infra.region,
+            LockEntry(ami=ami, version="plan-bench", source_ami=ami, built_at=built_at),
+        )
     lock_path.write_text(format_lock(lock), encoding="utf-8")
     return [f"images.lock: moto's {ami} stands in for the unbaked {', '.join(missing)}"]
 
@@ -528,16 +597,29 @@ def import_self_signed(moto: Moto, region: str, domain: str) -> str:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
     now = datetime.datetime.now(datetime.timezone.utc)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=7)).sign(key, hashes.SHA256())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .sign(key, hashes.SHA256())
     )
-    acm = boto3.client("acm", endpoint_url=moto.url, region_name=region,
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    acm = boto3.client(
+        "acm",
+        endpoint_url=moto.url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     return acm.import_certificate(
         Certificate=certificate.public_bytes(serialization.Encoding.PEM),
-        PrivateKey=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption()),
+        PrivateKey=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
     )["CertificateArn"]
 
 
@@ -607,8 +689,16 @@ def read_invocations(folder: Path) -> list[Invocation]:
         lines = path.read_text().splitlines()
         record = dict(line.split(" ", 1) for line in lines[:5] if " " in line)
         children = lines[6] if len(lines) > 6 else ""  # line 6: the shell, line 7: its children
-        found.append(Invocation(float(record["start"]), float(record["end"]), int(record["code"]),
-                                record.get("verb", ""), record.get("cwd", ""), _times_seconds(children)))
+        found.append(
+            Invocation(
+                float(record["start"]),
+                float(record["end"]),
+                int(record["code"]),
+                record.get("verb", ""),
+                record.get("cwd", ""),
+                _times_seconds(children),
+            )
+        )
     return sorted(found, key=lambda i: i.start)
 
 
@@ -656,8 +746,15 @@ class LevelsRun:
         return (self.run.end - max(i.end for i in self.invocations)) if self.invocations else 0.0
 
 
-def levels(prepared: Prepared, env: dict[str, str], terraform: str, moto: Moto, quick: bool,
-           parallelism: int | None, run_name: str) -> LevelsRun:
+def levels(
+    prepared: Prepared,
+    env: dict[str, str],
+    terraform: str,
+    moto: Moto,
+    quick: bool,
+    parallelism: int | None,
+    run_name: str,
+) -> LevelsRun:
     folder = prepared.config.parent
     log_dir = folder.parent / f"terraform-invocations-{run_name}"
     log_dir.mkdir()
@@ -667,9 +764,20 @@ def levels(prepared: Prepared, env: dict[str, str], terraform: str, moto: Moto, 
         wrapper.chmod(0o755)
     run_env = dict(env, PLAN_BENCH_TERRAFORM=terraform, PLAN_BENCH_LOG_DIR=str(log_dir))
     names = [s.name for s in prepared.stacks]
-    argv = levels_tf("-c", str(prepared.config), "plan", *(names if quick else ["--all"]),
-                     "--aws-endpoint", moto.url, "--backend", "local", "--format", "json",
-                     "--terraform-bin", str(wrapper))
+    argv = levels_tf(
+        "-c",
+        str(prepared.config),
+        "plan",
+        *(names if quick else ["--all"]),
+        "--aws-endpoint",
+        moto.url,
+        "--backend",
+        "local",
+        "--format",
+        "json",
+        "--terraform-bin",
+        str(wrapper),
+    )
     if parallelism is not None:
         argv += ["--parallelism", str(parallelism)]
     progress(f"levels-tf plan {' '.join(names) if quick else '--all'} ({run_name} run)")
@@ -706,18 +814,31 @@ def critical_path(stacks: list[StackInfo], wall: dict[str, float]) -> tuple[floa
     names = {s.name for s in stacks}
     finish: dict[str, tuple[float, list[str]]] = {}
     for stack in stacks:  # dependency order
-        before = max((finish[d] for d in stack.depends_on if d in names), default=(0.0, []), key=lambda f: f[0])
+        before = max(
+            (finish[d] for d in stack.depends_on if d in names),
+            default=(0.0, []),
+            key=lambda f: f[0],
+        )
         finish[stack.name] = (before[0] + wall[stack.name], before[1] + [stack.name])
     return max(finish.values(), key=lambda f: f[0])
 
 
 def versions(env: dict[str, str], terraform: str, folder: Path) -> tuple[str, str]:
-    found = subprocess.run([terraform, "version", "-json"], cwd=folder, env=env, capture_output=True, text=True, timeout=60)
+    found = subprocess.run(
+        [terraform, "version", "-json"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     try:
         data = json.loads(found.stdout)
     except ValueError:
         return "unknown", "unknown"
-    providers = ", ".join(f"{k.split('/', 1)[-1]} {v}" for k, v in sorted(data.get("provider_selections", {}).items()))
+    providers = ", ".join(
+        f"{k.split('/', 1)[-1]} {v}" for k, v in sorted(data.get("provider_selections", {}).items())
+    )
     return data.get("terraform_version", "unknown"), providers or "unknown"
 
 
@@ -733,40 +854,67 @@ def report_run(title: str, lt: LevelsRun, names: list[str], width: int, quick: b
     print(f"levels-tf {command} --format json, {title} (wrapper as --terraform-bin)")
     stacks = lt.summary.get("stacks", [])
     not_planned = {s["stack"]: f"{s['status']}: {s['reason']}" for s in stacks if "reason" in s}
-    print(f"  exit code {lt.run.returncode}; stacks planned: "
-          f"{', '.join(s['stack'] for s in stacks if 'reason' not in s) or 'none'}"
-          + (f"; not planned: {not_planned}" if not_planned else ""))
-    print(f"  {'stack':<{width}} {'calls':>5}  {'verbs':<16} {'init':>8} {'plan':>8} {'other':>8} {'TF CPU':>8}"
-          f" {'from':>8} {'to':>8}")
+    print(
+        f"  exit code {lt.run.returncode}; stacks planned: "
+        f"{', '.join(s['stack'] for s in stacks if 'reason' not in s) or 'none'}"
+        + (f"; not planned: {not_planned}" if not_planned else "")
+    )
+    print(
+        f"  {'stack':<{width}} {'calls':>5}  {'verbs':<16} {'init':>8} {'plan':>8} {'other':>8} {'TF CPU':>8}"
+        f" {'from':>8} {'to':>8}"
+    )
     for name, calls in lt.by_stack.items():
         init = sum(i.wall for i in calls if i.verb == "init")
         plan = sum(i.wall for i in calls if i.verb == "plan")
         other = sum(i.wall for i in calls if i.verb not in ("init", "plan"))
         verbs = ", ".join(i.verb for i in calls)
-        span = (f"{min(i.start for i in calls) - lt.run.start:7.2f}s {max(i.end for i in calls) - lt.run.start:7.2f}s"
-                if calls else f"{'-':>8} {'-':>8}")
-        print(f"  {name:<{width}} {len(calls):>5}  {verbs:<16} {init:7.2f}s {plan:7.2f}s {other:7.2f}s "
-              f"{sum(i.cpu for i in calls):7.2f}s {span}")
-    print("  (from / to: first terraform start and last end of the stack, seconds after levels-tf started)")
+        span = (
+            f"{min(i.start for i in calls) - lt.run.start:7.2f}s {max(i.end for i in calls) - lt.run.start:7.2f}s"
+            if calls
+            else f"{'-':>8} {'-':>8}"
+        )
+        print(
+            f"  {name:<{width}} {len(calls):>5}  {verbs:<16} {init:7.2f}s {plan:7.2f}s {other:7.2f}s "
+            f"{sum(i.cpu for i in calls):7.2f}s {span}"
+        )
+    print(
+        "  (from / to: first terraform start and last end of the stack, seconds after levels-tf started)"
+    )
     inits = sum(i.wall for i in lt.invocations if i.verb == "init")
     print(f"  wall                                    {lt.run.wall:7.2f} s")
     print(f"  CPU, levels-tf and every child          {lt.run.cpu:7.2f} s")
     print(f"    terraform and providers (wrapper)     {lt.terraform_cpu:7.2f} s")
     print(f"    levels-tf's Python (the difference)   {lt.run.cpu - lt.terraform_cpu:7.2f} s")
-    print(f"  terraform running (union of intervals)  {lt.terraform_busy:7.2f} s   (of which init: {inits:.2f} s summed)")
+    print(
+        f"  terraform running (union of intervals)  {lt.terraform_busy:7.2f} s   (of which init: {inits:.2f} s summed)"
+    )
     print(f"  overhead = wall - terraform running     {lt.overhead:7.2f} s")
     gaps = lt.overhead - lt.before_first - lt.after_last
-    print(f"    before the first terraform            {lt.before_first:7.2f} s   (start-up, validate, stale check, locate)")
+    print(
+        f"    before the first terraform            {lt.before_first:7.2f} s   (start-up, validate, stale check, locate)"
+    )
     print(f"    between terraform runs                {gaps:7.2f} s")
     print(f"    after the last terraform              {lt.after_last:7.2f} s   (summary, exit)")
     print(f"  moto server CPU during this run         {lt.moto_cpu:7.2f} s")
     print()
 
 
-def report(prepared: Prepared, fallback: ApplyFailed | None, plain_results: dict[str, PlainStack],
-           runs: list[tuple[str, LevelsRun]], env: dict[str, str], terraform: str, mirror: str | None, moto: Moto,
-           moto_plain_cpu: float, quick: bool, work: Path) -> None:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def report(
+    prepared: Prepared,
+    fallback: ApplyFailed | None,
+    plain_results: dict[str, PlainStack],
+    runs: list[tuple[str, LevelsRun]],
+    env: dict[str, str],
+    terraform: str,
+    mirror: str | None,
+    moto: Moto,
+    moto_plain_cpu: float,
+    quick: bool,
+    work: Path,
+) -> None:
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     first = prepared.config.parent / "stacks" / prepared.stacks[0].name
     tf_version, providers = versions(env, terraform, first)
     names = [s.name for s in prepared.stacks]
@@ -774,35 +922,57 @@ def report(prepared: Prepared, fallback: ApplyFailed | None, plain_results: dict
 
     print()
     print("levels-tf plan benchmark")
-    print(f"  python      {platform.python_version()} ({platform.python_implementation()}) {sys.executable}")
+    print(
+        f"  python      {platform.python_version()} ({platform.python_implementation()}) {sys.executable}"
+    )
     print(f"  levels-tf   {package_version('levels-tf')} ({ROOT})")
     print(f"  terraform   {tf_version} ({terraform})")
-    print(f"  provider    {providers}" + (f" (filesystem mirror {mirror})" if mirror else " (registry: no mirror found)"))
+    print(
+        f"  provider    {providers}"
+        + (f" (filesystem mirror {mirror})" if mirror else " (registry: no mirror found)")
+    )
     print(f"  moto        {package_version('moto')} at {moto.url}")
     print(f"  machine     {platform.platform()}; {os.cpu_count()} cores, {cores} usable")
     if hasattr(os, "getloadavg"):
-        print(f"  load        {LOAD_AT_START[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end (1-minute averages;"
-              " the end includes this benchmark's own terraform)"
-              + ("\n              the machine was busy before the benchmark began: figures are inflated and noisy,"
-                 " rerun when idle" if LOAD_AT_START[0] > 0.5 * cores else ""))
+        print(
+            f"  load        {LOAD_AT_START[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end (1-minute averages;"
+            " the end includes this benchmark's own terraform)"
+            + (
+                "\n              the machine was busy before the benchmark began: figures are inflated and noisy,"
+                " rerun when idle"
+                if LOAD_AT_START[0] > 0.5 * cores
+                else ""
+            )
+        )
     try:
         shown = prepared.source.relative_to(ROOT)
     except ValueError:
         shown = prepared.source
     print(f"  config      {shown}" + ("  ** FALLBACK, see below **" if fallback else ""))
     if fallback:
-        print(f"              the reference infra.yaml could not be used: terraform {fallback.verb} of its shared stack")
+        print(
+            f"              the reference infra.yaml could not be used: terraform {fallback.verb} of its shared stack"
+        )
         print(f"              {fallback.stack} failed on moto:")
         print(f"                {fallback.error}")
-        print("              so every figure below is for the two-zone, one-environment golden configuration")
-    order = "  ".join(f"{s.name}{' <- ' + ','.join(s.depends_on) if s.depends_on else ''}" for s in prepared.stacks)
+        print(
+            "              so every figure below is for the two-zone, one-environment golden configuration"
+        )
+    order = "  ".join(
+        f"{s.name}{' <- ' + ','.join(s.depends_on) if s.depends_on else ''}"
+        for s in prepared.stacks
+    )
     print(f"  stacks      {order}{'  (--quick)' if quick else ''}")
     if prepared.stand_ins:
-        print(f"  functions   stand-in zips (sources only, no pip) for {', '.join(prepared.stand_ins)}")
+        print(
+            f"  functions   stand-in zips (sources only, no pip) for {', '.join(prepared.stand_ins)}"
+        )
     for note in prepared.adapted:
         print(f"  for moto    {note}")
     if prepared.left_out:
-        print(f"  set-up      applied without (moto has no API for them): {', '.join(sorted(prepared.left_out))}")
+        print(
+            f"  set-up      applied without (moto has no API for them): {', '.join(sorted(prepared.left_out))}"
+        )
     print(f"  folder      {work}")
     print()
 
@@ -819,7 +989,9 @@ def report(prepared: Prepared, fallback: ApplyFailed | None, plain_results: dict
         print(f"  {name:<{width}} {p.init_wall:7.2f}s {p.plan_wall:9.2f}s {p.plan_cpu:9.2f}s")
     plain_wall = sum(p.plan_wall for p in plain_results.values())
     plain_cpu = sum(p.plan_cpu for p in plain_results.values())
-    print(f"  {'total':<{width}} {sum(p.init_wall for p in plain_results.values()):7.2f}s {plain_wall:9.2f}s {plain_cpu:9.2f}s")
+    print(
+        f"  {'total':<{width}} {sum(p.init_wall for p in plain_results.values()):7.2f}s {plain_wall:9.2f}s {plain_cpu:9.2f}s"
+    )
     print("  * `terraform init` beforehand, once per stack: shown, not counted in the limit")
     print(f"  moto server CPU during the plain plans and inits: {moto_plain_cpu:.2f} s")
     print()
@@ -828,7 +1000,9 @@ def report(prepared: Prepared, fallback: ApplyFailed | None, plain_results: dict
         report_run(title, run, names, width, quick)
 
     cpu_bound = plain_cpu / cores
-    path_wall, path = critical_path(prepared.stacks, {n: p.plan_wall for n, p in plain_results.items()})
+    path_wall, path = critical_path(
+        prepared.stacks, {n: p.plan_wall for n, p in plain_results.items()}
+    )
     limit = max(cpu_bound, path_wall)
     print("The limit (from the plain plans)")
     print(f"  CPU bound: {plain_cpu:.2f} s CPU / {cores} cores           {cpu_bound:7.2f} s")
@@ -838,7 +1012,7 @@ def report(prepared: Prepared, fallback: ApplyFailed | None, plain_results: dict
     print()
 
     print("Targets")
-    for (title, lt), expected in zip(runs, EXPECTED_VERBS):
+    for (title, lt), expected in zip(runs, EXPECTED_VERBS, strict=False):
         path_inits = sum(i.wall for n in path for i in lt.by_stack.get(n, []) if i.verb == "init")
         ratio = lt.run.wall / limit if limit else float("inf")
         counts = {name: len(calls) for name, calls in lt.by_stack.items()}
@@ -846,15 +1020,23 @@ def report(prepared: Prepared, fallback: ApplyFailed | None, plain_results: dict
             sorted(i.verb for i in lt.by_stack.get(n, [])) == expected for n in names
         )
         print(f"  {title}:")
-        print(f"    levels-tf wall within {LIMIT_MAX_RATIO:g}x of the limit: {ratio:.2f}x "
-              f"({lt.run.wall:.2f} s vs {limit:.2f} s; {lt.run.wall / plain_wall:.2f}x the serial sum; "
-              f"inits on the critical path, not in the limit: {path_inits:.2f} s)  {verdict(ratio <= LIMIT_MAX_RATIO)}")
-        print(f"    levels-tf overhead under {OVERHEAD_MAX_SECONDS:g} s: {lt.overhead:.2f} s  "
-              f"{verdict(lt.overhead < OVERHEAD_MAX_SECONDS)}")
-        print(f"    terraform invocations per stack = {len(expected)} ({' + '.join(expected)}): "
-              f"{', '.join(f'{n} {c}' for n, c in counts.items())}  {verdict(counts_ok)}")
-        print(f"    (CPU: levels-tf and children {lt.run.cpu:.2f} s vs plain plans {plain_cpu:.2f} s, "
-              f"{lt.run.cpu / plain_cpu:.2f}x; not a target)")
+        print(
+            f"    levels-tf wall within {LIMIT_MAX_RATIO:g}x of the limit: {ratio:.2f}x "
+            f"({lt.run.wall:.2f} s vs {limit:.2f} s; {lt.run.wall / plain_wall:.2f}x the serial sum; "
+            f"inits on the critical path, not in the limit: {path_inits:.2f} s)  {verdict(ratio <= LIMIT_MAX_RATIO)}"
+        )
+        print(
+            f"    levels-tf overhead under {OVERHEAD_MAX_SECONDS:g} s: {lt.overhead:.2f} s  "
+            f"{verdict(lt.overhead < OVERHEAD_MAX_SECONDS)}"
+        )
+        print(
+            f"    terraform invocations per stack = {len(expected)} ({' + '.join(expected)}): "
+            f"{', '.join(f'{n} {c}' for n, c in counts.items())}  {verdict(counts_ok)}"
+        )
+        print(
+            f"    (CPU: levels-tf and children {lt.run.cpu:.2f} s vs plain plans {plain_cpu:.2f} s, "
+            f"{lt.run.cpu / plain_cpu:.2f}x; not a target)"
+        )
 
 
 # --------------------------------------------------------------------------
@@ -862,11 +1044,21 @@ def report(prepared: Prepared, fallback: ApplyFailed | None, plain_results: dict
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=None,
-                        help="infra.yaml to plan (its scripts/ and images.lock are copied too); default: the reference")
-    parser.add_argument("--quick", action="store_true", help="only the first shared stack and one environment")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print where it is")
-    parser.add_argument("--parallelism", type=int, default=None, help="passed to levels-tf plan (default: its own)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="infra.yaml to plan (its scripts/ and images.lock are copied too); default: the reference",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="only the first shared stack and one environment"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary folder and print where it is"
+    )
+    parser.add_argument(
+        "--parallelism", type=int, default=None, help="passed to levels-tf plan (default: its own)"
+    )
     args = parser.parse_args(argv)
     source = (args.config or REFERENCE).resolve()
     if not source.is_file():
@@ -897,10 +1089,28 @@ def main(argv: list[str] | None = None) -> int:
         plain_results = plain(prepared, env, terraform)
         moto_plain_cpu = moto.cpu() - moto_before
         runs = [
-            ("first run", levels(prepared, env, terraform, moto, args.quick, args.parallelism, "first")),
-            ("repeat run", levels(prepared, env, terraform, moto, args.quick, args.parallelism, "repeat")),
+            (
+                "first run",
+                levels(prepared, env, terraform, moto, args.quick, args.parallelism, "first"),
+            ),
+            (
+                "repeat run",
+                levels(prepared, env, terraform, moto, args.quick, args.parallelism, "repeat"),
+            ),
         ]
-        report(prepared, fallback, plain_results, runs, env, terraform, mirror, moto, moto_plain_cpu, args.quick, work)
+        report(
+            prepared,
+            fallback,
+            plain_results,
+            runs,
+            env,
+            terraform,
+            mirror,
+            moto,
+            moto_plain_cpu,
+            args.quick,
+            work,
+        )
     finally:
         if moto is not None:
             moto.stop()

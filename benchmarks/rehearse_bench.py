@@ -50,7 +50,11 @@ def _mirror() -> str | None:
 
 def _environment(work: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
-    env.update(HOME=str(work / "home"), XDG_CACHE_HOME=str(work / "home" / ".cache"), TMPDIR=str(work / "tmp"))
+    env.update(
+        HOME=str(work / "home"),
+        XDG_CACHE_HOME=str(work / "home" / ".cache"),
+        TMPDIR=str(work / "tmp"),
+    )
     (work / "home").mkdir()
     (work / "tmp").mkdir()
     mirror = _mirror()
@@ -84,16 +88,24 @@ def baseline(work: Path, env: dict[str, str]) -> float:
         'data "aws_partition" "current" {}\n',
         encoding="utf-8",
     )
-    run_env = dict(env, TF_CLI_CONFIG_FILE=str(_cli_config(work, env.get("LEVELS_TF_PROVIDER_MIRROR"))), TF_IN_AUTOMATION="1")
+    run_env = dict(
+        env,
+        TF_CLI_CONFIG_FILE=str(_cli_config(work, env.get("LEVELS_TF_PROVIDER_MIRROR"))),
+        TF_IN_AUTOMATION="1",
+    )
     start = time.monotonic()
     for args in (["init", "-input=false"], ["plan", "-input=false", "-refresh=false"]):
-        subprocess.run(["terraform", *args], cwd=stack, env=run_env, check=True, capture_output=True)
+        subprocess.run(
+            ["terraform", *args], cwd=stack, env=run_env, check=True, capture_output=True
+        )
     return time.monotonic() - start
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=ROOT / "infra.yaml", help="the infra.yaml to rehearse")
+    parser.add_argument(
+        "--config", type=Path, default=ROOT / "infra.yaml", help="the infra.yaml to rehearse"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rehearse-bench-"))
@@ -105,7 +117,9 @@ def main() -> int:
         if (args.config.parent / "scripts").is_dir():
             shutil.copytree(args.config.parent / "scripts", platform / "scripts")
         load = os.getloadavg()[0]
-        print(f"configuration {args.config}; {os.cpu_count()} cores, load {load:.1f}", file=sys.stderr)
+        print(
+            f"configuration {args.config}; {os.cpu_count()} cores, load {load:.1f}", file=sys.stderr
+        )
         floor = baseline(work, env)
         start = time.monotonic()
         result = subprocess.run(
@@ -122,11 +136,17 @@ def main() -> int:
         print(f"{'step':<10} {'seconds':>8} {'share':>6} {'x baseline':>10}")
         for step in report["steps"]:
             share = step["seconds"] / wall if wall else 0
-            print(f"{step['name']:<10} {step['seconds']:>8.1f} {share:>6.0%} {step['seconds'] / floor:>10.1f}  {step['status']}")
+            print(
+                f"{step['name']:<10} {step['seconds']:>8.1f} {share:>6.0%} {step['seconds'] / floor:>10.1f}  {step['status']}"
+            )
         print(f"{'total':<10} {wall:>8.1f} {'':>6} {wall / floor:>10.1f}")
         verdict = "MET" if wall < TARGET_SECONDS else "NOT MET"
-        print(f"target: the whole rehearsal under {TARGET_SECONDS} s: {wall:.0f} s = {wall / TARGET_SECONDS:.2f} of it, {verdict}")
-        print(f"checks: {report['checks_passed']} passed, {report['checks_failed']} failed; load at the end {os.getloadavg()[0]:.1f}")
+        print(
+            f"target: the whole rehearsal under {TARGET_SECONDS} s: {wall:.0f} s = {wall / TARGET_SECONDS:.2f} of it, {verdict}"
+        )
+        print(
+            f"checks: {report['checks_passed']} passed, {report['checks_failed']} failed; load at the end {os.getloadavg()[0]:.1f}"
+        )
         return 0 if report["ok"] else 1
     finally:
         if args.keep:

@@ -92,7 +92,7 @@ def generate_config(environments: int, services: int) -> str:
         "vpc_groups:",
     ]
     for g in range(groups):
-        members = env_names[g * ENVS_PER_GROUP:(g + 1) * ENVS_PER_GROUP]
+        members = env_names[g * ENVS_PER_GROUP : (g + 1) * ENVS_PER_GROUP]
         out += [
             f"  grp-{g:02d}:",
             f"    production: {'true' if g == 0 else 'false'}",
@@ -108,7 +108,7 @@ def generate_config(environments: int, services: int) -> str:
         "    alice: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJlbmNobWFyay1rZXk alice@laptop",
         "images:",
     ]
-    for j, name in enumerate(svc_names):
+    for j in range(len(svc_names)):
         out += [
             f"  img-{j:02d}:",
             "    base: ubuntu-24.04",
@@ -210,7 +210,7 @@ def _env() -> dict[str, str]:
 
 def timed(argv: list[str], cwd: Path) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(argv, cwd=cwd, env=_env(), capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(
@@ -241,12 +241,23 @@ class Case:
         else:
             out = self.folder / f"out-{self.calls}"  # a fresh, empty folder every run
             out.mkdir()
-            argv = [sys.executable, "-m", "levels_tf", "-c", str(self.config), "render", "--out", str(out)]
+            argv = [
+                sys.executable,
+                "-m",
+                "levels_tf",
+                "-c",
+                str(self.config),
+                "render",
+                "--out",
+                str(out),
+            ]
             elapsed = timed(argv, self.folder)
             self.counts.add(count_files(out))
             shutil.rmtree(out)
             if len(self.counts) != 1:
-                raise RuntimeError(f"{self.result.label}: runs wrote different numbers of files: {sorted(self.counts)}")
+                raise RuntimeError(
+                    f"{self.result.label}: runs wrote different numbers of files: {sorted(self.counts)}"
+                )
             self.result.files = next(iter(self.counts))
         if record:
             self.result.times.append(elapsed)
@@ -277,7 +288,7 @@ def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
     sxx = sum((x - mean_x) ** 2 for x in xs)
     if sxx == 0:
         return mean_y, 0.0
-    b = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sxx
+    b = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=False)) / sxx
     return mean_y - b * mean_x, b
 
 
@@ -290,7 +301,9 @@ class Fit:
     b: float
 
     @classmethod
-    def of(cls, name: str, sizes: list[tuple[int, int]], results: dict[tuple[int, int], Result]) -> "Fit":
+    def of(
+        cls, name: str, sizes: list[tuple[int, int]], results: dict[tuple[int, int], Result]
+    ) -> Fit:
         times = [results[s].median for s in sizes]
         a, b = fit_line([n * m for n, m in sizes], times)
         return cls(name, sizes, times, a, b)
@@ -300,7 +313,10 @@ class Fit:
 
     @property
     def deviations(self) -> list[float]:
-        return [(t - self.predicted(s)) / self.predicted(s) for s, t in zip(self.sizes, self.times)]
+        return [
+            (t - self.predicted(s)) / self.predicted(s)
+            for s, t in zip(self.sizes, self.times, strict=False)
+        ]
 
     @property
     def worst(self) -> tuple[float, tuple[int, int]]:
@@ -308,16 +324,22 @@ class Fit:
         return abs(self.deviations[index]), self.sizes[index]
 
     def print(self) -> None:
-        print(f"  {self.name}: a = {self.a * 1000:.1f} ms, b = {self.b * 1e6:.1f} us per env x service")
-        print(f"    {'size':<10} {'units':>6} {'measured':>10} {'fit':>10} {'deviation':>10} {'marginal/unit':>14}")
+        print(
+            f"  {self.name}: a = {self.a * 1000:.1f} ms, b = {self.b * 1e6:.1f} us per env x service"
+        )
+        print(
+            f"    {'size':<10} {'units':>6} {'measured':>10} {'fit':>10} {'deviation':>10} {'marginal/unit':>14}"
+        )
         previous = None
-        for size, t, d in zip(self.sizes, self.times, self.deviations):
+        for size, t, d in zip(self.sizes, self.times, self.deviations, strict=False):
             units = size[0] * size[1]
             marginal = "-"
             if previous is not None and units != previous[0]:
                 marginal = f"{(t - previous[1]) / (units - previous[0]) * 1e6:.1f} us"
-            print(f"    {f'{size[0]} x {size[1]}':<10} {units:>6} {t * 1000:8.1f}ms "
-                  f"{self.predicted(size) * 1000:8.1f}ms {d * 100:+9.1f}% {marginal:>14}")
+            print(
+                f"    {f'{size[0]} x {size[1]}':<10} {units:>6} {t * 1000:8.1f}ms "
+                f"{self.predicted(size) * 1000:8.1f}ms {d * 100:+9.1f}% {marginal:>14}"
+            )
             previous = (units, t)
 
 
@@ -336,10 +358,14 @@ def row(result: Result, floor: float) -> str:
 def header(runs: int, quick: bool) -> None:
     usable = f" ({len(os.sched_getaffinity(0))} usable)" if hasattr(os, "sched_getaffinity") else ""
     print("levels-tf render benchmark")
-    print(f"  python    {platform.python_version()} ({platform.python_implementation()}) {sys.executable}")
+    print(
+        f"  python    {platform.python_version()} ({platform.python_implementation()}) {sys.executable}"
+    )
     print(f"  machine   {platform.platform()}; {os.cpu_count()} cores{usable}")
     print(f"  project   {ROOT}")
-    print(f"  runs      {runs} per measurement (+1 warm-up), fresh process each, cases interleaved{'; --quick' if quick else ''}")
+    print(
+        f"  runs      {runs} per measurement (+1 warm-up), fresh process each, cases interleaved{'; --quick' if quick else ''}"
+    )
     if hasattr(os, "getloadavg"):
         print(f"  load      {os.getloadavg()[0]:.2f} (1-minute average at start)")
     print("  bytecode  children run with .pyc files written and used, as after pip install")
@@ -348,8 +374,15 @@ def header(runs: int, quick: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=None, help="timed runs per measurement (default 5; 2 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="fast smoke run: 2 runs, one series of three sizes")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="timed runs per measurement (default 5; 2 with --quick)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fast smoke run: 2 runs, one series of three sizes"
+    )
     args = parser.parse_args(argv)
     runs = args.runs if args.runs is not None else (2 if args.quick else 5)
     if runs < 1:
@@ -365,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         floor_case = Case("import floor (jinja2, yaml, click)", work)
         reference_case = Case("reference infra.yaml", work, REFERENCE.read_text(encoding="utf-8"))
         generated_cases = {
-            (n, m): Case(f"generated {n} envs x {m} services", work, generate_config(n, m)) for n, m in sizes
+            (n, m): Case(f"generated {n} envs x {m} services", work, generate_config(n, m))
+            for n, m in sizes
         }
         measure([floor_case, reference_case, *generated_cases.values()], runs)
     floor = floor_case.result
@@ -388,19 +422,29 @@ def main(argv: list[str] | None = None) -> int:
         everything = sorted({s for fit in fits for s in fit.sizes})
         combined = Fit.of("one line through all sizes", everything, generated)
         worst, (wn, wm) = combined.worst
-        print(f"  one line through all sizes: a = {combined.a * 1000:.1f} ms, "
-              f"b = {combined.b * 1e6:.1f} us per env x service, worst deviation {worst:.1%} at {wn} x {wm}")
+        print(
+            f"  one line through all sizes: a = {combined.a * 1000:.1f} ms, "
+            f"b = {combined.b * 1e6:.1f} us per env x service, worst deviation {worst:.1%} at {wn} x {wm}"
+        )
         per_env = fits[0].b * 10 * 1e6
         per_svc = fits[1].b * 50 * 1e6
-        print(f"  an environment (of 10 services) adds {per_env / 1000:.2f} ms; a service (in 50 environments) "
-              f"adds {per_svc / 1000:.2f} ms")
+        print(
+            f"  an environment (of 10 services) adds {per_env / 1000:.2f} ms; a service (in 50 environments) "
+            f"adds {per_svc / 1000:.2f} ms"
+        )
     print()
 
     if hasattr(os, "getloadavg"):
         load = os.getloadavg()[0]
         busy = load > 1 + 0.5 * (os.cpu_count() or 1)  # the benchmark itself keeps one core busy
-        print(f"Load average at the end: {load:.2f}"
-              + ("; the machine was busy, so these figures are inflated: rerun when it is idle" if busy else ""))
+        print(
+            f"Load average at the end: {load:.2f}"
+            + (
+                "; the machine was busy, so these figures are inflated: rerun when it is idle"
+                if busy
+                else ""
+            )
+        )
         print()
 
     ref_ratio = reference.median / f
@@ -409,13 +453,19 @@ def main(argv: list[str] | None = None) -> int:
     wn, wm = worst_fit.worst[1]
     slopes = ", ".join(f"{fit.b * 1e6:.0f} us" for fit in fits)
     print("Targets")
-    print(f"  reference render within {REFERENCE_MAX_RATIO:g}x of the import floor: {ref_ratio:.2f}x "
-          f"({reference.median * 1000:.0f} ms vs {f * 1000:.0f} ms)  {verdict(ref_ratio <= REFERENCE_MAX_RATIO)}")
-    print(f"  {BIG_CASE[0]} x {BIG_CASE[1]} under {BIG_CASE_MAX_SECONDS:g} s: {big.median:.3f} s  "
-          f"{verdict(big.median < BIG_CASE_MAX_SECONDS)}")
-    print(f"  cost linear in environments x services (each series within {LINEAR_MAX_DEVIATION:.0%} of its line): "
-          f"worst {worst_dev:.1%} at {wn} x {wm}; slopes {slopes} per env x service  "
-          f"{verdict(worst_dev <= LINEAR_MAX_DEVIATION)}")
+    print(
+        f"  reference render within {REFERENCE_MAX_RATIO:g}x of the import floor: {ref_ratio:.2f}x "
+        f"({reference.median * 1000:.0f} ms vs {f * 1000:.0f} ms)  {verdict(ref_ratio <= REFERENCE_MAX_RATIO)}"
+    )
+    print(
+        f"  {BIG_CASE[0]} x {BIG_CASE[1]} under {BIG_CASE_MAX_SECONDS:g} s: {big.median:.3f} s  "
+        f"{verdict(big.median < BIG_CASE_MAX_SECONDS)}"
+    )
+    print(
+        f"  cost linear in environments x services (each series within {LINEAR_MAX_DEVIATION:.0%} of its line): "
+        f"worst {worst_dev:.1%} at {wn} x {wm}; slopes {slopes} per env x service  "
+        f"{verdict(worst_dev <= LINEAR_MAX_DEVIATION)}"
+    )
     return 0
 
 

@@ -16,13 +16,19 @@ import contextlib
 import itertools
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
@@ -33,7 +39,13 @@ from .errors import LevelsError, UsageError
 # is a ResponseParserError, which is no BotoCoreError).
 BOTO_ERRORS = (BotoCoreError, ResponseParserError)
 
-ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden", "403"}
+ACCESS_DENIED = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "Forbidden",
+    "403",
+}
 BAD_CREDENTIALS = {
     "InvalidClientTokenId",
     "InvalidAccessKeyId",
@@ -77,7 +89,9 @@ class MissingPermissions(AwsError):
         self.principal = principal
         self.missing = missing
         actions = ", ".join(sorted(missing))
-        super().__init__(f"{principal} lacks permissions to {doing}: {actions}; nothing was changed")
+        super().__init__(
+            f"{principal} lacks permissions to {doing}: {actions}; nothing was changed"
+        )
 
     def lines(self) -> list[str]:
         rows = [str(self)]
@@ -151,12 +165,18 @@ def _message(exc: ClientError) -> str:
 class Aws:
     """Clients for one region (and optionally one endpoint), and the calls levels-tf makes."""
 
-    def __init__(self, region: str, endpoint: str | None = None, credentials: tuple[str, str] | None = None):
+    def __init__(
+        self, region: str, endpoint: str | None = None, credentials: tuple[str, str] | None = None
+    ):
         """`credentials` (access key, secret key) replace the usual chain: an
         emulator gets placeholders, so these clients can never act on an account."""
         self.region = region
         self.endpoint = check_endpoint(endpoint)
-        keys = {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]} if credentials else {}
+        keys = (
+            {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]}
+            if credentials
+            else {}
+        )
         self._session = boto3.session.Session(region_name=region, **keys)
         self._clients: dict[tuple[str, str, int], Any] = {}
 
@@ -195,15 +215,21 @@ class Aws:
             if code in BAD_CREDENTIALS:
                 return AwsError(f"AWS rejected the credentials ({code}): {_message(exc)}")
             if code in ACCESS_DENIED or _status(exc) == 403:
-                return AccessDenied(action, resource, _message(exc) if code not in ("403", "Forbidden") else "")
+                return AccessDenied(
+                    action, resource, _message(exc) if code not in ("403", "Forbidden") else ""
+                )
             return AwsError(f"{action} on {resource} failed: {code}: {_message(exc)}")
         if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-            return AwsError("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+            return AwsError(
+                "no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
         if isinstance(exc, BotoConnectionError):
             where = self.endpoint or "AWS"
             return AwsError(f"cannot reach {where} for {action}: {str(exc).splitlines()[0]}")
         if isinstance(exc, ResponseParserError):
-            return AwsError(f"{action} on {resource} failed: the endpoint's answer is not AWS's format")
+            return AwsError(
+                f"{action} on {resource} failed: the endpoint's answer is not AWS's format"
+            )
         return AwsError(f"{action} on {resource} failed: {str(exc).splitlines()[0]}")
 
     # -- reads for checks ------------------------------------------------------------
@@ -213,7 +239,9 @@ class Aws:
         meta = self.client(service).meta
         return f"{meta.service_model.signing_name}:{meta.method_to_api_mapping.get(operation, operation)}"
 
-    def read(self, service: str, operation: str, *, missing: tuple[str, ...] = (), **request: Any) -> dict[str, Any] | None:
+    def read(
+        self, service: str, operation: str, *, missing: tuple[str, ...] = (), **request: Any
+    ) -> dict[str, Any] | None:
         """The answer of client method `operation` of `service` to `request`;
         None when AWS answers one of the error codes in `missing` (what the
         request names does not exist). Any other failure is an AwsError."""
@@ -249,7 +277,9 @@ class Aws:
             found = self.client("ec2").describe_images(ImageIds=[ami]).get("Images", [])
         name = found[0].get("RootDeviceName") if found else None
         if not name:
-            raise AwsError(f"ec2:DescribeImages on {ami} failed: no such image, or it names no root device")
+            raise AwsError(
+                f"ec2:DescribeImages on {ami} failed: no such image, or it names no root device"
+            )
         return str(name)
 
     def find_images(self, owner: str, name: str) -> list[str]:
@@ -257,7 +287,11 @@ class Aws:
         alias such as "amazon") whose name matches the DescribeImages filter `name`."""
         with self._calling("ec2:DescribeImages", name):
             found = self.client("ec2").describe_images(
-                Owners=[owner], Filters=[{"Name": "name", "Values": [name]}, {"Name": "state", "Values": ["available"]}]
+                Owners=[owner],
+                Filters=[
+                    {"Name": "name", "Values": [name]},
+                    {"Name": "state", "Values": ["available"]},
+                ],
             )
         return sorted(image["ImageId"] for image in found.get("Images", []))
 
@@ -266,7 +300,9 @@ class Aws:
     def create_hosted_zone(self, domain: str) -> str:
         """Create a public hosted zone for `domain`; its id (without "/hostedzone/")."""
         with self._calling("route53:CreateHostedZone", domain):
-            answer = self.client("route53").create_hosted_zone(Name=domain, CallerReference=f"levels-tf-{domain}")
+            answer = self.client("route53").create_hosted_zone(
+                Name=domain, CallerReference=f"levels-tf-{domain}"
+            )
         return str(answer["HostedZone"]["Id"]).rsplit("/", 1)[-1]
 
     # -- who am I, and what may I do ---------------------------------------------
@@ -284,7 +320,9 @@ class Aws:
         if kind == "user":
             return Identity(answer["Account"], arn, partition, "user", rest.rsplit("/", 1)[-1])
         if kind == "assumed-role":
-            return Identity(answer["Account"], arn, partition, "assumed-role", rest.split("/", 1)[0])
+            return Identity(
+                answer["Account"], arn, partition, "assumed-role", rest.split("/", 1)[0]
+            )
         return Identity(answer["Account"], arn, partition, kind or "other")
 
     def _principal_arn(self, who: Identity) -> str:
@@ -300,11 +338,19 @@ class Aws:
             return f"arn:{who.partition}:iam::{who.account}:role/{who.name}"
 
     def _simulation_results(
-        self, principal: str, actions: list[str], resources: list[str] | None, context: list[dict[str, Any]]
+        self,
+        principal: str,
+        actions: list[str],
+        resources: list[str] | None,
+        context: list[dict[str, Any]],
     ) -> list[dict[str, Any]]:
         """The raw EvaluationResults of iam:SimulatePrincipalPolicy (every page)."""
         iam = self.client("iam", attempts=1)
-        request: dict[str, Any] = {"PolicySourceArn": principal, "ActionNames": actions, "ContextEntries": context}
+        request: dict[str, Any] = {
+            "PolicySourceArn": principal,
+            "ActionNames": actions,
+            "ContextEntries": context,
+        }
         if resources:
             request["ResourceArns"] = resources
         results: list[dict[str, Any]] = []
@@ -315,7 +361,9 @@ class Aws:
                 return results
             request["Marker"] = page["Marker"]
 
-    def check_permissions(self, who: Identity, checks: list[tuple[list[str], list[str] | None]]) -> PermissionCheck:
+    def check_permissions(
+        self, who: Identity, checks: list[tuple[list[str], list[str] | None]]
+    ) -> PermissionCheck:
         """Simulate the caller's IAM policies for each (actions, resources) pair.
 
         The root user may do everything; federated users and other sessions
@@ -324,11 +372,21 @@ class Aws:
         if who.kind == "root":
             return PermissionCheck(True, who.arn)
         if who.kind not in ("user", "assumed-role"):
-            return PermissionCheck(False, who.arn, reason=f"a {who.kind} session cannot be simulated")
+            return PermissionCheck(
+                False, who.arn, reason=f"a {who.kind} session cannot be simulated"
+            )
         principal = self._principal_arn(who)
         context = [
-            {"ContextKeyName": "aws:SecureTransport", "ContextKeyValues": ["true"], "ContextKeyType": "boolean"},
-            {"ContextKeyName": "aws:RequestedRegion", "ContextKeyValues": [self.region], "ContextKeyType": "string"},
+            {
+                "ContextKeyName": "aws:SecureTransport",
+                "ContextKeyValues": ["true"],
+                "ContextKeyType": "boolean",
+            },
+            {
+                "ContextKeyName": "aws:RequestedRegion",
+                "ContextKeyValues": [self.region],
+                "ContextKeyType": "string",
+            },
         ]
         missing: dict[str, list[str]] = {}
         for actions, resources in checks:
@@ -336,7 +394,9 @@ class Aws:
                 with self._calling("iam:SimulatePrincipalPolicy", principal):
                     results = self._simulation_results(principal, actions, resources, context)
             except AccessDenied:
-                return PermissionCheck(False, principal, reason="no permission for iam:SimulatePrincipalPolicy")
+                return PermissionCheck(
+                    False, principal, reason="no permission for iam:SimulatePrincipalPolicy"
+                )
             except AwsError as exc:
                 return PermissionCheck(False, principal, reason=str(exc))
             for action, resource in _denials(results):
@@ -385,9 +445,9 @@ class Aws:
             raise self._error(exc, "s3:ListBucket", name) from None
         except BOTO_ERRORS as exc:
             raise self._error(exc, "s3:ListBucket", name) from None
-        return answer.get("BucketRegion") or answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(
-            "x-amz-bucket-region"
-        )
+        return answer.get("BucketRegion") or answer.get("ResponseMetadata", {}).get(
+            "HTTPHeaders", {}
+        ).get("x-amz-bucket-region")
 
     def create_bucket(self, name: str, tags: dict[str, str]) -> bool:
         """Create `name` in this region, owner-enforced and tagged; False when it already was ours."""
@@ -409,7 +469,9 @@ class Aws:
             raise self._error(exc, "s3:CreateBucket", name) from None
         # A new bucket can take a moment to answer everywhere; the settings come next.
         with self._calling("s3:ListBucket", name):
-            self.client("s3").get_waiter("bucket_exists").wait(Bucket=name, WaiterConfig={"Delay": 2, "MaxAttempts": 15})
+            self.client("s3").get_waiter("bucket_exists").wait(
+                Bucket=name, WaiterConfig={"Delay": 2, "MaxAttempts": 15}
+            )
         return True
 
     def _get(self, action: str, name: str, method: str, **request: Any) -> dict[str, Any] | None:
@@ -428,7 +490,9 @@ class Aws:
             getattr(self.client("s3"), method)(Bucket=name, **request)
 
     def versioning(self, name: str, owner: str) -> str | None:
-        answer = self._get("s3:GetBucketVersioning", name, "get_bucket_versioning", ExpectedBucketOwner=owner)
+        answer = self._get(
+            "s3:GetBucketVersioning", name, "get_bucket_versioning", ExpectedBucketOwner=owner
+        )
         return (answer or {}).get("Status")
 
     def enable_versioning(self, name: str, owner: str) -> None:
@@ -442,7 +506,12 @@ class Aws:
 
     def default_encryption(self, name: str, owner: str) -> str | None:
         """The SSE algorithm of the bucket's default encryption, or None."""
-        answer = self._get("s3:GetEncryptionConfiguration", name, "get_bucket_encryption", ExpectedBucketOwner=owner)
+        answer = self._get(
+            "s3:GetEncryptionConfiguration",
+            name,
+            "get_bucket_encryption",
+            ExpectedBucketOwner=owner,
+        )
         rules = (answer or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
         for rule in rules:
             algorithm = rule.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
@@ -455,12 +524,19 @@ class Aws:
             "s3:PutEncryptionConfiguration",
             name,
             "put_bucket_encryption",
-            ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
             ExpectedBucketOwner=owner,
         )
 
     def public_access_block(self, name: str, owner: str) -> dict[str, bool]:
-        answer = self._get("s3:GetBucketPublicAccessBlock", name, "get_public_access_block", ExpectedBucketOwner=owner)
+        answer = self._get(
+            "s3:GetBucketPublicAccessBlock",
+            name,
+            "get_public_access_block",
+            ExpectedBucketOwner=owner,
+        )
         return dict((answer or {}).get("PublicAccessBlockConfiguration", {}))
 
     def block_public_access(self, name: str, owner: str) -> None:
@@ -468,12 +544,17 @@ class Aws:
             "s3:PutBucketPublicAccessBlock",
             name,
             "put_public_access_block",
-            PublicAccessBlockConfiguration={key: True for key in PUBLIC_ACCESS_BLOCK},
+            PublicAccessBlockConfiguration=dict.fromkeys(PUBLIC_ACCESS_BLOCK, True),
             ExpectedBucketOwner=owner,
         )
 
     def ownership(self, name: str, owner: str) -> str | None:
-        answer = self._get("s3:GetBucketOwnershipControls", name, "get_bucket_ownership_controls", ExpectedBucketOwner=owner)
+        answer = self._get(
+            "s3:GetBucketOwnershipControls",
+            name,
+            "get_bucket_ownership_controls",
+            ExpectedBucketOwner=owner,
+        )
         rules = (answer or {}).get("OwnershipControls", {}).get("Rules", [])
         return rules[0].get("ObjectOwnership") if rules else None
 
@@ -487,23 +568,47 @@ class Aws:
         )
 
     def policy(self, name: str, owner: str) -> dict[str, Any] | None:
-        answer = self._get("s3:GetBucketPolicy", name, "get_bucket_policy", ExpectedBucketOwner=owner)
+        answer = self._get(
+            "s3:GetBucketPolicy", name, "get_bucket_policy", ExpectedBucketOwner=owner
+        )
         return json.loads(answer["Policy"]) if answer and answer.get("Policy") else None
 
     def set_policy(self, name: str, owner: str, policy: dict[str, Any]) -> None:
-        self._put("s3:PutBucketPolicy", name, "put_bucket_policy", Policy=json.dumps(policy), ExpectedBucketOwner=owner)
+        self._put(
+            "s3:PutBucketPolicy",
+            name,
+            "put_bucket_policy",
+            Policy=json.dumps(policy),
+            ExpectedBucketOwner=owner,
+        )
 
     def tags(self, name: str, owner: str) -> dict[str, str]:
-        answer = self._get("s3:GetBucketTagging", name, "get_bucket_tagging", ExpectedBucketOwner=owner)
+        answer = self._get(
+            "s3:GetBucketTagging", name, "get_bucket_tagging", ExpectedBucketOwner=owner
+        )
         return {tag["Key"]: tag["Value"] for tag in (answer or {}).get("TagSet", [])}
 
     def set_tags(self, name: str, owner: str, tags: dict[str, str]) -> None:
-        self._put("s3:PutBucketTagging", name, "put_bucket_tagging", Tagging={"TagSet": _tag_set(tags)}, ExpectedBucketOwner=owner)
+        self._put(
+            "s3:PutBucketTagging",
+            name,
+            "put_bucket_tagging",
+            Tagging={"TagSet": _tag_set(tags)},
+            ExpectedBucketOwner=owner,
+        )
 
     # -- S3 objects --------------------------------------------------------------
 
     def put_object(
-        self, bucket: str, key: str, data: bytes, *, owner: str, content_type: str, metadata: dict[str, str], sha256: bytes
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        *,
+        owner: str,
+        content_type: str,
+        metadata: dict[str, str],
+        sha256: bytes,
     ) -> Upload | None:
         """One PUT of `data` unless `key` exists already (then None: S3's
         conditional write, If-None-Match), with its SHA-256 for S3 to verify.
@@ -525,7 +630,9 @@ class Aws:
             if _code(exc) == "PreconditionFailed" or _status(exc) == 412:
                 return None
             if _code(exc) == "NoSuchBucket":
-                raise AwsError(f"bucket {bucket} does not exist (has its environment's stack been applied?)") from None
+                raise AwsError(
+                    f"bucket {bucket} does not exist (has its environment's stack been applied?)"
+                ) from None
             raise self._error(exc, "s3:PutObject", f"{bucket}/{key}") from None
         except BOTO_ERRORS as exc:
             raise self._error(exc, "s3:PutObject", f"{bucket}/{key}") from None
@@ -581,7 +688,9 @@ class Aws:
     def _delete_versions(self, bucket: str, batch: list[dict[str, str]]) -> int:
         """One DeleteObjects of up to 1,000 versions; a key it could not delete is an error."""
         with self._calling("s3:DeleteObjectVersion", bucket):
-            answer = self.client("s3").delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+            answer = self.client("s3").delete_objects(
+                Bucket=bucket, Delete={"Objects": batch, "Quiet": True}
+            )
         errors = answer.get("Errors") or []
         if errors:
             first = errors[0]
@@ -612,7 +721,12 @@ class Aws:
         return int(answer.get("Version", 0))
 
 
-PUBLIC_ACCESS_BLOCK = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+PUBLIC_ACCESS_BLOCK = (
+    "BlockPublicAcls",
+    "IgnorePublicAcls",
+    "BlockPublicPolicy",
+    "RestrictPublicBuckets",
+)
 
 
 def _tag_set(tags: dict[str, str]) -> list[dict[str, str]]:

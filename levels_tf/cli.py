@@ -8,8 +8,8 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import click
 
@@ -50,7 +50,7 @@ def _run(ctx: click.Context, action: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         console.err("interrupted")
         code = 130
-    except Exception:  # noqa: BLE001 - the one place unexpected errors are caught
+    except Exception:
         if debug:
             raise
         report = _crash_report()
@@ -84,11 +84,14 @@ def _render_options(command):
         return command(*args, options=options, **kwargs)
 
     with_options = click.option(
-        "--backend", type=click.Choice(["s3", "local"]),
+        "--backend",
+        type=click.Choice(["s3", "local"]),
         help="Override state.backend (local for a rehearsal); later commands read it from the tree.",
     )(with_options)
     with_options = click.option(
-        "--aws-endpoint", metavar="URL", envvar="LEVELS_TF_AWS_ENDPOINT",
+        "--aws-endpoint",
+        metavar="URL",
+        envvar="LEVELS_TF_AWS_ENDPOINT",
         help="Every AWS service at one endpoint (an emulator such as moto); default $AWS_ENDPOINT_URL at render, "
         "then what the tree was rendered with.",
     )(with_options)
@@ -140,8 +143,14 @@ def schema(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="Output folder (default: infra.yaml's folder).")
-@click.option("--check", is_flag=True, help="Write nothing; show a diff and exit 1 when the tree is stale.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Output folder (default: infra.yaml's folder).",
+)
+@click.option(
+    "--check", is_flag=True, help="Write nothing; show a diff and exit 1 when the tree is stale."
+)
 @_render_options
 @click.pass_context
 def render(ctx: click.Context, out: Path | None, check: bool, options) -> None:
@@ -181,7 +190,11 @@ def _terraform_options(command):
                 envvar="LEVELS_TF_ENGINE",
                 help="binary: terraform or tofu; embedded: Terraform bundled as a library (levels-tf[embedded]); auto: the binary if there is one.",
             ),
-            click.option("--terraform-bin", metavar="PATH", help="terraform or tofu to run (default: terraform, then tofu, on PATH)."),
+            click.option(
+                "--terraform-bin",
+                metavar="PATH",
+                help="terraform or tofu to run (default: terraform, then tofu, on PATH).",
+            ),
         ]
     ):
         with_engine = option(with_engine)
@@ -194,12 +207,20 @@ def _summary_format(command):
     @functools.wraps(command)
     def with_format(*args, output_format, as_json, **kwargs):
         if as_json and output_format not in ("text", "json"):
-            raise click.UsageError(f"--json and --format {output_format} ask for two formats: give one")
+            raise click.UsageError(
+                f"--json and --format {output_format} ask for two formats: give one"
+            )
         return command(*args, output_format="json" if as_json else output_format, **kwargs)
 
-    with_format = click.option("--json", "as_json", is_flag=True, help="The same as --format json.")(with_format)
     with_format = click.option(
-        "--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+        "--json", "as_json", is_flag=True, help="The same as --format json."
+    )(with_format)
+    with_format = click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "markdown", "json"]),
+        default="text",
+        show_default=True,
         help="markdown: for a pull request comment (kept within GitHub's size limit); json: for machines.",
     )(with_format)
     return with_format
@@ -207,12 +228,20 @@ def _summary_format(command):
 
 def _stack_selection(command):
     command = click.argument("stack_names", nargs=-1, metavar="STACK...")(command)
-    return click.option("--all", "all_stacks", is_flag=True, help="Every stack, in dependency order.")(command)
+    return click.option(
+        "--all", "all_stacks", is_flag=True, help="Every stack, in dependency order."
+    )(command)
 
 
 def _many_stacks(command):
     command = _stack_selection(command)
-    command = click.option("--parallelism", default=4, show_default=True, type=click.IntRange(1, 32), help="Independent stacks at once.")(command)
+    command = click.option(
+        "--parallelism",
+        default=4,
+        show_default=True,
+        type=click.IntRange(1, 32),
+        help="Independent stacks at once.",
+    )(command)
     return command
 
 
@@ -220,17 +249,29 @@ def _many_stacks(command):
 @_many_stacks
 @_terraform_options
 @_summary_format
-@click.option("--allow-destroy", is_flag=True, help="Let production plans replace or destroy stateful resources.")
+@click.option(
+    "--allow-destroy",
+    is_flag=True,
+    help="Let production plans replace or destroy stateful resources.",
+)
 @click.pass_context
-def plan(ctx, stack_names, all_stacks, parallelism, options, engine, output_format, allow_destroy) -> None:
+def plan(
+    ctx, stack_names, all_stacks, parallelism, options, engine, output_format, allow_destroy
+) -> None:
     """Plan stacks, save each plan for apply, and summarize them all. Exit 0: no changes, 2: changes or stacks waiting for another's first apply, 1: error."""
     from .commands import plan as plan_cmd
 
     _run(
         ctx,
         lambda: plan_cmd.plan(
-            ctx.obj["config"], stack_names, all_stacks, options=options,
-            engine=engine, output_format=output_format, allow_destroy=allow_destroy, parallelism=parallelism,
+            ctx.obj["config"],
+            stack_names,
+            all_stacks,
+            options=options,
+            engine=engine,
+            output_format=output_format,
+            allow_destroy=allow_destroy,
+            parallelism=parallelism,
         ),
     )
 
@@ -247,8 +288,14 @@ def drift(ctx, stack_names, all_stacks, parallelism, options, engine, output_for
     _run(
         ctx,
         lambda: plan_cmd.plan(
-            ctx.obj["config"], stack_names, all_stacks, options=options,
-            engine=engine, output_format=output_format, allow_destroy=True, parallelism=parallelism,
+            ctx.obj["config"],
+            stack_names,
+            all_stacks,
+            options=options,
+            engine=engine,
+            output_format=output_format,
+            allow_destroy=True,
+            parallelism=parallelism,
             refresh_only=True,
         ),
     )
@@ -257,7 +304,11 @@ def drift(ctx, stack_names, all_stacks, parallelism, options, engine, output_for
 @cli.command()
 @_many_stacks
 @_terraform_options
-@click.option("--yes", is_flag=True, help="Do not ask before applying production stacks (with --waves: before any wave).")
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Do not ask before applying production stacks (with --waves: before any wave).",
+)
 @click.option(
     "--waves",
     is_flag=True,
@@ -271,8 +322,14 @@ def apply(ctx, stack_names, all_stacks, parallelism, options, engine, yes, waves
     _run(
         ctx,
         lambda: apply_cmd.apply(
-            ctx.obj["config"], stack_names, all_stacks, options=options,
-            engine=engine, yes=yes, parallelism=parallelism, waves=waves,
+            ctx.obj["config"],
+            stack_names,
+            all_stacks,
+            options=options,
+            engine=engine,
+            yes=yes,
+            parallelism=parallelism,
+            waves=waves,
         ),
     )
 
@@ -280,8 +337,17 @@ def apply(ctx, stack_names, all_stacks, parallelism, options, engine, yes, waves
 @cli.command()
 @_stack_selection
 @_terraform_options
-@click.option("--fs-mirror", metavar="DIR", type=click.Path(path_type=Path, file_okay=False, exists=True), help="Fetch the provider packages from this filesystem mirror, not the registry.")
-@click.option("--net-mirror", metavar="URL", help="Fetch the provider packages from this network mirror (https), not the registry.")
+@click.option(
+    "--fs-mirror",
+    metavar="DIR",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Fetch the provider packages from this filesystem mirror, not the registry.",
+)
+@click.option(
+    "--net-mirror",
+    metavar="URL",
+    help="Fetch the provider packages from this network mirror (https), not the registry.",
+)
 @click.pass_context
 def lock(ctx, stack_names, all_stacks, options, engine, fs_mirror, net_mirror) -> None:
     """Write each stack's .terraform.lock.hcl with provider checksums for every platform in terraform.platforms."""
@@ -293,8 +359,12 @@ def lock(ctx, stack_names, all_stacks, options, engine, fs_mirror, net_mirror) -
     _run(
         ctx,
         lambda: lock_cmd.lock(
-            ctx.obj["config"], stack_names, all_stacks, options=options,
-            engine=engine, sources=Sources(fs_mirror, net_mirror),
+            ctx.obj["config"],
+            stack_names,
+            all_stacks,
+            options=options,
+            engine=engine,
+            sources=Sources(fs_mirror, net_mirror),
         ),
     )
 
@@ -308,38 +378,72 @@ def output(ctx, stack_name, name, options, engine) -> None:
     """Print a stack's outputs (or one of them) as JSON."""
     from .commands import output as output_cmd
 
-    _run(ctx, lambda: output_cmd.output(ctx.obj["config"], stack_name, name, options=options, engine=engine))
+    _run(
+        ctx,
+        lambda: output_cmd.output(
+            ctx.obj["config"], stack_name, name, options=options, engine=engine
+        ),
+    )
 
 
 @cli.command()
 @click.argument("stack_name", metavar="STACK")
 @click.option("--confirm", "confirm_name", metavar="STACK", help="The stack's name again.")
 @click.option("--allow-production", is_flag=True, help="Also needed for a production stack.")
-@click.option("--ignore-dependents", is_flag=True, help="Destroy even though stacks reading this one's outputs still have resources.")
-@click.option("--lift-protection", is_flag=True, help="First turn deletion protection off in a reviewed apply, then destroy.")
-@click.option("--empty-asset-buckets", is_flag=True, help="Delete every object of the stack's asset buckets (log buckets are always emptied).")
+@click.option(
+    "--ignore-dependents",
+    is_flag=True,
+    help="Destroy even though stacks reading this one's outputs still have resources.",
+)
+@click.option(
+    "--lift-protection",
+    is_flag=True,
+    help="First turn deletion protection off in a reviewed apply, then destroy.",
+)
+@click.option(
+    "--empty-asset-buckets",
+    is_flag=True,
+    help="Delete every object of the stack's asset buckets (log buckets are always emptied).",
+)
 @_terraform_options
 @click.pass_context
 def destroy(
-    ctx, stack_name, confirm_name, allow_production, ignore_dependents, lift_protection, empty_asset_buckets,
-    options, engine,
+    ctx,
+    stack_name,
+    confirm_name,
+    allow_production,
+    ignore_dependents,
+    lift_protection,
+    empty_asset_buckets,
+    options,
+    engine,
 ) -> None:
     """Destroy one stack: needs --confirm STACK, and --allow-production in production."""
     from .commands import destroy as destroy_cmd
 
-    consent = destroy_cmd.Consent(allow_production, ignore_dependents, lift_protection, empty_asset_buckets)
+    consent = destroy_cmd.Consent(
+        allow_production, ignore_dependents, lift_protection, empty_asset_buckets
+    )
     _run(
         ctx,
         lambda: destroy_cmd.destroy(
-            ctx.obj["config"], stack_name, confirm=confirm_name, consent=consent,
-            options=options, engine=engine,
+            ctx.obj["config"],
+            stack_name,
+            confirm=confirm_name,
+            consent=consent,
+            options=options,
+            engine=engine,
         ),
     )
 
 
 @cli.command()
 @click.argument("functions", nargs=-1)
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="Output folder (default: infra.yaml's folder).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Output folder (default: infra.yaml's folder).",
+)
 @click.pass_context
 def package(ctx: click.Context, functions: tuple[str, ...], out: Path | None) -> None:
     """Build the deployment zip of each function (all by default) into build/functions/."""
@@ -352,7 +456,12 @@ def package(ctx: click.Context, functions: tuple[str, ...], out: Path | None) ->
 @click.argument("images", nargs=-1)
 @click.option("--all", "all_images", is_flag=True, help="Bake every image in infra.yaml.")
 @click.option("--packer-bin", metavar="PATH", help="The packer binary (default: packer on PATH).")
-@click.option("--version", "version", metavar="V", help="Version of the bake (default: UTC time, e.g. 20261126.0512).")
+@click.option(
+    "--version",
+    "version",
+    metavar="V",
+    help="Version of the bake (default: UTC time, e.g. 20261126.0512).",
+)
 @_render_options
 @click.pass_context
 def bake(
@@ -368,7 +477,10 @@ def bake(
     On a tree rendered with --aws-endpoint, Packer builds on that emulator."""
     from .commands import bake as bake_cmd
 
-    _run(ctx, lambda: bake_cmd.bake(ctx.obj["config"], images, all_images, options, packer_bin, version))
+    _run(
+        ctx,
+        lambda: bake_cmd.bake(ctx.obj["config"], images, all_images, options, packer_bin, version),
+    )
 
 
 @cli.command()
@@ -386,10 +498,17 @@ def bootstrap(ctx: click.Context, group: str | None, options) -> None:
 @click.argument("service")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--env", "env", required=True, metavar="ENV", help="The environment to deploy to.")
-@click.option("--version", "version", metavar="V", help="Version name (default: first 12 hex digits of the bundle's sha256).")
+@click.option(
+    "--version",
+    "version",
+    metavar="V",
+    help="Version name (default: first 12 hex digits of the bundle's sha256).",
+)
 @_render_options
 @click.pass_context
-def deploy(ctx: click.Context, service: str, bundle: Path, env: str, version: str | None, options) -> None:
+def deploy(
+    ctx: click.Context, service: str, bundle: Path, env: str, version: str | None, options
+) -> None:
     """Upload BUNDLE (.tar.gz) as SERVICE's next version in ENV and record that version."""
     from .commands import deploy as deploy_cmd
 
@@ -397,20 +516,73 @@ def deploy(ctx: click.Context, service: str, bundle: Path, env: str, version: st
 
 
 @cli.command()
-@click.option("--emulator", "emulator_name", type=click.Choice(["moto"]), default="moto", show_default=True,
-              help="The AWS emulator to start on loopback (its gaps are adapted in the rehearsal tree only).")
-@click.option("--endpoint", metavar="URL", help="Use the emulator you run at this loopback URL instead of starting one.")
-@click.option("--backend", type=click.Choice(["s3", "local"]), help="State on the emulator's S3 (default, as infra.yaml says) or in local files.")
-@click.option("--keep", is_flag=True, help="Leave the rehearsal tree (and the platform on an emulator you run) for inspection.")
-@click.option("--json", "as_json", is_flag=True, help="The report as JSON on stdout; progress goes to stderr.")
-@click.option("--parallelism", default=4, show_default=True, type=click.IntRange(1, 32), help="Independent stacks at once.")
-@click.option("--watchdog", "watchdog_seconds", default=90, show_default=True, type=click.IntRange(5, 3600),
-              help="Fail a step once the emulator has answered errors for this many seconds.")
-@click.option("--engine", type=click.Choice(["auto", "binary", "embedded"]), default="auto", show_default=True,
-              envvar="LEVELS_TF_ENGINE", help="Which Terraform runs the stacks (as for plan).")
-@click.option("--terraform-bin", metavar="PATH", help="terraform or tofu to run (default: terraform, then tofu, on PATH).")
+@click.option(
+    "--emulator",
+    "emulator_name",
+    type=click.Choice(["moto"]),
+    default="moto",
+    show_default=True,
+    help="The AWS emulator to start on loopback (its gaps are adapted in the rehearsal tree only).",
+)
+@click.option(
+    "--endpoint",
+    metavar="URL",
+    help="Use the emulator you run at this loopback URL instead of starting one.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["s3", "local"]),
+    help="State on the emulator's S3 (default, as infra.yaml says) or in local files.",
+)
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Leave the rehearsal tree (and the platform on an emulator you run) for inspection.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="The report as JSON on stdout; progress goes to stderr."
+)
+@click.option(
+    "--parallelism",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 32),
+    help="Independent stacks at once.",
+)
+@click.option(
+    "--watchdog",
+    "watchdog_seconds",
+    default=90,
+    show_default=True,
+    type=click.IntRange(5, 3600),
+    help="Fail a step once the emulator has answered errors for this many seconds.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "binary", "embedded"]),
+    default="auto",
+    show_default=True,
+    envvar="LEVELS_TF_ENGINE",
+    help="Which Terraform runs the stacks (as for plan).",
+)
+@click.option(
+    "--terraform-bin",
+    metavar="PATH",
+    help="terraform or tofu to run (default: terraform, then tofu, on PATH).",
+)
 @click.pass_context
-def rehearse(ctx, emulator_name, endpoint, backend, keep, as_json, parallelism, watchdog_seconds, engine, terraform_bin) -> None:
+def rehearse(
+    ctx,
+    emulator_name,
+    endpoint,
+    backend,
+    keep,
+    as_json,
+    parallelism,
+    watchdog_seconds,
+    engine,
+    terraform_bin,
+) -> None:
     """The whole platform's life cycle on an AWS emulator: apply, check, roll an image, re-plan, destroy.
 
     Runs in a temporary tree with fake credentials: the rendered tree, state
@@ -422,8 +594,14 @@ def rehearse(ctx, emulator_name, endpoint, backend, keep, as_json, parallelism, 
     _run(
         ctx,
         lambda: rehearse_cmd.rehearse(
-            ctx.obj["config"], emulator_name=emulator_name, endpoint=endpoint, backend=backend, keep=keep,
-            as_json=as_json, engine=EngineChoice(engine, terraform_bin), parallelism=parallelism,
+            ctx.obj["config"],
+            emulator_name=emulator_name,
+            endpoint=endpoint,
+            backend=backend,
+            keep=keep,
+            as_json=as_json,
+            engine=EngineChoice(engine, terraform_bin),
+            parallelism=parallelism,
             watchdog_seconds=watchdog_seconds,
         ),
     )

@@ -7,12 +7,13 @@ order; templates only lay it out.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import __version__, regions, subnets
 from .hcl import Expression
-from .options import ENDPOINT_SERVICES, endpoint_settings
 from .model import Infra, as_dict
+from .options import ENDPOINT_SERVICES, endpoint_settings
 from .stacks import ENVIRONMENT, Stack, shared_name
 from .validation import Config
 
@@ -28,7 +29,9 @@ CI_UPLOADS = ("deployments", "web")
 
 def common(infra: Infra, endpoint: str | None = None) -> dict[str, Any]:
     return {
-        "emulator": {"endpoint": endpoint, "services": list(ENDPOINT_SERVICES)} if endpoint else None,
+        "emulator": {"endpoint": endpoint, "services": list(ENDPOINT_SERVICES)}
+        if endpoint
+        else None,
         "project": infra.project,
         "region": infra.region,
         "terraform_version": TERRAFORM_VERSION,
@@ -137,7 +140,11 @@ def log_only_buckets(infra: Infra) -> set[str]:
     access logs; S3 server access logs and CloudFront logs in each
     environment's logs bucket): the only ones a confirmed destroy may empty."""
     groups = {log_bucket(infra, group) for group in infra.vpc_groups}
-    return groups | {infra.asset_bucket(env, "logs") for group in infra.vpc_groups.values() for env in group.environments}
+    return groups | {
+        infra.asset_bucket(env, "logs")
+        for group in infra.vpc_groups.values()
+        for env in group.environments
+    }
 
 
 def resource_name(infra: Infra, env: str, name: str) -> str:
@@ -156,7 +163,11 @@ def bundle_parameter(infra: Infra, env: str, service: str) -> str:
 def access(infra: Infra, group_name: str) -> dict[str, Any]:
     """The shared stack's bastion, load balancer and per-environment access groups."""
     group = infra.vpc_groups[group_name]
-    result: dict[str, Any] = {"environments": list(group.environments), "bastion": None, "load_balancer": None}
+    result: dict[str, Any] = {
+        "environments": list(group.environments),
+        "bastion": None,
+        "load_balancer": None,
+    }
     if infra.bastion:
         result["bastion"] = {
             "name": f"{infra.project}-{group_name}-bastion",
@@ -199,7 +210,9 @@ def services(
     web_index = 0
     for name, service in infra.services.items():
         readable = [parameter_prefix(infra, env, name)] + [
-            parameter_prefix(infra, env, p) for p, prefix in infra.secrets.prefixes.items() if name in prefix.read
+            parameter_prefix(infra, env, p)
+            for p, prefix in infra.secrets.prefixes.items()
+            if name in prefix.read
         ]
         read_buckets = [infra.asset_bucket(env, b) for b in service.buckets.read]
         if deployments and deployments not in read_buckets:
@@ -242,7 +255,9 @@ def services(
                 "publish_topics": [resource_name(infra, env, t) for t in service.publishes],
                 "parameter_prefixes": readable,
                 "write_parameter_prefixes": [
-                    parameter_prefix(infra, env, p) for p, prefix in infra.secrets.prefixes.items() if name in prefix.write
+                    parameter_prefix(infra, env, p)
+                    for p, prefix in infra.secrets.prefixes.items()
+                    if name in prefix.write
                 ],
                 "kms_keys": [DATA_KEY],
             },
@@ -286,8 +301,16 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
     # so Terraform can expand every module before wiring them together.
     access: dict[str, Any] = {}
     for asset_class, spec in infra.buckets.items():
-        readers = {s: service_role(s) for s, service in infra.services.items() if asset_class in service.buckets.read}
-        writers = {s: service_role(s) for s, service in infra.services.items() if asset_class in service.buckets.write}
+        readers = {
+            s: service_role(s)
+            for s, service in infra.services.items()
+            if asset_class in service.buckets.read
+        }
+        writers = {
+            s: service_role(s)
+            for s, service in infra.services.items()
+            if asset_class in service.buckets.write
+        }
         if asset_class == "deployments":
             readers.update({s: service_role(s) for s in infra.services})
         if asset_class in CI_UPLOADS:
@@ -327,9 +350,13 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
     for topic_name, topic in infra.topics.items():
         queues = [s.split(".", 1)[1] for s in topic.subscribers]
         for queue in queues:
-            subscribers[queue][topic_name] = Expression(f"module.topic[{hcl_quote(topic_name)}].arn")
+            subscribers[queue][topic_name] = Expression(
+                f"module.topic[{hcl_quote(topic_name)}].arn"
+            )
         topics[topic_name] = {"name": resource_name(infra, env, topic_name)}
-        subscriptions[topic_name] = {q: Expression(f"module.queue[{hcl_quote(q)}].arn") for q in queues}
+        subscriptions[topic_name] = {
+            q: Expression(f"module.queue[{hcl_quote(q)}].arn") for q in queues
+        }
     queues = {
         queue_name: {
             "name": resource_name(infra, env, queue_name),
@@ -349,7 +376,9 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
             "timeout": function.timeout,
             "concurrency": function.concurrency,
             "source_bucket": infra.asset_bucket(env, function.on_upload_to),
-            "variants_bucket": infra.asset_bucket(env, function.variants_bucket or function.on_upload_to),
+            "variants_bucket": infra.asset_bucket(
+                env, function.variants_bucket or function.on_upload_to
+            ),
             "variants_prefix": function.variants_prefix,
             "backup_bucket": infra.asset_bucket(env, "backup"),
             "sizes": list(function.sizes),
@@ -394,7 +423,9 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
             "name": name,
             "path": f"/{infra.project}/{env}",
             "store": infra.secrets.store,
-            "recovery_window_days": SECRET_RECOVERY_DAYS if keeps_deleted_data(infra, infra.group_of(env)) else 0,
+            "recovery_window_days": SECRET_RECOVERY_DAYS
+            if keeps_deleted_data(infra, infra.group_of(env))
+            else 0,
             "prefixes": prefixes,
         },
     }
@@ -403,7 +434,12 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
 def ci(infra: Infra, group_name: str) -> dict[str, Any]:
     """The group's CI/CD role: uploads, its parameters, deployed versions."""
     group = infra.vpc_groups[group_name]
-    uploads = [infra.asset_bucket(env, c) for env in group.environments for c in CI_UPLOADS if c in infra.buckets]
+    uploads = [
+        infra.asset_bucket(env, c)
+        for env in group.environments
+        for c in CI_UPLOADS
+        if c in infra.buckets
+    ]
     reads, writes = [], []
     for env in group.environments:
         for prefix_name, prefix in infra.secrets.prefixes.items():
@@ -476,7 +512,9 @@ def stack_context(config: Config, stack: Stack) -> dict[str, Any]:
     )
     if stack.kind == ENVIRONMENT:
         context["remote_state"] = remote_state(infra, stack, endpoint)
-        context["services"] = services(infra, stack.environment, config.ami_for, config.root_device_for)
+        context["services"] = services(
+            infra, stack.environment, config.ami_for, config.root_device_for
+        )
         context["data"] = data(infra, stack.environment)
         context["web"] = bool(infra.web_services())
     else:

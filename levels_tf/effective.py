@@ -51,7 +51,9 @@ def expand_dotted(document: Document) -> Document:
                     break
                 node = existing
             if clash or (parts[-1] in node and _overlaps(node[parts[-1]], value)):
-                problems.append(document.problem(source, "overrides the same value twice", key=True))
+                problems.append(
+                    document.problem(source, "overrides the same value twice", key=True)
+                )
                 continue
             if parts[-1] in node:
                 node[parts[-1]] = deep_merge(node[parts[-1]], value)

@@ -17,9 +17,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlparse
 
 from . import process
@@ -58,7 +58,9 @@ class Kind:
         import importlib.util
 
         if importlib.util.find_spec(self.package) is None:
-            raise EmulatorError(f"the {self.name} emulator is not installed: pip install '{self.requirement}'")
+            raise EmulatorError(
+                f"the {self.name} emulator is not installed: pip install '{self.requirement}'"
+            )
         return [sys.executable, "-m", self.module]
 
 
@@ -97,7 +99,11 @@ class Emulator:
             log.seek(self._log_offset)
             chunk = log.read()
         self._log_offset += len(chunk)
-        return [line for line in chunk.decode(errors="replace").splitlines() if SERVER_ERROR.search(line)]
+        return [
+            line
+            for line in chunk.decode(errors="replace").splitlines()
+            if SERVER_ERROR.search(line)
+        ]
 
 
 # A werkzeug access line with a 5xx status (moto), or an API the emulator says it lacks.
@@ -113,8 +119,14 @@ def free_port() -> int:
 def check_loopback(url: str) -> str:
     """`url` without a trailing slash; UsageError unless it is http(s) on 127.0.0.1, ::1 or localhost."""
     parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or parsed.hostname not in (LOOPBACK, "::1", "localhost"):
-        raise UsageError(f"--endpoint {url!r}: a rehearsal talks only to an emulator on this machine's loopback")
+    if parsed.scheme not in ("http", "https") or parsed.hostname not in (
+        LOOPBACK,
+        "::1",
+        "localhost",
+    ):
+        raise UsageError(
+            f"--endpoint {url!r}: a rehearsal talks only to an emulator on this machine's loopback"
+        )
     return url.rstrip("/")
 
 
@@ -162,7 +174,9 @@ def user_run(kind: Kind, url: str) -> Emulator:
     """An emulator the user runs at loopback `url`; EmulatorError when it does not answer."""
     url = check_loopback(url)
     if answers(url + "/") is None:
-        raise EmulatorError(f"nothing answers at {url}; start the emulator first, or leave --endpoint out")
+        raise EmulatorError(
+            f"nothing answers at {url}; start the emulator first, or leave --endpoint out"
+        )
     return Emulator(kind, url)
 
 

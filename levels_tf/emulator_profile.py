@@ -33,7 +33,12 @@ BASTION_BASE = "amazon-linux-2023"
 # The root device each base's published AMIs use (the AMIs of Canonical,
 # Debian and Amazon in every region: /dev/sda1 for Ubuntu, /dev/xvda for
 # Debian 12 and Amazon Linux 2023).
-ROOT_DEVICES = {"ubuntu-22.04": "/dev/sda1", "ubuntu-24.04": "/dev/sda1", "debian-12": "/dev/xvda", "amazon-linux-2023": "/dev/xvda"}
+ROOT_DEVICES = {
+    "ubuntu-22.04": "/dev/sda1",
+    "ubuntu-24.04": "/dev/sda1",
+    "debian-12": "/dev/xvda",
+    "amazon-linux-2023": "/dev/xvda",
+}
 AMAZON_OWNER_ID = "137112412989"  # the account behind the "amazon" owner alias for Amazon Linux
 SEED_DATE = "20240501"
 
@@ -85,21 +90,33 @@ class Profile:
 
     name: str
     env: dict[str, str]  # the emulator's own settings
-    state_bucket_tls_statement: bool  # False: bootstrap leaves the TLS-only statement out, see tls_reason
+    state_bucket_tls_statement: (
+        bool  # False: bootstrap leaves the TLS-only statement out, see tls_reason
+    )
     tls_reason: str
     differences: tuple[Difference, ...]
-    unreadable: tuple[Difference, ...]  # checks (fnmatch over "step:check name") the emulator cannot answer
+    unreadable: tuple[
+        Difference, ...
+    ]  # checks (fnmatch over "step:check name") the emulator cannot answer
     read_back: tuple[ReadBack, ...]  # attributes the emulator does not read back as written
     policy_names_reason: str  # "" when scaling policies are named per group, as in AWS
     ami_parameter_reason: str  # "" when the emulator's own public parameter names an AMI it has
     backup_selection_reason: str  # "" when the emulator implements AWS Backup selections
     refreshes_instances: bool  # StartInstanceRefresh implemented
-    ca_certificate_reason: str  # "" when the emulator keeps the CA certificate an instance is created with
-    cdn_policies_reason: str  # "" when the emulator implements CloudFront response headers policies and functions
-    bucket_logging_reason: str  # "" when the emulator accepts access logging into the platform's log buckets
+    ca_certificate_reason: (
+        str  # "" when the emulator keeps the CA certificate an instance is created with
+    )
+    cdn_policies_reason: (
+        str  # "" when the emulator implements CloudFront response headers policies and functions
+    )
+    bucket_logging_reason: (
+        str  # "" when the emulator accepts access logging into the platform's log buckets
+    )
     queue_policy_reason: str  # "" when setting one queue attribute keeps the queue's policy
 
-    def adaptations(self, infra: Infra, shared_stacks: list[str], seeded: Seeded, tree: Path) -> list[Adaptation]:
+    def adaptations(
+        self, infra: Infra, shared_stacks: list[str], seeded: Seeded, tree: Path
+    ) -> list[Adaptation]:
         """The override files for the rendered tree of `infra` in `tree` (its shared stacks named), with their reasons."""
         result: list[Adaptation] = []
         cdn = tree / "modules" / "cdn" / "main.tf"
@@ -107,39 +124,79 @@ class Profile:
             blocks = [
                 'resource "aws_cloudfront_response_headers_policy" "security" {\n  count = 0\n}\n',
                 'resource "aws_cloudfront_function" "strip_prefix" {\n  count = 0\n}\n',
-                'resource "aws_cloudfront_distribution" "this" {\n' + "\n".join(_without_cdn_policies(cdn.read_text(encoding="utf-8"))) + "}\n",
+                'resource "aws_cloudfront_distribution" "this" {\n'
+                + "\n".join(_without_cdn_policies(cdn.read_text(encoding="utf-8")))
+                + "}\n",
             ]
-            result.append(Adaptation("modules/cdn/rehearsal_override.tf", _file([self.cdn_policies_reason], blocks), self.cdn_policies_reason))
+            result.append(
+                Adaptation(
+                    "modules/cdn/rehearsal_override.tf",
+                    _file([self.cdn_policies_reason], blocks),
+                    self.cdn_policies_reason,
+                )
+            )
         for stack in shared_stacks:
             blocks = []
             reasons = []
             if self.ami_parameter_reason:
-                blocks.append(f'module "bastion" {{\n  ami_parameter = "{BASTION_AMI_PARAMETER}"\n}}\n')
+                blocks.append(
+                    f'module "bastion" {{\n  ami_parameter = "{BASTION_AMI_PARAMETER}"\n}}\n'
+                )
                 reasons.append(self.ami_parameter_reason)
             if infra.dns is not None and seeded.zone_id and infra.dns.zone_id != seeded.zone_id:
-                blocks.append(f'module "load_balancer" {{\n  dns_zone_id = "{seeded.zone_id}"\n}}\n')
+                blocks.append(
+                    f'module "load_balancer" {{\n  dns_zone_id = "{seeded.zone_id}"\n}}\n'
+                )
                 reasons.append(
                     f"an emulator gives a new hosted zone an id of its own, so the zone seeded for "
                     f"{infra.dns.domain} ({seeded.zone_id}) stands in for {infra.dns.zone_id}"
                 )
             if blocks:
-                result.append(Adaptation(f"stacks/{stack}/rehearsal_override.tf", _file(reasons, blocks), "; ".join(reasons)))
+                result.append(
+                    Adaptation(
+                        f"stacks/{stack}/rehearsal_override.tf",
+                        _file(reasons, blocks),
+                        "; ".join(reasons),
+                    )
+                )
         if infra.database is not None:
             blocks, reasons = [], []
             if self.backup_selection_reason:
                 blocks.append('resource "aws_backup_selection" "this" {\n  count = 0\n}\n')
                 reasons.append(self.backup_selection_reason)
             if self.ca_certificate_reason:
-                blocks.append('resource "aws_rds_cluster_instance" "this" {\n  ca_cert_identifier = null\n}\n')
+                blocks.append(
+                    'resource "aws_rds_cluster_instance" "this" {\n  ca_cert_identifier = null\n}\n'
+                )
                 reasons.append(self.ca_certificate_reason)
             if blocks:
-                result.append(Adaptation("modules/database/rehearsal_override.tf", _file(reasons, blocks), "; ".join(reasons)))
+                result.append(
+                    Adaptation(
+                        "modules/database/rehearsal_override.tf",
+                        _file(reasons, blocks),
+                        "; ".join(reasons),
+                    )
+                )
         if self.queue_policy_reason and infra.queues:
-            block = 'resource "aws_sqs_queue_redrive_allow_policy" "dead_letter" {\n  count = 0\n}\n'
-            result.append(Adaptation("modules/queue/rehearsal_override.tf", _file([self.queue_policy_reason], [block]), self.queue_policy_reason))
+            block = (
+                'resource "aws_sqs_queue_redrive_allow_policy" "dead_letter" {\n  count = 0\n}\n'
+            )
+            result.append(
+                Adaptation(
+                    "modules/queue/rehearsal_override.tf",
+                    _file([self.queue_policy_reason], [block]),
+                    self.queue_policy_reason,
+                )
+            )
         if self.bucket_logging_reason and infra.buckets:
             block = 'resource "aws_s3_bucket_logging" "this" {\n  count = 0\n}\n'
-            result.append(Adaptation("modules/bucket/rehearsal_override.tf", _file([self.bucket_logging_reason], [block]), self.bucket_logging_reason))
+            result.append(
+                Adaptation(
+                    "modules/bucket/rehearsal_override.tf",
+                    _file([self.bucket_logging_reason], [block]),
+                    self.bucket_logging_reason,
+                )
+            )
         if not self.refreshes_instances and infra.services:
             reason = (
                 f"{self.name} does not implement instance refreshes (StartInstanceRefresh), so a new launch "
@@ -147,18 +204,30 @@ class Profile:
             )
             block = (
                 'resource "aws_autoscaling_group" "this" {\n  dynamic "instance_refresh" {\n'
-                "    for_each = []\n\n    content {\n      strategy = \"Rolling\"\n    }\n  }\n}\n"
+                '    for_each = []\n\n    content {\n      strategy = "Rolling"\n    }\n  }\n}\n'
             )
-            result.append(Adaptation("modules/service/rehearsal_override.tf", _file([reason], [block]), reason))
+            result.append(
+                Adaptation(
+                    "modules/service/rehearsal_override.tf", _file([reason], [block]), reason
+                )
+            )
         if self.policy_names_reason and infra.services:
             blocks = [
                 f'resource "aws_autoscaling_policy" "{name}" {{\n  name = "{name}-${{aws_autoscaling_group.this.name}}"\n}}\n'
                 for name in ("cpu", "requests", "backlog")
             ]
             result.append(
-                Adaptation("modules/service/rehearsal_policies_override.tf", _file([self.policy_names_reason], blocks), self.policy_names_reason)
+                Adaptation(
+                    "modules/service/rehearsal_policies_override.tf",
+                    _file([self.policy_names_reason], blocks),
+                    self.policy_names_reason,
+                )
             )
-        modules = {module.name for module in (tree / "modules").iterdir()} if (tree / "modules").is_dir() else set()
+        modules = (
+            {module.name for module in (tree / "modules").iterdir()}
+            if (tree / "modules").is_dir()
+            else set()
+        )
         by_module: dict[str, list[ReadBack]] = {}
         for entry in self.read_back:
             if entry.module in modules:
@@ -168,10 +237,19 @@ class Profile:
             for entry in entries:
                 kind, name = entry.resource.split(".")
                 ignored = ", ".join((*entry.keep, *entry.attributes))
-                blocks.append(f'# {entry.reason}\nresource "{kind}" "{name}" {{\n  lifecycle {{\n    ignore_changes = [{ignored}]\n  }}\n}}\n')
+                blocks.append(
+                    f'# {entry.reason}\nresource "{kind}" "{name}" {{\n  lifecycle {{\n    ignore_changes = [{ignored}]\n  }}\n}}\n'
+                )
             reasons = [f"{e.resource}: {', '.join(e.attributes)}: {e.reason}" for e in entries]
-            text = "# levels-tf rehearse: attributes the emulator reads back differently, in this rehearsal tree only.\n\n" + "\n".join(blocks)
-            result.append(Adaptation(f"modules/{module}/rehearsal_read_back_override.tf", text, "; ".join(reasons)))
+            text = (
+                "# levels-tf rehearse: attributes the emulator reads back differently, in this rehearsal tree only.\n\n"
+                + "\n".join(blocks)
+            )
+            result.append(
+                Adaptation(
+                    f"modules/{module}/rehearsal_read_back_override.tf", text, "; ".join(reasons)
+                )
+            )
         return result
 
     def difference(self, stack: str, address: str) -> Difference | None:
@@ -211,7 +289,12 @@ def _without_cdn_policies(main_tf: str) -> list[str]:
 
 def _file(reasons: list[str], blocks: list[str]) -> str:
     header = "".join(f"# {reason}\n" for reason in reasons)
-    return "# levels-tf rehearse: an adaptation to the emulator, in this rehearsal tree only.\n" + header + "\n" + "\n".join(blocks)
+    return (
+        "# levels-tf rehearse: an adaptation to the emulator, in this rehearsal tree only.\n"
+        + header
+        + "\n"
+        + "\n".join(blocks)
+    )
 
 
 def seed_images(infra: Infra) -> list[dict]:
@@ -296,37 +379,94 @@ MOTO = Profile(
         ),
     ),
     read_back=(
-        ReadBack("app-access", "aws_vpc_security_group_ingress_rule.ssh_from_bastion", ("description", "referenced_security_group_id"), _RULES),
-        ReadBack("database", "aws_vpc_security_group_ingress_rule.from_applications", ("description", "referenced_security_group_id"), _RULES),
-        ReadBack("service", "aws_vpc_security_group_ingress_rule.from_load_balancer", ("description", "referenced_security_group_id"), _RULES),
-        ReadBack("database", "aws_backup_plan.this", ("tags", "tags_all"), "moto does not read back an AWS Backup plan's tags"),
-        ReadBack("database", "aws_backup_vault.this", ("tags", "tags_all"), "moto does not read back an AWS Backup vault's tags"),
         ReadBack(
-            "database", "aws_rds_cluster.this", ("scaling_configuration",), "moto reads back an empty scaling configuration",
+            "app-access",
+            "aws_vpc_security_group_ingress_rule.ssh_from_bastion",
+            ("description", "referenced_security_group_id"),
+            _RULES,
+        ),
+        ReadBack(
+            "database",
+            "aws_vpc_security_group_ingress_rule.from_applications",
+            ("description", "referenced_security_group_id"),
+            _RULES,
+        ),
+        ReadBack(
+            "service",
+            "aws_vpc_security_group_ingress_rule.from_load_balancer",
+            ("description", "referenced_security_group_id"),
+            _RULES,
+        ),
+        ReadBack(
+            "database",
+            "aws_backup_plan.this",
+            ("tags", "tags_all"),
+            "moto does not read back an AWS Backup plan's tags",
+        ),
+        ReadBack(
+            "database",
+            "aws_backup_vault.this",
+            ("tags", "tags_all"),
+            "moto does not read back an AWS Backup vault's tags",
+        ),
+        ReadBack(
+            "database",
+            "aws_rds_cluster.this",
+            ("scaling_configuration",),
+            "moto reads back an empty scaling configuration",
             keep=("final_snapshot_identifier",),
         ),
         ReadBack(
-            "database", "aws_rds_cluster_instance.this",
-            ("performance_insights_enabled", "performance_insights_kms_key_id", "performance_insights_retention_period"),
+            "database",
+            "aws_rds_cluster_instance.this",
+            (
+                "performance_insights_enabled",
+                "performance_insights_kms_key_id",
+                "performance_insights_retention_period",
+            ),
             "moto does not keep an instance's Performance Insights settings",
         ),
         ReadBack("bastion", "aws_launch_template.this", ("tag_specifications",), _TEMPLATE_TAGS),
         ReadBack("service", "aws_launch_template.this", ("tag_specifications",), _TEMPLATE_TAGS),
-        ReadBack("bastion", "aws_autoscaling_group.this", ("capacity_reservation_specification",), _GROUP),
         ReadBack(
-            "service", "aws_autoscaling_group.this", ("capacity_reservation_specification", "default_instance_warmup"), _GROUP,
+            "bastion", "aws_autoscaling_group.this", ("capacity_reservation_specification",), _GROUP
+        ),
+        ReadBack(
+            "service",
+            "aws_autoscaling_group.this",
+            ("capacity_reservation_specification", "default_instance_warmup"),
+            _GROUP,
             keep=("desired_capacity",),
         ),
-        ReadBack("load-balancer", "aws_s3_bucket_notification.logs", ("eventbridge",), _EVENTBRIDGE),
+        ReadBack(
+            "load-balancer", "aws_s3_bucket_notification.logs", ("eventbridge",), _EVENTBRIDGE
+        ),
         ReadBack("bucket", "aws_s3_bucket_notification.this", ("eventbridge",), _EVENTBRIDGE),
         ReadBack("log-bucket", "aws_s3_bucket_notification.this", ("eventbridge",), _EVENTBRIDGE),
         ReadBack(
-            "cdn", "aws_cloudfront_distribution.this", ("default_cache_behavior", "ordered_cache_behavior", "origin", "viewer_certificate"),
+            "cdn",
+            "aws_cloudfront_distribution.this",
+            ("default_cache_behavior", "ordered_cache_behavior", "origin", "viewer_certificate"),
             "moto reads a distribution's origins back without their access control, and its behaviours and certificate with defaults",
         ),
-        ReadBack("function", "aws_lambda_function.this", ("dead_letter_config",), "moto does not read back a function's dead-letter queue"),
-        ReadBack("queue", "aws_sqs_queue.this", ("redrive_policy",), "moto reads a queue's redrive policy back in another form"),
-        ReadBack("queue", "aws_sqs_queue_policy.this", ("policy",), "moto drops a queue's policy when another attribute of the queue is set"),
+        ReadBack(
+            "function",
+            "aws_lambda_function.this",
+            ("dead_letter_config",),
+            "moto does not read back a function's dead-letter queue",
+        ),
+        ReadBack(
+            "queue",
+            "aws_sqs_queue.this",
+            ("redrive_policy",),
+            "moto reads a queue's redrive policy back in another form",
+        ),
+        ReadBack(
+            "queue",
+            "aws_sqs_queue_policy.this",
+            ("policy",),
+            "moto drops a queue's policy when another attribute of the queue is set",
+        ),
     ),
     policy_names_reason=(
         "moto keys scaling policies by name across all groups (AWS: per group), so the groups' same-named "

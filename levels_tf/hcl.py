@@ -34,7 +34,11 @@ def string(value: str) -> str:
 
 def key(name: str) -> str:
     # A bare `for` opening an object would start a for expression.
-    return name if _IDENT.match(name) and name not in ("true", "false", "null", "for") else string(name)
+    return (
+        name
+        if _IDENT.match(name) and name not in ("true", "false", "null", "for")
+        else string(name)
+    )
 
 
 def value(obj: Any, level: int = 0) -> str:
@@ -118,7 +122,10 @@ def _columns(key: str) -> int:
         joins = previous != "" and (
             unicodedata.category(char) in ("Mn", "Me", "Mc")
             or char == "\u200d"
-            or (previous == "\u200d" and (char >= "\U0001f000" or unicodedata.category(char) == "So"))
+            or (
+                previous == "\u200d"
+                and (char >= "\U0001f000" or unicodedata.category(char) == "So")
+            )
             or "\U0001f3fb" <= char <= "\U0001f3ff"
             or (regional and flag_open)
             or (_jamo_vt(char) and (_jamo(previous) or "\uac00" <= previous <= "\ud7a3"))
@@ -130,7 +137,9 @@ def _columns(key: str) -> int:
 
 
 def _jamo(char: str) -> bool:
-    return "\u1100" <= char <= "\u11ff" or "\ua960" <= char <= "\ua97c" or "\ud7b0" <= char <= "\ud7fb"
+    return (
+        "\u1100" <= char <= "\u11ff" or "\ua960" <= char <= "\ua97c" or "\ud7b0" <= char <= "\ud7fb"
+    )
 
 
 def _jamo_vt(char: str) -> bool:

@@ -15,9 +15,10 @@ import os
 import re
 import stat
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Annotated, Any, Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 from . import loader, typed
 from .errors import ConfigError, Problem
@@ -48,8 +49,12 @@ class Base:
 
 
 BASES: dict[str, Base] = {
-    "ubuntu-22.04": Base("099720109477", "ubuntu/images/hvm-ssd*/ubuntu-jammy-22.04-amd64-server-*", "ubuntu"),
-    "ubuntu-24.04": Base("099720109477", "ubuntu/images/hvm-ssd*/ubuntu-noble-24.04-amd64-server-*", "ubuntu"),
+    "ubuntu-22.04": Base(
+        "099720109477", "ubuntu/images/hvm-ssd*/ubuntu-jammy-22.04-amd64-server-*", "ubuntu"
+    ),
+    "ubuntu-24.04": Base(
+        "099720109477", "ubuntu/images/hvm-ssd*/ubuntu-noble-24.04-amd64-server-*", "ubuntu"
+    ),
     "debian-12": Base("136693071363", "debian-12-amd64-*", "admin"),
     "amazon-linux-2023": Base("amazon", "al2023-ami-2023.*-x86_64", "ec2-user"),
 }
@@ -68,12 +73,18 @@ def packer_targets(config: Config) -> list[tuple[str, str, dict]]:
     if not infra.images:
         return []
     result: list[tuple[str, str, dict]] = [
-        (PLUGINS_FILE, "packer/required-plugins.pkr.hcl.j2", {"amazon_plugin_version": AMAZON_PLUGIN_VERSION}),
+        (
+            PLUGINS_FILE,
+            "packer/required-plugins.pkr.hcl.j2",
+            {"amazon_plugin_version": AMAZON_PLUGIN_VERSION},
+        ),
         (HARDEN_SCRIPT, "packer/scripts/harden.sh.j2", {}),
         (f"{MANIFESTS_DIR}/.gitignore", "packer/manifests.gitignore.j2", {}),
     ]
     for name in sorted(infra.images):
-        result.append((f"packer/{name}.pkr.hcl", "packer/image.pkr.hcl.j2", image_context(infra, name)))
+        result.append(
+            (f"packer/{name}.pkr.hcl", "packer/image.pkr.hcl.j2", image_context(infra, name))
+        )
     return result
 
 
@@ -154,15 +165,24 @@ def _script_problem(root: Path, script: str) -> str | None:
 
 # --- the image lock ----------------------------------------------------------
 
-AmiId = Annotated[str, Pattern(r"ami-[0-9a-f]{8,17}", "not an AMI id such as ami-0123456789abcdef0")]
-Region = Annotated[str, Pattern(r"[a-z]{2}(-[a-z]+)+-[0-9]+", "not an AWS region such as us-east-1")]
+AmiId = Annotated[
+    str, Pattern(r"ami-[0-9a-f]{8,17}", "not an AMI id such as ami-0123456789abcdef0")
+]
+Region = Annotated[
+    str, Pattern(r"[a-z]{2}(-[a-z]+)+-[0-9]+", "not an AWS region such as us-east-1")
+]
 Timestamp = Annotated[
     str,
-    Pattern(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "not a UTC time such as 2024-05-01T12:00:00Z"),
+    Pattern(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "not a UTC time such as 2024-05-01T12:00:00Z"
+    ),
 ]
 ImageName = Annotated[str, Pattern(NAME_RE, NAME_RULE)]
 _WORD = r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}"
-Version = Annotated[str, Pattern(_WORD, "use up to 128 letters, digits and . _ + -, starting with a letter or digit")]
+Version = Annotated[
+    str,
+    Pattern(_WORD, "use up to 128 letters, digits and . _ + -, starting with a letter or digit"),
+]
 GitRevision = Annotated[str, Pattern(f"({_WORD})?", "use up to 128 letters, digits and . _ + -")]
 ROOT_DEVICE_RE = r"/dev/[a-z][a-z0-9]{0,15}"
 RootDevice = Annotated[str, Pattern(f"({ROOT_DEVICE_RE})?", "not a device name such as /dev/xvda")]

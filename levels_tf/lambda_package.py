@@ -55,7 +55,9 @@ def _collect(root: Path, *, dependencies: bool) -> dict[str, Path]:
             if name in _SKIP_DIRS or (dependencies and relative == Path(".") and name == "bin"):
                 continue
             if path.is_symlink():
-                raise PackageError(f"{path} is a link to a folder; a Lambda package holds real files only")
+                raise PackageError(
+                    f"{path} is a link to a folder; a Lambda package holds real files only"
+                )
             keep.append(name)
         dirnames[:] = keep
         for name in filenames:
@@ -93,12 +95,19 @@ def build_zip(source_dir: Path, dependencies_dir: Path | None) -> bytes:
         packages = _collect(Path(dependencies_dir), dependencies=True)
         clashes = sorted(set(files) & set(packages))
         if clashes:
-            raise PackageError(f"{source_dir} and its dependencies both have {', '.join(clashes[:5])}")
+            raise PackageError(
+                f"{source_dir} and its dependencies both have {', '.join(clashes[:5])}"
+            )
         files.update(packages)
     if not files:
         raise PackageError(f"{source_dir} has no files to package")
 
-    directories = {parent.as_posix() + "/" for name in files for parent in Path(name).parents if parent != Path(".")}
+    directories = {
+        parent.as_posix() + "/"
+        for name in files
+        for parent in Path(name).parents
+        if parent != Path(".")
+    }
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         for name in sorted(directories | set(files)):
@@ -136,7 +145,9 @@ def fetch_dependencies(
         raise PackageError("no requirements to install")
     for requirement in requirements:
         if not requirement.strip() or requirement.lstrip().startswith("-"):
-            raise PackageError(f"{requirement!r} is not a requirement (options are not accepted here)")
+            raise PackageError(
+                f"{requirement!r} is not a requirement (options are not accepted here)"
+            )
     target = Path(target)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise PackageError(f"{target} must be an empty folder or not exist yet")
@@ -175,7 +186,9 @@ def package_function(name: str, work_dir: Path, *, runtime: str = "python3.12") 
     dependencies = None
     if function.requirements:
         dependencies = Path(work_dir) / "dependencies"
-        fetch_dependencies(list(function.requirements), dependencies, python_version=python_version_of(runtime))
+        fetch_dependencies(
+            list(function.requirements), dependencies, python_version=python_version_of(runtime)
+        )
     return build_zip(function.source_dir, dependencies)
 
 

@@ -24,6 +24,7 @@ MAX_NODES = 100_000
 MAX_DEPTH = 64
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
+
 @dataclass
 class Document:
     """Loaded data with the position (line, column; 1-based) of each path."""
@@ -130,7 +131,7 @@ class _Builder:
             return self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             raise self.fail(node, path, _yaml_message(exc)) from None
-        except Exception:  # noqa: BLE001 - e.g. `!!int x` raises ValueError, `!!bool x` KeyError
+        except Exception:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise self.fail(node, path, f"YAML: {node.value!r} is not a valid {tag}") from None
 
@@ -270,7 +271,9 @@ def decode(raw: bytes, file: str) -> str:
     if bad:
         line, column = _position(text[: bad.start()])
         code = ord(bad.group())
-        raise ConfigError([Problem(line, column, "", f"control character U+{code:04X} in text", file)])
+        raise ConfigError(
+            [Problem(line, column, "", f"control character U+{code:04X} in text", file)]
+        )
     if text.startswith("\ufeff"):
         text = text[1:]
     return text

@@ -35,24 +35,63 @@ def _vpc_cidr(value: str) -> str:
     return value
 
 
-_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-              "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com")
+_KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+)
 
 
 def _ssh_key(value: str) -> str:
     parts = value.split()
-    if len(parts) < 2 or parts[0] not in _KEY_TYPES or not re.fullmatch(r"[A-Za-z0-9+/=]+", parts[1]):
+    if (
+        len(parts) < 2
+        or parts[0] not in _KEY_TYPES
+        or not re.fullmatch(r"[A-Za-z0-9+/=]+", parts[1])
+    ):
         raise ValueError("not an OpenSSH public key ('ssh-ed25519 AAAA... comment')")
     return " ".join(parts)
 
 
-Name = Annotated[str, Pattern(NAME_RE, NAME_RULE), Doc("Lowercase letters, digits and hyphens; 2 to 24 characters.")]
+Name = Annotated[
+    str,
+    Pattern(NAME_RE, NAME_RULE),
+    Doc("Lowercase letters, digits and hyphens; 2 to 24 characters."),
+]
 Cidr = Annotated[str, Check(_cidr), Doc("An IPv4 CIDR block, e.g. 203.0.113.0/24.")]
 VpcCidr = Annotated[str, Check(_vpc_cidr), Doc("An IPv4 CIDR block from /16 to /24.")]
 SshKey = Annotated[str, Check(_ssh_key), Doc("An OpenSSH public key.")]
-InstanceType = Annotated[str, Pattern(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "not an EC2 instance type such as t3.micro")]
+InstanceType = Annotated[
+    str, Pattern(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "not an EC2 instance type such as t3.micro")
+]
 Path = Annotated[str, Pattern(r"/.*", "must start with /")]
-RetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653]
+RetentionDays = Literal[
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+]
 TagMap = dict[Annotated[str, Length(1, 128)], Annotated[str, Length(0, 256)]]
 
 
@@ -69,7 +108,9 @@ class State(Record):
     """Where Terraform keeps state: one S3 bucket per VPC group, or local files."""
 
     backend: Annotated[Literal["s3", "local"], Doc("s3 (native S3 locking) or local.")] = "s3"
-    bucket_prefix: Annotated[str | None, Doc("State buckets are <bucket_prefix>-<group>; default <project>-tfstate.")] = None
+    bucket_prefix: Annotated[
+        str | None, Doc("State buckets are <bucket_prefix>-<group>; default <project>-tfstate.")
+    ] = None
 
 
 # Where teams run Terraform, by default: Linux CI and developers' Macs
@@ -110,7 +151,10 @@ HOSTNAME_RE = r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 Hostname = Annotated[str, Pattern(HOSTNAME_RE, "not a lowercase DNS name such as api.example.com")]
 CertificateArn = Annotated[
     str,
-    Pattern(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}", "not an ACM certificate ARN"),
+    Pattern(
+        r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}",
+        "not an ACM certificate ARN",
+    ),
 ]
 
 
@@ -141,7 +185,9 @@ class LoadBalancer(Record):
     ] = "ELBSecurityPolicy-TLS13-1-2-2021-06"
     certificates: Annotated[
         dict[Name, CertificateArn],
-        Doc("ACM certificate per VPC group; a group without one requests a DNS-validated certificate in dns.zone_id."),
+        Doc(
+            "ACM certificate per VPC group; a group without one requests a DNS-validated certificate in dns.zone_id."
+        ),
     ] = _dict()
     hostnames: Annotated[
         dict[Name, Annotated[list[Hostname], Length(1)]],
@@ -162,7 +208,9 @@ class SubnetSizes(Record):
 
 @record
 class FlowLogs(Record):
-    retention_days: Annotated[RetentionDays, Doc("CloudWatch Logs retention of the VPC flow logs.")] = 365
+    retention_days: Annotated[
+        RetentionDays, Doc("CloudWatch Logs retention of the VPC flow logs.")
+    ] = 365
     traffic: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
 
 
@@ -170,8 +218,12 @@ class FlowLogs(Record):
 class VpcGroup(Record):
     """One VPC shared by the environments listed; no route to any other group."""
 
-    production: Annotated[bool, Doc("Production defaults: NAT per zone, confirmations before changes.")] = False
-    deletion_protection: Annotated[bool, Doc("Protect the load balancer and database from deletion.")] = True
+    production: Annotated[
+        bool, Doc("Production defaults: NAT per zone, confirmations before changes.")
+    ] = False
+    deletion_protection: Annotated[
+        bool, Doc("Protect the load balancer and database from deletion.")
+    ] = True
     cidr: VpcCidr
     azs: Annotated[int, Doc("Availability zones to span (2 to 6).")] = 4
     nat: Annotated[
@@ -205,7 +257,12 @@ class Image(Record):
     """A server class baked into an AMI by Packer."""
 
     base: Literal["ubuntu-22.04", "ubuntu-24.04", "debian-12", "amazon-linux-2023"] | None = None
-    source_ami: Annotated[str, Pattern(r"ami-[0-9a-f]{8,17}", "not an AMI id such as ami-0123456789abcdef0")] | None = None
+    source_ami: (
+        Annotated[
+            str, Pattern(r"ami-[0-9a-f]{8,17}", "not an AMI id such as ami-0123456789abcdef0")
+        ]
+        | None
+    ) = None
     instance_type: InstanceType = "t3.small"
     ssh_user: str | None = None
     scripts: list[str] = _list()
@@ -245,7 +302,9 @@ class Service(Record):
 
     image: Name
     instance_type: InstanceType = "t3.small"
-    port: Annotated[int | None, Range(1, 65535), Doc("Set for web services behind the load balancer.")] = None
+    port: Annotated[
+        int | None, Range(1, 65535), Doc("Set for web services behind the load balancer.")
+    ] = None
     health_check: Path = "/health"
     routes: list[Path] = _list()
     consumes: list[Name] = _list()
@@ -269,7 +328,9 @@ class Serverless(Record):
 class Database(Record):
     engine: Literal["aurora-mysql"] = "aurora-mysql"
     engine_version: str = "8.0.mysql_aurora.3.08.0"
-    instance_class: Annotated[str, Pattern(r"db\.[a-z0-9]+\.[a-z0-9]+", "not an RDS instance class such as db.r6g.large")] = "db.r6g.large"
+    instance_class: Annotated[
+        str, Pattern(r"db\.[a-z0-9]+\.[a-z0-9]+", "not an RDS instance class such as db.r6g.large")
+    ] = "db.r6g.large"
     replicas: Annotated[int, Range(0, 15)] = 1
     backup_retention_days: Annotated[int, Range(1, 35)] = 7
     serverless: Serverless | None = None
@@ -286,7 +347,9 @@ class BucketClass(Record):
 @record
 class Cdn(Record):
     price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
-    certificate_arn: Annotated[CertificateArn | None, Doc("ACM certificate in us-east-1 covering every alias.")] = None
+    certificate_arn: Annotated[
+        CertificateArn | None, Doc("ACM certificate in us-east-1 covering every alias.")
+    ] = None
     aliases: Annotated[dict[Name, list[str]], Doc("Hostnames per environment.")] = _dict()
 
 
@@ -299,36 +362,52 @@ class Queue(Record):
 
 @record
 class Topic(Record):
-    subscribers: list[Annotated[str, Pattern(r"queue\.[a-z][a-z0-9-]*[a-z0-9]", "write subscribers as queue.<name>")]] = _list()
+    subscribers: list[
+        Annotated[
+            str, Pattern(r"queue\.[a-z][a-z0-9-]*[a-z0-9]", "write subscribers as queue.<name>")
+        ]
+    ] = _list()
 
 
 @record
 class Function(Record):
     """The image function: variants of every upload, and a copy of the original in the backup bucket."""
 
-    code: Annotated[Literal["image-variants"], Doc("Which of levels-tf's functions runs.")] = "image-variants"
+    code: Annotated[Literal["image-variants"], Doc("Which of levels-tf's functions runs.")] = (
+        "image-variants"
+    )
     runtime: Literal["python3.11", "python3.12", "python3.13"] = "python3.12"
     on_upload_to: Name
     sizes: Annotated[list[Annotated[int, Range(16, 8192)]], Length(1)]
-    variants_prefix: Annotated[str, Pattern(r"[a-z0-9][a-z0-9/_-]*/", "a key prefix ending in '/', e.g. variants/")] = "variants/"
+    variants_prefix: Annotated[
+        str, Pattern(r"[a-z0-9][a-z0-9/_-]*/", "a key prefix ending in '/', e.g. variants/")
+    ] = "variants/"
     variants_bucket: Annotated[
         Name | None,
-        Doc("Asset class receiving the variants; default the uploads bucket itself, under variants_prefix."),
+        Doc(
+            "Asset class receiving the variants; default the uploads bucket itself, under variants_prefix."
+        ),
     ] = None
     memory: Annotated[int, Range(128, 10240)] = 512
     timeout: Annotated[int, Range(1, 900)] = 60
     concurrency: Annotated[int, Range(1, 1000)] = 10
 
 
-ParameterName = Annotated[str, Pattern(r"[a-zA-Z0-9_.-]{1,100}", "use letters, digits, '_', '.' and '-'")]
+ParameterName = Annotated[
+    str, Pattern(r"[a-zA-Z0-9_.-]{1,100}", "use letters, digits, '_', '.' and '-'")
+]
 
 
 @record
 class Prefix(Record):
     """A parameter prefix, /<project>/<environment>/<name>/, and who may use it."""
 
-    read: Annotated[list[Name], Doc("Services, developers or ci that may read the prefix.")] = _list()
-    write: Annotated[list[Name], Doc("Services, developers or ci that may write the prefix.")] = _list()
+    read: Annotated[list[Name], Doc("Services, developers or ci that may read the prefix.")] = (
+        _list()
+    )
+    write: Annotated[list[Name], Doc("Services, developers or ci that may write the prefix.")] = (
+        _list()
+    )
     parameters: Annotated[
         list[ParameterName],
         Doc("Parameters declared with a placeholder; their real values are set out of band."),
@@ -346,8 +425,18 @@ class Ci(Record):
     """The CI/CD role of each VPC group."""
 
     assumed_by: Annotated[
-        list[Annotated[str, Pattern(r"arn:aws[a-z-]*:iam::\d{12}:(root|role/[\w+=,.@/-]+)", "not an IAM role or account root ARN")]],
-        Doc("Principals that may assume the CI role; default the account itself (its IAM policies decide)."),
+        list[
+            Annotated[
+                str,
+                Pattern(
+                    r"arn:aws[a-z-]*:iam::\d{12}:(root|role/[\w+=,.@/-]+)",
+                    "not an IAM role or account root ARN",
+                ),
+            ]
+        ],
+        Doc(
+            "Principals that may assume the CI role; default the account itself (its IAM policies decide)."
+        ),
     ] = _list()
 
 
@@ -373,7 +462,10 @@ class Infra(Record):
     project: Name
     region: Annotated[str, Doc("AWS region, e.g. us-east-1.")]
     tags: TagMap = _dict()
-    bucket_prefix: Annotated[Name | None, Doc("Asset buckets are <bucket_prefix>-<env>-<class>; default the project name.")] = None
+    bucket_prefix: Annotated[
+        Name | None,
+        Doc("Asset buckets are <bucket_prefix>-<env>-<class>; default the project name."),
+    ] = None
     state: State = State()
     terraform: TerraformSettings = TerraformSettings()
     vpc_groups: Annotated[dict[Name, VpcGroup], Length(1)]

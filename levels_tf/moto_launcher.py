@@ -28,9 +28,13 @@ def with_recovery_points(app):
     """`app`, answering GET /backup-vaults/NAME/recovery-points/ with no recovery points."""
 
     def wrapped(environ, start_response):
-        if environ.get("REQUEST_METHOD") == "GET" and RECOVERY_POINTS.match(environ.get("PATH_INFO", "")):
+        if environ.get("REQUEST_METHOD") == "GET" and RECOVERY_POINTS.match(
+            environ.get("PATH_INFO", "")
+        ):
             body = json.dumps({"RecoveryPoints": []}).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            start_response(
+                "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
             return [body]
         return app(environ, start_response)
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlparse
 
 from .errors import UsageError
@@ -28,7 +28,9 @@ STORED = f"{STATE_DIR}/render-options"
 SDK_ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
 _KEYS = ("aws_endpoint", "backend")
 _REWRITE = "delete it, then run `levels-tf render` with the options you mean"
-_HEADER = "# How this tree was rendered; every levels-tf command reads it. Render again to change it.\n"
+_HEADER = (
+    "# How this tree was rendered; every levels-tf command reads it. Render again to change it.\n"
+)
 
 # Every AWS API the rendered stacks call, by the aws provider's endpoint names.
 ENDPOINT_SERVICES = (
@@ -113,7 +115,9 @@ def sdk_endpoint(environ: Mapping[str, str] = os.environ) -> str | None:
     return environ.get(SDK_ENDPOINT_VARIABLE) or None
 
 
-def for_render(out: Path, given: RenderOptions, environ: Mapping[str, str] = os.environ) -> RenderOptions:
+def for_render(
+    out: Path, given: RenderOptions, environ: Mapping[str, str] = os.environ
+) -> RenderOptions:
     """What `render` renders with: each option given, else $AWS_ENDPOINT_URL for
     the endpoint, else what the tree under `out` was rendered with."""
     stored = read_stored(out)
@@ -135,9 +139,17 @@ def resolve(
     if not (out / MANIFEST).exists():
         return RenderOptions(given.aws_endpoint or sdk_endpoint(environ), given.backend)
     stored = read_stored(out)
-    rendered = f"rendered with{stored.flags}" if stored.flags else "rendered with no --aws-endpoint or --backend"
+    rendered = (
+        f"rendered with{stored.flags}"
+        if stored.flags
+        else "rendered with no --aws-endpoint or --backend"
+    )
     where = f"the tree in {out} was {rendered} ({STORED})"
-    endpoint, source, fix = given.aws_endpoint, f"--aws-endpoint {given.aws_endpoint}", "leave --aws-endpoint out"
+    endpoint, source, fix = (
+        given.aws_endpoint,
+        f"--aws-endpoint {given.aws_endpoint}",
+        "leave --aws-endpoint out",
+    )
     if endpoint is None and sdk_endpoint(environ):
         endpoint = sdk_endpoint(environ)
         source, fix = f"{SDK_ENDPOINT_VARIABLE}={endpoint}", f"unset {SDK_ENDPOINT_VARIABLE}"
@@ -164,7 +176,9 @@ def apply(config, options: RenderOptions):
         return dataclasses.replace(config, options=options)
 
     def override(infra):
-        return dataclasses.replace(infra, state=dataclasses.replace(infra.state, backend=options.backend))
+        return dataclasses.replace(
+            infra, state=dataclasses.replace(infra.state, backend=options.backend)
+        )
 
     return dataclasses.replace(
         config,

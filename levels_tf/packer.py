@@ -13,9 +13,9 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 from . import process
 
@@ -71,7 +71,9 @@ class ManifestBuild:
         for part in self.artifact_id.split(","):
             region, sep, ami = part.strip().partition(":")
             if not sep or not region or not ami.startswith("ami-"):
-                raise PackerError(f"unexpected artifact id {self.artifact_id!r} in the manifest: expected REGION:ami-...")
+                raise PackerError(
+                    f"unexpected artifact id {self.artifact_id!r} in the manifest: expected REGION:ami-..."
+                )
             result[region] = ami
         return result
 
@@ -95,7 +97,9 @@ class Packer:
         else:
             found = shutil.which(os.fspath(explicit))
             if found is None:
-                raise PackerError(f"packer is not installed at {os.fspath(explicit)} (no such program); {ADVICE}")
+                raise PackerError(
+                    f"packer is not installed at {os.fspath(explicit)} (no such program); {ADVICE}"
+                )
             binary = os.path.abspath(found)  # builds run in another folder
         env = dict(os.environ)
         env.setdefault("CHECKPOINT_DISABLE", "1")  # no update check against HashiCorp's servers
@@ -116,7 +120,9 @@ class Packer:
         there is nothing to install and nothing is run. True when it ran."""
         if not self.needs_init:
             return False
-        self._stream([self.binary, "init", str(folder)], cwd, on_line, INIT_TIMEOUT, f"packer init {folder}")
+        self._stream(
+            [self.binary, "init", str(folder)], cwd, on_line, INIT_TIMEOUT, f"packer init {folder}"
+        )
         return True
 
     def build(
@@ -139,14 +145,20 @@ class Packer:
         what = f"packer build of {os.fspath(template)} ({only})"
         return Build(os.fspath(template), only, self._stream(argv, cwd, on_line, timeout, what))
 
-    def _stream(self, argv: list[str], cwd: Path, on_line: OnLine | None, timeout: float, what: str) -> tuple[str, ...]:
+    def _stream(
+        self, argv: list[str], cwd: Path, on_line: OnLine | None, timeout: float, what: str
+    ) -> tuple[str, ...]:
         try:
-            result = process.stream(argv, on_line or _ignore, timeout=timeout, cwd=cwd, env=self.env, check=False)
+            result = process.stream(
+                argv, on_line or _ignore, timeout=timeout, cwd=cwd, env=self.env, check=False
+            )
         except process.ToolError as exc:  # could not start, or ran out of time
             raise PackerError(f"{what}: {exc}") from None
         lines = tuple(result.stdout.splitlines())
         if result.returncode != 0:
-            raise PackerError(f"{what} failed (exit {result.returncode})" + _failure_detail(lines, result.stderr))
+            raise PackerError(
+                f"{what} failed (exit {result.returncode})" + _failure_detail(lines, result.stderr)
+            )
         return lines
 
 
@@ -175,7 +187,9 @@ def _version(binary: str, env: Mapping[str, str]) -> tuple[int, int, int]:
     first = (result.stdout.strip() or result.stderr.strip() or "nothing").splitlines()[0]
     match = _VERSION_RE.search(first)
     if result.returncode != 0 or not match or "packer" not in first.lower():
-        raise PackerError(f"{binary} does not look like packer: `{Path(binary).name} version` printed {first!r}; {ADVICE}")
+        raise PackerError(
+            f"{binary} does not look like packer: `{Path(binary).name} version` printed {first!r}; {ADVICE}"
+        )
     major, minor, patch = (int(g) for g in match.groups())
     return (major, minor, patch)
 

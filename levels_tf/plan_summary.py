@@ -42,7 +42,6 @@ import html
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Union
 
 from .errors import LevelsError
 
@@ -292,7 +291,7 @@ class StackSummary:
         return Status.CHANGES if self.has_changes else Status.NO_CHANGES
 
 
-Item = Union[StackSummary, NotPlanned]
+Item = StackSummary | NotPlanned
 """A stack's entry in a summary."""
 
 
@@ -317,7 +316,9 @@ def summarize(
         raise PlanError(f"{stack}: a plan is a JSON object, not {type(plan).__name__}")
     version = str(plan.get("format_version", ""))
     if version.split(".")[0] != "1":
-        raise PlanError(f"{stack}: plan format_version {version or '(none)'} is not 1.x; is this `terraform show -json PLANFILE`?")
+        raise PlanError(
+            f"{stack}: plan format_version {version or '(none)'} is not 1.x; is this `terraform show -json PLANFILE`?"
+        )
     if plan.get("errored"):
         raise PlanError(f"{stack}: the plan errored; it cannot be applied")
     buckets = frozenset(state_buckets)
@@ -329,7 +330,9 @@ def summarize(
         address, type_, action, reason, previous = parsed
         if action in _NOT_CHANGES:
             continue
-        state_bucket = action in _DESTRUCTIVE and bool(buckets) and _touches_bucket(entry, type_, buckets)
+        state_bucket = (
+            action in _DESTRUCTIVE and bool(buckets) and _touches_bucket(entry, type_, buckets)
+        )
         changes.append(_change(address, type_, action, reason, previous, state_bucket))
     drift = []
     for entry in plan.get("resource_drift") or ():
@@ -355,7 +358,9 @@ def _show_entry(stack: str, entry: Mapping) -> tuple[str, str, str, str, str] | 
         change = entry["change"]
         action = _show_action(stack, address, change.get("actions"))
     except (AttributeError, KeyError, TypeError) as error:
-        raise PlanError(f"{stack}: a resource change without {error}: {json.dumps(entry)[:200]}") from None
+        raise PlanError(
+            f"{stack}: a resource change without {error}: {json.dumps(entry)[:200]}"
+        ) from None
     previous = entry.get("previous_address") or ""
     if previous == address:
         previous = ""
@@ -372,7 +377,9 @@ def _show_action(stack: str, what: str, actions) -> str:
     try:
         return _SHOW_ACTIONS[tuple(actions)]
     except (KeyError, TypeError):
-        raise PlanError(f"{stack}: {what}: unknown actions {actions!r}; refusing to guess what they do") from None
+        raise PlanError(
+            f"{stack}: {what}: unknown actions {actions!r}; refusing to guess what they do"
+        ) from None
 
 
 def _touches_bucket(entry: Mapping, type_: str, buckets: frozenset[str]) -> bool:
@@ -417,9 +424,13 @@ def from_json_lines(
         try:
             message = json.loads(line)
         except ValueError:
-            raise PlanError(f"{stack}: line {number} of the plan stream is not JSON: {line[:200]}") from None
+            raise PlanError(
+                f"{stack}: line {number} of the plan stream is not JSON: {line[:200]}"
+            ) from None
         if not isinstance(message, dict):
-            raise PlanError(f"{stack}: line {number} of the plan stream is not a message: {line[:200]}")
+            raise PlanError(
+                f"{stack}: line {number} of the plan stream is not a message: {line[:200]}"
+            )
         kind = message.get("type")
         if kind == "version":
             ui = str(message.get("ui", ""))
@@ -440,7 +451,9 @@ def from_json_lines(
         elif kind == "change_summary":
             totals = message.get("changes") or {}
             if totals.get("operation", "plan") != "plan":
-                raise PlanError(f"{stack}: this stream is of a terraform {totals.get('operation')}, not of a plan")
+                raise PlanError(
+                    f"{stack}: this stream is of a terraform {totals.get('operation')}, not of a plan"
+                )
         elif kind == "outputs":
             for name, output in (message.get("outputs") or {}).items():
                 action = _STREAM_ACTIONS.get((output or {}).get("action", ""), "")
@@ -456,14 +469,26 @@ def from_json_lines(
     # Terraform counts a replace as an add and a remove, but a forget-and-create
     # replace as neither; so only a summary counting more than the messages say
     # (messages lost, a stream cut short) is refused.
-    read = {"add": summary.add + summary.replace, "change": summary.change, "remove": summary.destroy + summary.replace}
+    read = {
+        "add": summary.add + summary.replace,
+        "change": summary.change,
+        "remove": summary.destroy + summary.replace,
+    }
     reported = {name: totals.get(name, 0) for name in read}
-    if reported["change"] != read["change"] or reported["add"] > read["add"] or reported["remove"] > read["remove"]:
-        raise PlanError(f"{stack}: the plan stream's change_summary {reported} disagrees with its planned changes {read}")
+    if (
+        reported["change"] != read["change"]
+        or reported["add"] > read["add"]
+        or reported["remove"] > read["remove"]
+    ):
+        raise PlanError(
+            f"{stack}: the plan stream's change_summary {reported} disagrees with its planned changes {read}"
+        )
     return summary
 
 
-def _stream_change(stack: str, number: int, message: Mapping) -> tuple[str, str, str, str, str] | None:
+def _stream_change(
+    stack: str, number: int, message: Mapping
+) -> tuple[str, str, str, str, str] | None:
     try:
         change = message["change"]
         resource = change["resource"]
@@ -473,7 +498,9 @@ def _stream_change(stack: str, number: int, message: Mapping) -> tuple[str, str,
         type_ = resource["resource_type"]
         action = _STREAM_ACTIONS[change["action"]]
     except (AttributeError, KeyError, TypeError) as error:
-        raise PlanError(f"{stack}: line {number}: a {message.get('type')} message without a known {error}") from None
+        raise PlanError(
+            f"{stack}: line {number}: a {message.get('type')} message without a known {error}"
+        ) from None
     previous = ((change.get("previous_resource") or {}).get("addr")) or ""
     if previous == address:
         previous = ""
@@ -483,16 +510,22 @@ def _stream_change(stack: str, number: int, message: Mapping) -> tuple[str, str,
 # -- shared --------------------------------------------------------------------
 
 
-def _change(address: str, type_: str, action: str, reason: str, previous: str, state_bucket: bool) -> Change:
+def _change(
+    address: str, type_: str, action: str, reason: str, previous: str, state_bucket: bool
+) -> Change:
     stateful = ""
     if action in _DESTRUCTIVE:
         stateful = STATE_BUCKET if state_bucket else STATEFUL.get(type_, "")
-    return Change(address, action, type_, reason, previous, stateful, state_bucket and action in _DESTRUCTIVE)
+    return Change(
+        address, action, type_, reason, previous, stateful, state_bucket and action in _DESTRUCTIVE
+    )
 
 
 def _summary(stack, production, refresh_only, changes, drift, outputs) -> StackSummary:
     if refresh_only and changes:
-        raise PlanError(f"{stack}: a refresh-only plan with resource changes ({changes[0].address}): is it really refresh-only?")
+        raise PlanError(
+            f"{stack}: a refresh-only plan with resource changes ({changes[0].address}): is it really refresh-only?"
+        )
     return StackSummary(
         stack=stack,
         production=production,
@@ -505,7 +538,9 @@ def _summary(stack, production, refresh_only, changes, drift, outputs) -> StackS
 
 def _split(items: Iterable[Item]) -> tuple[list[StackSummary], list[NotPlanned]]:
     items = list(items)
-    return [i for i in items if isinstance(i, StackSummary)], [i for i in items if isinstance(i, NotPlanned)]
+    return [i for i in items if isinstance(i, StackSummary)], [
+        i for i in items if isinstance(i, NotPlanned)
+    ]
 
 
 def exit_code(items: Iterable[Item]) -> int:
@@ -513,7 +548,9 @@ def exit_code(items: Iterable[Item]) -> int:
     stack failed, was skipped or is blocked; 2 also for a stack waiting for
     another's first apply (work is left, and nothing went wrong)."""
     summaries, not_planned = _split(items)
-    if any(s.blocked for s in summaries) or any(n.status is not Status.WAITING for n in not_planned):
+    if any(s.blocked for s in summaries) or any(
+        n.status is not Status.WAITING for n in not_planned
+    ):
         return 1
     return 2 if not_planned or any(s.has_changes for s in summaries) else 0
 
@@ -535,9 +572,15 @@ def next_step(items: Iterable[Item]) -> str:
     if unplanned:
         steps.insert(0, f"`levels-tf plan {' '.join(unplanned)}`")
     if any(d in blocked for d in first):  # its plan was not kept: review it and keep it on purpose
-        steps.insert(0, f"`levels-tf plan --allow-destroy {' '.join(d for d in first if d in blocked)}`")
+        steps.insert(
+            0, f"`levels-tf plan --allow-destroy {' '.join(d for d in first if d in blocked)}`"
+        )
     steps.append(f"`levels-tf plan {' '.join(n.stack for n in waiting)}`")
-    return "next: " + ", then ".join(steps) + "; or `levels-tf apply --all --waves` plans and applies wave by wave"
+    return (
+        "next: "
+        + ", then ".join(steps)
+        + "; or `levels-tf apply --all --waves` plans and applies wave by wave"
+    )
 
 
 # -- rendering -----------------------------------------------------------------
@@ -557,7 +600,15 @@ def _verb(action: str) -> str:
 
 
 def _others(summary: StackSummary) -> str:
-    parts = [f"{n} {word}" for n, word in ((summary.moved, "moved"), (summary.imported, "imported"), (summary.forgotten, "forgotten")) if n]
+    parts = [
+        f"{n} {word}"
+        for n, word in (
+            (summary.moved, "moved"),
+            (summary.imported, "imported"),
+            (summary.forgotten, "forgotten"),
+        )
+        if n
+    ]
     return ", ".join(parts)
 
 
@@ -592,7 +643,9 @@ def text(items: Iterable[Item]) -> str:
     width = max([len("stack"), len("total"), *(len(i.stack) for i in items)])
 
     def row(name: str, cells: Sequence[object], note: str = "") -> str:
-        line = name.ljust(width) + "".join(str(cell).rjust(len(column) + 2) for cell, column in zip(cells, columns))
+        line = name.ljust(width) + "".join(
+            str(cell).rjust(len(column) + 2) for cell, column in zip(cells, columns, strict=False)
+        )
         return f"{line}  {note}" if note else line
 
     lines = [row("stack", columns)]
@@ -602,7 +655,16 @@ def text(items: Iterable[Item]) -> str:
             lines.append(f"  {s.sentence}")
             continue
         values = [getattr(s, c) for c in _COLUMNS] + ([len(s.drift)] if with_drift else [])
-        notes = [n for n in ("BLOCKED" if s.blocked else "", "refresh-only" if s.refresh_only else "", _others(s), _note(s)) if n]
+        notes = [
+            n
+            for n in (
+                "BLOCKED" if s.blocked else "",
+                "refresh-only" if s.refresh_only else "",
+                _others(s),
+                _note(s),
+            )
+            if n
+        ]
         lines.append(row(s.stack, values, "  ".join(notes)))
         for c in s.destructive:
             mark = f"  !! {c.stateful}" if c.stateful else ""
@@ -768,11 +830,15 @@ def markdown(items: Iterable[Item], limit: int = 60000) -> str:
     columns = (*_COLUMNS, "drift") if with_drift else _COLUMNS
     drift_report = bool(summaries) and all(s.refresh_only for s in summaries)
 
-    head = ["### Terraform drift (refresh-only plan)\n\n" if drift_report else "### Terraform plan\n\n"]
+    head = [
+        "### Terraform drift (refresh-only plan)\n\n" if drift_report else "### Terraform plan\n\n"
+    ]
     for status, words in ((Status.FAILED, "Failed"), (Status.SKIPPED, "Skipped")):
         names = [n.stack for n in not_planned if n.status is status]
         if names:
-            head.append(f"{_MARKS[status]} **{words}**: {', '.join(names)} (not planned; see below).\n\n")
+            head.append(
+                f"{_MARKS[status]} **{words}**: {', '.join(names)} (not planned; see below).\n\n"
+            )
     if any(s.blocked for s in summaries):
         head.append(f"⛔ **Blocked**: {_blocked_sentence(summaries)}.\n\n")
     elif not not_planned and not any(s.has_changes for s in summaries):
@@ -785,11 +851,26 @@ def markdown(items: Iterable[Item], limit: int = 60000) -> str:
     rows = []
     for s in items:
         if isinstance(s, NotPlanned):
-            rows.append(f"| {_cell(s.stack)} | " + " | ".join("–" for _ in columns) + f" | {_MARKS[s.status]} {s.status.words} |\n")
+            rows.append(
+                f"| {_cell(s.stack)} | "
+                + " | ".join("–" for _ in columns)
+                + f" | {_MARKS[s.status]} {s.status.words} |\n"
+            )
             continue
         values = [getattr(s, c) for c in _COLUMNS] + ([len(s.drift)] if with_drift else [])
-        notes = [n for n in ("⛔ blocked" if s.blocked else "", f"⚠️ {len(s.flagged)} holding data" if s.flagged else "", _others(s), _note(s)) if n]
-        rows.append(f"| {_cell(s.stack)} | " + " | ".join(map(str, values)) + f" | {', '.join(notes)} |\n")
+        notes = [
+            n
+            for n in (
+                "⛔ blocked" if s.blocked else "",
+                f"⚠️ {len(s.flagged)} holding data" if s.flagged else "",
+                _others(s),
+                _note(s),
+            )
+            if n
+        ]
+        rows.append(
+            f"| {_cell(s.stack)} | " + " | ".join(map(str, values)) + f" | {', '.join(notes)} |\n"
+        )
     totals = _totals(summaries)
     total_row = "| **total** | " + " | ".join(f"**{totals[c]}**" for c in columns) + " | |\n"
 
@@ -797,7 +878,9 @@ def markdown(items: Iterable[Item], limit: int = 60000) -> str:
     if not_planned:
         lists.append(("\n**Not planned:**\n\n", [_not_planned_item(n) for n in not_planned], ""))
     # what holds data comes first, that of blocked stacks before the others
-    flagged = [_item(c, s.stack) for s in sorted(summaries, key=lambda s: not s.blocked) for c in s.flagged]
+    flagged = [
+        _item(c, s.stack) for s in sorted(summaries, key=lambda s: not s.blocked) for c in s.flagged
+    ]
     if flagged:
         lists.append(("\n**Replaced or destroyed, and holding data:**\n\n", flagged, ""))
     for s in summaries:
@@ -813,14 +896,22 @@ def markdown(items: Iterable[Item], limit: int = 60000) -> str:
             title = f"{s.stack}: {len(drift)} changed outside Terraform"
             lists.append(_folded(title, drift, fold=not s.refresh_only or len(drift) > 10))
         if s.outputs:
-            lists.append(_folded(f"{s.stack}: outputs that change", [f"- {_code(n)}\n" for n in s.outputs], fold=len(s.outputs) > 10))
+            lists.append(
+                _folded(
+                    f"{s.stack}: outputs that change",
+                    [f"- {_code(n)}\n" for n in s.outputs],
+                    fold=len(s.outputs) > 10,
+                )
+            )
 
     everything = len(rows) + 1 + sum(len(entries) for _, entries, _ in lists)
 
     def trailer(count: int) -> str:
         return f"\n… {count} more not shown (this comment keeps within {limit} characters).\n"
 
-    budget = _Budget(limit - len(trailer(everything)))  # room for the trailer is kept from the start
+    budget = _Budget(
+        limit - len(trailer(everything))
+    )  # room for the trailer is kept from the start
     if not budget.add("".join(head)):
         cut = "\n…\n"  # a limit too small for the table's heading: cut the heading
         return ("".join(head)[: max(0, limit - len(cut))] + cut)[:limit]

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import context
 from .aws import Aws, BucketTaken
@@ -126,29 +127,42 @@ class _Reader:
         """The VPCs whose Name tag is `name`."""
         return self.once(
             ("vpcs", name),
-            lambda: self.aws.read_all("ec2", "describe_vpcs", "Vpcs", Filters=[{"Name": "tag:Name", "Values": [name]}]),
+            lambda: self.aws.read_all(
+                "ec2", "describe_vpcs", "Vpcs", Filters=[{"Name": "tag:Name", "Values": [name]}]
+            ),
         )
 
     def in_vpc(self, operation: str, key: str, vpc_id: str) -> list[dict[str, Any]]:
         return self.once(
             (operation, vpc_id),
-            lambda: self.aws.read_all("ec2", operation, key, Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]),
+            lambda: self.aws.read_all(
+                "ec2", operation, key, Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]
+            ),
         )
 
     def security_groups(self, vpc_id: str, name: str) -> list[dict[str, Any]]:
         """The security groups of VPC `vpc_id` whose Name tag is `name`."""
-        return [group for group in self.in_vpc("describe_security_groups", "SecurityGroups", vpc_id) if _name_tag(group) == name]
+        return [
+            group
+            for group in self.in_vpc("describe_security_groups", "SecurityGroups", vpc_id)
+            if _name_tag(group) == name
+        ]
 
     def auto_scaling_groups(self, name: str) -> list[dict[str, Any]]:
         """The Auto Scaling groups whose Name tag is `name`."""
         every = self.once(
-            ("asgs",), lambda: self.aws.read_all("autoscaling", "describe_auto_scaling_groups", "AutoScalingGroups")
+            ("asgs",),
+            lambda: self.aws.read_all(
+                "autoscaling", "describe_auto_scaling_groups", "AutoScalingGroups"
+            ),
         )
         return [group for group in every if _name_tag(group) == name]
 
     def load_balancer(self, name: str) -> dict[str, Any] | None:
         def read() -> dict[str, Any] | None:
-            answer = self.aws.read("elbv2", "describe_load_balancers", missing=NO_LOAD_BALANCER, Names=[name])
+            answer = self.aws.read(
+                "elbv2", "describe_load_balancers", missing=NO_LOAD_BALANCER, Names=[name]
+            )
             found = (answer or {}).get("LoadBalancers") or []
             return found[0] if found else None
 
@@ -157,7 +171,9 @@ class _Reader:
     def listeners(self, load_balancer_arn: str) -> list[dict[str, Any]]:
         return self.once(
             ("listeners", load_balancer_arn),
-            lambda: self.aws.read_all("elbv2", "describe_listeners", "Listeners", LoadBalancerArn=load_balancer_arn),
+            lambda: self.aws.read_all(
+                "elbv2", "describe_listeners", "Listeners", LoadBalancerArn=load_balancer_arn
+            ),
         )
 
     def rules(self, listener_arn: str) -> list[dict[str, Any]]:
@@ -175,7 +191,9 @@ class _Reader:
 
     def target_group_arn(self, name: str) -> str | None:
         def read() -> str | None:
-            answer = self.aws.read("elbv2", "describe_target_groups", missing=NO_TARGET_GROUP, Names=[name])
+            answer = self.aws.read(
+                "elbv2", "describe_target_groups", missing=NO_TARGET_GROUP, Names=[name]
+            )
             found = (answer or {}).get("TargetGroups") or []
             return found[0]["TargetGroupArn"] if found else None
 
@@ -189,7 +207,13 @@ class _Reader:
             if not found:
                 return None
             url = found["QueueUrl"]
-            answer = self.aws.read("sqs", "get_queue_attributes", missing=NO_QUEUE, QueueUrl=url, AttributeNames=["All"])
+            answer = self.aws.read(
+                "sqs",
+                "get_queue_attributes",
+                missing=NO_QUEUE,
+                QueueUrl=url,
+                AttributeNames=["All"],
+            )
             if answer is None:
                 return None
             return {**(answer.get("Attributes") or {}), "url": url}
@@ -197,14 +221,19 @@ class _Reader:
         return self.once(("queue", name), read)
 
     def topics(self) -> list[str]:
-        return self.once(("topics",), lambda: [t["TopicArn"] for t in self.aws.read_all("sns", "list_topics", "Topics")])
+        return self.once(
+            ("topics",),
+            lambda: [t["TopicArn"] for t in self.aws.read_all("sns", "list_topics", "Topics")],
+        )
 
     def distributions(self) -> list[dict[str, Any]]:
         def read() -> list[dict[str, Any]]:
             items: list[dict[str, Any]] = []
             request: dict[str, Any] = {}
             while True:  # the list is under DistributionList, which read_all cannot reach
-                page = (self.aws.read("cloudfront", "list_distributions", **request) or {}).get("DistributionList") or {}
+                page = (self.aws.read("cloudfront", "list_distributions", **request) or {}).get(
+                    "DistributionList"
+                ) or {}
                 items.extend(page.get("Items") or [])
                 if not page.get("IsTruncated"):
                     return items
@@ -224,7 +253,9 @@ def _name_tag(resource: dict[str, Any]) -> str | None:
 
 
 def _tag(resource: dict[str, Any], key: str) -> str | None:
-    return next((tag.get("Value") for tag in resource.get("Tags") or [] if tag.get("Key") == key), None)
+    return next(
+        (tag.get("Value") for tag in resource.get("Tags") or [] if tag.get("Key") == key), None
+    )
 
 
 def _one(found: list[dict[str, Any]], what: str) -> tuple[dict[str, Any] | None, str]:
@@ -252,17 +283,26 @@ def _network(reader: _Reader, infra: Infra, group: str) -> list[Check]:
     network = context.network(infra, group)
     zones: dict[str, dict[str, Any]] = network["zones"]
     vpc_name = f"{group}: VPC {network['name']} has CIDR {network['cidr']}"
-    subnets_name = (
-        f"{group}: public, private and database subnets in each of its {len(zones)} zones ({', '.join(zones)})"
-    )
+    subnets_name = f"{group}: public, private and database subnets in each of its {len(zones)} zones ({', '.join(zones)})"
     vpc, why = _group_vpc(reader, infra, group)
     if vpc is None:
         return [Check(vpc_name, False, why), Check(subnets_name, False, why)]
-    checks = [_check(vpc_name, [] if vpc["CidrBlock"] == network["cidr"] else [f"{vpc['VpcId']} has {vpc['CidrBlock']}"])]
+    checks = [
+        _check(
+            vpc_name,
+            []
+            if vpc["CidrBlock"] == network["cidr"]
+            else [f"{vpc['VpcId']} has {vpc['CidrBlock']}"],
+        )
+    ]
     subnets = reader.in_vpc("describe_subnets", "Subnets", vpc["VpcId"])
     problems = []
     for tier in SUBNET_TIERS:
-        found = [(subnet["AvailabilityZone"], subnet["CidrBlock"]) for subnet in subnets if _tag(subnet, "Tier") == tier]
+        found = [
+            (subnet["AvailabilityZone"], subnet["CidrBlock"])
+            for subnet in subnets
+            if _tag(subnet, "Tier") == tier
+        ]
         expected = {(zone, spec[tier]) for zone, spec in zones.items()}
         found_zones = [zone for zone, _ in found]
         if len(found) != len(zones):
@@ -289,16 +329,30 @@ def _isolation(reader: _Reader, config: Config, groups: list[str]) -> Check:
         else:
             vpcs[group] = vpc
     by_id = {vpc["VpcId"]: group for group, vpc in vpcs.items()}
-    peerings = reader.aws.read_all("ec2", "describe_vpc_peering_connections", "VpcPeeringConnections")
+    peerings = reader.aws.read_all(
+        "ec2", "describe_vpc_peering_connections", "VpcPeeringConnections"
+    )
     for peering in peerings:
-        ends = {peering.get("RequesterVpcInfo", {}).get("VpcId"), peering.get("AccepterVpcInfo", {}).get("VpcId")}
+        ends = {
+            peering.get("RequesterVpcInfo", {}).get("VpcId"),
+            peering.get("AccepterVpcInfo", {}).get("VpcId"),
+        }
         state = peering.get("Status", {}).get("Code", "")
-        if len(ends & set(by_id)) == 2 and state not in ("deleted", "rejected", "failed", "expired"):
+        if len(ends & set(by_id)) == 2 and state not in (
+            "deleted",
+            "rejected",
+            "failed",
+            "expired",
+        ):
             between = " and ".join(sorted(by_id[end] for end in ends if end))
-            problems.append(f"peering {peering['VpcPeeringConnectionId']} ({state}) joins {between}")
+            problems.append(
+                f"peering {peering['VpcPeeringConnectionId']} ({state}) joins {between}"
+            )
     for group, vpc in vpcs.items():
         others = {
-            other: ipaddress.ip_network(found["CidrBlock"]) for other, found in vpcs.items() if other != group
+            other: ipaddress.ip_network(found["CidrBlock"])
+            for other, found in vpcs.items()
+            if other != group
         }
         for table in reader.in_vpc("describe_route_tables", "RouteTables", vpc["VpcId"]):
             for route in table.get("Routes") or []:
@@ -309,7 +363,11 @@ def _isolation(reader: _Reader, config: Config, groups: list[str]) -> Check:
                 block = ipaddress.ip_network(destination, strict=False) if destination else None
                 # The default route (to the internet or a NAT gateway) covers every
                 # address; only a narrower one aims at another group.
-                reaches = [other for other, cidr in others.items() if block and block.prefixlen and block.overlaps(cidr)]
+                reaches = [
+                    other
+                    for other, cidr in others.items()
+                    if block and block.prefixlen and block.overlaps(cidr)
+                ]
                 if via or reaches:
                     target = f" to {', '.join(reaches)}" if reaches else ""
                     problems.append(
@@ -320,7 +378,14 @@ def _isolation(reader: _Reader, config: Config, groups: list[str]) -> Check:
 
 
 def _route_target(route: dict[str, Any]) -> str:
-    for key in ("GatewayId", "NatGatewayId", "NetworkInterfaceId", "InstanceId", "VpcPeeringConnectionId", "TransitGatewayId"):
+    for key in (
+        "GatewayId",
+        "NatGatewayId",
+        "NetworkInterfaceId",
+        "InstanceId",
+        "VpcPeeringConnectionId",
+        "TransitGatewayId",
+    ):
         if route.get(key):
             return str(route[key])
     return "?"
@@ -380,7 +445,10 @@ def _security(reader: _Reader, config: Config, group: str) -> list[Check]:
         if vpc is None:
             found, bastion_why = None, why
         else:
-            found, bastion_why = _one(reader.security_groups(vpc["VpcId"], bastion["name"]), f"security group named {bastion['name']}")
+            found, bastion_why = _one(
+                reader.security_groups(vpc["VpcId"], bastion["name"]),
+                f"security group named {bastion['name']}",
+            )
         if found is None:
             checks.append(Check(name, False, bastion_why))
         else:
@@ -393,13 +461,17 @@ def _security(reader: _Reader, config: Config, group: str) -> list[Check]:
         app_name = context.resource_name(infra, env, APP_GROUP)
         env_infra = config.environments[env]
         if access["bastion"]:
-            name = f"{env}: SSH reaches its application servers only from the bastion's security group"
+            name = (
+                f"{env}: SSH reaches its application servers only from the bastion's security group"
+            )
         else:
             name = f"{env}: nothing reaches its application servers by SSH (no bastion)"
         if vpc is None:
             checks.append(Check(name, False, why))
             continue
-        found, missing = _one(reader.security_groups(vpc["VpcId"], app_name), f"security group named {app_name}")
+        found, missing = _one(
+            reader.security_groups(vpc["VpcId"], app_name), f"security group named {app_name}"
+        )
         if found is None:
             checks.append(Check(name, False, missing))
             continue
@@ -416,7 +488,9 @@ def _security(reader: _Reader, config: Config, group: str) -> list[Check]:
             for own in reader.security_groups(vpc["VpcId"], fleet):
                 for rule in sorted(_rules(own)):
                     if _admits_ssh(rule) and rule[3] != bastion_id:
-                        problems.append(f"{fleet}'s group {own['GroupId']} admits {_rule_text(rule, names)}")
+                        problems.append(
+                            f"{fleet}'s group {own['GroupId']} admits {_rule_text(rule, names)}"
+                        )
         checks.append(_check(name, problems))
     database = context.database(infra, group)
     if database:
@@ -426,13 +500,19 @@ def _security(reader: _Reader, config: Config, group: str) -> list[Check]:
         if vpc is None:
             checks.append(Check(name, False, why))
         else:
-            found, missing = _one(reader.security_groups(vpc["VpcId"], db_group), f"security group named {db_group}")
+            found, missing = _one(
+                reader.security_groups(vpc["VpcId"], db_group), f"security group named {db_group}"
+            )
             if found is None:
                 checks.append(Check(name, False, missing))
             else:
                 expected = {("tcp", port, port, group_id) for group_id in app_ids.values()}
                 problems = _compare(_rules(found), expected, names)
-                problems += [f"no application group of {env} to admit" for env in environments if env not in app_ids]
+                problems += [
+                    f"no application group of {env} to admit"
+                    for env in environments
+                    if env not in app_ids
+                ]
                 checks.append(_check(name, problems))
     return checks
 
@@ -472,7 +552,9 @@ def _fleets(reader: _Reader, infra: Infra, env: str, amis: dict[str, str]) -> li
         if not ami:
             problems.append(f"images.lock records no AMI for image {spec['image']}")
         template = found.get("LaunchTemplate") or (
-            (found.get("MixedInstancesPolicy") or {}).get("LaunchTemplate", {}).get("LaunchTemplateSpecification")
+            (found.get("MixedInstancesPolicy") or {})
+            .get("LaunchTemplate", {})
+            .get("LaunchTemplateSpecification")
         )
         if not template:
             problems.append("no launch template")
@@ -488,18 +570,28 @@ def _fleets(reader: _Reader, infra: Infra, env: str, amis: dict[str, str]) -> li
                     else {"LaunchTemplateName": template["LaunchTemplateName"]}
                 )
                 answer = reader.aws.read(
-                    "ec2", "describe_launch_template_versions", missing=NO_TEMPLATE_VERSION, Versions=[version], **selector
+                    "ec2",
+                    "describe_launch_template_versions",
+                    missing=NO_TEMPLATE_VERSION,
+                    Versions=[version],
+                    **selector,
                 )
                 versions = (answer or {}).get("LaunchTemplateVersions") or []
                 if not versions:
                     problems.append(f"uses version {version} of {label}, which does not exist")
                 else:
                     image = (versions[0].get("LaunchTemplateData") or {}).get("ImageId")
-                    version_detail = f"{group} runs launch template {label} version {version}, {image}"
+                    version_detail = (
+                        f"{group} runs launch template {label} version {version}, {image}"
+                    )
                     if ami and image != ami:
                         problems.append(f"version {version} of {label} runs {image}, not {ami}")
         checks.append(
-            Check(name, not problems, "; ".join([*problems, version_detail] if version_detail else problems))
+            Check(
+                name,
+                not problems,
+                "; ".join([*problems, version_detail] if version_detail else problems),
+            )
         )
     return checks
 
@@ -538,12 +630,20 @@ def _load_balancer(reader: _Reader, infra: Infra, group: str) -> list[Check]:
         problems.append("no listener on port 80")
     else:
         actions = http.get("DefaultActions") or []
-        redirect = next((a.get("RedirectConfig") or {} for a in actions if a.get("Type") == "redirect"), None)
+        redirect = next(
+            (a.get("RedirectConfig") or {} for a in actions if a.get("Type") == "redirect"), None
+        )
         if redirect is None:
-            problems.append(f"port 80 does {', '.join(a.get('Type', '?') for a in actions) or 'nothing'}, not a redirect")
+            problems.append(
+                f"port 80 does {', '.join(a.get('Type', '?') for a in actions) or 'nothing'}, not a redirect"
+            )
         elif redirect.get("Protocol") != "HTTPS" or str(redirect.get("Port")) != "443":
-            problems.append(f"port 80 redirects to {redirect.get('Protocol')} port {redirect.get('Port')}")
-    others = sorted(str(item.get("Port")) for item in listeners if item.get("Port") not in (80, 443))
+            problems.append(
+                f"port 80 redirects to {redirect.get('Protocol')} port {redirect.get('Port')}"
+            )
+    others = sorted(
+        str(item.get("Port")) for item in listeners if item.get("Port") not in (80, 443)
+    )
     if others:
         problems.append(f"also listens on {', '.join(others)}")
     return [_check(name, problems)]
@@ -554,7 +654,9 @@ def _condition(rule: dict[str, Any], field: str) -> list[str]:
     values: list[str] = []
     for condition in rule.get("Conditions") or []:
         if condition.get("Field") == field:
-            values += (condition.get(configs[field]) or {}).get("Values") or condition.get("Values") or []
+            values += (
+                (condition.get(configs[field]) or {}).get("Values") or condition.get("Values") or []
+            )
     return sorted(set(values))
 
 
@@ -585,7 +687,11 @@ def _routing(reader: _Reader, infra: Infra, env: str) -> list[Check]:
         )
         found = reader.load_balancer(settings["name"]) if settings else None
         if found is None:
-            checks.append(Check(name, False, f"no load balancer named {settings['name'] if settings else '?'}"))
+            checks.append(
+                Check(
+                    name, False, f"no load balancer named {settings['name'] if settings else '?'}"
+                )
+            )
             continue
         https = _https_listener(reader.listeners(found["LoadBalancerArn"]))
         if https is None:
@@ -605,8 +711,14 @@ def _routing(reader: _Reader, infra: Infra, env: str) -> list[Check]:
             if not matching:
                 problems.append(f"no rule for {where}")
             elif target_group and not any(target_group in _forwards_to(rule) for rule in matching):
-                targets = sorted(t.split("/")[-2] if "/" in t else t for rule in matching for t in _forwards_to(rule))
-                problems.append(f"the rule for {where} forwards to {', '.join(targets) or 'no target group'}")
+                targets = sorted(
+                    t.split("/")[-2] if "/" in t else t
+                    for rule in matching
+                    for t in _forwards_to(rule)
+                )
+                problems.append(
+                    f"the rule for {where} forwards to {', '.join(targets) or 'no target group'}"
+                )
         checks.append(_check(name, problems))
     return checks
 
@@ -621,7 +733,9 @@ def _database(reader: _Reader, infra: Infra, group: str) -> list[Check]:
     cluster_id = database["name"]
     replicas = database["replicas"]
     name = f"{group}: Aurora cluster {cluster_id} has a writer and {replicas} reader{'s' if replicas != 1 else ''}, storage encrypted"
-    answer = reader.aws.read("rds", "describe_db_clusters", missing=NO_CLUSTER, DBClusterIdentifier=cluster_id)
+    answer = reader.aws.read(
+        "rds", "describe_db_clusters", missing=NO_CLUSTER, DBClusterIdentifier=cluster_id
+    )
     clusters = (answer or {}).get("DBClusters") or []
     if not clusters:
         return [Check(name, False, f"no cluster {cluster_id}")]
@@ -653,7 +767,16 @@ def _bucket(reader: _Reader, owner: str, label: str, bucket: str, versioning: bo
         return Check(name, False, f"no bucket {bucket}")
     problems = []
     block = aws.public_access_block(bucket, owner)
-    open_settings = [key for key in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets") if not block.get(key)]
+    open_settings = [
+        key
+        for key in (
+            "BlockPublicAcls",
+            "IgnorePublicAcls",
+            "BlockPublicPolicy",
+            "RestrictPublicBuckets",
+        )
+        if not block.get(key)
+    ]
     if open_settings:
         problems.append(f"public access not blocked: {', '.join(open_settings)} off")
     encryption = aws.default_encryption(bucket, owner)
@@ -702,20 +825,32 @@ def _cdn(reader: _Reader, infra: Infra, env: str) -> list[Check]:
     origins = (distribution.get("Origins") or {}).get("Items") or []
     missing, problems = [], []
     for bucket in buckets:
-        origin = next((o for o in origins if str(o.get("DomainName", "")).startswith(f"{bucket}.s3.")), None)
+        origin = next(
+            (o for o in origins if str(o.get("DomainName", "")).startswith(f"{bucket}.s3.")), None
+        )
         if origin is None:
             missing.append(f"no origin for {bucket}")
             continue
         control = origin.get("OriginAccessControlId")
         if not control:
             legacy = (origin.get("S3OriginConfig") or {}).get("OriginAccessIdentity")
-            problems.append(f"{bucket} has no origin access control" + (f" (legacy identity {legacy})" if legacy else ""))
+            problems.append(
+                f"{bucket} has no origin access control"
+                + (f" (legacy identity {legacy})" if legacy else "")
+            )
             continue
-        answer = reader.aws.read("cloudfront", "get_origin_access_control", missing=NO_ACCESS_CONTROL, Id=control)
-        config = ((answer or {}).get("OriginAccessControl") or {}).get("OriginAccessControlConfig") or {}
+        answer = reader.aws.read(
+            "cloudfront", "get_origin_access_control", missing=NO_ACCESS_CONTROL, Id=control
+        )
+        config = ((answer or {}).get("OriginAccessControl") or {}).get(
+            "OriginAccessControlConfig"
+        ) or {}
         if not answer:
             problems.append(f"{bucket}'s origin access control {control} does not exist")
-        elif config.get("OriginAccessControlOriginType") not in (None, "s3") or config.get("SigningBehavior") == "never":
+        elif (
+            config.get("OriginAccessControlOriginType") not in (None, "s3")
+            or config.get("SigningBehavior") == "never"
+        ):
             problems.append(
                 f"{bucket}'s origin access control {control} is for {config.get('OriginAccessControlOriginType')}, "
                 f"signing {config.get('SigningBehavior')}"
@@ -733,7 +868,9 @@ def _messaging(reader: _Reader, infra: Infra, env: str) -> list[Check]:
     for spec in data["queues"].values():
         queue = spec["name"]
         after = spec["dead_letter_after"]
-        name = f"{env}: queue {queue} moves a message to its dead-letter queue after {after} receives"
+        name = (
+            f"{env}: queue {queue} moves a message to its dead-letter queue after {after} receives"
+        )
         found = reader.queue(queue)
         if found is None:
             checks.append(Check(name, False, f"no queue {queue}"))
@@ -759,13 +896,17 @@ def _messaging(reader: _Reader, infra: Infra, env: str) -> list[Check]:
         checks.append(_check(name, problems, f"dead-letter queue {dead_letter}"))
     for topic_name, spec in data["topics"].items():
         topic = spec["name"]
-        queues = [data["queues"][queue]["name"] for queue in data["topic_subscriptions"][topic_name]]
+        queues = [
+            data["queues"][queue]["name"] for queue in data["topic_subscriptions"][topic_name]
+        ]
         name = f"{env}: topic {topic} delivers to {'queues ' + ', '.join(queues) if queues else 'no queue'} over sqs"
         arn = next((a for a in reader.topics() if a.rsplit(":", 1)[-1] == topic), None)
         if arn is None:
             checks.append(Check(name, False, f"no topic {topic}"))
             continue
-        subscriptions = reader.aws.read_all("sns", "list_subscriptions_by_topic", "Subscriptions", TopicArn=arn)
+        subscriptions = reader.aws.read_all(
+            "sns", "list_subscriptions_by_topic", "Subscriptions", TopicArn=arn
+        )
         endpoints = {(s.get("Protocol"), s.get("Endpoint")) for s in subscriptions}
         problems = []
         for queue in queues:
@@ -818,8 +959,12 @@ def _functions(reader: _Reader, infra: Infra, env: str) -> list[Check]:
                 for event in t.get("Events") or []
             ):
                 events = sorted({e for t in triggers for e in t.get("Events") or []})
-                problems.append(f"{bucket} notifies it of {', '.join(events) or 'no event'}, not of new objects")
-            policy = reader.aws.read("lambda", "get_policy", missing=NO_LAMBDA, FunctionName=function)
+                problems.append(
+                    f"{bucket} notifies it of {', '.join(events) or 'no event'}, not of new objects"
+                )
+            policy = reader.aws.read(
+                "lambda", "get_policy", missing=NO_LAMBDA, FunctionName=function
+            )
             statements = json.loads((policy or {}).get("Policy") or "{}").get("Statement") or []
             if not any(_lets_s3_invoke(statement, bucket) for statement in statements):
                 problems.append(f"its policy lets no s3.amazonaws.com invoke from {bucket}")
@@ -835,7 +980,8 @@ def _lets_s3_invoke(statement: dict[str, Any], bucket: str) -> bool:
     return (
         statement.get("Effect") == "Allow"
         and "s3.amazonaws.com" in services
-        and f"arn:aws:s3:::{bucket}" in source.replace("arn:aws-cn:", "arn:aws:").replace("arn:aws-us-gov:", "arn:aws:")
+        and f"arn:aws:s3:::{bucket}"
+        in source.replace("arn:aws-cn:", "arn:aws:").replace("arn:aws-us-gov:", "arn:aws:")
     )
 
 
@@ -854,17 +1000,23 @@ def _parameters(reader: _Reader, infra: Infra, env: str) -> list[Check]:
             name = f"{env}: SecureString parameters {', '.join(prefix.parameters)} under {path}/"
             found: dict[str, str] = {}
             for start in range(0, len(wanted), 10):  # GetParameters takes at most 10 names
-                answer = reader.aws.read("ssm", "get_parameters", Names=wanted[start : start + 10]) or {}
+                answer = (
+                    reader.aws.read("ssm", "get_parameters", Names=wanted[start : start + 10]) or {}
+                )
                 found.update({p["Name"]: p.get("Type", "") for p in answer.get("Parameters") or []})
             problems = [f"no parameter {p}" for p in wanted if p not in found]
-            problems += [f"{p} is a {found[p]}" for p in wanted if p in found and found[p] != "SecureString"]
+            problems += [
+                f"{p} is a {found[p]}" for p in wanted if p in found and found[p] != "SecureString"
+            ]
         else:
             # Secrets Manager names take no leading slash (modules/parameters).
             name = f"{env}: Secrets Manager secrets {', '.join(prefix.parameters)} under {path.lstrip('/')}/"
             problems = []
             for secret in wanted:
                 secret_id = secret.lstrip("/")
-                answer = reader.aws.read("secretsmanager", "describe_secret", missing=NO_SECRET, SecretId=secret_id)
+                answer = reader.aws.read(
+                    "secretsmanager", "describe_secret", missing=NO_SECRET, SecretId=secret_id
+                )
                 if answer is None:
                     problems.append(f"no secret {secret_id}")
                 elif answer.get("DeletedDate"):
@@ -917,11 +1069,18 @@ def fleet_versions(
                 LaunchTemplateId=template["LaunchTemplateId"], Versions=[version],
             )  # fmt: skip
             versions = (answer or {}).get("LaunchTemplateVersions") or []
-            image_id = versions[0].get("LaunchTemplateData", {}).get("ImageId", "") if versions else ""
+            image_id = (
+                versions[0].get("LaunchTemplateData", {}).get("ImageId", "") if versions else ""
+            )
         name = group["AutoScalingGroupName"]
         started = False
         if refreshes:
-            answer = aws.read("autoscaling", "describe_instance_refreshes", missing=NO_REFRESHES, AutoScalingGroupName=name)
+            answer = aws.read(
+                "autoscaling",
+                "describe_instance_refreshes",
+                missing=NO_REFRESHES,
+                AutoScalingGroupName=name,
+            )
             started = bool((answer or {}).get("InstanceRefreshes"))
         found[fleet] = FleetVersion(name, number, image_id, started)
     return found

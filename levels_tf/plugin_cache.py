@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 try:
     import fcntl
@@ -42,7 +42,9 @@ def lock_path(cache: Path) -> Path:
 
 
 @contextlib.contextmanager
-def held(cache: Path, *, exclusive: bool, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+def held(
+    cache: Path, *, exclusive: bool, on_wait: Callable[[str], None] | None = None
+) -> Iterator[None]:
     """Hold the cache's lock for the block: alone (`exclusive`, for init) or shared.
 
     Waits as long as another holder needs (a plan may take minutes);
@@ -61,7 +63,9 @@ def held(cache: Path, *, exclusive: bool, on_wait: Callable[[str], None] | None 
         except BlockingIOError:
             if on_wait is not None:
                 use = "install a provider into" if exclusive else "use"
-                on_wait(f"waiting to {use} the plugin cache {cache}: another Terraform run holds it")
+                on_wait(
+                    f"waiting to {use} the plugin cache {cache}: another Terraform run holds it"
+                )
             fcntl.flock(handle, mode)
         yield
     finally:

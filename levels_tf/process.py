@@ -7,15 +7,16 @@ command, its exit code and the end of its output.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from .errors import LevelsError
 
@@ -102,7 +103,9 @@ def stream(
     would send it, and up to `interrupt_grace` seconds to stop cleanly (for
     Terraform: finish what is in flight and release the state lock) before
     it is killed; then the interruption reaches the caller."""
-    child = _start(argv, cwd, env, advice, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    child = _start(
+        argv, cwd, env, advice, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+    )
     with _running_lock:
         _running.add(child)
     errors: list[str] = []
@@ -174,7 +177,9 @@ class Server:
         _signal_group(self._child, signal.SIGKILL)
 
 
-def serve(argv: Sequence[str], *, log: Path, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Server:
+def serve(
+    argv: Sequence[str], *, log: Path, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> Server:
     """Start `argv` in the background with its standard output and error in
     `log`; stdin is closed. The caller must `stop()` it (a `with` block of
     its own or a `finally`)."""
@@ -183,13 +188,20 @@ def serve(argv: Sequence[str], *, log: Path, cwd: Path | None = None, env: Mappi
     return Server(argv, child, log)
 
 
-def _start(argv: Sequence[str], cwd: Path | None, env: Mapping[str, str] | None, advice: str, **io) -> subprocess.Popen:
+def _start(
+    argv: Sequence[str], cwd: Path | None, env: Mapping[str, str] | None, advice: str, **io
+) -> subprocess.Popen:
     """`argv` started in a process group of its own with stdin closed; ToolError when it cannot start."""
     executable = find(argv[0], advice)
     merged = dict(os.environ) if env is None else dict(env)
     try:
         return subprocess.Popen(
-            (executable, *argv[1:]), cwd=cwd, env=merged, stdin=subprocess.DEVNULL, start_new_session=True, **io
+            (executable, *argv[1:]),
+            cwd=cwd,
+            env=merged,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            **io,
         )
     except OSError as exc:
         raise ToolError(f"could not run {_shown(argv)}: {exc.strerror or exc}") from None
@@ -224,16 +236,16 @@ def interrupt_running(grace: float = 300) -> None:
 
 
 def _signal_group(child: subprocess.Popen, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def failure(result: Result) -> str:
     lines = (result.stderr.strip() or result.stdout.strip()).splitlines()[-OUTPUT_LINES:]
     detail = "\n".join("  " + line for line in lines)
-    return f"{_shown(result.argv)} failed (exit {result.returncode})" + (f":\n{detail}" if detail else "")
+    return f"{_shown(result.argv)} failed (exit {result.returncode})" + (
+        f":\n{detail}" if detail else ""
+    )
 
 
 def _shown(argv: Sequence[str]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from . import console
 
@@ -36,7 +36,9 @@ def printer(stack: str, started: float | None = None) -> Callable[[dict], None]:
             address = (hook.get("resource") or {}).get("addr", "?")
             verbing, done = _VERBS.get(hook.get("action", ""), ("working", "done"))
             elapsed = int(hook.get("elapsed_seconds", 0))
-            text = _SHOWN[kind].format(verb=verbing.capitalize(), verbing=verbing, done=done.capitalize(), elapsed=elapsed)
+            text = _SHOWN[kind].format(
+                verb=verbing.capitalize(), verbing=verbing, done=done.capitalize(), elapsed=elapsed
+            )
             console.out(f"[{stack} {time.monotonic() - start:4.0f}s] {address}: {text}")
         elif kind == "diagnostic" and event.get("@level") in ("error", "warning"):
             console.err(f"[{stack}] {event['@level']}: {event.get('@message', '')}")

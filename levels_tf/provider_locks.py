@@ -57,7 +57,8 @@ class UnreachablePlatforms(LevelsError):
         reached = [p for p in self.platforms if p not in self.reasons]
         rows = [
             f"no lock file was written: the provider packages of {self.stack} for {', '.join(missing)} could not "
-            f"be fetched from {self.sources.describe()}" + (f" ({', '.join(reached)} could)" if reached else "")
+            f"be fetched from {self.sources.describe()}"
+            + (f" ({', '.join(reached)} could)" if reached else "")
         ]
         rows += [f"  {platform}: {self.reasons[platform]}" for platform in missing]
         rows.append(
@@ -84,14 +85,19 @@ def compute(workspace: Workspace, sources: Sources) -> dict[str, bytes]:
         except TerraformError as error:
             found = _unreachable(workspace, stack.name, platforms, sources)
             if not found:
-                raise TerraformError(f"{stack.name}: terraform providers lock failed: {error}") from None
+                raise TerraformError(
+                    f"{stack.name}: terraform providers lock failed: {error}"
+                ) from None
             raise UnreachablePlatforms(stack.name, found, platforms, sources) from None
     return locks
 
 
 def write(workspace: Workspace, locks: dict[str, bytes]) -> dict[str, bool]:
     """Write each stack's lock file; stack name -> whether its bytes changed."""
-    return {name: writer.write_artifact(workspace.out / "stacks" / name / LOCK_FILE, data) for name, data in locks.items()}
+    return {
+        name: writer.write_artifact(workspace.out / "stacks" / name / LOCK_FILE, data)
+        for name, data in locks.items()
+    }
 
 
 def _lock(workspace: Workspace, stack: str, platforms: list[str], sources: Sources) -> bytes:
@@ -106,14 +112,18 @@ def _lock(workspace: Workspace, stack: str, platforms: list[str], sources: Sourc
             shutil.copy(existing, folder / LOCK_FILE)
         modules = workspace.out / "modules"
         if modules.is_dir():
-            shutil.copytree(modules, Path(scratch) / "modules", ignore=shutil.ignore_patterns(".terraform"))
+            shutil.copytree(
+                modules, Path(scratch) / "modules", ignore=shutil.ignore_patterns(".terraform")
+            )
         workspace.terraform.providers_lock(
             folder, platforms, fs_mirror=sources.fs_mirror, net_mirror=sources.net_mirror
         )
         return (folder / LOCK_FILE).read_bytes()
 
 
-def _unreachable(workspace: Workspace, stack: str, platforms: list[str], sources: Sources) -> dict[str, str]:
+def _unreachable(
+    workspace: Workspace, stack: str, platforms: list[str], sources: Sources
+) -> dict[str, str]:
     """Terraform's message for each platform whose packages cannot be fetched
     (Terraform stops at the first one, so each is tried alone)."""
     found = {}

@@ -29,7 +29,9 @@ class Outcome:
     name: str
     passed: bool
     detail: str = ""
-    unreadable: str = ""  # why the emulator cannot answer this check: then a failure is not the platform's
+    unreadable: str = (
+        ""  # why the emulator cannot answer this check: then a failure is not the platform's
+    )
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,18 @@ def as_json(report: Report) -> dict[str, Any]:
         "tree": report.tree,
         "interrupted": report.interrupted,
         "seconds": round(report.seconds, 1),
-        "steps": [{"name": s.name, "status": s.status, "seconds": round(s.seconds, 1), "detail": s.detail} for s in report.steps],
+        "steps": [
+            {"name": s.name, "status": s.status, "seconds": round(s.seconds, 1), "detail": s.detail}
+            for s in report.steps
+        ],
         "checks": [
-            {"step": c.step, "name": c.name, "passed": c.passed, "detail": c.detail, "emulator_difference": c.unreadable or None}
+            {
+                "step": c.step,
+                "name": c.name,
+                "passed": c.passed,
+                "detail": c.detail,
+                "emulator_difference": c.unreadable or None,
+            }
             for c in report.checks
         ],
         "checks_passed": sum(c.passed for c in report.checks),
@@ -96,7 +107,12 @@ def as_json(report: Report) -> dict[str, Any]:
         "checks_unreadable": sum(not c.passed and bool(c.unreadable) for c in report.checks),
         "adaptations": [{"path": path, "reason": reason} for path, reason in report.adaptations],
         "replan": [
-            {"stack": c.stack, "address": c.address, "action": c.action, "emulator_difference": c.reason or None}
+            {
+                "stack": c.stack,
+                "address": c.address,
+                "action": c.action,
+                "emulator_difference": c.reason or None,
+            }
             for c in report.replanned
         ],
     }
@@ -114,7 +130,10 @@ def text(report: Report) -> str:
     passed = sum(c.passed for c in report.checks)
     failed = [c for c in report.checks if not c.passed and not c.unreadable]
     unreadable = [c for c in report.checks if not c.passed and c.unreadable]
-    lines.append(f"checks: {passed} passed, {len(failed)} failed" + (f", {len(unreadable)} the emulator cannot answer" if unreadable else ""))
+    lines.append(
+        f"checks: {passed} passed, {len(failed)} failed"
+        + (f", {len(unreadable)} the emulator cannot answer" if unreadable else "")
+    )
     for c in failed:
         lines.append(f"  FAILED [{c.step}] {c.name}" + (f": {c.detail}" if c.detail else ""))
     for c in unreadable:
@@ -130,11 +149,15 @@ def text(report: Report) -> str:
         lines.append(f"  DRIFT {c.stack}: {c.address} ({c.action}) after apply")
     if report.tree:
         lines.append(f"the rehearsal tree is kept in {report.tree}")
-    verdict = "interrupted" if report.interrupted else ("every step and check passed" if report.ok else "FAILED")
+    verdict = (
+        "interrupted"
+        if report.interrupted
+        else ("every step and check passed" if report.ok else "FAILED")
+    )
     lines.append(f"rehearsal on {report.emulator}: {verdict}")
     return "\n".join(lines)
 
 
 def _duration(seconds: float) -> str:
-    minutes, rest = divmod(int(round(seconds)), 60)
+    minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"

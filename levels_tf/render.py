@@ -6,8 +6,9 @@ values); `render` runs it. Neither touches the output tree: writer.py does.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from . import context, images, options, templating
 from .stacks import ENVIRONMENT, stacks
@@ -16,7 +17,15 @@ from .validation import Config
 MODULE_FILES = {
     "network": ("versions.tf", "variables.tf", "main.tf", "nacl.tf", "flow-logs.tf", "outputs.tf"),
     "bastion": ("versions.tf", "variables.tf", "main.tf", "user-data.sh.tftpl", "outputs.tf"),
-    "load-balancer": ("versions.tf", "variables.tf", "main.tf", "certificate.tf", "access-logs.tf", "waf.tf", "outputs.tf"),
+    "load-balancer": (
+        "versions.tf",
+        "variables.tf",
+        "main.tf",
+        "certificate.tf",
+        "access-logs.tf",
+        "waf.tf",
+        "outputs.tf",
+    ),
     "app-access": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
     "database": ("versions.tf", "variables.tf", "main.tf", "backup.tf", "outputs.tf"),
     "data-key": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
@@ -27,7 +36,15 @@ MODULE_FILES = {
     "function": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
     "parameters": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
     "ci-role": ("versions.tf", "variables.tf", "main.tf", "outputs.tf"),
-    "cdn": ("versions.tf", "variables.tf", "main.tf", "policies.tf", "waf.tf", "dns.tf", "outputs.tf"),
+    "cdn": (
+        "versions.tf",
+        "variables.tf",
+        "main.tf",
+        "policies.tf",
+        "waf.tf",
+        "dns.tf",
+        "outputs.tf",
+    ),
     "service": (
         "versions.tf",
         "variables.tf",
@@ -61,7 +78,9 @@ def targets(config: Config) -> list[Target]:
         values = context.stack_context(config, stack)
         for name in _stack_files(stack.kind, values):
             folder = "common" if name in COMMON_STACK_FILES else stack.kind
-            result.append(Target(f"stacks/{stack.name}/{name}", f"stacks/{folder}/{name}.j2", values))
+            result.append(
+                Target(f"stacks/{stack.name}/{name}", f"stacks/{folder}/{name}.j2", values)
+            )
     for path, template, values in images.packer_targets(config):
         result.append(Target(path, template, values))
     return result
@@ -95,7 +114,9 @@ def render(config: Config) -> dict[str, str]:
     """Every generated file's text, keyed by its path relative to the output root."""
     files: dict[str, str] = {}
     for target in targets(config):
-        files[target.path] = with_header(target.path, templating.render(target.template, target.context))
+        files[target.path] = with_header(
+            target.path, templating.render(target.template, target.context)
+        )
     stored = options.stored_text(config.options)
     if stored is not None:
         files[options.STORED] = stored

@@ -75,7 +75,9 @@ def _environments(infra: Infra, doc: Document) -> list[Problem]:
                 continue
             owner[env] = group_name
             if env in stack_names:
-                problems.append(doc.problem(path, f"'{env}' clashes with the shared stack of that name"))
+                problems.append(
+                    doc.problem(path, f"'{env}' clashes with the shared stack of that name")
+                )
     for env in infra.environments:
         if env not in owner:
             problems.append(
@@ -99,10 +101,14 @@ def _cidrs(infra: Infra, doc: Document) -> list[Problem]:
                 )
         seen.append((name, network))
         try:
-            zone_names = regions.zones(infra.region, group.azs) if infra.region in regions.ZONES else []
+            zone_names = (
+                regions.zones(infra.region, group.azs) if infra.region in regions.ZONES else []
+            )
             subnets.plan(group.cidr, zone_names, as_dict(group.subnets))
         except subnets.PlanError as exc:
-            problems.append(doc.problem(("vpc_groups", name, "subnets"), f"subnet plan does not fit: {exc}"))
+            problems.append(
+                doc.problem(("vpc_groups", name, "subnets"), f"subnet plan does not fit: {exc}")
+            )
     return problems
 
 
@@ -123,11 +129,17 @@ def _reserved(infra: Infra, doc: Document) -> list[Problem]:
     for name in infra.buckets:
         if name in RESERVED_BUCKET_CLASSES:
             problems.append(
-                doc.problem(("buckets", name), f"'{name}' is the name of a bucket levels-tf creates itself", key=True)
+                doc.problem(
+                    ("buckets", name),
+                    f"'{name}' is the name of a bucket levels-tf creates itself",
+                    key=True,
+                )
             )
     for key in infra.tags:
         if key.lower().startswith("aws:"):
-            problems.append(doc.problem(("tags", key), "tag keys starting with 'aws:' are reserved", key=True))
+            problems.append(
+                doc.problem(("tags", key), "tag keys starting with 'aws:' are reserved", key=True)
+            )
     return problems
 
 
@@ -138,11 +150,21 @@ def _load_balancer(infra: Infra, doc: Document) -> list[Problem]:
     for group in lb.certificates:
         if group not in infra.vpc_groups:
             problems.append(
-                doc.problem(("load_balancer", "certificates", group), _unknown("VPC group", group, infra.vpc_groups), key=True)
+                doc.problem(
+                    ("load_balancer", "certificates", group),
+                    _unknown("VPC group", group, infra.vpc_groups),
+                    key=True,
+                )
             )
     for env in lb.hostnames:
         if env not in environments:
-            problems.append(doc.problem(("load_balancer", "hostnames", env), _unknown("environment", env, environments), key=True))
+            problems.append(
+                doc.problem(
+                    ("load_balancer", "hostnames", env),
+                    _unknown("environment", env, environments),
+                    key=True,
+                )
+            )
     if not infra.web_services():
         return problems
     zone = infra.dns.zone_id if infra.dns else None
@@ -170,7 +192,10 @@ def _load_balancer(infra: Infra, doc: Document) -> list[Problem]:
             for host in hosts:
                 if host in seen:
                     problems.append(
-                        doc.problem(("load_balancer", "hostnames", env), f"{host} is also a hostname of '{seen[host]}'")
+                        doc.problem(
+                            ("load_balancer", "hostnames", env),
+                            f"{host} is also a hostname of '{seen[host]}'",
+                        )
                     )
                 seen[host] = env
     return problems
@@ -195,25 +220,49 @@ def _references(infra: Infra, doc: Document) -> list[Problem]:
                 ref(base + ("buckets", mode, i), "bucket", bucket, infra.buckets)
         if service.scaling.queue_backlog_per_instance and not service.consumes:
             problems.append(
-                doc.problem(base + ("scaling", "queue_backlog_per_instance"), "scaling on queue backlog needs 'consumes'")
+                doc.problem(
+                    base + ("scaling", "queue_backlog_per_instance"),
+                    "scaling on queue backlog needs 'consumes'",
+                )
             )
         if service.routes and not service.web:
-            problems.append(doc.problem(base + ("routes",), "routes need a port: only web services take traffic"))
+            problems.append(
+                doc.problem(
+                    base + ("routes",), "routes need a port: only web services take traffic"
+                )
+            )
         if service.scaling.requests_per_target and not service.web:
-            problems.append(doc.problem(base + ("scaling", "requests_per_target"), "requests per target needs a port"))
+            problems.append(
+                doc.problem(
+                    base + ("scaling", "requests_per_target"), "requests per target needs a port"
+                )
+            )
     for name, topic in infra.topics.items():
         for i, subscriber in enumerate(topic.subscribers):
-            ref(("topics", name, "subscribers", i), "queue", subscriber.split(".", 1)[1], infra.queues)
+            ref(
+                ("topics", name, "subscribers", i),
+                "queue",
+                subscriber.split(".", 1)[1],
+                infra.queues,
+            )
     watched = {function.on_upload_to for function in infra.functions.values()}
     for name, bucket in infra.buckets.items():
         if bucket.backup and name not in watched:
             problems.append(
-                doc.problem(("buckets", name, "backup"), f"originals are copied to the backup bucket by a function: add one with on_upload_to: {name}")
+                doc.problem(
+                    ("buckets", name, "backup"),
+                    f"originals are copied to the backup bucket by a function: add one with on_upload_to: {name}",
+                )
             )
     for name, function in infra.functions.items():
         ref(("functions", name, "on_upload_to"), "bucket", function.on_upload_to, infra.buckets)
         if function.variants_bucket is not None:
-            ref(("functions", name, "variants_bucket"), "bucket", function.variants_bucket, infra.buckets)
+            ref(
+                ("functions", name, "variants_bucket"),
+                "bucket",
+                function.variants_bucket,
+                infra.buckets,
+            )
     principals = list(infra.services) + list(PRINCIPALS)
     for name, prefix in infra.secrets.prefixes.items():
         for mode in ("read", "write"):
@@ -221,10 +270,19 @@ def _references(infra: Infra, doc: Document) -> list[Problem]:
                 ref(("secrets", "prefixes", name, mode, i), "service or principal", who, principals)
     environments = infra.all_environments
     if any(infra.cdn.aliases.values()) and not infra.cdn.certificate_arn:
-        problems.append(doc.problem(("cdn", "aliases"), "aliases need cdn.certificate_arn, an ACM certificate in us-east-1 covering them"))
+        problems.append(
+            doc.problem(
+                ("cdn", "aliases"),
+                "aliases need cdn.certificate_arn, an ACM certificate in us-east-1 covering them",
+            )
+        )
     for env in infra.cdn.aliases:
         if env not in environments:
-            problems.append(doc.problem(("cdn", "aliases", env), _unknown("environment", env, environments), key=True))
+            problems.append(
+                doc.problem(
+                    ("cdn", "aliases", env), _unknown("environment", env, environments), key=True
+                )
+            )
     return problems
 
 
@@ -241,11 +299,16 @@ def _scaling(infra: Infra, env: str, doc: Document) -> list[Problem]:
         written = written if isinstance(written, dict) else {}
         if scaling.min > scaling.max:
             field = next((f for f in ("min", "max") if f in written), "min")
-            problems.append(doc.problem(path + (field,), f"min {scaling.min} is above max {scaling.max}"))
+            problems.append(
+                doc.problem(path + (field,), f"min {scaling.min} is above max {scaling.max}")
+            )
         elif not scaling.min <= desired <= scaling.max:
             field = next((f for f in ("desired", "min", "max") if f in written), "desired")
             problems.append(
-                doc.problem(path + (field,), f"desired {desired} is outside min {scaling.min} .. max {scaling.max}")
+                doc.problem(
+                    path + (field,),
+                    f"desired {desired} is outside min {scaling.min} .. max {scaling.max}",
+                )
             )
     return problems
 
@@ -269,7 +332,9 @@ def _asset_buckets(infra: Infra, env: str, doc: Document) -> list[Problem]:
                 path = ("buckets", asset_class)
             else:
                 path = ("bucket_prefix",) if infra.bucket_prefix else ("project",)
-            problems.append(doc.problem(path, f"bucket '{name}' for environment '{env}': {message}"))
+            problems.append(
+                doc.problem(path, f"bucket '{name}' for environment '{env}': {message}")
+            )
     return problems
 
 

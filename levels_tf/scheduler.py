@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import process
 from .stacks import Stack
-
 
 
 class Status(str, enum.Enum):
@@ -36,7 +36,9 @@ class Outcome:
     error: BaseException | None = None
 
 
-def run(stacks: list[Stack], action: Callable[[Stack], Any], parallelism: int = 4) -> dict[str, Outcome]:
+def run(
+    stacks: list[Stack], action: Callable[[Stack], Any], parallelism: int = 4
+) -> dict[str, Outcome]:
     """Outcomes by stack name, in the order of `stacks`."""
     selected = {stack.name for stack in stacks}
     pending = list(stacks)
@@ -49,14 +51,18 @@ def run(stacks: list[Stack], action: Callable[[Stack], Any], parallelism: int = 
                 if any(outcomes.get(d) and outcomes[d].status != OK for d in deps):
                     pending.remove(stack)
                     blocker = next(d for d in deps if outcomes.get(d) and outcomes[d].status != OK)
-                    outcomes[stack.name] = Outcome(stack.name, SKIPPED, f"{blocker} did not succeed")
+                    outcomes[stack.name] = Outcome(
+                        stack.name, SKIPPED, f"{blocker} did not succeed"
+                    )
                 elif all(d in outcomes for d in deps) and len(running) < max(1, parallelism):
                     pending.remove(stack)
                     running[pool.submit(action, stack)] = stack
             if not running:
                 continue
             try:
-                done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                done, _ = concurrent.futures.wait(
+                    running, return_when=concurrent.futures.FIRST_COMPLETED
+                )
             except KeyboardInterrupt:
                 _stop(running)
                 raise
@@ -84,7 +90,9 @@ def waves(stacks: list[Stack]) -> list[list[Stack]]:
     while pending:
         wave = [s for s in pending if all(d in placed for d in s.depends_on if d in names)]
         if not wave:
-            raise ValueError("stacks depend on each other in a cycle: " + ", ".join(s.name for s in pending))
+            raise ValueError(
+                "stacks depend on each other in a cycle: " + ", ".join(s.name for s in pending)
+            )
         for stack in wave:
             placed[stack.name] = len(result)
             pending.remove(stack)

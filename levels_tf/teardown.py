@@ -55,7 +55,11 @@ class Resource:
 def resources(state: Mapping[str, Any]) -> list[Resource]:
     """Every managed resource (not data source) of a `show -json` state, by address."""
     root = (state.get("values") or {}).get("root_module") or {}
-    found = [Resource(r["address"], r["type"], r.get("values") or {}) for r in _walk(root) if r.get("mode") == "managed"]
+    found = [
+        Resource(r["address"], r["type"], r.get("values") or {})
+        for r in _walk(root)
+        if r.get("mode") == "managed"
+    ]
     return sorted(found, key=lambda r: r.address)
 
 
@@ -68,11 +72,23 @@ def _walk(module: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 def protected(found: list[Resource]) -> list[tuple[str, str]]:
     """(address, argument) of every resource whose deletion protection is on,
     or that keeps the data AWS refuses to delete it with (KEEPS_DATA)."""
-    on = [(r.address, PROTECTION[r.type]) for r in found if r.type in PROTECTION and r.values.get(PROTECTION[r.type])]
-    keeps = [(r.address, KEEPS_DATA[r.type]) for r in found if r.type in KEEPS_DATA and not r.values.get(KEEPS_DATA[r.type])]
+    on = [
+        (r.address, PROTECTION[r.type])
+        for r in found
+        if r.type in PROTECTION and r.values.get(PROTECTION[r.type])
+    ]
+    keeps = [
+        (r.address, KEEPS_DATA[r.type])
+        for r in found
+        if r.type in KEEPS_DATA and not r.values.get(KEEPS_DATA[r.type])
+    ]
     return sorted(on + keeps)
 
 
 def buckets(found: list[Resource]) -> dict[str, str]:
     """The S3 buckets a destroy deletes: {bucket name: address}."""
-    return {str(r.values["bucket"]): r.address for r in found if r.type == "aws_s3_bucket" and r.values.get("bucket")}
+    return {
+        str(r.values["bucket"]): r.address
+        for r in found
+        if r.type == "aws_s3_bucket" and r.values.get("bucket")
+    }

@@ -16,9 +16,10 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager, Mapping, Sequence
 
 from . import embedded_terraform, plugin_cache, process
 from .errors import LevelsError, UsageError
@@ -60,7 +61,9 @@ class Terraform:
     on_wait: Callable[[str], None] | None = None  # told when another run holds the cache
 
     @classmethod
-    def locate(cls, choice: EngineChoice = EngineChoice(), plugin_cache: Path | None = None) -> "Terraform":
+    def locate(
+        cls, choice: EngineChoice = EngineChoice(), plugin_cache: Path | None = None
+    ) -> Terraform:
         """The engine to run.
 
         `binary`: --terraform-bin, else $LEVELS_TF_TERRAFORM, else terraform,
@@ -72,7 +75,9 @@ class Terraform:
         if engine not in ENGINES:
             raise UsageError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
         if engine == "embedded" and explicit:
-            raise UsageError("--terraform-bin names a binary; it cannot be used with --engine embedded")
+            raise UsageError(
+                "--terraform-bin names a binary; it cannot be used with --engine embedded"
+            )
         env = dict(os.environ)
         env.update({"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"})
         if plugin_cache is not None:
@@ -85,7 +90,9 @@ class Terraform:
                 identity = f"{found} {stat.st_size} {stat.st_mtime_ns}"
                 return cls((found,), env, Path(found).name, identity, plugin_cache)
             if engine == "binary" or explicit:
-                raise process.ToolError(f"{explicit or 'terraform'} is not installed or not on PATH; {ADVICE}")
+                raise process.ToolError(
+                    f"{explicit or 'terraform'} is not installed or not on PATH; {ADVICE}"
+                )
         if not embedded_terraform.available():
             if engine == "embedded":
                 raise process.ToolError(embedded_terraform.MISSING)
@@ -113,21 +120,29 @@ class Terraform:
         is skipped: with the aws provider it costs about a second a stack.
         """
         mark = folder / ".terraform" / INIT_MARK
-        if inputs is not None and mark.is_file() and _providers_intact(folder):
-            if mark.read_text(encoding="utf-8") == self._init_key(folder, inputs):
-                return False
+        if (
+            inputs is not None
+            and mark.is_file()
+            and _providers_intact(folder)
+            and mark.read_text(encoding="utf-8") == self._init_key(folder, inputs)
+        ):
+            return False
         mark.unlink(missing_ok=True)
         with self._cache(exclusive=True):
             result = process.run(
-                [*self.command, "init", "-input=false", "-no-color"], timeout=TIMEOUT, cwd=folder, env=self.env, check=False
+                [*self.command, "init", "-input=false", "-no-color"],
+                timeout=TIMEOUT,
+                cwd=folder,
+                env=self.env,
+                check=False,
             )
         if result.returncode != 0:
-            raise TerraformError(f"terraform init failed:\n" + _tail(result.stderr or result.stdout))
+            raise TerraformError("terraform init failed:\n" + _tail(result.stderr or result.stdout))
         if inputs is not None:
             mark.write_text(self._init_key(folder, inputs), encoding="utf-8")
         return True
 
-    def _cache(self, *, exclusive: bool) -> ContextManager[None]:
+    def _cache(self, *, exclusive: bool) -> AbstractContextManager[None]:
         """The plugin cache held for one Terraform run in a stack: alone for
         init, which may extract a provider over the cached one, else shared."""
         if self.plugin_cache is None:
@@ -136,7 +151,9 @@ class Terraform:
 
     def _init_key(self, folder: Path, inputs: str) -> str:
         digest = hashlib.sha256()
-        config = self.env.get("TF_CLI_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".terraformrc")
+        config = self.env.get("TF_CLI_CONFIG_FILE") or os.path.join(
+            os.path.expanduser("~"), ".terraformrc"
+        )
         for part in (
             inputs,
             self.identity,
@@ -160,7 +177,15 @@ class Terraform:
 
         `variables` are root variables given as `-var NAME=VALUE` (VALUE in
         HCL syntax, e.g. `false`); a saved plan keeps them for apply."""
-        argv = [*self.command, "plan", "-input=false", "-no-color", "-json", "-detailed-exitcode", f"-out={PLAN_FILE}"]
+        argv = [
+            *self.command,
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-json",
+            "-detailed-exitcode",
+            f"-out={PLAN_FILE}",
+        ]
         if refresh_only:
             argv.append("-refresh-only")
         if destroy:
@@ -181,7 +206,12 @@ class Terraform:
         return events
 
     def providers_lock(
-        self, folder: Path, platforms: Sequence[str], *, fs_mirror: Path | None = None, net_mirror: str | None = None
+        self,
+        folder: Path,
+        platforms: Sequence[str],
+        *,
+        fs_mirror: Path | None = None,
+        net_mirror: str | None = None,
     ) -> None:
         """`terraform providers lock` for `platforms` (e.g. ["linux_amd64"]) in `folder`.
 
@@ -193,7 +223,13 @@ class Terraform:
         provider_installation), or from `fs_mirror` (a folder) or
         `net_mirror` (an https URL).
         """
-        argv = [*self.command, "providers", "lock", "-no-color", *(f"-platform={p}" for p in platforms)]
+        argv = [
+            *self.command,
+            "providers",
+            "lock",
+            "-no-color",
+            *(f"-platform={p}" for p in platforms),
+        ]
         if fs_mirror is not None:
             argv.append(f"-fs-mirror={fs_mirror}")
         if net_mirror is not None:
@@ -211,7 +247,7 @@ class Terraform:
         with self._cache(exclusive=False):
             result = process.run(argv, timeout=600, cwd=folder, env=self.env, check=False)
         if result.returncode != 0:
-            raise TerraformError(f"terraform output failed:\n" + _tail(result.stderr))
+            raise TerraformError("terraform output failed:\n" + _tail(result.stderr))
         return json.loads(result.stdout or "null")
 
     def state(self, folder: Path) -> dict:
@@ -224,7 +260,9 @@ class Terraform:
             raise TerraformError("terraform show failed:\n" + _tail(result.stderr or result.stdout))
         return json.loads(result.stdout or "{}")
 
-    def _json_stream(self, argv: list[str], folder: Path, on_event: OnEvent | None) -> tuple[int, list[Event]]:
+    def _json_stream(
+        self, argv: list[str], folder: Path, on_event: OnEvent | None
+    ) -> tuple[int, list[Event]]:
         events: list[Event] = []
 
         def line(text: str) -> None:
@@ -237,11 +275,22 @@ class Terraform:
                 on_event(event)
 
         with self._cache(exclusive=False):
-            result = process.stream(argv, line, timeout=TIMEOUT, cwd=folder, env=self.env, check=False)
+            result = process.stream(
+                argv, line, timeout=TIMEOUT, cwd=folder, env=self.env, check=False
+            )
         if result.returncode not in (0, 1, 2):
-            raise TerraformError(f"{self.name} {argv[len(self.command)]} exited {result.returncode}:\n" + _tail(result.stderr))
-        if result.returncode == 1 and not any(e.get("@level") == "error" for e in events) and result.stderr.strip():
-            events.append({"@level": "error", "@message": result.stderr.strip(), "type": "diagnostic"})
+            raise TerraformError(
+                f"{self.name} {argv[len(self.command)]} exited {result.returncode}:\n"
+                + _tail(result.stderr)
+            )
+        if (
+            result.returncode == 1
+            and not any(e.get("@level") == "error" for e in events)
+            and result.stderr.strip()
+        ):
+            events.append(
+                {"@level": "error", "@message": result.stderr.strip(), "type": "diagnostic"}
+            )
         return result.returncode, events
 
 
@@ -262,7 +311,9 @@ def _providers_intact(folder: Path) -> bool:
 
 def _binary(explicit: str | None) -> str | None:
     """--terraform-bin, else $LEVELS_TF_TERRAFORM, else terraform, then tofu, on PATH."""
-    candidates = [explicit] if explicit else [os.environ.get("LEVELS_TF_TERRAFORM") or "terraform", "tofu"]
+    candidates = (
+        [explicit] if explicit else [os.environ.get("LEVELS_TF_TERRAFORM") or "terraform", "tofu"]
+    )
     for candidate in candidates:
         found = shutil.which(candidate)
         if found:

@@ -16,10 +16,23 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Union
+from typing import Any, Literal, Union
 
-__all__ = ["Check", "Doc", "Invalid", "Issue", "Length", "Pattern", "Range", "Record", "json_schema", "load", "record"]
+__all__ = [
+    "Check",
+    "Doc",
+    "Invalid",
+    "Issue",
+    "Length",
+    "Pattern",
+    "Range",
+    "Record",
+    "json_schema",
+    "load",
+    "record",
+]
 
 
 # --- constraints -----------------------------------------------------------
@@ -90,7 +103,9 @@ class Length(Constraint):
         return value, None
 
     def schema(self, base: dict) -> dict:
-        kind = {"string": "Length", "array": "Items", "object": "Properties"}.get(base.get("type", ""), "Length")
+        kind = {"string": "Length", "array": "Items", "object": "Properties"}.get(
+            base.get("type", ""), "Length"
+        )
         out = {}
         if self.min is not None:
             out[f"min{kind}"] = self.min

@@ -47,7 +47,11 @@ def load_config(path: str | Path) -> Config:
     return dataclasses.replace(
         config,
         amis={name: entry.ami for name, entry in entries.items() if entry},
-        root_devices={name: entry.root_device for name, entry in entries.items() if entry and entry.root_device},
+        root_devices={
+            name: entry.root_device
+            for name, entry in entries.items()
+            if entry and entry.root_device
+        },
     )
 
 

@@ -56,9 +56,13 @@ class Workspace:
     def _init_inputs(self, stack: Stack) -> str:
         """A digest of what init reads: the stack's files and the modules they call."""
         digest = hashlib.sha256()
-        files = sorted(self.folder(stack).glob("*.tf")) + sorted((self.out / "modules").rglob("*.tf"))
+        files = sorted(self.folder(stack).glob("*.tf")) + sorted(
+            (self.out / "modules").rglob("*.tf")
+        )
         for path in files:
-            digest.update(str(path.relative_to(self.out)).encode() + b"\0" + path.read_bytes() + b"\0")
+            digest.update(
+                str(path.relative_to(self.out)).encode() + b"\0" + path.read_bytes() + b"\0"
+            )
         return digest.hexdigest()
 
 
@@ -100,7 +104,9 @@ def ensure_function_packages(workspace: Workspace) -> list[Path]:
         target = workspace.out / context.function_package(name)
         if target.exists():
             continue
-        writer.write_artifact(target, lambda_package.build_function(function.code, function.runtime))
+        writer.write_artifact(
+            target, lambda_package.build_function(function.code, function.runtime)
+        )
         built.append(target)
     return built
 
@@ -111,7 +117,7 @@ def stale_plan_reason(workspace: Workspace, stack: Stack) -> str | None:
     if not plan.exists():
         return "no saved plan: run `levels-tf plan` first"
     planned = plan.stat().st_mtime
-    newer = [workspace.config.path] + [p for p in workspace.folder(stack).glob("*.tf")]
+    newer = [workspace.config.path] + list(workspace.folder(stack).glob("*.tf"))
     newer += [workspace.out / writer.MANIFEST]
     for path in newer:
         if path.exists() and path.stat().st_mtime > planned:

@@ -16,8 +16,10 @@ killed, and the whole tree derives from infra.yaml, so after a power cut
 longer generated are removed; files levels-tf did not generate are never
 touched.
 """
+
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -97,7 +99,9 @@ def diff(changes: list[Change]) -> str:
         before = "/dev/null" if change.action == "create" else f"a/{change.path}"
         after = "/dev/null" if change.action == "delete" else f"b/{change.path}"
         for line in difflib.unified_diff(old, new, before, after):
-            chunks.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+            chunks.append(
+                line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+            )
     return "".join(chunks)
 
 
@@ -119,7 +123,9 @@ def write(out: Path, files: dict[str, str]) -> list[Change]:
         _journal(out, COMMITTED, entries)
     except OSError as exc:
         recover(out)
-        raise WriteError(f"{exc.filename or out}: cannot write: {exc.strerror}; the previous tree is back") from None
+        raise WriteError(
+            f"{exc.filename or out}: cannot write: {exc.strerror}; the previous tree is back"
+        ) from None
     recover(out)
     return changes
 
@@ -212,10 +218,8 @@ def _read(path: Path) -> str | None:
 
 
 def _unlink(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass
 
 
 def _prune_dirs(out: Path, folder: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -48,7 +49,10 @@ def checkov_binary() -> str:
     replace python-hcl2, which the security invariants parse with."""
     import os
 
-    for candidate in (os.environ.get("LEVELS_TF_CHECKOV"), ROOT / ".venv-checkov" / "bin" / "checkov"):
+    for candidate in (
+        os.environ.get("LEVELS_TF_CHECKOV"),
+        ROOT / ".venv-checkov" / "bin" / "checkov",
+    ):
         if candidate and Path(candidate).exists():
             return str(candidate)
     return require_tool("checkov")
@@ -204,16 +208,27 @@ def zip_provider_mirror(tmp_path_factory) -> Path:
     if unpacked is None:
         stack = tmp_path_factory.mktemp("mirror-stack")
         (stack / "main.tf").write_text(
-            'terraform {\n  required_providers {\n    aws = { source = "hashicorp/aws" }\n  }\n}\n', encoding="utf-8"
+            'terraform {\n  required_providers {\n    aws = { source = "hashicorp/aws" }\n  }\n}\n',
+            encoding="utf-8",
         )
         done = subprocess.run(
-            ["terraform", "providers", "mirror", str(root)], cwd=stack, capture_output=True, text=True, timeout=1800
+            ["terraform", "providers", "mirror", str(root)],
+            cwd=stack,
+            capture_output=True,
+            text=True,
+            timeout=1800,
         )
         assert done.returncode == 0, done.stderr
         return root
     for platform_dir in sorted(Path(unpacked).glob("registry.terraform.io/hashicorp/aws/*/*_*")):
         version, platform = platform_dir.parent.name, platform_dir.name
-        target = root / "registry.terraform.io" / "hashicorp" / "aws" / f"terraform-provider-aws_{version}_{platform}.zip"
+        target = (
+            root
+            / "registry.terraform.io"
+            / "hashicorp"
+            / "aws"
+            / f"terraform-provider-aws_{version}_{platform}.zip"
+        )
         target.parent.mkdir(parents=True, exist_ok=True)
         # Level 1: as large as the registry's own zips, and fast to build.
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
@@ -227,7 +242,9 @@ def zip_provider_mirror(tmp_path_factory) -> Path:
 def zip_terraform_env(terraform_env, zip_provider_mirror, tmp_path_factory) -> dict[str, str]:
     """`terraform_env`, with the aws provider served from zip packages (`zip_provider_mirror`)."""
     folder = tmp_path_factory.mktemp("terraform-zip")
-    return dict(terraform_env, TF_CLI_CONFIG_FILE=str(_cli_config(folder, str(zip_provider_mirror))))
+    return dict(
+        terraform_env, TF_CLI_CONFIG_FILE=str(_cli_config(folder, str(zip_provider_mirror)))
+    )
 
 
 # -- a local AWS emulator (moto's server) for the Lambda functions' tests --------
@@ -248,9 +265,9 @@ def _moto_server_command() -> list[str] | None:
     import importlib.util
     import sys
 
-    if all(importlib.util.find_spec(name) is not None for name in ("moto", "flask", "flask_cors")):
-        if importlib.util.find_spec("moto.server") is not None:
-            return [sys.executable, "-m", "moto.server"]
+    modules = ("moto", "flask", "flask_cors", "moto.server")
+    if all(importlib.util.find_spec(name) is not None for name in modules):
+        return [sys.executable, "-m", "moto.server"]
     beside = Path(sys.executable).parent / "moto_server"
     if beside.is_file():
         return [str(beside)]
@@ -311,10 +328,8 @@ def moto_server(tmp_path_factory):
         answered = False
         deadline = time.monotonic() + 30
         while not answered and time.monotonic() < deadline and process.poll() is None:
-            try:
+            with contextlib.suppress(OSError):
                 answered = _local_http("GET", f"{url}/moto-api/", timeout=1) == 200
-            except OSError:
-                pass
             if not answered:
                 time.sleep(0.1)
         if not answered:
@@ -366,7 +381,7 @@ def aws_env(moto_server, monkeypatch) -> str:
 def emulator_provider(endpoint: str, services: tuple[str, ...]) -> str:
     """An aws provider block whose `services` all go to the emulator at `endpoint`, with test credentials."""
     endpoints = "\n".join(f'    {name} = "{endpoint}"' for name in services)
-    return f'''provider "aws" {{
+    return f"""provider "aws" {{
   region                      = "us-east-1"
   access_key                  = "testing"
   secret_key                  = "testing"
@@ -379,7 +394,7 @@ def emulator_provider(endpoint: str, services: tuple[str, ...]) -> str:
 {endpoints}
   }}
 }}
-'''
+"""
 
 
 @pytest.fixture(scope="session")
@@ -388,4 +403,6 @@ def planned_platforms(moto_server, terraform_env, tmp_path_factory):
     against moto: {"config:stack": PlannedStack}. Minutes of work, done once."""
     from .planned import PLATFORM_CONFIGS, plan_all
 
-    return plan_all(PLATFORM_CONFIGS, tmp_path_factory.mktemp("planned"), moto_server, terraform_env)
+    return plan_all(
+        PLATFORM_CONFIGS, tmp_path_factory.mktemp("planned"), moto_server, terraform_env
+    )

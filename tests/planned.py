@@ -64,14 +64,21 @@ class PlannedStack:
 def terraform(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """Run the real terraform in `cwd`; the caller checks the result."""
     return subprocess.run(
-        ["terraform", *args, "-no-color"], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+        ["terraform", *args, "-no-color"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
 def _checked(env: dict[str, str], cwd: Path, *args: str) -> str:
     result = terraform(env, cwd, *args)
     if result.returncode != 0:
-        raise AssertionError(f"terraform {' '.join(args)} in {cwd} failed:\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"terraform {' '.join(args)} in {cwd} failed:\n{result.stdout}\n{result.stderr}"
+        )
     return result.stdout
 
 
@@ -84,8 +91,8 @@ def render_for_emulator(config_path: Path, out: Path, endpoint: str) -> list:
     # would look the placeholder AMI up at plan time.
     config = dataclasses.replace(
         config,
-        amis={name: PLACEHOLDER_AMI for name in config.infra.images},
-        root_devices={name: PLACEHOLDER_ROOT_DEVICE for name in config.infra.images},
+        amis=dict.fromkeys(config.infra.images, PLACEHOLDER_AMI),
+        root_devices=dict.fromkeys(config.infra.images, PLACEHOLDER_ROOT_DEVICE),
     )
     config = apply(config, RenderOptions(aws_endpoint=endpoint, backend="local"))
     writer.write(out, render(config))
@@ -106,10 +113,16 @@ def _filled(after: Any, unknown: Any, path: tuple[str, ...]) -> Any:
         return f"placeholder-{leaf}"
     if isinstance(after, dict) or isinstance(unknown, dict):
         after, unknown = after or {}, unknown if isinstance(unknown, dict) else {}
-        return {key: _filled(after.get(key), unknown.get(key), (*path, key)) for key in after.keys() | unknown.keys()}
+        return {
+            key: _filled(after.get(key), unknown.get(key), (*path, key))
+            for key in after.keys() | unknown.keys()
+        }
     if isinstance(after, list):
         unknown = unknown if isinstance(unknown, list) else [None] * len(after)
-        return [_filled(item, hidden, (*path, str(i))) for i, (item, hidden) in enumerate(zip(after, unknown))]
+        return [
+            _filled(item, hidden, (*path, str(i)))
+            for i, (item, hidden) in enumerate(zip(after, unknown, strict=False))
+        ]
     return after
 
 
@@ -152,7 +165,9 @@ def _plan(env: dict[str, str], config: str, name: str, folder: Path) -> PlannedS
     return PlannedStack(config, name, folder, plan)
 
 
-def plan_all(configs: dict[str, Path], root: Path, endpoint: str, env: dict[str, str]) -> dict[str, PlannedStack]:
+def plan_all(
+    configs: dict[str, Path], root: Path, endpoint: str, env: dict[str, str]
+) -> dict[str, PlannedStack]:
     """Plan every stack of every configuration; {"config:stack": PlannedStack}.
 
     Shared stacks first (two at a time: the machines have two cores), then
@@ -175,7 +190,9 @@ def plan_all(configs: dict[str, Path], root: Path, endpoint: str, env: dict[str,
     for config, path in configs.items():
         out = root / config
         for stack in render_for_emulator(path, out, endpoint):
-            (shared if stack.kind == SHARED else environments).append((config, stack.name, out / "stacks" / stack.name))
+            (shared if stack.kind == SHARED else environments).append(
+                (config, stack.name, out / "stacks" / stack.name)
+            )
     for _, _, folder in shared + environments:  # one at a time: they share the plugin cache
         _checked(env, folder, "init", "-input=false")
     planned: dict[str, PlannedStack] = {}
@@ -216,7 +233,11 @@ def config_module(plan: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]
 def config_resource(plan: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     """The configuration block of the resource a `resource_changes` entry plans."""
     path = module_path(change.get("module_address"))
-    local = f"{change['type']}.{change['name']}" if change["mode"] == "managed" else f"data.{change['type']}.{change['name']}"
+    local = (
+        f"{change['type']}.{change['name']}"
+        if change["mode"] == "managed"
+        else f"data.{change['type']}.{change['name']}"
+    )
     (found,) = [r for r in config_module(plan, path).get("resources", []) if r["address"] == local]
     return found
 
@@ -234,7 +255,9 @@ def trace(plan: dict[str, Any], path: tuple[str, ...], references: list[str]) ->
     `path`, is computed from: through module inputs (var.*) and outputs
     (module.*.*) up and down the tree. Raises Untraceable for a local value."""
     found: set[str] = set()
-    specific = [ref for ref in references if not any(other.startswith(ref + ".") for other in references)]
+    specific = [
+        ref for ref in references if not any(other.startswith(ref + ".") for other in references)
+    ]
     for ref in specific:
         parts = ref.split(".")
         if parts[0] in ("each", "count", "path", "terraform", "self"):
@@ -251,7 +274,9 @@ def trace(plan: dict[str, Any], path: tuple[str, ...], references: list[str]) ->
             if len(parts) < 3:
                 continue
             output = config_module(plan, (*path, parts[1]))["outputs"][parts[2]]
-            found |= trace(plan, (*path, parts[1]), output.get("expression", {}).get("references", []))
+            found |= trace(
+                plan, (*path, parts[1]), output.get("expression", {}).get("references", [])
+            )
         elif parts[0] == "data":
             found.add(_prefix(path) + ".".join(parts[:3]))
         else:

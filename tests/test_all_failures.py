@@ -61,7 +61,12 @@ def test_plan_all_plans_the_others_when_one_stack_fails(platform, tmp_path):
     assert result.exit_code == 1, result.output + result.stderr
     summary = json.loads(result.stdout)
     statuses = {s["stack"]: s["status"] for s in summary["stacks"]}
-    assert statuses == {"prod-shared": "no_changes", "live": "failed", "lab-shared": "no_changes", "trial": "changes"}
+    assert statuses == {
+        "prod-shared": "no_changes",
+        "live": "failed",
+        "lab-shared": "no_changes",
+        "trial": "changes",
+    }
     assert next(s for s in summary["stacks"] if s["stack"] == "trial")["add"] > 0
     reason = next(s for s in summary["stacks"] if s["stack"] == "live")["reason"]
     assert "state file" in reason
@@ -137,7 +142,11 @@ def four_statuses(tmp_path, aws_env, terraform_env, monkeypatch, run):
     def levels_tf(*args: str):
         return run(*args, "--aws-endpoint", aws_env, "--backend", "local", config=config)
 
-    for args, expected in [(("render",), 0), (("plan", "prod-shared"), 2), (("apply", "prod-shared", "--yes"), 0)]:
+    for args, expected in [
+        (("render",), 0),
+        (("plan", "prod-shared"), 2),
+        (("apply", "prod-shared", "--yes"), 0),
+    ]:
         result = levels_tf(*args)
         assert result.exit_code == expected, result.output + result.stderr
     return levels_tf
@@ -146,7 +155,9 @@ def four_statuses(tmp_path, aws_env, terraform_env, monkeypatch, run):
 def _precondition_line(tree) -> int:
     """The line of the rendered service module where the image precondition's condition is."""
     lines = (tree / "modules" / "service" / "main.tf").read_text().splitlines()
-    (number,) = [n for n, line in enumerate(lines, 1) if "condition" in line and "var.ami_id != null" in line]
+    (number,) = [
+        n for n, line in enumerate(lines, 1) if "condition" in line and "var.ami_id != null" in line
+    ]
     return number
 
 
@@ -167,16 +178,30 @@ def test_every_stack_is_in_every_summary_with_its_status(four_statuses, tmp_path
         "lab-shared": "changes",
         "trial": "waiting",
     }
-    assert (stacks["live"]["file"], stacks["live"]["line"], stacks["live"]["reason"]) == (where.split(":")[0], int(where.split(":")[1]), error)
+    assert (stacks["live"]["file"], stacks["live"]["line"], stacks["live"]["reason"]) == (
+        where.split(":")[0],
+        int(where.split(":")[1]),
+        error,
+    )
     assert stacks["trial"]["after"] == ["lab-shared"]
     assert stacks["lab-shared"]["add"] > 20
     assert _outcome_lines(as_json.stderr) == [f"live: failed: {where}: {error}"]
-    assert not (tmp_path / "stacks" / "live" / "levels-tf.tfplan").exists(), "a failed plan leaves nothing to apply"
+    assert not (tmp_path / "stacks" / "live" / "levels-tf.tfplan").exists(), (
+        "a failed plan leaves nothing to apply"
+    )
 
     text = four_statuses("plan", "--all", "--format", "text")
     assert text.exit_code == 1, text.output + text.stderr
-    rows = {line.split()[0]: line.split()[-2:] for line in text.stdout.splitlines() if re.match(r"[\w-]+ +(\d+|-) ", line)}
-    assert rows["prod-shared"] == ["no", "changes"] and rows["live"][-1] == "FAILED" and rows["trial"][-1] == "waiting"
+    rows = {
+        line.split()[0]: line.split()[-2:]
+        for line in text.stdout.splitlines()
+        if re.match(r"[\w-]+ +(\d+|-) ", line)
+    }
+    assert (
+        rows["prod-shared"] == ["no", "changes"]
+        and rows["live"][-1] == "FAILED"
+        and rows["trial"][-1] == "waiting"
+    )
     assert rows["lab-shared"][-1].isdigit()
     assert f"  {where}: {error}" in text.stdout.splitlines()
     assert "  waits for the first apply of lab-shared" in text.stdout.splitlines()
@@ -185,7 +210,11 @@ def test_every_stack_is_in_every_summary_with_its_status(four_statuses, tmp_path
     comment = four_statuses("plan", "--all", "--format", "markdown")
     assert comment.exit_code == 1, comment.output + comment.stderr
     # moto keeps some settings otherwise than asked: a drift column may come
-    for row in (r"prod-shared \|( 0 \|){4}( \d+ \|)? no changes", r"live \|( – \|){4,5} ❌ failed", r"trial \|( – \|){4,5} ⏳ waiting"):
+    for row in (
+        r"prod-shared \|( 0 \|){4}( \d+ \|)? no changes",
+        r"live \|( – \|){4,5} ❌ failed",
+        r"trial \|( – \|){4,5} ⏳ waiting",
+    ):
         assert re.search(rf"^\| {row} \|$", comment.stdout, re.MULTILINE), row
     assert re.search(r"^\| lab-shared \| [1-9]\d* \| 0 \| 0 \| 0 \|", comment.stdout, re.MULTILINE)
     assert f"- ❌ **live** failed at `{where}`: {error}" in comment.stdout

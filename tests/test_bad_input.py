@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import REFERENCE, copy_reference
+from .conftest import copy_reference
 
 CORPUS = Path(__file__).resolve().parent / "bad_input"
 EXPECT = re.compile(r"# expect: (\d+(?:, *\d+)*)\n")
@@ -190,10 +189,17 @@ def test_generated_bad_input(name, tmp_path):
 
 def test_corpus_covers_the_required_cases():
     required = {
-        "syntax_bad_indentation.yaml", "syntax_unclosed_bracket.yaml", "syntax_tab_indentation.yaml",
-        "wrong_type_quoted_number.yaml", "unknown_key.yaml", "overlapping_cidrs.yaml",
-        "dangling_references.yaml", "yaml_bomb.yaml", "duplicate_keys.yaml",
-        "several_documents.yaml", "top_level_list.yaml",
+        "syntax_bad_indentation.yaml",
+        "syntax_unclosed_bracket.yaml",
+        "syntax_tab_indentation.yaml",
+        "wrong_type_quoted_number.yaml",
+        "unknown_key.yaml",
+        "overlapping_cidrs.yaml",
+        "dangling_references.yaml",
+        "yaml_bomb.yaml",
+        "duplicate_keys.yaml",
+        "several_documents.yaml",
+        "top_level_list.yaml",
     }
     assert required <= set(_committed())
     for name in _committed():
@@ -205,7 +211,7 @@ def test_the_harness_sees_a_valid_file_succeed(tmp_path):
     """Control: the same harness on the reference file exits 0 and writes the tree."""
     config = copy_reference(tmp_path / "input")
     results = _run_both(config, tmp_path)
-    for command, (code, stdout, stderr) in results.items():
+    for command, (code, _stdout, stderr) in results.items():
         assert code == 0, f"{command}: {stderr}"
         assert "Traceback" not in stderr
     assert results["validate"][1].startswith(f"{config}: valid")

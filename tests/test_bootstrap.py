@@ -21,7 +21,12 @@ from levels_tf.aws import Aws
 
 ACCOUNT = "123456789012"
 BUCKETS = {"production": "levels-tfstate-production", "nonprod": "levels-tfstate-nonprod"}
-BASE_TAGS = {"Owner": "platform", "CostCenter": "levels", "Project": "levels", "ManagedBy": "levels-tf"}
+BASE_TAGS = {
+    "Owner": "platform",
+    "CostCenter": "levels",
+    "Project": "levels",
+    "ManagedBy": "levels-tf",
+}
 
 
 @pytest.fixture
@@ -34,7 +39,9 @@ def endpoint(aws_env, monkeypatch) -> str:
 
 def _client(endpoint: str, service: str, region: str = "us-east-1", **credentials):
     config = Config(s3={"addressing_style": "path"}) if service == "s3" else None
-    return boto3.client(service, endpoint_url=endpoint, region_name=region, config=config, **credentials)
+    return boto3.client(
+        service, endpoint_url=endpoint, region_name=region, config=config, **credentials
+    )
 
 
 def _bootstrap(run, config, endpoint, *args):
@@ -103,14 +110,25 @@ def test_bootstrap_converges_drift_and_keeps_what_is_not_its_own(run, reference_
     }
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Suspended"})
     s3.delete_public_access_block(Bucket=name)
-    s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]})
+    s3.put_bucket_ownership_controls(
+        Bucket=name, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]}
+    )
     s3.delete_bucket_encryption(Bucket=name)
-    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [foreign]}))
-    s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": [{"Key": "Team", "Value": "data"}, {"Key": "ManagedBy", "Value": "hand"}]})
+    s3.put_bucket_policy(
+        Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [foreign]})
+    )
+    s3.put_bucket_tagging(
+        Bucket=name,
+        Tagging={
+            "TagSet": [{"Key": "Team", "Value": "data"}, {"Key": "ManagedBy", "Value": "hand"}]
+        },
+    )
     # A KMS default on the other bucket is a stronger, deliberate choice: kept.
     s3.put_bucket_encryption(
         Bucket=BUCKETS["nonprod"],
-        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]},
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+        },
     )
 
     result = _bootstrap(run, reference_copy, endpoint)
@@ -127,7 +145,9 @@ def test_bootstrap_converges_drift_and_keeps_what_is_not_its_own(run, reference_
     s3.delete_bucket_tagging(Bucket=name)  # so the full check below sees only ours
     assert "updated: tags" in _bootstrap(run, reference_copy, endpoint).stdout
     _assert_configured(s3, name, "production")
-    rules = s3.get_bucket_encryption(Bucket=BUCKETS["nonprod"])["ServerSideEncryptionConfiguration"]["Rules"]
+    rules = s3.get_bucket_encryption(Bucket=BUCKETS["nonprod"])[
+        "ServerSideEncryptionConfiguration"
+    ]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
 
     again = _bootstrap(run, reference_copy, endpoint)
@@ -146,7 +166,9 @@ def test_an_equivalent_tls_statement_of_another_name_is_enough(run, reference_co
         "Resource": [f"arn:aws:s3:::{name}/*", f"arn:aws:s3:::{name}"],
         "Condition": {"Bool": {"aws:SecureTransport": ["false"]}},
     }
-    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [theirs]}))
+    s3.put_bucket_policy(
+        Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [theirs]})
+    )
     result = _bootstrap(run, reference_copy, endpoint, "production")
     assert f"{name}: exists (group production), up to date" in result.stdout
     assert json.loads(s3.get_bucket_policy(Bucket=name)["Policy"])["Statement"] == [theirs]
@@ -184,12 +206,19 @@ def test_bootstrap_outside_us_east_1_names_the_region(run, reference_copy, endpo
     assert result.exit_code == 0, result.output
     s3 = _client(endpoint, "s3", region="us-west-2")
     assert s3.get_bucket_location(Bucket=BUCKETS["production"])["LocationConstraint"] == "us-west-2"
-    assert "exists (group production), up to date" in _bootstrap(run, reference_copy, endpoint, "production").stdout
+    assert (
+        "exists (group production), up to date"
+        in _bootstrap(run, reference_copy, endpoint, "production").stdout
+    )
 
 
-def test_bucket_of_another_account_is_an_error_and_nothing_is_created(run, reference_copy, endpoint):
+def test_bucket_of_another_account_is_an_error_and_nothing_is_created(
+    run, reference_copy, endpoint
+):
     sts = _client(endpoint, "sts")
-    credentials = sts.assume_role(RoleArn="arn:aws:iam::111111111111:role/other", RoleSessionName="squatter")["Credentials"]
+    credentials = sts.assume_role(
+        RoleArn="arn:aws:iam::111111111111:role/other", RoleSessionName="squatter"
+    )["Credentials"]
     theirs = {
         "aws_access_key_id": credentials["AccessKeyId"],
         "aws_secret_access_key": credentials["SecretAccessKey"],
@@ -211,7 +240,10 @@ def test_own_bucket_in_another_region_is_an_error(run, reference_copy, endpoint)
     )
     result = _bootstrap(run, reference_copy, endpoint)
     assert result.exit_code == 1
-    assert "levels-tfstate-production exists in eu-west-1, but infra.yaml's region is us-east-1" in result.stderr
+    assert (
+        "levels-tfstate-production exists in eu-west-1, but infra.yaml's region is us-east-1"
+        in result.stderr
+    )
     assert _bucket_names(endpoint) == {BUCKETS["production"]}
 
 
@@ -235,9 +267,13 @@ def _simulation(denied: set[str], calls: list):
     return results
 
 
-def test_missing_permissions_are_named_and_nothing_is_created(run, reference_copy, endpoint, monkeypatch):
+def test_missing_permissions_are_named_and_nothing_is_created(
+    run, reference_copy, endpoint, monkeypatch
+):
     calls: list = []
-    monkeypatch.setattr(Aws, "_simulation_results", _simulation({"s3:CreateBucket", "s3:PutBucketPolicy"}, calls))
+    monkeypatch.setattr(
+        Aws, "_simulation_results", _simulation({"s3:CreateBucket", "s3:PutBucketPolicy"}, calls)
+    )
     result = _bootstrap(run, reference_copy, endpoint)
     assert result.exit_code == 1
     first = result.stderr.splitlines()[0]
@@ -254,17 +290,30 @@ def test_missing_permissions_are_named_and_nothing_is_created(run, reference_cop
     assert resources == [f"arn:aws:s3:::{name}" for name in BUCKETS.values()]
 
 
-def test_create_permission_is_not_needed_for_existing_buckets_of_a_role(run, reference_copy, endpoint, monkeypatch):
+def test_create_permission_is_not_needed_for_existing_buckets_of_a_role(
+    run, reference_copy, endpoint, monkeypatch
+):
     assert _bootstrap(run, reference_copy, endpoint).exit_code == 0
     iam = _client(endpoint, "iam")
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"}]}
-    role = iam.create_role(RoleName="deployer", Path="/ci/", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-    credentials = _client(endpoint, "sts").assume_role(RoleArn=role["Arn"], RoleSessionName="pipeline")["Credentials"]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = iam.create_role(
+        RoleName="deployer", Path="/ci/", AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]
+    credentials = _client(endpoint, "sts").assume_role(
+        RoleArn=role["Arn"], RoleSessionName="pipeline"
+    )["Credentials"]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"])
     monkeypatch.setenv("AWS_SESSION_TOKEN", credentials["SessionToken"])
     calls: list = []
-    monkeypatch.setattr(Aws, "_simulation_results", _simulation({"s3:CreateBucket", "s3:TagResource"}, calls))
+    monkeypatch.setattr(
+        Aws, "_simulation_results", _simulation({"s3:CreateBucket", "s3:TagResource"}, calls)
+    )
 
     result = _bootstrap(run, reference_copy, endpoint)
     assert result.exit_code == 0, result.output
@@ -283,7 +332,10 @@ def _moto_auth(endpoint: str, count: str) -> None:
     """moto's own switch for IAM enforcement: deny whatever the caller's policies do not allow."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     request = urllib.request.Request(
-        f"{endpoint}/moto-api/reset-auth", data=count.encode(), method="POST", headers={"Content-Type": "text/plain"}
+        f"{endpoint}/moto-api/reset-auth",
+        data=count.encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},
     )
     with opener.open(request, timeout=5) as response:
         assert response.status == 200
@@ -302,7 +354,9 @@ def enforced_user(endpoint, monkeypatch):
             {"Effect": "Deny", "Action": "s3:PutBucketPolicy", "Resource": "*"},
         ],
     }
-    iam.put_user_policy(UserName="operator", PolicyName="bootstrap", PolicyDocument=json.dumps(policy))
+    iam.put_user_policy(
+        UserName="operator", PolicyName="bootstrap", PolicyDocument=json.dumps(policy)
+    )
     key = iam.create_access_key(UserName="operator")["AccessKey"]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
@@ -313,10 +367,15 @@ def enforced_user(endpoint, monkeypatch):
         _moto_auth(endpoint, "inf")
 
 
-def test_a_real_denial_names_the_action_and_the_bucket(run, reference_copy, endpoint, enforced_user):
+def test_a_real_denial_names_the_action_and_the_bucket(
+    run, reference_copy, endpoint, enforced_user
+):
     result = _bootstrap(run, reference_copy, endpoint, "production")
     assert result.exit_code == 1
-    assert "warning: cannot verify permissions (no permission for iam:SimulatePrincipalPolicy); proceeding" in result.stderr
+    assert (
+        "warning: cannot verify permissions (no permission for iam:SimulatePrincipalPolicy); proceeding"
+        in result.stderr
+    )
     assert "access denied: s3:PutBucketPolicy on levels-tfstate-production" in result.stderr
     assert "was created but is not fully configured" in result.stderr
     assert "Traceback" not in result.output

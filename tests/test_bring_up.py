@@ -22,7 +22,9 @@ pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 CONFIG = ROOT / "tests" / "configs" / "two-groups" / "infra.yaml"
 REGION = "eu-west-1"
 # What moto accepts but does not keep, so every plan sets it again: S3's EventBridge notifications.
-MOTO_GAPS = {(env, "module.log_bucket.aws_s3_bucket_notification.this") for env in ("live", "trial")}
+MOTO_GAPS = {
+    (env, "module.log_bucket.aws_s3_bucket_notification.this") for env in ("live", "trial")
+}
 
 
 @pytest.fixture
@@ -49,7 +51,10 @@ def _applied(stdout: str) -> list[str]:
 def _data_key_aliases(endpoint: str) -> set[str]:
     """The KMS aliases of the environments' data keys that exist: what an environment stack's apply made."""
     kms = boto3.client("kms", region_name=REGION, endpoint_url=endpoint)
-    return {a["AliasName"] for a in kms.list_aliases()["Aliases"]} & {"alias/twin-live-data", "alias/twin-trial-data"}
+    return {a["AliasName"] for a in kms.list_aliases()["Aliases"]} & {
+        "alias/twin-live-data",
+        "alias/twin-trial-data",
+    }
 
 
 def _statuses(stdout: str) -> dict[str, str]:
@@ -64,10 +69,17 @@ def test_a_fresh_platform_wave_by_wave(fresh, tmp_path, aws_env):
     first = fresh("plan", "--all", "--format", "json")
     assert first.exit_code == 2, first.output + first.stderr
     summary = json.loads(first.stdout)
-    assert _statuses(first.stdout) == {"prod-shared": "changes", "live": "waiting", "lab-shared": "changes", "trial": "waiting"}
+    assert _statuses(first.stdout) == {
+        "prod-shared": "changes",
+        "live": "waiting",
+        "lab-shared": "changes",
+        "trial": "waiting",
+    }
     waiting = {s["stack"]: s["after"] for s in summary["stacks"] if s["status"] == "waiting"}
     assert waiting == {"live": ["prod-shared"], "trial": ["lab-shared"]}
-    assert summary["next"].startswith("next: `levels-tf apply prod-shared lab-shared`, then `levels-tf plan live trial`")
+    assert summary["next"].startswith(
+        "next: `levels-tf apply prod-shared lab-shared`, then `levels-tf plan live trial`"
+    )
     assert not first.stderr.strip() or "failed" not in first.stderr
     assert not (tmp_path / "stacks" / "live" / "levels-tf.tfplan").exists()
 
@@ -80,7 +92,12 @@ def test_a_fresh_platform_wave_by_wave(fresh, tmp_path, aws_env):
 
     second = fresh("plan", "--all", "--format", "json")
     assert second.exit_code == 2, second.output + second.stderr
-    assert _statuses(second.stdout) == {"prod-shared": "no_changes", "live": "changes", "lab-shared": "no_changes", "trial": "changes"}
+    assert _statuses(second.stdout) == {
+        "prod-shared": "no_changes",
+        "live": "changes",
+        "lab-shared": "no_changes",
+        "trial": "changes",
+    }
     assert json.loads(second.stdout)["next"] is None
 
 
@@ -92,7 +109,9 @@ def test_a_fresh_platform_in_one_command(fresh, aws_env):
     declined = fresh("apply", "--all", "--waves", input="n\n")
     assert declined.exit_code == 2, declined.output + declined.stderr
     assert "wave 1 of 2: planning prod-shared, lab-shared" in declined.stdout
-    assert re.search(r"^prod-shared +\d+ ", declined.stdout, re.MULTILINE), "the wave's plan is shown before the question"
+    assert re.search(r"^prod-shared +\d+ ", declined.stdout, re.MULTILINE), (
+        "the wave's plan is shown before the question"
+    )
     assert "apply wave 1 of 2: prod-shared (production), lab-shared?" in declined.stdout
     assert "stopped before applying wave 1" in declined.stderr
     assert _applied(declined.stdout) == []
@@ -102,13 +121,21 @@ def test_a_fresh_platform_in_one_command(fresh, aws_env):
     walked = fresh("apply", "--all", "--waves", "--yes")
     assert walked.exit_code == 0, walked.output + walked.stderr
     out = walked.stdout
-    assert out.index("wave 1 of 2: planning prod-shared, lab-shared") < out.index("prod-shared: applied in")
-    assert out.index("lab-shared: applied in") < out.index("wave 2 of 2: planning live, trial") < out.index("live: applied in")
+    assert out.index("wave 1 of 2: planning prod-shared, lab-shared") < out.index(
+        "prod-shared: applied in"
+    )
+    assert (
+        out.index("lab-shared: applied in")
+        < out.index("wave 2 of 2: planning live, trial")
+        < out.index("live: applied in")
+    )
     assert sorted(_applied(out)) == ["lab-shared", "live", "prod-shared", "trial"]
     assert "every stack is applied (4 in 2 waves)" in out
     assert _data_key_aliases(aws_env) == {"alias/twin-live-data", "alias/twin-trial-data"}
 
     again = fresh("plan", "--all", "--format", "json")
     assert again.exit_code in (0, 2), again.output + again.stderr
-    left = {(s["stack"], c["address"]) for s in json.loads(again.stdout)["stacks"] for c in s["changes"]}
+    left = {
+        (s["stack"], c["address"]) for s in json.loads(again.stdout)["stacks"] for c in s["changes"]
+    }
     assert left <= MOTO_GAPS, left - MOTO_GAPS

@@ -83,7 +83,17 @@ def test_checkov_finds_nothing_new(name, tmp_path):
     writer.write(tmp_path, render(load_config(CONFIGS[name])))
     env = dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false")
     result = subprocess.run(
-        [checkov, "-d", str(tmp_path), "--framework", "terraform", "--skip-download", "--quiet", "-o", "json"],
+        [
+            checkov,
+            "-d",
+            str(tmp_path),
+            "--framework",
+            "terraform",
+            "--skip-download",
+            "--quiet",
+            "-o",
+            "json",
+        ],
         capture_output=True,
         text=True,
         timeout=900,

@@ -70,9 +70,15 @@ def test_validate_reports_every_problem_on_stderr(run, tmp_path):
     result = run("validate", config=bad)
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
-    assert any(":25:" in l and "vpc_groups.nonprod.cidr: 10.0.128.0/17 overlaps" in l for l in lines), lines
-    assert any("services.worker.image: unknown image 'wroker'; did you mean 'worker'?" in l for l in lines), lines
-    assert all(l.startswith(f"{bad}:") for l in lines)
+    assert any(
+        ":25:" in line and "vpc_groups.nonprod.cidr: 10.0.128.0/17 overlaps" in line
+        for line in lines
+    ), lines
+    assert any(
+        "services.worker.image: unknown image 'wroker'; did you mean 'worker'?" in line
+        for line in lines
+    ), lines
+    assert all(line.startswith(f"{bad}:") for line in lines)
     assert result.stdout == ""
 
 
@@ -91,7 +97,9 @@ def test_render_out_option(run, reference_copy, tmp_path):
 
 def test_render_check_on_stale_tree(run, reference_copy):
     assert run("render", config=reference_copy).exit_code == 0
-    reference_copy.write_text(reference_copy.read_text().replace("azs: 4\n    nat: single", "azs: 3\n    nat: single"))
+    reference_copy.write_text(
+        reference_copy.read_text().replace("azs: 4\n    nat: single", "azs: 3\n    nat: single")
+    )
     result = run("render", "--check", config=reference_copy)
     assert result.exit_code == 1
     assert "-    us-east-1d = {" in result.stdout
@@ -116,7 +124,9 @@ def test_stacks_table(run):
     assert result.output.splitlines()[1].split()[:2] == ["production", "environment"]
 
 
-def test_unexpected_error_writes_a_report_not_a_traceback(run, reference_copy, monkeypatch, tmp_path):
+def test_unexpected_error_writes_a_report_not_a_traceback(
+    run, reference_copy, monkeypatch, tmp_path
+):
     from levels_tf.commands import validate as validate_cmd
 
     def boom(path):
@@ -143,7 +153,9 @@ def test_debug_shows_the_traceback(reference_copy, monkeypatch):
 
     monkeypatch.setattr(validate_cmd, "validate", boom)
     with pytest.raises(RuntimeError):
-        CliRunner().invoke(cli, ["--debug", "-c", str(reference_copy), "validate"], catch_exceptions=False)
+        CliRunner().invoke(
+            cli, ["--debug", "-c", str(reference_copy), "validate"], catch_exceptions=False
+        )
 
 
 def test_json_and_another_format_together_are_refused(run, reference_copy):

@@ -28,7 +28,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from .planned import PlannedStack, config_address, config_module, module_path, references_of, terraform, trace
+from .planned import (
+    PlannedStack,
+    config_address,
+    config_module,
+    module_path,
+    references_of,
+    terraform,
+    trace,
+)
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
@@ -88,7 +96,8 @@ def setting_of(stack: PlannedStack, bucket: str, kind: str) -> str:
     found = [
         f"{''.join(f'module.{step}.' for step in path)}{resource['address']}"
         for resource in config_module(stack.plan, path)["resources"]
-        if resource["type"] == kind and local in references_of(resource.get("expressions", {}), "bucket")
+        if resource["type"] == kind
+        and local in references_of(resource.get("expressions", {}), "bucket")
     ]
     assert len(found) == 1, f"{stack.label}: bucket {bucket} has {len(found)} {kind}: {found}"
     return found[0]
@@ -113,7 +122,11 @@ def pairs(stack: PlannedStack) -> Iterator[tuple[str, str, str]]:
         node = config_address(change["address"])
         name = (change["change"]["after"] or {}).get("target_bucket")
         # A known name of a bucket made elsewhere (another stack) exists before this one.
-        targets = _traced_buckets(stack, node, "target_bucket") if name is None else {_bucket_named(stack, name)} - {None}
+        targets = (
+            _traced_buckets(stack, node, "target_bucket")
+            if name is None
+            else {_bucket_named(stack, name)} - {None}
+        )
         for target in targets:
             why = "S3 delivers access logs only once the target's policy allows it"
             yield node, setting_of(stack, target, "aws_s3_bucket_policy"), why
@@ -127,7 +140,10 @@ def pairs(stack: PlannedStack) -> Iterator[tuple[str, str, str]]:
                 yield node, setting_of(stack, bucket, "aws_s3_bucket_ownership_controls"), why
     for change in _changes(stack, "aws_lb"):
         node = config_address(change["address"])
-        if any(block.get("enabled") for block in (change["change"]["after"] or {}).get("access_logs", [])):
+        if any(
+            block.get("enabled")
+            for block in (change["change"]["after"] or {}).get("access_logs", [])
+        ):
             buckets = _traced_buckets(stack, node, "access_logs", "bucket")
             assert buckets, f"{stack.label}: cannot tell which bucket {node} logs to"
             for bucket in buckets:
@@ -139,7 +155,9 @@ def pairs(stack: PlannedStack) -> Iterator[tuple[str, str, str]]:
         if after.get("principal") != "s3.amazonaws.com":
             continue
         bucket = _bucket_named(stack, after["source_arn"].rsplit(":", 1)[-1])
-        assert bucket is not None, f"{stack.label}: {change['address']} names a bucket this stack does not create"
+        assert bucket is not None, (
+            f"{stack.label}: {change['address']} names a bucket this stack does not create"
+        )
         notification = setting_of(stack, bucket, "aws_s3_bucket_notification")
         notified.add(notification)
         why = "S3 refuses a Lambda destination it may not invoke yet"
@@ -147,7 +165,9 @@ def pairs(stack: PlannedStack) -> Iterator[tuple[str, str, str]]:
     for change in _changes(stack, "aws_s3_bucket_notification"):
         if (change["change"]["after"] or {}).get("lambda_function"):
             node = config_address(change["address"])
-            assert node in notified, f"{stack.label}: {change['address']} invokes a function no permission lets S3 call"
+            assert node in notified, (
+                f"{stack.label}: {change['address']} invokes a function no permission lets S3 call"
+            )
     for change in _changes(stack, "aws_s3_bucket"):
         bucket = config_address(change["address"])
         why = "both change the bucket; at the same time S3 answers OperationAborted"
@@ -156,9 +176,10 @@ def pairs(stack: PlannedStack) -> Iterator[tuple[str, str, str]]:
             setting_of(stack, bucket, "aws_s3_bucket_public_access_block"),
             why,
         )
-        path, local = _split(bucket)
+        path, _local = _split(bucket)
         if any(
-            r["type"] == "aws_s3_bucket_lifecycle_configuration" for r in config_module(stack.plan, path)["resources"]
+            r["type"] == "aws_s3_bucket_lifecycle_configuration"
+            for r in config_module(stack.plan, path)["resources"]
         ):
             why = "noncurrent-version rules need versioning configured first"
             yield (

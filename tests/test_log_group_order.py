@@ -18,7 +18,12 @@ from .conftest import copy_reference
 pytestmark = pytest.mark.terraform
 
 # Resources that make an AWS service write to a CloudWatch log group.
-WRITERS = ("aws_lambda_function", "aws_rds_cluster", "aws_flow_log", "aws_wafv2_web_acl_logging_configuration")
+WRITERS = (
+    "aws_lambda_function",
+    "aws_rds_cluster",
+    "aws_flow_log",
+    "aws_wafv2_web_acl_logging_configuration",
+)
 EDGE = re.compile(r'^\s*"([^"]+)" -> "([^"]+)"', re.MULTILINE)
 NODE = re.compile(r'^\s*"([^"]+)" \[label=', re.MULTILINE)
 
@@ -27,7 +32,9 @@ def _graph(folder, env) -> tuple[set[str], dict[str, set[str]]]:
     """The nodes and edges of terraform's graph of the stack in `folder`."""
 
     def terraform(*args: str) -> str:
-        result = subprocess.run(["terraform", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            ["terraform", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 

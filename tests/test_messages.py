@@ -87,7 +87,11 @@ def misnamed(text: str, allowed: set[str]) -> list[str]:
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_option_a_message_names_exists(path):
-    wrong = [f"{line}: {option} in {text!r}" for line, text in _prose(path) for option in misnamed(text, EVERY)]
+    wrong = [
+        f"{line}: {option} in {text!r}"
+        for line, text in _prose(path)
+        for option in misnamed(text, EVERY)
+    ]
     assert not wrong, "\n".join(wrong)
 
 
@@ -96,12 +100,18 @@ def test_a_command_names_only_its_own_options(module):
     served = _module_commands()[module]
     allowed = GLOBAL.union(*(BY_COMMAND[name] for name in served))
     path = ROOT / "levels_tf" / "commands" / f"{module}.py"
-    wrong = [f"{line}: {option} in {text!r}" for line, text in _prose(path) for option in misnamed(text, allowed)]
+    wrong = [
+        f"{line}: {option} in {text!r}"
+        for line, text in _prose(path)
+        for option in misnamed(text, allowed)
+    ]
     assert not wrong, f"{module} serves {sorted(served)}:\n" + "\n".join(wrong)
 
 
 def test_the_scan_would_catch_an_option_that_does_not_exist():
-    assert misnamed("plan refuses without --allow-destroy", BY_COMMAND["destroy"] | GLOBAL) == ["--allow-destroy"]
+    assert misnamed("plan refuses without --allow-destroy", BY_COMMAND["destroy"] | GLOBAL) == [
+        "--allow-destroy"
+    ]
     assert misnamed("run `levels-tf plan --allow-destroy`", BY_COMMAND["destroy"] | GLOBAL) == []
     assert misnamed("give --no-such-option", EVERY) == ["--no-such-option"]
     assert _module_commands()["plan"] == {"plan", "drift"}

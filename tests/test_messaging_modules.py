@@ -112,6 +112,7 @@ output "queues" {
 }
 """
 
+
 def _environment() -> jinja2.Environment:
     # The settings of levels_tf.templating, so the text is what the renderer would write.
     return jinja2.Environment(
@@ -146,7 +147,9 @@ def tree(tmp_path_factory) -> Path:
 
 
 def _tf(env, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["terraform", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        ["terraform", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.terraform

@@ -83,6 +83,7 @@ def column_of(text: str, needle: str) -> int:
 
 # --- valid input ---------------------------------------------------------------
 
+
 def test_minimal_config_is_valid():
     config = validate(make())
     assert config.infra.project == "shop"
@@ -107,16 +108,33 @@ def test_reference_config_and_its_overrides():
 
 # --- unknown keys --------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "changes, extra, needle, path, hint",
     [
         ({"services.api.prot": 9000}, "", "prot:", "services.api.prot", "did you mean 'port'?"),
         ({}, "servics: {}\n", "servics:", "servics", "did you mean 'services'?"),
-        ({"vpc_groups.prod.envirnoments": ["x"]}, "", "envirnoments:", "vpc_groups.prod.envirnoments",
-         "did you mean 'environments'?"),
-        ({"services.api.scaling.maxx": 3}, "", "maxx:", "services.api.scaling.maxx", "did you mean 'max'?"),
-        ({}, "state: {backend: s3, bucket_prefx: x}\n", "state:", "state.bucket_prefx",
-         "did you mean 'bucket_prefix'?"),
+        (
+            {"vpc_groups.prod.envirnoments": ["x"]},
+            "",
+            "envirnoments:",
+            "vpc_groups.prod.envirnoments",
+            "did you mean 'environments'?",
+        ),
+        (
+            {"services.api.scaling.maxx": 3},
+            "",
+            "maxx:",
+            "services.api.scaling.maxx",
+            "did you mean 'max'?",
+        ),
+        (
+            {},
+            "state: {backend: s3, bucket_prefx: x}\n",
+            "state:",
+            "state.bucket_prefx",
+            "did you mean 'bucket_prefix'?",
+        ),
     ],
 )
 def test_unknown_key_did_you_mean(changes, extra, needle, path, hint):
@@ -137,7 +155,9 @@ def test_unknown_key_without_close_match_lists_the_allowed():
     text = make(extra="zzzzz: 1\n")
     problem = only(text)
     assert (problem.line, problem.path) == (line_of(text, "zzzzz"), "zzzzz")
-    assert problem.message.startswith("unknown key; expected one of: bastion, bucket_prefix, buckets")
+    assert problem.message.startswith(
+        "unknown key; expected one of: bastion, bucket_prefix, buckets"
+    )
 
 
 def test_unknown_section_in_a_dotted_override():
@@ -159,18 +179,47 @@ def test_missing_required_key():
 
 # --- strict types --------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "changes, needle, path, message",
     [
-        ({"services.api.port": "8080"}, "port:", "services.api.port", "expected a whole number, found the string '8080'"),
-        ({"vpc_groups.prod.azs": "2"}, "azs: '2'", "vpc_groups.prod.azs", "expected a whole number, found the string '2'"),
-        ({"services.api.port": True}, "port:", "services.api.port", "expected a whole number, found the boolean true"),
-        ({"services.api.port": 80.0}, "port:", "services.api.port", "expected a whole number, found the number 80.0"),
-        ({"vpc_groups.prod.production": "true"}, "production: 'true'", "vpc_groups.prod.production",
-         "expected true or false, found the string 'true'"),
+        (
+            {"services.api.port": "8080"},
+            "port:",
+            "services.api.port",
+            "expected a whole number, found the string '8080'",
+        ),
+        (
+            {"vpc_groups.prod.azs": "2"},
+            "azs: '2'",
+            "vpc_groups.prod.azs",
+            "expected a whole number, found the string '2'",
+        ),
+        (
+            {"services.api.port": True},
+            "port:",
+            "services.api.port",
+            "expected a whole number, found the boolean true",
+        ),
+        (
+            {"services.api.port": 80.0},
+            "port:",
+            "services.api.port",
+            "expected a whole number, found the number 80.0",
+        ),
+        (
+            {"vpc_groups.prod.production": "true"},
+            "production: 'true'",
+            "vpc_groups.prod.production",
+            "expected true or false, found the string 'true'",
+        ),
         ({"project": 12}, "project:", "project", "expected a string, found the number 12"),
-        ({"vpc_groups.prod.environments": "production"}, "environments: production",
-         "vpc_groups.prod.environments", "expected a list, found the string 'production'"),
+        (
+            {"vpc_groups.prod.environments": "production"},
+            "environments: production",
+            "vpc_groups.prod.environments",
+            "expected a list, found the string 'production'",
+        ),
         ({"images": ["app"]}, "- app", "images", "expected a mapping, found a list"),
     ],
 )
@@ -207,6 +256,7 @@ def test_image_needs_exactly_one_source():
 
 # --- CIDRs and subnets ---------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "cidr, fragment",
     [
@@ -227,8 +277,12 @@ def test_invalid_vpc_cidr(cidr, fragment):
 
 def test_invalid_bastion_cidr_in_a_list():
     text = make(
-        {"bastion": {"allowed_cidrs": ["203.0.113.0/24", "203.0.113.7/24"],
-                     "users": {"alice": "ssh-ed25519 AAAAC3Nza alice"}}}
+        {
+            "bastion": {
+                "allowed_cidrs": ["203.0.113.0/24", "203.0.113.7/24"],
+                "users": {"alice": "ssh-ed25519 AAAAC3Nza alice"},
+            }
+        }
     )
     problem = only(text)
     assert problem.path == "bastion.allowed_cidrs[1]"
@@ -250,7 +304,9 @@ def test_same_cidr_twice():
 
 
 def test_adjacent_cidrs_do_not_overlap():
-    validate(make({"vpc_groups.prod.cidr": "10.0.0.0/17", "vpc_groups.nonprod.cidr": "10.0.128.0/17"}))
+    validate(
+        make({"vpc_groups.prod.cidr": "10.0.0.0/17", "vpc_groups.nonprod.cidr": "10.0.128.0/17"})
+    )
 
 
 def test_default_subnet_sizes_do_not_fit_a_slash_24():
@@ -259,7 +315,10 @@ def test_default_subnet_sizes_do_not_fit_a_slash_24():
     assert problem.path == "vpc_groups.nonprod.subnets"
     # no `subnets:` is written: the group itself is blamed (its first line)
     assert problem.line == line_of(text, "cidr: 10.1.0.0/24")
-    assert problem.message == "subnet plan does not fit: public subnets would be /29, smaller than AWS's /28"
+    assert (
+        problem.message
+        == "subnet plan does not fit: public subnets would be /29, smaller than AWS's /28"
+    )
 
 
 def test_default_subnet_sizes_fit_a_slash_23():
@@ -275,6 +334,7 @@ def test_explicit_subnet_sizes_too_large():
 
 
 # --- region and zones ------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "region, azs, message",
@@ -306,6 +366,7 @@ def test_unknown_region():
 
 
 # --- environments -------------------------------------------------------------------
+
 
 def test_environment_in_two_groups():
     text = make({"vpc_groups.nonprod.environments": ["dev", "production"]})
@@ -366,13 +427,34 @@ def test_dangling_references_are_all_reported():
         "services.api.image": ("image: ap", "unknown image 'ap'; did you mean 'app'?"),
         "services.api.consumes[1]": ("- job$", "unknown queue 'job'; did you mean 'jobs'?"),
         "services.api.publishes[0]": ("- event", "unknown topic 'event'; did you mean 'events'?"),
-        "services.api.buckets.read[1]": ("- uploadz", "unknown bucket 'uploadz'; did you mean 'uploads'?"),
-        "services.api.buckets.write[0]": ("- nowhere", "unknown bucket 'nowhere'; defined: uploads"),
-        "topics.events.subscribers[1]": ("queue.jbos", "unknown queue 'jbos'; did you mean 'jobs'?"),
-        "functions.thumbs.on_upload_to": ("uplods", "unknown bucket 'uplods'; did you mean 'uploads'?"),
-        "secrets.prefixes.app.read[1]": ("apii", "unknown service or principal 'apii'; did you mean 'api'?"),
-        "secrets.prefixes.app.write[0]": ("robot", "unknown service or principal 'robot'; defined: api, ci, developers"),
-        "cdn.aliases.prod": ("aliases: {prod:", "unknown environment 'prod'; defined: dev, production, test"),
+        "services.api.buckets.read[1]": (
+            "- uploadz",
+            "unknown bucket 'uploadz'; did you mean 'uploads'?",
+        ),
+        "services.api.buckets.write[0]": (
+            "- nowhere",
+            "unknown bucket 'nowhere'; defined: uploads",
+        ),
+        "topics.events.subscribers[1]": (
+            "queue.jbos",
+            "unknown queue 'jbos'; did you mean 'jobs'?",
+        ),
+        "functions.thumbs.on_upload_to": (
+            "uplods",
+            "unknown bucket 'uplods'; did you mean 'uploads'?",
+        ),
+        "secrets.prefixes.app.read[1]": (
+            "apii",
+            "unknown service or principal 'apii'; did you mean 'api'?",
+        ),
+        "secrets.prefixes.app.write[0]": (
+            "robot",
+            "unknown service or principal 'robot'; defined: api, ci, developers",
+        ),
+        "cdn.aliases.prod": (
+            "aliases: {prod:",
+            "unknown environment 'prod'; defined: dev, production, test",
+        ),
     }
     assert set(found) == set(expected)
     for path, (needle, message) in expected.items():
@@ -390,14 +472,19 @@ def test_reference_with_nothing_defined():
 
 def test_service_reference_errors_that_need_a_port():
     text = make(
-        {"services.api.port": DELETE, "services.api.routes": ["/x"],
-         "services.api.scaling.requests_per_target": 10}
+        {
+            "services.api.port": DELETE,
+            "services.api.routes": ["/x"],
+            "services.api.scaling.requests_per_target": 10,
+        }
     )
     found = {p.path: p for p in problems(text)}
     assert set(found) == {"services.api.routes", "services.api.scaling.requests_per_target"}
     # a block list: its value starts on the line after the key
     assert found["services.api.routes"].line == line_of(text, "- /x")
-    assert found["services.api.scaling.requests_per_target"].line == line_of(text, "requests_per_target")
+    assert found["services.api.scaling.requests_per_target"].line == line_of(
+        text, "requests_per_target"
+    )
 
 
 def test_reference_introduced_by_an_override_points_at_the_override():
@@ -409,6 +496,7 @@ def test_reference_introduced_by_an_override_points_at_the_override():
 
 # --- scaling ----------------------------------------------------------------------------
 
+
 def test_scaling_min_above_max():
     text = make({"services.api.scaling": {"min": 5, "max": 4}})
     problem = only(text)
@@ -419,7 +507,10 @@ def test_scaling_min_above_max():
 def test_scaling_desired_outside():
     text = make({"services.api.scaling": {"min": 1, "max": 4, "desired": 5}})
     problem = only(text)
-    assert (problem.path, problem.line) == ("services.api.scaling.desired", line_of(text, "desired: 5"))
+    assert (problem.path, problem.line) == (
+        "services.api.scaling.desired",
+        line_of(text, "desired: 5"),
+    )
     assert problem.message == "desired 5 is outside min 1 .. max 4"
 
 
@@ -475,20 +566,23 @@ def test_schema_error_in_an_override_points_at_the_override():
 
 
 def test_dotted_and_nested_overrides_give_the_same_result():
-    configs = {form: validate(make(extra=text.replace("desired: 10", "desired: 3")))
-               for form, text in OVERRIDE_FORMS.items()}
+    configs = {
+        form: validate(make(extra=text.replace("desired: 10", "desired: 3")))
+        for form, text in OVERRIDE_FORMS.items()
+    }
     production = {form: config.environments["production"] for form, config in configs.items()}
     assert production["dotted"] == production["nested"] == production["half"]
-    assert production["dotted"].services["api"].scaling == Scaling(**{
-        "min": 2, "max": 9, "desired": 3
-    })
+    assert production["dotted"].services["api"].scaling == Scaling(min=2, max=9, desired=3)
     # other environments are untouched
     assert configs["dotted"].environments["dev"].services["api"].scaling.max == 4
 
 
 def test_override_merges_key_by_key_and_lists_replace():
     text = make(
-        {"services.api.routes": ["/a", "/b"], "services.api.scaling": {"min": 1, "max": 4, "cpu_target": 50}},
+        {
+            "services.api.routes": ["/a", "/b"],
+            "services.api.scaling": {"min": 1, "max": 4, "cpu_target": 50},
+        },
         extra="environments:\n  dev:\n    services.api.scaling.max: 6\n    services.api.routes: [/c]\n",
     )
     api = validate(text).environments["dev"].services["api"]
@@ -500,11 +594,13 @@ def test_mixed_override_forms_merge_and_validate_twice():
     text = make(
         {"database": {}},
         extra="environments:\n  production:\n    database: {replicas: 2}\n"
-              "    database.backup_retention_days: 30\n",
+        "    database.backup_retention_days: 30\n",
     )
     document = loader.parse(text, "infra.yaml")
     for _ in range(2):  # validating must not change the document
-        database = validate_document(document, Path("infra.yaml")).environments["production"].database
+        database = (
+            validate_document(document, Path("infra.yaml")).environments["production"].database
+        )
         assert (database.replicas, database.backup_retention_days) == (2, 30)
 
 
@@ -526,6 +622,7 @@ def test_override_writing_the_same_value_twice(override):
 
 # --- the shared database -------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "override",
     ["    database.replicas: 0\n", "    database:\n      replicas: 0\n"],
@@ -535,7 +632,9 @@ def test_database_override_refused_in_a_shared_group(override):
     problem = only(text)
     assert problem.path == "environments.dev.database"
     assert (problem.line, problem.column) == (line_of(text, "    database"), 5)
-    assert problem.message == "the database is shared by dev, test; it cannot differ per environment"
+    assert (
+        problem.message == "the database is shared by dev, test; it cannot differ per environment"
+    )
 
 
 def test_database_override_allowed_in_a_group_of_one():
@@ -546,6 +645,7 @@ def test_database_override_allowed_in_a_group_of_one():
 
 
 # --- bucket names -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("prefix_key", ["project", "bucket_prefix"])
 def test_asset_bucket_name_over_63_characters(prefix_key):
@@ -559,12 +659,19 @@ def test_asset_bucket_name_over_63_characters(prefix_key):
     assert problem.line == line_of(text, "b" * 18)
     name = f"{prefix}-{env}-{'b' * 18}"
     assert len(name) == 64
-    assert problem.message == f"bucket '{name}' for environment '{env}': 64 characters; S3 bucket names have 3 to 63"
+    assert (
+        problem.message
+        == f"bucket '{name}' for environment '{env}': 64 characters; S3 bucket names have 3 to 63"
+    )
 
 
 def test_asset_bucket_name_of_63_characters_is_fine():
     text = make(
-        {"bucket_prefix": "p" * 24, "vpc_groups.prod.environments": ["e" * 20], "buckets": {"b" * 17: {}}}
+        {
+            "bucket_prefix": "p" * 24,
+            "vpc_groups.prod.environments": ["e" * 20],
+            "buckets": {"b" * 17: {}},
+        }
     )
     validate(text)
 
@@ -574,7 +681,10 @@ def test_state_bucket_names_over_63_characters():
     text = make({"state": {"bucket_prefix": prefix}})
     problem = only(text)
     assert (problem.path, problem.line) == ("state.bucket_prefix", line_of(text, prefix))
-    assert problem.message == "state bucket for group 'nonprod': 64 characters; S3 bucket names have 3 to 63"
+    assert (
+        problem.message
+        == "state bucket for group 'nonprod': 64 characters; S3 bucket names have 3 to 63"
+    )
 
 
 def test_state_bucket_names_are_not_checked_for_local_state():
@@ -587,9 +697,10 @@ def test_reserved_bucket_prefix_blames_the_project_when_no_bucket_prefix_is_set(
     assert found
     assert {p.path for p in found} == {"project"}
     assert {p.line for p in found} == {line_of(text, "project: xn--shop")}
-    assert "bucket 'xn--shop-dev-logs' for environment 'dev': S3 reserves that prefix or suffix" in {
-        p.message for p in found
-    }
+    assert (
+        "bucket 'xn--shop-dev-logs' for environment 'dev': S3 reserves that prefix or suffix"
+        in {p.message for p in found}
+    )
 
 
 def test_reserved_bucket_prefix_blames_bucket_prefix_when_set():
@@ -615,6 +726,7 @@ def test_reserved_tag_key():
 
 
 # --- all problems together ----------------------------------------------------------
+
 
 def test_rule_problems_are_reported_together_sorted_by_line():
     text = make(
@@ -643,7 +755,9 @@ def test_rule_problems_are_reported_together_sorted_by_line():
     # one line of output per problem, in the same order
     lines = str(info.value).splitlines()
     assert lines == [p.format() for p in found]
-    assert lines[0].startswith(f"infra.yaml:{found[0].line}:{found[0].column}: vpc_groups.prod.azs: ")
+    assert lines[0].startswith(
+        f"infra.yaml:{found[0].line}:{found[0].column}: vpc_groups.prod.azs: "
+    )
 
 
 def test_schema_problems_are_reported_together():
@@ -656,7 +770,7 @@ def test_schema_problems_are_reported_together():
 def test_problems_of_several_environments_are_reported_together():
     text = make(
         extra="environments:\n  dev:\n    services.api.scaling.max: 0\n"
-              "  test:\n    services.api.image: other\n",
+        "  test:\n    services.api.image: other\n",
     )
     found = problems(text)
     assert [(p.line, p.path) for p in found] == [

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import venv
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,9 @@ def test_pip_install_then_init_and_render_in_an_empty_folder(tmp_path):
     shutil.copytree(
         ROOT,
         source,
-        ignore=shutil.ignore_patterns(".git", ".venv", "*.egg-info", "build", "__pycache__", ".pytest_cache"),
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "*.egg-info", "build", "__pycache__", ".pytest_cache"
+        ),
     )
     env_dir = tmp_path / "venv"
     venv.create(env_dir, system_site_packages=True, with_pip=True)
@@ -40,7 +41,9 @@ def test_pip_install_then_init_and_render_in_an_empty_folder(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     levels_tf = env_dir / "bin" / "levels-tf"
     for args in (["init"], ["validate"], ["render"], ["render", "--check"]):
-        result = subprocess.run([str(levels_tf), *args], cwd=work, env=env, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [str(levels_tf), *args], cwd=work, env=env, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, (args, result.stdout, result.stderr)
     rendered = sorted(str(p.relative_to(work)) for p in work.rglob("*.tf"))
     expected = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "stacks").rglob("*.tf")) + sorted(
@@ -50,7 +53,11 @@ def test_pip_install_then_init_and_render_in_an_empty_folder(tmp_path):
     for path in rendered:
         assert (work / path).read_text() == (ROOT / path).read_text(), path
     where = subprocess.run(
-        [str(python), "-c", "import levels_tf; print(levels_tf.__file__)"], cwd=work, env=env, capture_output=True, text=True
+        [str(python), "-c", "import levels_tf; print(levels_tf.__file__)"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert str(env_dir) in where.stdout
     assert sys.prefix != str(env_dir)

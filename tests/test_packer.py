@@ -70,7 +70,13 @@ def _packer(*args: str, cwd: Path, timeout: float = 180) -> subprocess.Completed
     env = dict(os.environ, CHECKPOINT_DISABLE="1", PACKER_NO_COLOR="1")
     command = [require_tool("packer"), *args]
     process = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
@@ -146,7 +152,7 @@ def test_targets_of_the_reference():
         "packer/manifests.gitignore.j2",
         "packer/image.pkr.hcl.j2",
     }
-    api = dict((t[0], t[2]) for t in targets)["packer/api.pkr.hcl"]
+    api = {t[0]: t[2] for t in targets}["packer/api.pkr.hcl"]
     assert api["scripts"] == ["scripts/base.sh", "scripts/api.sh"]
     assert api["ssh_username"] == "ubuntu" and api["source_ami"] is None
 
@@ -163,7 +169,12 @@ def test_render_is_deterministic_and_sorted_by_image(tmp_path):
     api = text[text.index("  api:\n") : text.index("  worker:\n")]
     worker_end = text.index("\nservices:")
     swapped = text.replace(api, "", 1)
-    swapped = swapped[: worker_end - len(api)] + "\n" + api.rstrip("\n") + swapped[worker_end - len(api) :]
+    swapped = (
+        swapped[: worker_end - len(api)]
+        + "\n"
+        + api.rstrip("\n")
+        + swapped[worker_end - len(api) :]
+    )
     path = tmp_path / "infra.yaml"
     path.write_text(swapped, encoding="utf-8")
     shutil.copytree(REFERENCE.parent / "scripts", tmp_path / "scripts")
@@ -201,8 +212,16 @@ def test_source_and_login_per_base(tmp_path):
     config = _config(BASES_YAML, tmp_path)
     files = {p: templating.render(t, c) for p, t, c in images.packer_targets(config)}
     expected = {
-        "jammy": ("099720109477", "ubuntu/images/hvm-ssd*/ubuntu-jammy-22.04-amd64-server-*", "ubuntu"),
-        "noble": ("099720109477", "ubuntu/images/hvm-ssd*/ubuntu-noble-24.04-amd64-server-*", "builder"),
+        "jammy": (
+            "099720109477",
+            "ubuntu/images/hvm-ssd*/ubuntu-jammy-22.04-amd64-server-*",
+            "ubuntu",
+        ),
+        "noble": (
+            "099720109477",
+            "ubuntu/images/hvm-ssd*/ubuntu-noble-24.04-amd64-server-*",
+            "builder",
+        ),
         "deb": ("136693071363", "debian-12-amd64-*", "admin"),
         "al": ("amazon", "al2023-ami-2023.*-x86_64", "ec2-user"),
     }
@@ -229,7 +248,9 @@ def test_template_content(tmp_path):
     files = _render(REFERENCE)
     text = files["packer/api.pkr.hcl"]
     assert text.startswith(HEADER)
-    assert not re.search(r"^packer\s*\{", text, re.M), "image templates must stay loadable by Packer 1.6.6"
+    assert not re.search(r"^packer\s*\{", text, re.M), (
+        "image templates must stay loadable by Packer 1.6.6"
+    )
     source = _attributes(_block(text, 'source "amazon-ebs" "image"'))
     assert source["encrypt_boot"] == "true"
     assert source["region"] == "var.region"
@@ -267,7 +288,9 @@ def test_template_content(tmp_path):
     provisioners = [_attributes(b) for b in _blocks(build, 'provisioner "shell"')]
     assert [json.loads(p["only"]) for p in provisioners] == [[images.BUILD_AWS]] * 2
     assert json.loads(provisioners[0]["script"]) == "${path.root}/scripts/harden.sh"
-    scripts = re.findall(r'^\s*"(\$\{local\.config_dir\}/[^"]+)",$', _blocks(build, 'provisioner "shell"')[1], re.M)
+    scripts = re.findall(
+        r'^\s*"(\$\{local\.config_dir\}/[^"]+)",$', _blocks(build, 'provisioner "shell"')[1], re.M
+    )
     assert scripts == ["${local.config_dir}/scripts/base.sh", "${local.config_dir}/scripts/api.sh"]
     manifest = _block(build, 'post-processor "manifest"')
     assert json.loads(_attributes(manifest)["output"]) == "${path.root}/manifests/api.json"
@@ -293,7 +316,7 @@ def test_strings_from_the_file_are_escaped(tmp_path):
         tmp_path,
         scripts=['odd ${dir}/run "it".sh'],
     )
-    (path, template, context) = images.packer_targets(config)[-1]
+    (_path, template, context) = images.packer_targets(config)[-1]
     text = templating.render(template, context)
     assert r'Note = "say \"hi\" $${nope} %%{nope}"' in text
     assert r'"${local.config_dir}/odd $${dir}/run \"it\".sh",' in text
@@ -306,7 +329,7 @@ def test_strings_from_the_file_are_escaped(tmp_path):
 def trees(tmp_path_factory) -> dict[str, Path]:
     """Each configuration with images, rendered into a folder of its own."""
     out = {}
-    for config, name in zip(CONFIGS, CONFIG_IDS):
+    for config, name in zip(CONFIGS, CONFIG_IDS, strict=False):
         if load_config(config).infra.images:
             out[name] = tmp_path_factory.mktemp(name)
             _write_tree(config, out[name])
@@ -324,10 +347,19 @@ def _templates(tree: Path) -> list[Path]:
 @pytest.mark.parametrize("name", ["reference", "heavy-overrides"])
 def test_packer_validates_each_build(trees, name, build):
     for template in _templates(trees[name]):
-        result = _packer("validate", f"-only={build}", "-var", "version=1.0.0", f"packer/{template.name}", cwd=trees[name])
+        result = _packer(
+            "validate",
+            f"-only={build}",
+            "-var",
+            "version=1.0.0",
+            f"packer/{template.name}",
+            cwd=trees[name],
+        )
         assert result.returncode == 0, f"{template.name} ({build}):\n{result.stdout}{result.stderr}"
         result = _packer("validate", "-var", "version=1.0.0", str(template), cwd=ROOT)
-        assert result.returncode == 0, f"{template.name} from another folder:\n{result.stdout}{result.stderr}"
+        assert result.returncode == 0, (
+            f"{template.name} from another folder:\n{result.stdout}{result.stderr}"
+        )
 
 
 @pytest.mark.parametrize("name", ["reference", "heavy-overrides"])
@@ -335,7 +367,9 @@ def test_packer_fmt_clean(trees, name):
     files = [*_templates(trees[name]), trees[name] / images.PLUGINS_FILE]
     for path in files:
         result = _packer("fmt", "-check", "-diff", str(path), cwd=trees[name])
-        assert result.returncode == 0, f"{path.name} is not packer fmt-clean:\n{result.stdout}{result.stderr}"
+        assert result.returncode == 0, (
+            f"{path.name} is not packer fmt-clean:\n{result.stdout}{result.stderr}"
+        )
 
 
 def test_packer_requires_a_version(trees):
@@ -377,13 +411,17 @@ def test_scripts_parse_and_pass_shellcheck(tmp_path):
         result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
         assert result.returncode == 0, f"{script.name}: {result.stderr}"
     shellcheck = require_tool("shellcheck")
-    result = subprocess.run([shellcheck, "-s", "bash", *map(str, scripts)], capture_output=True, text=True)
+    result = subprocess.run(
+        [shellcheck, "-s", "bash", *map(str, scripts)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_bash_n_catches_a_broken_script(tmp_path):
     broken = tmp_path / "broken.sh"
-    broken.write_text(_render(REFERENCE)[images.HARDEN_SCRIPT].replace("\nfi\n", "\n", 1), encoding="utf-8")
+    broken.write_text(
+        _render(REFERENCE)[images.HARDEN_SCRIPT].replace("\nfi\n", "\n", 1), encoding="utf-8"
+    )
     assert subprocess.run(["bash", "-n", str(broken)], capture_output=True).returncode != 0
 
 
@@ -391,12 +429,21 @@ def test_hardening_settings():
     text = _render(REFERENCE)[images.HARDEN_SCRIPT]
     assert text.splitlines()[0] == "#!/usr/bin/env bash" and text.splitlines()[1].startswith(HEADER)
     conf = text[text.index("00-levels-hardening.conf <<'CONF'") : text.index("\nCONF\n")]
-    for line in ("PermitRootLogin no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-                 "PubkeyAuthentication yes", "AuthenticationMethods publickey"):
+    for line in (
+        "PermitRootLogin no",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PubkeyAuthentication yes",
+        "AuthenticationMethods publickey",
+    ):
         assert f"\n{line}" in conf, line
     assert "sshd -t" in text and "passwd -l root" in text
     assert "unattended-upgrades" in text and 'APT::Periodic::Unattended-Upgrade "1";' in text
-    assert "dnf-automatic" in text and "upgrade_type = security" in text and "dnf-automatic.timer" in text
+    assert (
+        "dnf-automatic" in text
+        and "upgrade_type = security" in text
+        and "dnf-automatic.timer" in text
+    )
     assert "/etc/os-release" in text
 
 
@@ -464,7 +511,11 @@ def test_check_scripts(tmp_path):
     ]
     # The problems carry into a ConfigError like every other rule's, and
     # validation reports them with the rest.
-    assert ConfigError(problems).lines()[0].endswith("no such file (relative to the folder of infra.yaml)")
+    assert (
+        ConfigError(problems)
+        .lines()[0]
+        .endswith("no such file (relative to the folder of infra.yaml)")
+    )
     with pytest.raises(ConfigError) as caught:
         validate_document(document, config_dir / "infra.yaml")
     assert [p.format() for p in caught.value.problems] == [p.format() for p in problems]
@@ -478,7 +529,11 @@ def test_the_reference_scripts_exist():
 # --- a bake against the emulator -----------------------------------------------------------------
 
 SEED_AMIS = {
-    "ubuntu-22.04": ("ami-0aaaaaaaaaaaaaaa1", "099720109477", "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240501"),
+    "ubuntu-22.04": (
+        "ami-0aaaaaaaaaaaaaaa1",
+        "099720109477",
+        "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240501",
+    ),
     "debian-12": ("ami-0aaaaaaaaaaaaaaa2", "136693071363", "debian-12-amd64-20240501-1740"),
     "explicit": ("ami-0123456789abcdef0", "123456789012", "bring-your-own"),
 }
@@ -493,14 +548,27 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def moto_endpoint(tmp_path_factory):
     """A moto server on this machine, seeded with base AMIs like the real owners publish."""
-    pytest.importorskip("moto.server", reason="moto[server] is not installed: no AWS emulator to bake against")
+    pytest.importorskip(
+        "moto.server", reason="moto[server] is not installed: no AWS emulator to bake against"
+    )
     folder = tmp_path_factory.mktemp("moto")
     seed = [
         {
-            "ami_id": ami, "state": "available", "public": True, "owner_id": owner, "name": name,
-            "image_location": f"{owner}/{name}", "root_device_type": "ebs", "root_device_name": "/dev/xvda",
-            "description": name, "image_type": "machine", "platform": None, "architecture": "x86_64",
-            "virtualization_type": "hvm", "hypervisor": "xen", "sriov": "simple",
+            "ami_id": ami,
+            "state": "available",
+            "public": True,
+            "owner_id": owner,
+            "name": name,
+            "image_location": f"{owner}/{name}",
+            "root_device_type": "ebs",
+            "root_device_name": "/dev/xvda",
+            "description": name,
+            "image_type": "machine",
+            "platform": None,
+            "architecture": "x86_64",
+            "virtualization_type": "hvm",
+            "hypervisor": "xen",
+            "sriov": "simple",
         }
         for ami, owner, name in SEED_AMIS.values()
     ]
@@ -510,7 +578,9 @@ def moto_endpoint(tmp_path_factory):
     log = (folder / "moto.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30
@@ -537,7 +607,11 @@ def _ec2(endpoint: str, region: str):
     import boto3
 
     return boto3.client(
-        "ec2", endpoint_url=endpoint, region_name=region, aws_access_key_id="emulator", aws_secret_access_key="emulator"
+        "ec2",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id="emulator",
+        aws_secret_access_key="emulator",
     )
 
 
@@ -555,9 +629,16 @@ def test_emulator_bake(trees, moto_endpoint, name, image, source_ami):
     config = load_config(tree / "infra.yaml")
     region = config.infra.region
     result = _packer(
-        "build", "-color=false", f"-only={images.BUILD_EMULATOR}",
-        "-var", "version=1.2.3", "-var", "git_revision=3f2c1a9",
-        "-var", f"custom_endpoint_ec2={moto_endpoint}", f"packer/{image}.pkr.hcl",
+        "build",
+        "-color=false",
+        f"-only={images.BUILD_EMULATOR}",
+        "-var",
+        "version=1.2.3",
+        "-var",
+        "git_revision=3f2c1a9",
+        "-var",
+        f"custom_endpoint_ec2={moto_endpoint}",
+        f"packer/{image}.pkr.hcl",
         cwd=tree,
         timeout=90,  # seconds; a build that waits for SSH would take minutes
     )
@@ -573,18 +654,29 @@ def test_emulator_bake(trees, moto_endpoint, name, image, source_ami):
     artifact_region, ami = build["artifact_id"].split(":")
     assert artifact_region == region
     assert build["custom_data"]["image"] == image and build["custom_data"]["version"] == "1.2.3"
-    assert build["custom_data"]["git_revision"] == "3f2c1a9" and build["custom_data"]["region"] == region
+    assert (
+        build["custom_data"]["git_revision"] == "3f2c1a9"
+        and build["custom_data"]["region"] == region
+    )
 
     described = _ec2(moto_endpoint, region).describe_images(ImageIds=[ami])["Images"][0]
     tags = {t["Key"]: t["Value"] for t in described["Tags"]}
     assert described["Name"].startswith(f"{config.infra.project}-{image}-")
-    assert tags["Image"] == image and tags["Version"] == "1.2.3" and tags["GitRevision"] == "3f2c1a9"
+    assert (
+        tags["Image"] == image and tags["Version"] == "1.2.3" and tags["GitRevision"] == "3f2c1a9"
+    )
     assert tags["SourceAMI"] == source_ami and tags["ManagedBy"] == "levels-tf"
-    assert tags["Project"] == config.infra.project and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", tags["BuiltAt"])
+    assert tags["Project"] == config.infra.project and re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", tags["BuiltAt"]
+    )
     assert tags["Owner"] == "platform"  # infra.yaml's own tags too
     # What bake records: an entry the lock accepts.
     entry = images.LockEntry(
-        ami=ami, version="1.2.3", source_ami=tags["SourceAMI"], git_revision="3f2c1a9", built_at=tags["BuiltAt"]
+        ami=ami,
+        version="1.2.3",
+        source_ami=tags["SourceAMI"],
+        git_revision="3f2c1a9",
+        built_at=tags["BuiltAt"],
     )
     lock = images.ImageLock().with_bake(image, region, entry)
     assert images.parse_lock(images.format_lock(lock), "images.lock").ami(image, region) == ami

@@ -21,22 +21,37 @@ def _error(summary: str, filename: str = "", line: int = 0, detail: str = "") ->
     diagnostic = {"severity": "error", "summary": summary, "detail": detail}
     if filename:
         diagnostic["range"] = {"filename": filename, "start": {"line": line, "column": 3}}
-    return {"@level": "error", "@message": f"Error: {summary}", "type": "diagnostic", "diagnostic": diagnostic}
+    return {
+        "@level": "error",
+        "@message": f"Error: {summary}",
+        "type": "diagnostic",
+        "diagnostic": diagnostic,
+    }
 
 
 def test_no_state_yet_in_every_error_is_waiting():
     errors = [_error(NO_STATE_YET, "shared.tf", 5), _error(NO_STATE_YET, "shared.tf", 12)]
     item = _not_planned(TREE, LIVE, errors, TerraformError("x"))
-    assert (item.status, item.after, item.reason) == (Status.WAITING, ("prod-shared",), "waits for the first apply of prod-shared")
+    assert (item.status, item.after, item.reason) == (
+        Status.WAITING,
+        ("prod-shared",),
+        "waits for the first apply of prod-shared",
+    )
 
 
 def test_another_error_beside_no_state_yet_is_a_failure_at_the_first_error():
-    errors = [_error(NO_STATE_YET, "shared.tf", 5), _error("Unsupported argument", "../../modules/network/main.tf", 7, "An  argument\nnamed x")]
+    errors = [
+        _error(NO_STATE_YET, "shared.tf", 5),
+        _error("Unsupported argument", "../../modules/network/main.tf", 7, "An  argument\nnamed x"),
+    ]
     item = _not_planned(TREE, LIVE, errors, TerraformError("x"))
     assert (item.status, item.location) == (Status.FAILED, "stacks/live/shared.tf:5")
     errors.reverse()
     item = _not_planned(TREE, LIVE, errors, TerraformError("x"))
-    assert (item.location, item.reason) == ("modules/network/main.tf:7", "Unsupported argument: An argument named x")
+    assert (item.location, item.reason) == (
+        "modules/network/main.tf:7",
+        "Unsupported argument: An argument named x",
+    )
 
 
 def test_no_state_yet_of_a_stack_that_reads_none_is_a_failure():
@@ -46,8 +61,14 @@ def test_no_state_yet_of_a_stack_that_reads_none_is_a_failure():
 
 
 def test_an_error_without_a_diagnostic_keeps_terraforms_words():
-    item = _not_planned(TREE, LIVE, [], TerraformError("terraform plan failed: the state file is corrupt"))
-    assert (item.status, item.reason, item.location) == (Status.FAILED, "terraform plan failed: the state file is corrupt", "")
+    item = _not_planned(
+        TREE, LIVE, [], TerraformError("terraform plan failed: the state file is corrupt")
+    )
+    assert (item.status, item.reason, item.location) == (
+        Status.FAILED,
+        "terraform plan failed: the state file is corrupt",
+        "",
+    )
     item = _not_planned(TREE, LIVE, [_error("Invalid provider configuration")], TerraformError("x"))
     assert (item.reason, item.location) == ("Invalid provider configuration", "")
 
@@ -64,7 +85,9 @@ class _BlockingTree:
         self.stack = Stack("prod-shared", "shared", "prod")
         self.stacks = [self.stack]
         self._folder = folder
-        self._events = [json.loads(line) for line in stream(show(entry("aws_kms_key.data", ["delete"])))]
+        self._events = [
+            json.loads(line) for line in stream(show(entry("aws_kms_key.data", ["delete"])))
+        ]
         self.terraform = SimpleNamespace(plan=self._plan)
 
     def _plan(self, folder, *, refresh_only=False, on_event=None):

@@ -54,10 +54,22 @@ STREAM_ACTION = {
     ("forget",): "remove",
     ("create", "forget"): "replace",
 }
-SHOW_REASON = {"cannot_update": "replace_because_cannot_update", "tainted": "replace_because_tainted"}
+SHOW_REASON = {
+    "cannot_update": "replace_because_cannot_update",
+    "tainted": "replace_because_tainted",
+}
 
 
-def entry(address: str, actions, *, mode: str = "managed", reason: str = "", before=None, previous: str = "", importing: bool = False) -> dict:
+def entry(
+    address: str,
+    actions,
+    *,
+    mode: str = "managed",
+    reason: str = "",
+    before=None,
+    previous: str = "",
+    importing: bool = False,
+) -> dict:
     """One resource change; `type` comes from the address."""
     parts = address.split(".")
     if parts[0] == "module":
@@ -81,7 +93,13 @@ def entry(address: str, actions, *, mode: str = "managed", reason: str = "", bef
 
 
 def show(*changes: dict, drift=(), outputs=None, refresh_only: bool = False) -> dict:
-    plan = {"format_version": "1.2", "terraform_version": "1.11.4", "applyable": True, "complete": True, "errored": False}
+    plan = {
+        "format_version": "1.2",
+        "terraform_version": "1.11.4",
+        "applyable": True,
+        "complete": True,
+        "errored": False,
+    }
     if not refresh_only:
         plan["resource_changes"] = list(changes)
     if drift:
@@ -125,7 +143,15 @@ def _stream_change(change: dict) -> dict:
 
 def stream(plan: dict) -> list[str]:
     """The `terraform plan -json` lines Terraform prints for the same plan as `plan` (a show -json dict)."""
-    lines = [{"@level": "info", "@message": "Terraform 1.11.4", "type": "version", "terraform": "1.11.4", "ui": "1.2"}]
+    lines = [
+        {
+            "@level": "info",
+            "@message": "Terraform 1.11.4",
+            "type": "version",
+            "terraform": "1.11.4",
+            "ui": "1.2",
+        }
+    ]
     for change in plan.get("resource_drift", []):
         lines.append({"@level": "info", "type": "resource_drift", "change": _stream_change(change)})
     totals = {"add": 0, "change": 0, "import": 0, "remove": 0, "operation": "plan"}
@@ -140,16 +166,23 @@ def stream(plan: dict) -> list[str]:
         if message["action"] != "noop":
             lines.append({"@level": "info", "type": "planned_change", "change": message})
     lines.append({"@level": "info", "type": "change_summary", "changes": totals})
-    outputs = {name: {"sensitive": False, "action": STREAM_ACTION[tuple(o["actions"])]} for name, o in plan.get("output_changes", {}).items()}
+    outputs = {
+        name: {"sensitive": False, "action": STREAM_ACTION[tuple(o["actions"])]}
+        for name, o in plan.get("output_changes", {}).items()
+    }
     if outputs:
         lines.append({"@level": "info", "type": "outputs", "outputs": outputs})
     return [json.dumps(line) for line in lines]
 
 
-def both(plan: dict, *, production: bool = False, refresh_only: bool = False, stack: str = "dev") -> StackSummary:
+def both(
+    plan: dict, *, production: bool = False, refresh_only: bool = False, stack: str = "dev"
+) -> StackSummary:
     """The summary from both parsers, asserted equal."""
     from_show = summarize(stack, plan, production=production, refresh_only=refresh_only)
-    from_stream = from_json_lines(stack, stream(plan), production=production, refresh_only=refresh_only)
+    from_stream = from_json_lines(
+        stack, stream(plan), production=production, refresh_only=refresh_only
+    )
     assert from_show == from_stream
     return from_show
 
@@ -180,15 +213,26 @@ def test_each_action_counts_once(actions, expected):
 
 
 def test_a_replace_is_one_replace_not_an_add_and_a_destroy():
-    summary = both(show(entry("aws_sqs_queue.a", ["delete", "create"], reason="replace_because_cannot_update"), entry("aws_sqs_queue.b", ["create"])))
+    summary = both(
+        show(
+            entry("aws_sqs_queue.a", ["delete", "create"], reason="replace_because_cannot_update"),
+            entry("aws_sqs_queue.b", ["create"]),
+        )
+    )
     assert counts(summary) == (1, 0, 1, 0)
     (replaced,) = summary.destructive
-    assert (replaced.address, replaced.action, replaced.reason) == ("aws_sqs_queue.a", "replace", "cannot_update")
+    assert (replaced.address, replaced.action, replaced.reason) == (
+        "aws_sqs_queue.a",
+        "replace",
+        "cannot_update",
+    )
 
 
 def test_data_sources_and_no_ops_are_not_changes():
     plan = show(
-        entry("data.aws_iam_policy_document.read", ["read"], reason="read_because_dependency_pending"),
+        entry(
+            "data.aws_iam_policy_document.read", ["read"], reason="read_because_dependency_pending"
+        ),
         entry("data.aws_caller_identity.current", ["no-op"]),
         entry("aws_sqs_queue.jobs", ["no-op"]),
     )
@@ -227,7 +271,9 @@ def test_moves_imports_and_forgets_are_changes_that_touch_no_object():
         "aws_sqs_queue.renamed": "aws_sqs_queue.old",
         "aws_sqs_queue.moved_and_changed": "aws_sqs_queue.before",
     }
-    assert summary.has_changes and not summary.blocked  # forgetting a bucket leaves it and its data alone
+    assert (
+        summary.has_changes and not summary.blocked
+    )  # forgetting a bucket leaves it and its data alone
     assert exit_code([summary]) == 2
 
 
@@ -244,7 +290,9 @@ def test_replacing_or_destroying_what_holds_data_is_flagged(type_, actions):
     assert exit_code([summary]) == 1
 
 
-@pytest.mark.parametrize("type_", ["aws_s3_bucket", "aws_ssm_parameter", "aws_rds_cluster", "aws_kms_key"])
+@pytest.mark.parametrize(
+    "type_", ["aws_s3_bucket", "aws_ssm_parameter", "aws_rds_cluster", "aws_kms_key"]
+)
 @pytest.mark.parametrize("actions", [["create"], ["update"], ["no-op"], ["forget"]])
 def test_creating_or_updating_what_holds_data_is_not_flagged(type_, actions):
     summary = both(show(entry(f"{type_}.this", actions)), production=True)
@@ -252,9 +300,14 @@ def test_creating_or_updating_what_holds_data_is_not_flagged(type_, actions):
     assert not summary.blocked
 
 
-@pytest.mark.parametrize("type_", ["aws_sqs_queue", "aws_iam_role", "aws_s3_bucket_policy", "aws_lb", "aws_kms_alias"])
+@pytest.mark.parametrize(
+    "type_", ["aws_sqs_queue", "aws_iam_role", "aws_s3_bucket_policy", "aws_lb", "aws_kms_alias"]
+)
 def test_destroying_what_holds_no_data_is_not_flagged(type_):
-    summary = both(show(entry(f"{type_}.this", ["delete"]), entry(f"{type_}.that", ["delete", "create"])), production=True)
+    summary = both(
+        show(entry(f"{type_}.this", ["delete"]), entry(f"{type_}.that", ["delete", "create"])),
+        production=True,
+    )
     assert summary.destroy == 1 and summary.replace == 1
     assert summary.flagged == ()
     assert not summary.blocked
@@ -262,7 +315,10 @@ def test_destroying_what_holds_no_data_is_not_flagged(type_):
 
 
 def test_parameters_are_stateful_because_their_values_are_set_out_of_band():
-    summary = both(show(entry('module.parameters.aws_ssm_parameter.this["api/db"]', ["delete", "create"])), production=True)
+    summary = both(
+        show(entry('module.parameters.aws_ssm_parameter.this["api/db"]', ["delete", "create"])),
+        production=True,
+    )
     assert "out of band" in summary.flagged[0].stateful
     assert summary.blocked
 
@@ -285,7 +341,10 @@ def test_a_state_bucket_and_its_parts_are_flagged_and_block_any_stack():
         entry("aws_s3_bucket_versioning.state_kept", ["update"], before={"bucket": state}),
     )
     summary = summarize("bootstrap", plan, production=False, state_buckets={state})
-    assert [c.address for c in summary.flagged] == ["aws_s3_bucket.state", "aws_s3_bucket_versioning.state"]
+    assert [c.address for c in summary.flagged] == [
+        "aws_s3_bucket.state",
+        "aws_s3_bucket_versioning.state",
+    ]
     assert all(c.state_bucket and "state" in c.stateful for c in summary.flagged)
     assert summary.blocked
     # without the names, a bucket is still a bucket, but its parts are not recognised
@@ -301,7 +360,11 @@ def test_a_state_bucket_and_its_parts_are_flagged_and_block_any_stack():
 def test_drift_is_reported_with_its_action():
     plan = show(
         refresh_only=True,
-        drift=[entry("aws_sqs_queue.jobs", ["update"]), entry("aws_ssm_parameter.flag", ["delete"]), entry("aws_sqs_queue.new", ["no-op"], previous="aws_sqs_queue.old")],
+        drift=[
+            entry("aws_sqs_queue.jobs", ["update"]),
+            entry("aws_ssm_parameter.flag", ["delete"]),
+            entry("aws_sqs_queue.new", ["no-op"], previous="aws_sqs_queue.old"),
+        ],
     )
     summary = both(plan, refresh_only=True)
     assert summary.drift == (
@@ -315,13 +378,19 @@ def test_drift_is_reported_with_its_action():
 
 
 def test_drift_in_a_normal_plan_is_shown_but_is_not_a_change():
-    summary = both(show(entry("aws_sqs_queue.jobs", ["no-op"]), drift=[entry("aws_sqs_queue.jobs", ["update"])]))
+    summary = both(
+        show(
+            entry("aws_sqs_queue.jobs", ["no-op"]), drift=[entry("aws_sqs_queue.jobs", ["update"])]
+        )
+    )
     assert summary.drift and not summary.has_changes
     assert exit_code([summary]) == 0
 
 
 def test_an_output_change_alone_is_a_change():
-    summary = both(show(entry("aws_sqs_queue.jobs", ["no-op"]), outputs={"url": ["update"], "same": ["no-op"]}))
+    summary = both(
+        show(entry("aws_sqs_queue.jobs", ["no-op"]), outputs={"url": ["update"], "same": ["no-op"]})
+    )
     assert summary.outputs == ("url",)
     assert exit_code([summary]) == 2
 
@@ -356,7 +425,11 @@ def test_a_stack_without_a_plan_sets_the_exit_code_by_why(status, code):
         ({"resource_changes": []}, r"format_version \(none\)"),
         (show(entry("aws_sqs_queue.jobs", ["teleport"])), "unknown actions"),
         ({**show(), "errored": True}, "errored"),
-        (show(entry("aws_sqs_queue.jobs", ["create"])) | {"resource_changes": [{"address": "x"}]}, "without"),
+        (
+            show(entry("aws_sqs_queue.jobs", ["create"]))
+            | {"resource_changes": [{"address": "x"}]},
+            "without",
+        ),
         (["not", "a", "plan"], "JSON object"),
     ],
 )
@@ -370,7 +443,10 @@ def _lines(*messages: dict) -> list[str]:
     return [json.dumps(m) for m in messages]
 
 
-SUMMARY_NONE = {"type": "change_summary", "changes": {"add": 0, "change": 0, "import": 0, "remove": 0, "operation": "plan"}}
+SUMMARY_NONE = {
+    "type": "change_summary",
+    "changes": {"add": 0, "change": 0, "import": 0, "remove": 0, "operation": "plan"},
+}
 
 
 @pytest.mark.parametrize(
@@ -379,10 +455,28 @@ SUMMARY_NONE = {"type": "change_summary", "changes": {"add": 0, "change": 0, "im
         (_lines({"type": "version", "ui": "1.2"}), "no change_summary"),
         (_lines({"type": "version", "ui": "2.0"}, SUMMARY_NONE), "UI version 2.0"),
         (["Terraform will perform the following actions:"], "not JSON"),
-        (_lines({"@level": "error", "type": "diagnostic", "diagnostic": {"severity": "error", "summary": "Invalid reference"}}), "Invalid reference"),
-        (_lines({"type": "version", "ui": "1.2"}, {**SUMMARY_NONE, "changes": {**SUMMARY_NONE["changes"], "remove": 1}}), "disagrees"),
+        (
+            _lines(
+                {
+                    "@level": "error",
+                    "type": "diagnostic",
+                    "diagnostic": {"severity": "error", "summary": "Invalid reference"},
+                }
+            ),
+            "Invalid reference",
+        ),
+        (
+            _lines(
+                {"type": "version", "ui": "1.2"},
+                {**SUMMARY_NONE, "changes": {**SUMMARY_NONE["changes"], "remove": 1}},
+            ),
+            "disagrees",
+        ),
         (_lines({"type": "change_summary", "changes": {"add": 1, "operation": "apply"}}), "apply"),
-        (stream(show(entry("aws_sqs_queue.a", ["update"])))[1:2] + _lines(SUMMARY_NONE), "disagrees"),
+        (
+            stream(show(entry("aws_sqs_queue.a", ["update"])))[1:2] + _lines(SUMMARY_NONE),
+            "disagrees",
+        ),
     ],
 )
 def test_a_stream_it_cannot_read_with_confidence_is_refused(lines, message):
@@ -415,7 +509,10 @@ def test_the_stream_may_come_as_one_text_or_as_bytes():
     plan = show(entry("aws_sqs_queue.jobs", ["create"]))
     expected = summarize("dev", plan, production=False)
     assert from_json_lines("dev", "\n".join(stream(plan)) + "\n\n", production=False) == expected
-    assert from_json_lines("dev", [line.encode() + b"\n" for line in stream(plan)], production=False) == expected
+    assert (
+        from_json_lines("dev", [line.encode() + b"\n" for line in stream(plan)], production=False)
+        == expected
+    )
 
 
 # -- rendering -------------------------------------------------------------------
@@ -424,7 +521,9 @@ def test_the_stream_may_come_as_one_text_or_as_bytes():
 def _mixed() -> list[StackSummary]:
     production = both(
         show(
-            entry("aws_s3_bucket.assets", ["delete", "create"], reason="replace_because_cannot_update"),
+            entry(
+                "aws_s3_bucket.assets", ["delete", "create"], reason="replace_because_cannot_update"
+            ),
             entry("aws_sqs_queue.jobs", ["delete"], reason="delete_because_no_resource_config"),
             entry("aws_ssm_parameter.flag", ["update"]),
             entry("aws_sqs_queue.new", ["create"]),
@@ -432,7 +531,12 @@ def _mixed() -> list[StackSummary]:
         production=True,
         stack="production",
     )
-    dev = both(show(entry("aws_sqs_queue.jobs", ["update"]), drift=[entry("aws_sqs_queue.jobs", ["update"])]), stack="dev")
+    dev = both(
+        show(
+            entry("aws_sqs_queue.jobs", ["update"]), drift=[entry("aws_sqs_queue.jobs", ["update"])]
+        ),
+        stack="dev",
+    )
     quiet = both(show(entry("aws_sqs_queue.jobs", ["no-op"])), stack="qa")
     return [production, dev, quiet]
 
@@ -448,7 +552,10 @@ def test_text_is_a_table_with_each_replace_and_destroy_under_its_stack():
     assert lines[5].split() == ["drift", "update", "aws_sqs_queue.jobs"]
     assert lines[6].split() == ["qa", "0", "0", "0", "0", "0", "no", "changes"]
     assert lines[7].split() == ["total", "1", "2", "1", "1", "1"]
-    assert lines[8].startswith("BLOCKED: production would replace or destroy 1 resource that holds data")
+    assert lines[8].startswith(
+        "BLOCKED: production would replace or destroy 1 resource that holds data"
+    )
+
     # the numbers end where their headings end
     def ends(line: str) -> list[int]:
         return [match.end() for match in re.finditer(r"\S+", line)][1:6]
@@ -458,7 +565,11 @@ def test_text_is_a_table_with_each_replace_and_destroy_under_its_stack():
 
 def test_text_of_nothing():
     out = text([StackSummary("dev", False)])
-    assert out.splitlines() == ["stack  add  change  replace  destroy", "dev      0       0        0        0  no changes", "total    0       0        0        0"]
+    assert out.splitlines() == [
+        "stack  add  change  replace  destroy",
+        "dev      0       0        0        0  no changes",
+        "total    0       0        0        0",
+    ]
 
 
 def test_markdown_of_a_small_plan_shows_everything():
@@ -467,7 +578,10 @@ def test_markdown_of_a_small_plan_shows_everything():
     assert "| stack | add | change | replace | destroy | drift | |" in out
     assert "| production | 1 | 1 | 1 | 1 | 0 | ⛔ blocked, ⚠️ 1 holding data |" in out
     assert "| **total** | **1** | **2** | **1** | **1** | **1** | |" in out
-    assert "- production: `aws_s3_bucket.assets` **replace** (a changed argument forces replacement) — ⚠️" in out
+    assert (
+        "- production: `aws_s3_bucket.assets` **replace** (a changed argument forces replacement) — ⚠️"
+        in out
+    )
     assert "- `aws_sqs_queue.jobs` **destroy** (no longer in the configuration)" in out
     assert "<details><summary>dev: 1 changed outside Terraform</summary>" in out
     assert "not shown" not in out
@@ -485,9 +599,26 @@ def _huge(stacks: int = 3, per_stack: int = 3000) -> list[StackSummary]:
         for i in range(per_stack):
             type_ = "aws_s3_bucket" if i % 2 else "aws_sqs_queue"
             action = "replace" if i % 3 else "delete"
-            changes.append(Change(f'module.environment["e{n}"].module.thing["{i:05d}"].{type_}.this', action, type_, stateful=STATEFUL.get(type_, "") if type_ == "aws_s3_bucket" else ""))
-        drift = tuple(Drift(f"aws_sqs_queue.q{i:05d}", "update", "aws_sqs_queue") for i in range(500))
-        summaries.append(StackSummary(f"stack-{n}", production=n == 0, changes=tuple(sorted(changes)), drift=drift, outputs=("a", "b")))
+            changes.append(
+                Change(
+                    f'module.environment["e{n}"].module.thing["{i:05d}"].{type_}.this',
+                    action,
+                    type_,
+                    stateful=STATEFUL.get(type_, "") if type_ == "aws_s3_bucket" else "",
+                )
+            )
+        drift = tuple(
+            Drift(f"aws_sqs_queue.q{i:05d}", "update", "aws_sqs_queue") for i in range(500)
+        )
+        summaries.append(
+            StackSummary(
+                f"stack-{n}",
+                production=n == 0,
+                changes=tuple(sorted(changes)),
+                drift=drift,
+                outputs=("a", "b"),
+            )
+        )
     return summaries
 
 
@@ -506,7 +637,9 @@ def test_markdown_of_thousands_of_changes_stays_within_the_limit():
     # every item is either shown or counted as not shown, once (a change that
     # holds data is listed with those, not again under its stack)
     items = sum(len(s.destructive) + len(s.drift) + len(s.outputs) for s in summaries)
-    shown = sum(1 for line in out.splitlines() if line.startswith("- ") and "more not shown" not in line)
+    shown = sum(
+        1 for line in out.splitlines() if line.startswith("- ") and "more not shown" not in line
+    )
     hidden = [int(line.split()[2]) for line in out.splitlines() if line.startswith("- … ")]
     trailer = [int(line.split()[1]) for line in out.splitlines() if line.startswith("… ")]
     assert hidden, "a long list says how many it leaves out"
@@ -517,7 +650,12 @@ def test_markdown_of_thousands_of_changes_stays_within_the_limit():
 
 @pytest.mark.parametrize("limit", [GITHUB_COMMENT_LIMIT, 60000, 20000, 4000, 1000, 300, 80, 1])
 def test_markdown_never_exceeds_the_limit(limit):
-    for summaries in (_huge(), _huge(1, 40), _mixed(), [StackSummary(f"s{i}", True) for i in range(3000)]):
+    for summaries in (
+        _huge(),
+        _huge(1, 40),
+        _mixed(),
+        [StackSummary(f"s{i}", True) for i in range(3000)],
+    ):
         out = markdown(summaries, limit=limit)
         assert len(out) <= limit
         if limit >= 1000:
@@ -528,7 +666,11 @@ def _shown_and_counted(out: str) -> tuple[int, int, int]:
     """(table rows and list items shown, counted in a list's '- … N more', counted in the closing line)."""
     lines = out.splitlines()
     shown = [line for line in lines if line.startswith("- ") and not line.startswith("- … ")]
-    shown += [line for line in lines if line.startswith("| ") and not line.startswith(("| stack |", "| --- |"))]
+    shown += [
+        line
+        for line in lines
+        if line.startswith("| ") and not line.startswith(("| stack |", "| --- |"))
+    ]
     in_lists = sum(int(line.split()[2]) for line in lines if line.startswith("- … "))
     at_end = sum(int(line.split()[1]) for line in lines if line.startswith("… "))
     return len(shown), in_lists, at_end
@@ -540,10 +682,18 @@ def test_markdown_counts_each_thing_left_out_once(limit):
     total, each stack without a plan, and each change, drift and output once,
     whatever the limit cuts; and no change is listed twice."""
     summaries = _huge(3, 400)
-    not_planned = [NotPlanned(f"env-{i}", Status.FAILED, "boom " * 40, file="modules/x/main.tf", line=i + 1) for i in range(30)]
+    not_planned = [
+        NotPlanned(f"env-{i}", Status.FAILED, "boom " * 40, file="modules/x/main.tf", line=i + 1)
+        for i in range(30)
+    ]
     items = [*summaries, *not_planned]
     out = markdown(items, limit=limit)
-    things = len(items) + 1 + len(not_planned) + sum(len(s.destructive) + len(s.drift) + len(s.outputs) for s in summaries)
+    things = (
+        len(items)
+        + 1
+        + len(not_planned)
+        + sum(len(s.destructive) + len(s.drift) + len(s.outputs) for s in summaries)
+    )
     shown, in_lists, at_end = _shown_and_counted(out)
     assert shown + in_lists + at_end == things, (shown, in_lists, at_end)
     listed = re.findall(r"`(module\.environment[^`]+)`", out)
@@ -574,7 +724,12 @@ def _every_status() -> list:
             file="modules/service/main.tf",
             line=91,
         ),
-        NotPlanned("trial", Status.WAITING, "waits for the first apply of lab-shared", after=("lab-shared",)),
+        NotPlanned(
+            "trial",
+            Status.WAITING,
+            "waits for the first apply of lab-shared",
+            after=("lab-shared",),
+        ),
         NotPlanned("qa", Status.SKIPPED, "lab-shared did not succeed"),
     ]
 
@@ -587,8 +742,15 @@ def test_text_has_every_stack_with_its_status():
     assert rows["live"].split()[1:] == ["-", "-", "-", "-", "FAILED"]
     assert rows["trial"].split()[1:] == ["-", "-", "-", "-", "waiting"]
     assert rows["qa"].split()[1:] == ["-", "-", "-", "-", "skipped"]
-    under = {lines[i - 1].split()[0]: line.strip() for i, line in enumerate(lines) if line.startswith("  ")}
-    assert under["live"] == "modules/service/main.tf:91: Resource precondition failed: image worker has no AMI yet: run levels-tf bake worker"
+    under = {
+        lines[i - 1].split()[0]: line.strip()
+        for i, line in enumerate(lines)
+        if line.startswith("  ")
+    }
+    assert (
+        under["live"]
+        == "modules/service/main.tf:91: Resource precondition failed: image worker has no AMI yet: run levels-tf bake worker"
+    )
     assert under["trial"] == "waits for the first apply of lab-shared"
     assert under["qa"] == "skipped because lab-shared did not succeed"
     assert rows["total"].split()[1:] == ["1", "0", "0", "0"]
@@ -607,7 +769,10 @@ def test_markdown_has_every_stack_with_its_status():
     assert "| qa | – | – | – | – | ⏭️ skipped |" in out
     assert "❌ **Failed**: live (not planned; see below)." in out
     assert "⏭️ **Skipped**: qa (not planned; see below)." in out
-    assert "- ❌ **live** failed at `modules/service/main.tf:91`: Resource precondition failed: image worker has no AMI yet" in out
+    assert (
+        "- ❌ **live** failed at `modules/service/main.tf:91`: Resource precondition failed: image worker has no AMI yet"
+        in out
+    )
     assert "- ⏳ **trial** waits for the first apply of lab-shared" in out
     assert "- ⏭️ **qa** skipped because lab-shared did not succeed" in out
     assert "⏳ **Next**: `levels-tf apply lab-shared`, then `levels-tf plan trial`" in out
@@ -616,7 +781,12 @@ def test_markdown_has_every_stack_with_its_status():
 
 def test_markdown_never_says_no_changes_when_a_stack_has_no_plan():
     for status in Status.FAILED, Status.SKIPPED, Status.WAITING:
-        out = markdown([StackSummary("prod-shared", True), NotPlanned("live", status, "why", after=("prod-shared",))])
+        out = markdown(
+            [
+                StackSummary("prod-shared", True),
+                NotPlanned("live", status, "why", after=("prod-shared",)),
+            ]
+        )
         assert "No changes." not in out
 
 
@@ -641,8 +811,12 @@ def test_json_has_every_stack_with_its_status():
 
 def test_the_next_step_plans_a_stack_waited_for_that_has_no_plan_yet():
     waiting = NotPlanned("live", Status.WAITING, "waits", after=("prod-shared",))
-    assert next_step([waiting]).startswith("next: `levels-tf plan prod-shared`, then `levels-tf apply prod-shared`, then `levels-tf plan live`")
-    assert next_step([StackSummary("prod-shared", True), waiting]).startswith("next: `levels-tf apply prod-shared`, then `levels-tf plan live`")
+    assert next_step([waiting]).startswith(
+        "next: `levels-tf plan prod-shared`, then `levels-tf apply prod-shared`, then `levels-tf plan live`"
+    )
+    assert next_step([StackSummary("prod-shared", True), waiting]).startswith(
+        "next: `levels-tf apply prod-shared`, then `levels-tf plan live`"
+    )
     assert next_step([StackSummary("prod-shared", True)]) == ""
 
 
@@ -661,7 +835,10 @@ def test_as_json_is_plain_data():
     data = as_json(_mixed())
     assert json.loads(json.dumps(data)) == data
     production = data["stacks"][0]
-    assert {k: production[k] for k in ("stack", "add", "change", "replace", "destroy", "blocked", "has_changes")} == {
+    assert {
+        k: production[k]
+        for k in ("stack", "add", "change", "replace", "destroy", "blocked", "has_changes")
+    } == {
         "stack": "production",
         "add": 1,
         "change": 1,
@@ -678,7 +855,9 @@ def test_as_json_is_plain_data():
         "reason": "cannot_update",
         "stateful": STATEFUL["aws_s3_bucket"],
     }
-    assert data["stacks"][1]["drift"] == [{"address": "aws_sqs_queue.jobs", "action": "update", "type": "aws_sqs_queue"}]
+    assert data["stacks"][1]["drift"] == [
+        {"address": "aws_sqs_queue.jobs", "action": "update", "type": "aws_sqs_queue"}
+    ]
     assert data["total"] == {"add": 1, "change": 2, "replace": 1, "destroy": 1, "drift": 1}
     assert (data["blocked"], data["exit_code"]) == (True, 1)
 
@@ -686,14 +865,26 @@ def test_as_json_is_plain_data():
 # -- real plans: terraform, the aws provider and moto ---------------------------------
 
 
-def _config(moto: str, *, bucket: str, queue: str | None, parameter: str, value: str, queue_url: str = "", read_back: bool = False) -> str:
-    text_ = '''terraform {
+def _config(
+    moto: str,
+    *,
+    bucket: str,
+    queue: str | None,
+    parameter: str,
+    value: str,
+    queue_url: str = "",
+    read_back: bool = False,
+) -> str:
+    text_ = (
+        """terraform {
   required_providers {
     aws = { source = "hashicorp/aws", version = ">= 5.100" }
   }
 }
 
-''' + emulator_provider(moto, ("s3", "sqs", "ssm", "sts")) + f'''
+"""
+        + emulator_provider(moto, ("s3", "sqs", "ssm", "sts"))
+        + f'''
 resource "aws_s3_bucket" "assets" {{
   bucket = "{bucket}"
 }}
@@ -708,6 +899,7 @@ output "bucket" {{
   value = aws_s3_bucket.assets.bucket
 }}
 '''
+    )
     if queue:
         text_ += f'''
 resource "aws_sqs_queue" "jobs" {{
@@ -722,17 +914,21 @@ import {{
 }}
 '''
     if read_back:  # a data source read that waits for the apply: "read" in both outputs, no change
-        text_ += '''
+        text_ += """
 data "aws_ssm_parameter" "flag" {
   name = aws_ssm_parameter.flag.name
 }
-'''
+"""
     return text_
 
 
 def _terraform(env: dict, folder: Path, *args: str, ok=(0,)) -> subprocess.CompletedProcess:
-    result = subprocess.run(["terraform", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode in ok, f"terraform {' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    result = subprocess.run(
+        ["terraform", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode in ok, (
+        f"terraform {' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -756,15 +952,26 @@ def real(tmp_path_factory, terraform_env, moto_server) -> SimpleNamespace:
     env = {k: v for k, v in terraform_env.items() if not k.startswith("AWS_")}
     env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", TF_INPUT="0")
     suffix = uuid.uuid4().hex[:8]
-    names = {"bucket": f"ps-assets-{suffix}", "queue": f"ps-jobs-{suffix}", "parameter": f"/ps/{suffix}/flag"}
+    names = {
+        "bucket": f"ps-assets-{suffix}",
+        "queue": f"ps-jobs-{suffix}",
+        "parameter": f"/ps/{suffix}/flag",
+    }
 
     with _moto_only():
-        options = dict(endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+        options = {
+            "endpoint_url": moto_server,
+            "region_name": "us-east-1",
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+        }
         sqs, ssm = boto3.client("sqs", **options), boto3.client("ssm", **options)
         # The provider waits 25 s after creating or changing a queue (six checks 5 s apart
         # that its attributes settled); importing one made here, as the provider would
         # make it, costs no wait.
-        queue_url = sqs.create_queue(QueueName=names["queue"], Attributes={"MaximumMessageSize": "262144"})["QueueUrl"]
+        queue_url = sqs.create_queue(
+            QueueName=names["queue"], Attributes={"MaximumMessageSize": "262144"}
+        )["QueueUrl"]
 
     config = folder / "main.tf"
     config.write_text(_config(moto_server, **names, value="one", queue_url=queue_url))
@@ -772,7 +979,16 @@ def real(tmp_path_factory, terraform_env, moto_server) -> SimpleNamespace:
     _terraform(env, folder, "apply", "-auto-approve", "-no-color")
 
     # the bucket's name changes (a replace), the parameter's value (an update), the queue goes
-    config.write_text(_config(moto_server, bucket=names["bucket"] + "-b", queue=None, parameter=names["parameter"], value="two", read_back=True))
+    config.write_text(
+        _config(
+            moto_server,
+            bucket=names["bucket"] + "-b",
+            queue=None,
+            parameter=names["parameter"],
+            value="two",
+            read_back=True,
+        )
+    )
     plan = _terraform(env, folder, "plan", "-out", "p", "-json", "-detailed-exitcode", ok=(2,))
     shown = _terraform(env, folder, "show", "-json", "p")
 
@@ -781,7 +997,9 @@ def real(tmp_path_factory, terraform_env, moto_server) -> SimpleNamespace:
         sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": "99"})
         ssm.delete_parameter(Name=names["parameter"])
     config.write_text(_config(moto_server, **names, value="one"))
-    refresh = _terraform(env, folder, "plan", "-refresh-only", "-out", "r", "-json", "-detailed-exitcode", ok=(2,))
+    refresh = _terraform(
+        env, folder, "plan", "-refresh-only", "-out", "r", "-json", "-detailed-exitcode", ok=(2,)
+    )
     refresh_shown = _terraform(env, folder, "show", "-json", "r")
     return SimpleNamespace(
         plan_lines=plan.stdout.splitlines(),
@@ -810,7 +1028,10 @@ def test_a_real_plan_reads_the_same_both_ways(real):
     assert from_show.blocked
     # the deferred read of the data source is in both outputs, and is no change
     assert any('"action":"read"' in line for line in real.plan_lines)
-    assert any(c["mode"] == "data" and c["change"]["actions"] == ["read"] for c in real.plan["resource_changes"])
+    assert any(
+        c["mode"] == "data" and c["change"]["actions"] == ["read"]
+        for c in real.plan["resource_changes"]
+    )
     # outside production the same plan is allowed, and the exit code is terraform's own
     dev = from_json_lines("dev", real.plan_lines, production=False)
     assert not dev.blocked and dev.flagged
@@ -833,7 +1054,9 @@ def test_a_real_refresh_only_plan_shows_the_drift(real):
 
 
 def test_a_blocked_stack_is_named_in_the_command_that_keeps_its_plan_and_comes_first_in_the_next_step():
-    blocked = both(show(entry("aws_kms_key.data", ["delete"])), production=True, stack="prod-shared")
+    blocked = both(
+        show(entry("aws_kms_key.data", ["delete"])), production=True, stack="prod-shared"
+    )
     assert blocked.blocked
     waiting = NotPlanned("live", Status.WAITING, "waits for prod-shared", after=("prod-shared",))
     assert "`levels-tf plan --allow-destroy prod-shared`" in text([blocked, waiting])

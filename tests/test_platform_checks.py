@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from pathlib import Path
 
 import boto3
 import pytest
@@ -131,14 +130,19 @@ def network(ec2, config, group: str) -> tuple[str, dict[str, dict[str, str]]]:
     plan = context.network(context.group_infra(config, group), group)
     vpc_id = vpc(ec2, plan["name"], plan["cidr"])
     ids = {
-        zone: {tier: subnet(ec2, vpc_id, zone, spec[tier], tier) for tier in ("public", "private", "database")}
+        zone: {
+            tier: subnet(ec2, vpc_id, zone, spec[tier], tier)
+            for tier in ("public", "private", "database")
+        }
         for zone, spec in plan["zones"].items()
     }
     return vpc_id, ids
 
 
 def security_group(ec2, vpc_id: str, name: str, *rules: dict) -> str:
-    group_id = ec2.create_security_group(GroupName=name + "-x", Description=name, VpcId=vpc_id)["GroupId"]
+    group_id = ec2.create_security_group(GroupName=name + "-x", Description=name, VpcId=vpc_id)[
+        "GroupId"
+    ]
     ec2.create_tags(Resources=[group_id], Tags=tags(name))
     if rules:
         ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=list(rules))
@@ -183,19 +187,26 @@ def test_vpcs_subnets_and_isolation(aws, config, client, amis):
     ec2.accept_vpc_peering_connection(VpcPeeringConnectionId=peering["VpcPeeringConnectionId"])
     table = ec2.create_route_table(VpcId=prod)["RouteTable"]["RouteTableId"]
     ec2.create_route(
-        RouteTableId=table, DestinationCidrBlock="10.99.0.0/20", VpcPeeringConnectionId=peering["VpcPeeringConnectionId"]
+        RouteTableId=table,
+        DestinationCidrBlock="10.99.0.0/20",
+        VpcPeeringConnectionId=peering["VpcPeeringConnectionId"],
     )
     isolation = one(check_platform(aws, cfg, amis), "isolated")
     assert not isolation.passed
     assert f"peering {peering['VpcPeeringConnectionId']}" in isolation.detail
-    assert f"route table {table} routes 10.99.0.0/20 to lab via {peering['VpcPeeringConnectionId']}" in isolation.detail
+    assert (
+        f"route table {table} routes 10.99.0.0/20 to lab via {peering['VpcPeeringConnectionId']}"
+        in isolation.detail
+    )
 
 
 def test_a_missing_vpc_fails_its_checks_and_raises_nothing(aws, config, amis):
     checks = check_platform(aws, config(), amis)
     assert checks and not any(check.passed for check in checks)
     assert one(checks, "prod: VPC chk-prod").detail == "no VPC named chk-prod"
-    assert one(checks, "live: fleet chk-live-web").detail == "no Auto Scaling group named chk-live-web"
+    assert (
+        one(checks, "live: fleet chk-live-web").detail == "no Auto Scaling group named chk-live-web"
+    )
     assert one(checks, "trial: bucket chk-trial-assets").detail == "no bucket chk-trial-assets"
 
 
@@ -217,9 +228,21 @@ def test_ssh_and_database_doors(aws, config, client, amis):
     security_group(ec2, prod, "chk-live-web", tcp(8080, group=app))
     security_group(ec2, prod, "chk-prod-db", tcp(3306, group=app))
     lab, _ = network(ec2, cfg, "lab")
-    lab_bastion = security_group(ec2, lab, "chk-lab-bastion", tcp(22, cidr="203.0.113.0/24"), tcp(22, cidr="0.0.0.0/0"))
+    lab_bastion = security_group(
+        ec2, lab, "chk-lab-bastion", tcp(22, cidr="203.0.113.0/24"), tcp(22, cidr="0.0.0.0/0")
+    )
     lab_app = security_group(ec2, lab, "chk-trial-app", tcp(22, group=lab_bastion))
-    security_group(ec2, lab, "chk-trial-web", {"IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535, "IpRanges": [{"CidrIp": "10.21.0.0/20"}]})
+    security_group(
+        ec2,
+        lab,
+        "chk-trial-web",
+        {
+            "IpProtocol": "tcp",
+            "FromPort": 0,
+            "ToPort": 65535,
+            "IpRanges": [{"CidrIp": "10.21.0.0/20"}],
+        },
+    )
     security_group(ec2, lab, "chk-lab-db", tcp(3306, cidr="10.21.0.0/20"))
 
     checks = check_platform(aws, cfg, amis)
@@ -230,7 +253,11 @@ def test_ssh_and_database_doors(aws, config, client, amis):
     door = one(checks, "lab: SSH reaches the bastion")
     assert not door.passed and door.detail == "also admits tcp 22 from 0.0.0.0/0"
     apps = one(checks, "trial: SSH reaches its application servers")
-    assert not apps.passed and "chk-trial-web's group" in apps.detail and "admits tcp 0-65535 from 10.21.0.0/20" in apps.detail
+    assert (
+        not apps.passed
+        and "chk-trial-web's group" in apps.detail
+        and "admits tcp 0-65535 from 10.21.0.0/20" in apps.detail
+    )
     database = one(checks, "lab: the database admits")
     assert not database.passed
     assert "also admits tcp 3306 from 10.21.0.0/20" in database.detail
@@ -240,14 +267,24 @@ def test_ssh_and_database_doors(aws, config, client, amis):
 # -- 3. fleets -----------------------------------------------------------------------------
 
 
-def fleet(client, name: str, ami: str, health: str, size: tuple[int, int, int], target_groups=(), versions=1) -> str:
+def fleet(
+    client,
+    name: str,
+    ami: str,
+    health: str,
+    size: tuple[int, int, int],
+    target_groups=(),
+    versions=1,
+) -> str:
     ec2, scaling = client("ec2"), client("autoscaling")
     template = ec2.create_launch_template(
-        LaunchTemplateName=name + "-lt", LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.micro"}
+        LaunchTemplateName=name + "-lt",
+        LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.micro"},
     )["LaunchTemplate"]
     for _ in range(versions - 1):
         ec2.create_launch_template_version(
-            LaunchTemplateId=template["LaunchTemplateId"], LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.small"}
+            LaunchTemplateId=template["LaunchTemplateId"],
+            LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.small"},
         )
     scaling.create_auto_scaling_group(
         AutoScalingGroupName=name + "-20260101",
@@ -267,13 +304,17 @@ def test_fleets_bounds_health_checks_and_baked_ami(aws, config, client, amis):
     cfg = config()
     ec2 = client("ec2")
     prod, _ = network(ec2, cfg, "prod")
-    target_group = client("elbv2").create_target_group(Name="chk-live-web", Protocol="HTTP", Port=8080, VpcId=prod)
+    target_group = client("elbv2").create_target_group(
+        Name="chk-live-web", Protocol="HTTP", Port=8080, VpcId=prod
+    )
     arn = target_group["TargetGroups"][0]["TargetGroupArn"]
     fleet(client, "chk-live-web", amis["web"], "ELB", (2, 4, 2), [arn], versions=2)
     fleet(client, "chk-trial-web", amis["other"], "EC2", (1, 3, 1))
 
     checks = check_platform(aws, cfg, amis)
-    live = one(checks, "live: fleet chk-live-web keeps 2 to 4 instances (desired 2), ELB health checks")
+    live = one(
+        checks, "live: fleet chk-live-web keeps 2 to 4 instances (desired 2), ELB health checks"
+    )
     assert live.passed, live.detail
     assert f"version 2, {amis['web']}" in live.detail  # the exact version, reported when passed too
     trial = one(checks, "trial: fleet chk-trial-web keeps 1 to 3 instances (desired 2)")
@@ -293,7 +334,9 @@ def test_fleets_bounds_health_checks_and_baked_ami(aws, config, client, amis):
 def load_balancer(client, name: str, subnets: list[str], ssl_policy: str, http_action: dict) -> str:
     elbv2 = client("elbv2")
     certificate = client("acm").request_certificate(DomainName="*.chk.example")["CertificateArn"]
-    lb = elbv2.create_load_balancer(Name=name, Subnets=subnets, Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
+    lb = elbv2.create_load_balancer(Name=name, Subnets=subnets, Type="application")[
+        "LoadBalancers"
+    ][0]["LoadBalancerArn"]
     https = elbv2.create_listener(
         LoadBalancerArn=lb,
         Protocol="HTTPS",
@@ -302,11 +345,15 @@ def load_balancer(client, name: str, subnets: list[str], ssl_policy: str, http_a
         Certificates=[{"CertificateArn": certificate}],
         DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
     )["Listeners"][0]["ListenerArn"]
-    elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=[http_action])
+    elbv2.create_listener(
+        LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=[http_action]
+    )
     return https
 
 
-def route(client, listener: str, priority: int, paths: list[str], hosts: list[str], target_group: str) -> None:
+def route(
+    client, listener: str, priority: int, paths: list[str], hosts: list[str], target_group: str
+) -> None:
     conditions = [{"Field": "path-pattern", "PathPatternConfig": {"Values": paths}}]
     if hosts:
         conditions.append({"Field": "host-header", "HostHeaderConfig": {"Values": hosts}})
@@ -321,14 +368,27 @@ def route(client, listener: str, priority: int, paths: list[str], hosts: list[st
 def test_listeners_and_routing_rules(aws, config, client, amis):
     cfg = config()
     ec2, elbv2 = client("ec2"), client("elbv2")
-    redirect = {"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}
+    redirect = {
+        "Type": "redirect",
+        "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"},
+    }
     prod, prod_subnets = network(ec2, cfg, "prod")
-    https = load_balancer(client, "chk-prod", [z["public"] for z in prod_subnets.values()], "ELBSecurityPolicy-TLS13-1-2-2021-06", redirect)
-    web = elbv2.create_target_group(Name="chk-live-web", Protocol="HTTP", Port=8080, VpcId=prod)["TargetGroups"][0]
+    https = load_balancer(
+        client,
+        "chk-prod",
+        [z["public"] for z in prod_subnets.values()],
+        "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        redirect,
+    )
+    web = elbv2.create_target_group(Name="chk-live-web", Protocol="HTTP", Port=8080, VpcId=prod)[
+        "TargetGroups"
+    ][0]
     route(client, https, 1000, ["/app/*"], ["live.chk.example"], web["TargetGroupArn"])
 
     lab, lab_subnets = network(ec2, cfg, "lab")
-    forward = elbv2.create_target_group(Name="stray", Protocol="HTTP", Port=80, VpcId=lab)["TargetGroups"][0]["TargetGroupArn"]
+    forward = elbv2.create_target_group(Name="stray", Protocol="HTTP", Port=80, VpcId=lab)[
+        "TargetGroups"
+    ][0]["TargetGroupArn"]
     lab_https = load_balancer(
         client,
         "chk-lab",
@@ -340,15 +400,23 @@ def test_listeners_and_routing_rules(aws, config, client, amis):
     route(client, lab_https, 1000, ["/app/*"], ["trial.chk.example"], forward)
 
     checks = check_platform(aws, cfg, amis)
-    listeners = one(checks, "prod: load balancer chk-prod listens on HTTPS 443 with ELBSecurityPolicy-TLS13-1-2-2021-06")
+    listeners = one(
+        checks,
+        "prod: load balancer chk-prod listens on HTTPS 443 with ELBSecurityPolicy-TLS13-1-2-2021-06",
+    )
     assert listeners.passed, listeners.detail
-    assert one(checks, "live: /app/* on live.chk.example forward to web's target group chk-live-web").passed
+    assert one(
+        checks, "live: /app/* on live.chk.example forward to web's target group chk-live-web"
+    ).passed
     lab_listeners = one(checks, "lab: load balancer chk-lab")
     assert not lab_listeners.passed
     assert "port 443 has TLS policy ELBSecurityPolicy-2016-08" in lab_listeners.detail
     assert "port 80 does forward, not a redirect" in lab_listeners.detail
     routing = one(checks, "trial: /app/* on trial.chk.example forward")
-    assert not routing.passed and routing.detail == "the rule for /app/* on trial.chk.example forwards to stray"
+    assert (
+        not routing.passed
+        and routing.detail == "the rule for /app/* on trial.chk.example forwards to stray"
+    )
 
 
 # -- 5. database -------------------------------------------------------------------------------
@@ -376,7 +444,9 @@ def test_aurora_writer_readers_and_encryption(aws, config, client, amis):
     cluster(client, "chk-prod", 2, encrypted=True)  # live overrides replicas: 1
     cluster(client, "chk-lab", 2, encrypted=False)  # replicas: 0
     checks = check_platform(aws, config(), amis)
-    assert one(checks, "prod: Aurora cluster chk-prod has a writer and 1 reader, storage encrypted").passed
+    assert one(
+        checks, "prod: Aurora cluster chk-prod has a writer and 1 reader, storage encrypted"
+    ).passed
     lab = one(checks, "lab: Aurora cluster chk-lab has a writer and 0 readers")
     assert not lab.passed and lab.detail == "1 readers (chk-lab-instance-2); storage not encrypted"
 
@@ -384,17 +454,34 @@ def test_aurora_writer_readers_and_encryption(aws, config, client, amis):
 # -- 6. buckets --------------------------------------------------------------------------------
 
 
-def bucket(s3, name: str, *, private=True, encryption: str | None = "aws:kms", versioning: str | None = "Enabled") -> None:
+def bucket(
+    s3,
+    name: str,
+    *,
+    private=True,
+    encryption: str | None = "aws:kms",
+    versioning: str | None = "Enabled",
+) -> None:
     s3.create_bucket(Bucket=name)
     if private:
         s3.put_public_access_block(
             Bucket=name,
-            PublicAccessBlockConfiguration={k: True for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")},
+            PublicAccessBlockConfiguration=dict.fromkeys(
+                (
+                    "BlockPublicAcls",
+                    "IgnorePublicAcls",
+                    "BlockPublicPolicy",
+                    "RestrictPublicBuckets",
+                ),
+                True,
+            ),
         )
     if encryption:
         s3.put_bucket_encryption(
             Bucket=name,
-            ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": encryption}}]},
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": encryption}}]
+            },
         )
     if versioning:
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning})
@@ -421,14 +508,21 @@ def test_buckets_private_encrypted_versioned_as_configured(aws, config, client, 
         "default encryption none; versioning never enabled"
     )
     scratch = one(checks, "bucket chk-trial-scratch")
-    assert not scratch.passed and scratch.detail == "versioning Enabled, but infra.yaml says versioning: false"
+    assert (
+        not scratch.passed
+        and scratch.detail == "versioning Enabled, but infra.yaml says versioning: false"
+    )
 
 
 # -- 7. CloudFront -----------------------------------------------------------------------------
 
 
 def distribution(client, comment: str, bucket: str, access_control: str | None) -> None:
-    origin: dict = {"Id": "assets", "DomainName": f"{bucket}.s3.us-east-1.amazonaws.com", "S3OriginConfig": {"OriginAccessIdentity": ""}}
+    origin: dict = {
+        "Id": "assets",
+        "DomainName": f"{bucket}.s3.us-east-1.amazonaws.com",
+        "S3OriginConfig": {"OriginAccessIdentity": ""},
+    }
     if access_control:
         origin["OriginAccessControlId"] = access_control
     client("cloudfront").create_distribution(
@@ -455,7 +549,10 @@ def test_distributions_need_origin_access_control(aws, config, client, amis):
     assert not live.passed and live.detail == "no distribution with comment chk-live"
     served = one(checks, "trial: CloudFront distribution chk-trial serves chk-trial-assets")
     assert served.passed, served.detail
-    trial = one(checks, "trial: CloudFront distribution chk-trial reads each bucket through an origin access control")
+    trial = one(
+        checks,
+        "trial: CloudFront distribution chk-trial reads each bucket through an origin access control",
+    )
     assert not trial.passed and trial.detail == "chk-trial-assets has no origin access control"
     # moto 5.2 keeps no OriginAccessControlId on an origin, so the passing
     # case is the rehearsal's to show, on an emulator that keeps it.
@@ -467,23 +564,38 @@ def test_distributions_need_origin_access_control(aws, config, client, amis):
 def test_queues_dead_letters_and_topic_subscriptions(aws, config, client, amis):
     sqs, sns = client("sqs"), client("sns")
     dead = sqs.create_queue(QueueName="chk-live-jobs-dlq")["QueueUrl"]
-    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     live = sqs.create_queue(
         QueueName="chk-live-jobs",
-        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": 3})},
+        Attributes={
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": 3})
+        },
     )["QueueUrl"]
-    live_arn = sqs.get_queue_attributes(QueueUrl=live, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    live_arn = sqs.get_queue_attributes(QueueUrl=live, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     topic = sns.create_topic(Name="chk-live-events")["TopicArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=live_arn)
     sqs.create_queue(QueueName="chk-trial-jobs")  # no dead-letter queue
     trial_topic = sns.create_topic(Name="chk-trial-events")["TopicArn"]
-    sns.subscribe(TopicArn=trial_topic, Protocol="sqs", Endpoint=live_arn)  # the wrong environment's queue
+    sns.subscribe(
+        TopicArn=trial_topic, Protocol="sqs", Endpoint=live_arn
+    )  # the wrong environment's queue
 
     checks = check_platform(aws, config(), amis)
-    queue = one(checks, "live: queue chk-live-jobs moves a message to its dead-letter queue after 3 receives")
+    queue = one(
+        checks,
+        "live: queue chk-live-jobs moves a message to its dead-letter queue after 3 receives",
+    )
     assert queue.passed and queue.detail == "dead-letter queue chk-live-jobs-dlq"
-    assert one(checks, "live: topic chk-live-events delivers to queues chk-live-jobs over sqs").passed
-    assert one(checks, "trial: queue chk-trial-jobs").detail == "chk-trial-jobs has no redrive policy"
+    assert one(
+        checks, "live: topic chk-live-events delivers to queues chk-live-jobs over sqs"
+    ).passed
+    assert (
+        one(checks, "trial: queue chk-trial-jobs").detail == "chk-trial-jobs has no redrive policy"
+    )
     subscriptions = one(checks, "trial: topic chk-trial-events")
     assert not subscriptions.passed
     assert subscriptions.detail == f"no sqs subscription of chk-trial-jobs; found sqs {live_arn}"
@@ -494,13 +606,18 @@ def test_queues_dead_letters_and_topic_subscriptions(aws, config, client, amis):
 
 def function(client, name: str, runtime: str) -> str:
     role = client("iam").create_role(
-        RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        RoleName=name,
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
     )["Role"]["Arn"]
     package = io.BytesIO()
     with zipfile.ZipFile(package, "w") as archive:
         archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
     return client("lambda").create_function(
-        FunctionName=name, Runtime=runtime, Role=role, Handler="handler.handler", Code={"ZipFile": package.getvalue()}
+        FunctionName=name,
+        Runtime=runtime,
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": package.getvalue()},
     )["FunctionArn"]
 
 
@@ -518,14 +635,19 @@ def test_the_function_and_its_upload_trigger(aws, config, client, amis):
     s3.put_bucket_notification_configuration(
         Bucket="chk-live-assets",
         NotificationConfiguration={
-            "LambdaFunctionConfigurations": [{"Id": "thumbs", "LambdaFunctionArn": arn, "Events": ["s3:ObjectCreated:*"]}]
+            "LambdaFunctionConfigurations": [
+                {"Id": "thumbs", "LambdaFunctionArn": arn, "Events": ["s3:ObjectCreated:*"]}
+            ]
         },
     )
     function(client, "chk-trial-thumbs", "python3.11")
     s3.create_bucket(Bucket="chk-trial-assets")
 
     checks = check_platform(aws, config(), amis)
-    live = one(checks, "live: function chk-live-thumbs runs python3.12 and every new object in chk-live-assets invokes it")
+    live = one(
+        checks,
+        "live: function chk-live-thumbs runs python3.12 and every new object in chk-live-assets invokes it",
+    )
     assert live.passed, live.detail
     trial = one(checks, "trial: function chk-trial-thumbs")
     assert not trial.passed

@@ -29,14 +29,35 @@ SHARED = ("prod-shared", "lab-shared")
 
 def _start_plan_all(folder: Path, endpoint: str, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "levels_tf", "-c", str(folder / "infra.yaml"), "plan", "--all", "--parallelism", "4",
-         "--json", "--aws-endpoint", endpoint, "--backend", "local"],
-        cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "levels_tf",
+            "-c",
+            str(folder / "infra.yaml"),
+            "plan",
+            "--all",
+            "--parallelism",
+            "4",
+            "--json",
+            "--aws-endpoint",
+            endpoint,
+            "--backend",
+            "local",
+        ],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
 @pytest.mark.slow
-def test_first_plan_all_of_fresh_stacks_on_an_empty_cache_from_zip_packages(tmp_path, run, aws_env, zip_terraform_env):
+def test_first_plan_all_of_fresh_stacks_on_an_empty_cache_from_zip_packages(
+    tmp_path, run, aws_env, zip_terraform_env
+):
     """Two `plan --all` at once, each running its stacks in parallel, on fresh
     stacks (no lock files) sharing one empty plugin cache: every init installs
     the provider from its zip into that cache while other plans read it."""
@@ -48,14 +69,16 @@ def test_first_plan_all_of_fresh_stacks_on_an_empty_cache_from_zip_packages(tmp_
         folder = tmp_path / name
         folder.mkdir()
         shutil.copy(CONFIG, folder / "infra.yaml")
-        rendered = run("render", "--aws-endpoint", aws_env, "--backend", "local", config=folder / "infra.yaml")
+        rendered = run(
+            "render", "--aws-endpoint", aws_env, "--backend", "local", config=folder / "infra.yaml"
+        )
         assert rendered.exit_code == 0, rendered.output
         folders.append(folder)
 
     running = [_start_plan_all(folder, aws_env, env) for folder in folders]
     results = [process.communicate(timeout=1200) for process in running]
 
-    for folder, (stdout, stderr) in zip(folders, results):
+    for folder, (stdout, stderr) in zip(folders, results, strict=False):
         assert "checksum" not in stdout + stderr, f"{folder.name}:\n{stderr}"
         planned = {stack["stack"]: stack for stack in json.loads(stdout)["stacks"]}
         for name in SHARED:
@@ -95,7 +118,9 @@ def test_the_verbs_are_found():
 
 
 @pytest.mark.parametrize("verb", sorted(_verbs()))
-def test_every_terraform_run_in_a_stack_waits_while_an_init_holds_the_cache(verb, tmp_path, terraform_env, monkeypatch):
+def test_every_terraform_run_in_a_stack_waits_while_an_init_holds_the_cache(
+    verb, tmp_path, terraform_env, monkeypatch
+):
     """The kind: whatever Terraform runs in a stack reads (or, for init,
     writes) the providers in the shared cache, so it must not start while an
     init holds the cache; and init must not start while anything runs."""

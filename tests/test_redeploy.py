@@ -54,7 +54,9 @@ def env(tree, terraform_env) -> dict[str, str]:
 
 
 def _render(run, folder: Path, endpoint: str) -> None:
-    result = run("render", "--aws-endpoint", endpoint, "--backend", "local", config=folder / "infra.yaml")
+    result = run(
+        "render", "--aws-endpoint", endpoint, "--backend", "local", config=folder / "infra.yaml"
+    )
     assert result.exit_code == 0, result.output + result.stderr
 
 
@@ -74,7 +76,9 @@ def _terraform(env: dict[str, str], *runs: tuple[Path, list[str]]) -> None:
     started = [(stack, args, _start(env, stack, *args)) for stack, args in runs]
     for stack, args, process in started:
         output, _ = process.communicate(timeout=900)
-        assert process.returncode == 0, f"terraform {' '.join(args)} in {stack.name}:\n{output[-4000:]}"
+        assert process.returncode == 0, (
+            f"terraform {' '.join(args)} in {stack.name}:\n{output[-4000:]}"
+        )
 
 
 def _planned(env: dict[str, str], stack: Path, *targets: str) -> list[dict]:
@@ -82,7 +86,12 @@ def _planned(env: dict[str, str], stack: Path, *targets: str) -> list[dict]:
     plan = stack / "test.tfplan"
     _terraform(env, (stack, ["plan", "-out", str(plan), *(f"-target={t}" for t in targets)]))
     shown = subprocess.run(
-        ["terraform", "show", "-json", str(plan)], cwd=stack, env=env, capture_output=True, text=True, check=True
+        ["terraform", "show", "-json", str(plan)],
+        cwd=stack,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(shown.stdout).get("resource_changes", [])
 
@@ -103,7 +112,10 @@ def test_destroy_apply_destroy_with_what_aws_keeps(tree, env, aws_env):
     # are deleted at once: nothing of the stack holds a name after a destroy.
     assert _change(_planned(env, shared, VAULT), VAULT)["after"]["force_destroy"] is True
     secret = f'{SECRETS}.aws_secretsmanager_secret.this["app/signing_key"]'
-    assert _change(_planned(env, environment, SECRETS), secret)["after"]["recovery_window_in_days"] == 0
+    assert (
+        _change(_planned(env, environment, SECRETS), secret)["after"]["recovery_window_in_days"]
+        == 0
+    )
 
     for _ in range(2):
         _terraform(
@@ -116,7 +128,10 @@ def test_destroy_apply_destroy_with_what_aws_keeps(tree, env, aws_env):
         _terraform(
             env,
             (shared, ["destroy", "-auto-approve"]),
-            (environment, ["destroy", "-auto-approve", f"-target={SECRETS}", f"-target={DATA_KEY}"]),
+            (
+                environment,
+                ["destroy", "-auto-approve", f"-target={SECRETS}", f"-target={DATA_KEY}"],
+            ),
         )
 
     # Each cluster left its own final snapshot, and no secret is left behind.
@@ -146,7 +161,10 @@ def test_production_keeps_backups_and_deleted_secrets(tree, env, run, aws_env):
     _terraform(env, (environment, ["init"]))
     assert _change(_planned(env, shared, VAULT), VAULT)["after"]["force_destroy"] is False
     secret = f'{SECRETS}.aws_secretsmanager_secret.this["app/signing_key"]'
-    assert _change(_planned(env, environment, SECRETS), secret)["after"]["recovery_window_in_days"] == 30
+    assert (
+        _change(_planned(env, environment, SECRETS), secret)["after"]["recovery_window_in_days"]
+        == 30
+    )
 
 
 def test_a_minor_upgrade_by_aws_is_not_undone(tree, env, run, aws_env):
@@ -154,11 +172,16 @@ def test_a_minor_upgrade_by_aws_is_not_undone(tree, env, run, aws_env):
     _terraform(env, (shared, ["init"]))
     _terraform(env, (shared, ["apply", "-auto-approve", f"-target={CLUSTER}"]))
     rds = boto3.client("rds", region_name=REGION, endpoint_url=aws_env)
-    assert rds.describe_db_clusters(DBClusterIdentifier="again-lab")["DBClusters"][0]["EngineVersion"] == VERSION
+    assert (
+        rds.describe_db_clusters(DBClusterIdentifier="again-lab")["DBClusters"][0]["EngineVersion"]
+        == VERSION
+    )
 
     # AWS installs a newer release of the same major version in the maintenance window.
     upgraded = "8.0.mysql_aurora.3.08.1"
-    rds.modify_db_cluster(DBClusterIdentifier="again-lab", EngineVersion=upgraded, ApplyImmediately=True)
+    rds.modify_db_cluster(
+        DBClusterIdentifier="again-lab", EngineVersion=upgraded, ApplyImmediately=True
+    )
     cluster = _change(_planned(env, shared, CLUSTER), CLUSTER)
     assert cluster["before"]["engine_version"] == upgraded
     assert cluster["after"]["engine_version"] == upgraded
@@ -166,7 +189,9 @@ def test_a_minor_upgrade_by_aws_is_not_undone(tree, env, run, aws_env):
     # A newer release, or another major version, asked for in infra.yaml is still a change.
     config = tree / "infra.yaml"
     for wanted in ("8.0.mysql_aurora.3.09.0", "5.7.mysql_aurora.2.12.0"):
-        config.write_text(CONFIG.read_text().replace("database:\n", f"database:\n  engine_version: {wanted}\n"))
+        config.write_text(
+            CONFIG.read_text().replace("database:\n", f"database:\n  engine_version: {wanted}\n")
+        )
         _render(run, tree, aws_env)
         cluster = _change(_planned(env, shared, CLUSTER), CLUSTER)
         assert cluster["before"]["engine_version"] == upgraded

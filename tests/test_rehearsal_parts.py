@@ -11,7 +11,15 @@ import pytest
 
 from levels_tf import images
 from levels_tf.emulator import check_loopback
-from levels_tf.emulator_profile import MOTO, PROFILES, Difference, Seeded, bastion_ami, seed_images, seed_name
+from levels_tf.emulator_profile import (
+    MOTO,
+    PROFILES,
+    Difference,
+    Seeded,
+    bastion_ami,
+    seed_images,
+    seed_name,
+)
 from levels_tf.errors import UsageError
 from levels_tf.rehearsal_report import FAILED, PASSED, Outcome, PlannedChange, Report, as_json, text
 from levels_tf.validation import load_config
@@ -37,13 +45,21 @@ def test_every_base_and_the_bastion_get_a_seeded_image(path):
     assert len({r["ami_id"] for r in records}) == len(records)
     assert bastion_ami(records) in {r["ami_id"] for r in records}
     for record in records:
-        owner = images.BASES[next(b for b in images.BASES if seed_name(images.BASES[b].name) == record["name"])].owner
+        owner = images.BASES[
+            next(b for b in images.BASES if seed_name(images.BASES[b].name) == record["name"])
+        ].owner
         assert record["owner_id"] == owner or (owner == "amazon" and record["owner_id"].isdigit())
 
 
 @pytest.mark.parametrize(
     "url",
-    ["http://10.0.0.5:4566", "http://example.com:5000", "ftp://127.0.0.1:21", "http://0.0.0.0:4566", "127.0.0.1:4566"],
+    [
+        "http://10.0.0.5:4566",
+        "http://example.com:5000",
+        "ftp://127.0.0.1:21",
+        "http://0.0.0.0:4566",
+        "127.0.0.1:4566",
+    ],
 )
 def test_only_a_loopback_endpoint_is_accepted(url):
     with pytest.raises(UsageError, match="loopback"):
@@ -80,7 +96,9 @@ def test_every_adaptation_says_why_and_stays_in_override_files(path, tmp_path, r
         assert adaptations, profile.name
         for adaptation in adaptations:
             assert adaptation.reason.strip()
-            assert adaptation.path.endswith("_override.tf"), "Terraform merges only *_override.tf files over the rendered ones"
+            assert adaptation.path.endswith("_override.tf"), (
+                "Terraform merges only *_override.tf files over the rendered ones"
+            )
             assert adaptation.text.startswith("# levels-tf rehearse:")
         zone = [a for a in adaptations if "ZSEEDED" in a.text]
         assert len(zone) == len(shared)
@@ -92,7 +110,9 @@ def test_known_differences_match_only_what_they_name():
     assert not difference.matches("dev", 'module.service["api"].aws_autoscaling_group.this')
 
 
-def test_every_read_back_adaptation_names_a_rendered_resource_and_keeps_its_own_ignores(tmp_path, run):
+def test_every_read_back_adaptation_names_a_rendered_resource_and_keeps_its_own_ignores(
+    tmp_path, run
+):
     """An ignore_changes override replaces the resource's own list: it must
     repeat it, and name a resource (and module) levels-tf renders."""
     import re
@@ -101,17 +121,29 @@ def test_every_read_back_adaptation_names_a_rendered_resource_and_keeps_its_own_
     assert run("render", config=config).exit_code == 0
     for entry in MOTO.read_back:
         kind, name = entry.resource.split(".")
-        text = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "modules" / entry.module).glob("*.tf"))
+        text = "".join(
+            p.read_text(encoding="utf-8")
+            for p in (tmp_path / "modules" / entry.module).glob("*.tf")
+        )
         block = re.search(rf'resource "{kind}" "{name}" {{\n(.*?)\n}}\n', text, re.S)
         assert block, f"modules/{entry.module} renders no {entry.resource}"
         own = re.search(r"ignore_changes\s*=\s*\[([^\]]*)\]", block.group(1))
-        assert set(entry.keep) == ({x.strip() for x in own.group(1).split(",") if x.strip()} if own else set()), entry
+        assert set(entry.keep) == (
+            {x.strip() for x in own.group(1).split(",") if x.strip()} if own else set()
+        ), entry
 
 
 def test_only_the_checks_the_emulator_cannot_answer_are_excused():
-    name = "dev: CloudFront distribution levels-dev reads each bucket through an origin access control"
+    name = (
+        "dev: CloudFront distribution levels-dev reads each bucket through an origin access control"
+    )
     assert MOTO.unreadable_check("check", name) is not None
-    assert MOTO.unreadable_check("check", "dev: CloudFront distribution levels-dev serves levels-dev-web") is None
+    assert (
+        MOTO.unreadable_check(
+            "check", "dev: CloudFront distribution levels-dev serves levels-dev-web"
+        )
+        is None
+    )
     assert MOTO.unreadable_check("roll", name) is None
     report = Report(emulator="moto")
     report.step("check").status = PASSED
@@ -125,13 +157,27 @@ def test_only_the_checks_the_emulator_cannot_answer_are_excused():
 
 def _report() -> Report:
     report = Report(emulator="moto", endpoint="http://127.0.0.1:1")
-    for name, status, seconds in (("apply", PASSED, 312.4), ("check", FAILED, 3.0), ("destroy", PASSED, 61)):
+    for name, status, seconds in (
+        ("apply", PASSED, 312.4),
+        ("check", FAILED, 3.0),
+        ("destroy", PASSED, 61),
+    ):
         step = report.step(name)
         step.status, step.seconds = status, seconds
     report.step("check").detail = "1 of 2 checks failed"
-    report.checks = [Outcome("check", "dev: the queue has a dead-letter queue", True), Outcome("check", "qa: bucket private", False, "public")]
+    report.checks = [
+        Outcome("check", "dev: the queue has a dead-letter queue", True),
+        Outcome("check", "qa: bucket private", False, "public"),
+    ]
     report.adaptations = [("stacks/x/rehearsal_override.tf", "a reason")]
-    report.replanned = [PlannedChange("dev", "module.log_bucket.aws_s3_bucket_notification.this", "update", "moto does not read it back")]
+    report.replanned = [
+        PlannedChange(
+            "dev",
+            "module.log_bucket.aws_s3_bucket_notification.this",
+            "update",
+            "moto does not read it back",
+        )
+    ]
     return report
 
 
@@ -141,7 +187,10 @@ def test_the_report_fails_on_a_failed_check_and_says_which():
     shown = text(report)
     assert "apply      5m12s  passed" in shown
     assert "check         3s  failed: 1 of 2 checks failed" in shown
-    assert "checks: 1 passed, 1 failed" in shown and "FAILED [check] qa: bucket private: public" in shown
+    assert (
+        "checks: 1 passed, 1 failed" in shown
+        and "FAILED [check] qa: bucket private: public" in shown
+    )
     assert "stacks/x/rehearsal_override.tf: a reason" in shown
     assert shown.endswith("rehearsal on moto: FAILED")
     data = as_json(report)
@@ -168,7 +217,13 @@ def test_the_first_set_up_command_ends_in_a_rehearsal_of_the_reference():
     assert "\n" not in block.strip()
     assert block.strip().endswith("&& .venv/bin/levels-tf rehearse")
     assert "'.[rehearse]'" in block and "packer" in block
-    extras = (ROOT / "setup.cfg").read_text(encoding="utf-8").split("rehearse =")[1].split("\n")[1].strip()
+    extras = (
+        (ROOT / "setup.cfg")
+        .read_text(encoding="utf-8")
+        .split("rehearse =")[1]
+        .split("\n")[1]
+        .strip()
+    )
     from levels_tf.emulator import KINDS
 
     assert extras == KINDS["moto"].requirement

@@ -21,7 +21,20 @@ from .conftest import ROOT, _provider_mirror, copy_reference, require_tool
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
 SMALL = ROOT / "tests" / "configs" / "rehearsal-small"
-STEPS = ["emulator", "seed", "render", "bootstrap", "bake", "package", "apply", "check", "roll", "re-plan", "destroy", "stop"]
+STEPS = [
+    "emulator",
+    "seed",
+    "render",
+    "bootstrap",
+    "bake",
+    "package",
+    "apply",
+    "check",
+    "roll",
+    "re-plan",
+    "destroy",
+    "stop",
+]
 
 
 def _environment(tmp_path: Path) -> dict[str, str]:
@@ -35,7 +48,11 @@ def _environment(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
     env.update(HOME=str(home), TMPDIR=str(scratch), XDG_CACHE_HOME=str(home / ".cache"))
     # Whatever the user's AWS settings say, a rehearsal must not use them.
-    env.update(AWS_PROFILE="production-admin", AWS_ACCESS_KEY_ID="AKIAREALKEYNOTFORTESTS", AWS_SECRET_ACCESS_KEY="real")
+    env.update(
+        AWS_PROFILE="production-admin",
+        AWS_ACCESS_KEY_ID="AKIAREALKEYNOTFORTESTS",
+        AWS_SECRET_ACCESS_KEY="real",
+    )
     mirror = _provider_mirror()
     if mirror:
         env["LEVELS_TF_PROVIDER_MIRROR"] = mirror
@@ -43,7 +60,9 @@ def _environment(tmp_path: Path) -> dict[str, str]:
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def _leftovers(scratch: Path) -> list[str]:
@@ -62,7 +81,9 @@ def _leftovers(scratch: Path) -> list[str]:
     return found
 
 
-def _rehearse(folder: Path, env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+def _rehearse(
+    folder: Path, env: dict[str, str], *args: str
+) -> tuple[subprocess.CompletedProcess, dict]:
     result = subprocess.run(
         [sys.executable, "-m", "levels_tf", "-c", str(folder / "infra.yaml"), "rehearse", "--json", *args],
         cwd=folder, env=env, capture_output=True, text=True, timeout=1500, stdin=subprocess.DEVNULL,
@@ -70,7 +91,9 @@ def _rehearse(folder: Path, env: dict[str, str], *args: str) -> tuple[subprocess
     try:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"no JSON report (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+        pytest.fail(
+            f"no JSON report (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+        )
     return result, report
 
 
@@ -103,7 +126,10 @@ def test_the_reference_platform_rehearses_end_to_end(tmp_path):
     assert len(names) >= 30, names
     rolled = [c for c in report["checks"] if c["step"] == "roll"]
     assert sorted(c["name"].split(":")[0] for c in rolled) == ["dev", "production", "qa", "test"]
-    assert {a["path"] for a in report["adaptations"]} >= {"modules/cdn/rehearsal_override.tf", "modules/database/rehearsal_override.tf"}
+    assert {a["path"] for a in report["adaptations"]} >= {
+        "modules/cdn/rehearsal_override.tf",
+        "modules/database/rehearsal_override.tf",
+    }
     print(json.dumps([(s["name"], s["seconds"]) for s in report["steps"]]))
 
 
@@ -115,7 +141,9 @@ def test_a_single_group_with_serverless_and_secrets_manager_rehearses(tmp_path):
     result, report = _rehearse(folder, env, "--backend", "local")
     _assert_complete(result, report, folder, before, tmp_path / "tmp")
     names = [c["name"] for c in report["checks"]]
-    assert any(name.startswith("staging:") for name in names) and any(name.startswith("preview:") for name in names)
+    assert any(name.startswith("staging:") for name in names) and any(
+        name.startswith("preview:") for name in names
+    )
     detail = {s["name"]: s["detail"] for s in report["steps"]}
     assert detail["bootstrap"] == "local state"
     assert "web" in detail["bake"] and "jobs" in detail["bake"]
@@ -222,7 +250,13 @@ def test_the_watchdog_fails_a_step_the_emulator_keeps_failing(tmp_path, terrafor
         )  # fmt: skip
 
         def apply() -> str:
-            process.stream(["terraform", "apply", "-auto-approve", "-input=false"], lambda line: None, cwd=stack, env=env, timeout=900)
+            process.stream(
+                ["terraform", "apply", "-auto-approve", "-input=false"],
+                lambda line: None,
+                cwd=stack,
+                env=env,
+                timeout=900,
+            )
             return "applied"
 
         started = time.monotonic()
@@ -230,7 +264,9 @@ def test_the_watchdog_fails_a_step_the_emulator_keeps_failing(tmp_path, terrafor
         took = time.monotonic() - started
         step = run.report.step("apply")
         assert step.status == "failed"
-        assert "kept failing" in step.detail and "create_backup_selection" in step.detail, step.detail
+        assert "kept failing" in step.detail and "create_backup_selection" in step.detail, (
+            step.detail
+        )
         assert took < 120, f"the watchdog took {took:.0f}s"
         assert not _leftovers(stack), "terraform must be stopped"
     finally:

@@ -33,7 +33,9 @@ vpc_groups:
 def _render(text: str) -> dict[str, str]:
     from pathlib import Path
 
-    return render.render(validate_document(loader.parse(textwrap.dedent(text), "infra.yaml"), Path("infra.yaml")))
+    return render.render(
+        validate_document(loader.parse(textwrap.dedent(text), "infra.yaml"), Path("infra.yaml"))
+    )
 
 
 def test_files_per_stack_and_module():
@@ -59,7 +61,9 @@ def test_nat_defaults_follow_production():
 
 def test_local_backend_and_remote_state():
     files = _render(MINIMAL)
-    assert 'backend "local" {\n    path = "terraform.tfstate"\n  }' in files["stacks/one/versions.tf"]
+    assert (
+        'backend "local" {\n    path = "terraform.tfstate"\n  }' in files["stacks/one/versions.tf"]
+    )
     assert 'path = "../lab-shared/terraform.tfstate"' in files["stacks/one/shared.tf"]
 
 
@@ -77,7 +81,13 @@ def test_s3_backend_per_group_and_key_per_stack():
 def test_default_tags_layered():
     files = render.render(load_config(REFERENCE))
     providers = files["stacks/dev/providers.tf"]
-    for line in ('CostCenter  = "levels"', 'Project     = "levels"', 'Stack       = "dev"', 'Environment = "dev"', 'ManagedBy   = "levels-tf"'):
+    for line in (
+        'CostCenter  = "levels"',
+        'Project     = "levels"',
+        'Stack       = "dev"',
+        'Environment = "dev"',
+        'ManagedBy   = "levels-tf"',
+    ):
         assert line in providers, providers
     assert "Environment" not in files["stacks/nonprod-shared/providers.tf"]
 
@@ -126,7 +136,7 @@ def test_emulator_endpoint_and_local_backend_render_for_rehearsals():
     files = render.render(config)
     providers = files["stacks/dev/providers.tf"]
     for service in ENDPOINT_SERVICES:
-        assert f'"http://127.0.0.1:4566"' in providers and f"    {service} " in providers
+        assert '"http://127.0.0.1:4566"' in providers and f"    {service} " in providers
     assert providers.count("skip_credentials_validation = true") == 2  # both providers
     assert 'backend "local"' in files["stacks/dev/versions.tf"]
     assert 'path = "../nonprod-shared/terraform.tfstate"' in files["stacks/dev/shared.tf"]
@@ -145,10 +155,14 @@ def test_emulator_endpoint_with_s3_state():
 def test_default_render_has_no_emulator_settings():
     files = render.render(load_config(REFERENCE))
     stacks = {path: text for path, text in files.items() if path.startswith("stacks/")}
-    assert not any("skip_credentials_validation" in text or "endpoints" in text for text in stacks.values())
+    assert not any(
+        "skip_credentials_validation" in text or "endpoints" in text for text in stacks.values()
+    )
 
 
-@pytest.mark.parametrize("options", [{"aws_endpoint": "ftp://x"}, {"aws_endpoint": "localhost:4566"}, {"backend": "gcs"}])
+@pytest.mark.parametrize(
+    "options", [{"aws_endpoint": "ftp://x"}, {"aws_endpoint": "localhost:4566"}, {"backend": "gcs"}]
+)
 def test_bad_render_options_are_usage_errors(options):
     from levels_tf.errors import UsageError
     from levels_tf.options import RenderOptions

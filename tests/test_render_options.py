@@ -27,7 +27,9 @@ from .conftest import ROOT, _provider_mirror, require_tool
 from .test_deploy import _kms_bucket
 
 CONFIG = ROOT / "tests" / "configs" / "rehearsal" / "infra.yaml"
-STORED_ENDPOINT = "http://127.0.0.1:9"  # nothing listens there: no command may get as far as calling it
+STORED_ENDPOINT = (
+    "http://127.0.0.1:9"  # nothing listens there: no command may get as far as calling it
+)
 OTHER_ENDPOINT = "http://127.0.0.1:10"
 
 # Commands that never read a rendered tree, and why.
@@ -60,10 +62,14 @@ def _commands() -> dict[str, click.Command]:
 
 def test_every_command_is_known_to_read_the_tree_or_not():
     unknown = set(_commands()) - set(TREE_FREE) - set(TREE_READERS)
-    assert not unknown, f"say whether {sorted(unknown)} read the rendered tree (TREE_READERS or TREE_FREE)"
+    assert not unknown, (
+        f"say whether {sorted(unknown)} read the rendered tree (TREE_READERS or TREE_FREE)"
+    )
     for name in TREE_READERS:
         params = {p.name for p in _commands()[name].params}
-        assert {"aws_endpoint", "backend"} <= params, f"{name} must take --aws-endpoint and --backend"
+        assert {"aws_endpoint", "backend"} <= params, (
+            f"{name} must take --aws-endpoint and --backend"
+        )
 
 
 def _bundle(path: Path) -> None:
@@ -105,12 +111,17 @@ def test_an_option_that_contradicts_the_tree_is_refused(run, rehearsal_tree, mon
     monkeypatch.chdir(rehearsal_tree.parent)  # deploy's bundle is relative
     before = {p: p.read_bytes() for p in rehearsal_tree.parent.rglob("*") if p.is_file()}
 
-    line = _refusal(run(command, *args, "--aws-endpoint", OTHER_ENDPOINT, config=rehearsal_tree), "--aws-endpoint")
+    line = _refusal(
+        run(command, *args, "--aws-endpoint", OTHER_ENDPOINT, config=rehearsal_tree),
+        "--aws-endpoint",
+    )
     assert f"`levels-tf render --aws-endpoint {OTHER_ENDPOINT} --backend local` first" in line
     line = _refusal(run(command, *args, "--backend", "s3", config=rehearsal_tree), "--backend s3")
     assert f"`levels-tf render --aws-endpoint {STORED_ENDPOINT} --backend s3` first" in line
     monkeypatch.setenv("AWS_ENDPOINT_URL", OTHER_ENDPOINT)
-    line = _refusal(run(command, *args, config=rehearsal_tree), f"AWS_ENDPOINT_URL={OTHER_ENDPOINT}")
+    line = _refusal(
+        run(command, *args, config=rehearsal_tree), f"AWS_ENDPOINT_URL={OTHER_ENDPOINT}"
+    )
     assert "unset AWS_ENDPOINT_URL" in line
 
     after = {p: p.read_bytes() for p in rehearsal_tree.parent.rglob("*") if p.is_file()}
@@ -122,13 +133,20 @@ def test_render_keeps_the_stored_options_and_takes_new_ones(run, rehearsal_tree,
     stored = folder / options.STORED
     assert run("render", config=rehearsal_tree).exit_code == 0
     assert options.read_stored(folder) == RenderOptions(STORED_ENDPOINT, "local")
-    assert run("render", "--check", "--aws-endpoint", STORED_ENDPOINT + "/", config=rehearsal_tree).exit_code == 0
+    assert (
+        run(
+            "render", "--check", "--aws-endpoint", STORED_ENDPOINT + "/", config=rehearsal_tree
+        ).exit_code
+        == 0
+    )
 
     # $AWS_ENDPOINT_URL, the SDKs' standard variable, where no option is given.
     monkeypatch.setenv("AWS_ENDPOINT_URL", OTHER_ENDPOINT)
     assert run("render", config=rehearsal_tree).exit_code == 0
     assert options.read_stored(folder) == RenderOptions(OTHER_ENDPOINT, "local")
-    assert f'"{OTHER_ENDPOINT}"' in (folder / "stacks" / "trial" / "providers.tf").read_text(encoding="utf-8")
+    assert f'"{OTHER_ENDPOINT}"' in (folder / "stacks" / "trial" / "providers.tf").read_text(
+        encoding="utf-8"
+    )
     assert run("render", "--check", config=rehearsal_tree).exit_code == 0
     monkeypatch.delenv("AWS_ENDPOINT_URL")
 
@@ -143,25 +161,37 @@ def test_render_keeps_the_stored_options_and_takes_new_ones(run, rehearsal_tree,
 
 def test_a_stored_file_levels_tf_did_not_write_is_one_clear_line(tmp_path):
     (tmp_path / ".levels-tf").mkdir()
-    (tmp_path / options.STORED).write_text("# comment\nendpoint: http://127.0.0.1:9\n", encoding="utf-8")
-    refused = r"render-options:2: not a line levels-tf writes; delete it, then run `levels-tf render`"
+    (tmp_path / options.STORED).write_text(
+        "# comment\nendpoint: http://127.0.0.1:9\n", encoding="utf-8"
+    )
+    refused = (
+        r"render-options:2: not a line levels-tf writes; delete it, then run `levels-tf render`"
+    )
     with pytest.raises(UsageError, match=refused):
         options.read_stored(tmp_path)
     (tmp_path / options.STORED).write_text("aws_endpoint: localhost:9\n", encoding="utf-8")
-    with pytest.raises(UsageError, match=r"render-options: --aws-endpoint 'localhost:9' is not an http\(s\) URL"):
+    with pytest.raises(
+        UsageError, match=r"render-options: --aws-endpoint 'localhost:9' is not an http\(s\) URL"
+    ):
         options.read_stored(tmp_path)
 
 
 def test_before_the_first_render_the_options_and_the_sdk_variable_count(tmp_path):
     sdk = {"AWS_ENDPOINT_URL": OTHER_ENDPOINT}
-    assert options.resolve(tmp_path, RenderOptions(None, "local"), "s3", sdk) == RenderOptions(OTHER_ENDPOINT, "local")
-    assert options.resolve(tmp_path, RenderOptions(STORED_ENDPOINT), "s3", sdk) == RenderOptions(STORED_ENDPOINT)
+    assert options.resolve(tmp_path, RenderOptions(None, "local"), "s3", sdk) == RenderOptions(
+        OTHER_ENDPOINT, "local"
+    )
+    assert options.resolve(tmp_path, RenderOptions(STORED_ENDPOINT), "s3", sdk) == RenderOptions(
+        STORED_ENDPOINT
+    )
     assert options.resolve(tmp_path, RenderOptions(), "s3", {}) == RenderOptions()
 
 
 @pytest.mark.terraform
 @pytest.mark.slow
-def test_every_command_works_from_the_options_stored_with_the_tree(run, tmp_path, aws_env, terraform_env, monkeypatch):
+def test_every_command_works_from_the_options_stored_with_the_tree(
+    run, tmp_path, aws_env, terraform_env, monkeypatch
+):
     """The whole life cycle on the emulator, with the options given to render only.
 
     $AWS_ENDPOINT_URL is unset after the render and the proxies are dead, so a
@@ -172,14 +202,18 @@ def test_every_command_works_from_the_options_stored_with_the_tree(run, tmp_path
     config = tmp_path / "infra.yaml"
     shutil.copy(CONFIG, config)
     _bundle(tmp_path / "bundle.tar.gz")
-    assert run("render", "--aws-endpoint", aws_env, "--backend", "local", config=config).exit_code == 0
+    assert (
+        run("render", "--aws-endpoint", aws_env, "--backend", "local", config=config).exit_code == 0
+    )
     monkeypatch.delenv("AWS_ENDPOINT_URL")
 
     ran = []
 
     def command(name: str, *args: str, codes=(0,)):
         result = run(name, *args, config=config)
-        assert result.exit_code in codes, f"{name} {' '.join(args)}: exit {result.exit_code}\n{result.output}{result.stderr}"
+        assert result.exit_code in codes, (
+            f"{name} {' '.join(args)}: exit {result.exit_code}\n{result.output}{result.stderr}"
+        )
         assert "rendered with" not in result.stderr and "stale" not in result.stderr
         ran.append(name)
         return result

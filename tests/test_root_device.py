@@ -25,7 +25,8 @@ from levels_tf.terraform import PLAN_FILE
 from levels_tf.validation import load_config
 
 from .conftest import ROOT, emulator_provider
-from .test_bake import SEED, SEED_AMI, _moto_offering, real_packer  # noqa: F401 - real_packer is a fixture
+from .test_bake import SEED, SEED_AMI, _moto_offering
+from .test_bake import real_packer as real_packer  # a fixture, used by name
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
@@ -36,10 +37,21 @@ CUSTOM_AMI = "ami-0c0ffee0c0ffee0c5"  # the source_ami of tests/configs/root-dev
 
 def _ami(ami_id: str, owner: str, name: str, root: str) -> dict:
     return {
-        "ami_id": ami_id, "state": "available", "public": True, "owner_id": owner, "name": name,
-        "image_location": f"{owner}/{name}", "root_device_type": "ebs", "root_device_name": root,
-        "description": name, "image_type": "machine", "platform": None, "architecture": "x86_64",
-        "virtualization_type": "hvm", "hypervisor": "xen", "sriov": "simple",
+        "ami_id": ami_id,
+        "state": "available",
+        "public": True,
+        "owner_id": owner,
+        "name": name,
+        "image_location": f"{owner}/{name}",
+        "root_device_type": "ebs",
+        "root_device_name": root,
+        "description": name,
+        "image_type": "machine",
+        "platform": None,
+        "architecture": "x86_64",
+        "virtualization_type": "hvm",
+        "hypervisor": "xen",
+        "sriov": "simple",
     }
 
 
@@ -47,9 +59,19 @@ def _ami(ami_id: str, owner: str, name: str, root: str) -> dict:
 # device its publisher gives it (Ubuntu: /dev/sda1; Debian, Amazon Linux: /dev/xvda),
 # and an AMI of the team's own whose root is /dev/sda.
 DISTRIBUTIONS = SEED + [
-    _ami("ami-0aaaaaaaaaaaaaaa2", "099720109477", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20240801", "/dev/sda1"),
+    _ami(
+        "ami-0aaaaaaaaaaaaaaa2",
+        "099720109477",
+        "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20240801",
+        "/dev/sda1",
+    ),
     _ami("ami-0aaaaaaaaaaaaaaa3", "136693071363", "debian-12-amd64-20240717-1811", "/dev/xvda"),
-    _ami("ami-0aaaaaaaaaaaaaaa4", "137112412989", "al2023-ami-2023.5.20240805.0-kernel-6.1-x86_64", "/dev/xvda"),
+    _ami(
+        "ami-0aaaaaaaaaaaaaaa4",
+        "137112412989",
+        "al2023-ami-2023.5.20240805.0-kernel-6.1-x86_64",
+        "/dev/xvda",
+    ),
     _ami(CUSTOM_AMI, "123456789012", "roots-custom-base-20240801", "/dev/sda"),
 ]
 SOURCE = {  # image -> the AMI packer must start from
@@ -60,7 +82,9 @@ SOURCE = {  # image -> the AMI packer must start from
     "custom": CUSTOM_AMI,
 }
 ROOT_DEVICE = {ami["ami_id"]: ami["root_device_name"] for ami in DISTRIBUTIONS}
-LEGACY_AMI = "ami-0aaaaaaaaaaaaaaa3"  # recorded by hand, as a lock from before root devices would be
+LEGACY_AMI = (
+    "ami-0aaaaaaaaaaaaaaa3"  # recorded by hand, as a lock from before root devices would be
+)
 
 
 @pytest.fixture(scope="module")
@@ -90,18 +114,29 @@ def emulator_env(moto_distributions, terraform_env, monkeypatch) -> str:
 def _launch_template_devices(stack: Path) -> dict[str, tuple[str, list[str]]]:
     """service -> (AMI, device names of its launch template's block device mappings), from the saved plan's JSON."""
     shown = subprocess.run(
-        [shutil.which("terraform"), "show", "-json", PLAN_FILE], cwd=stack, capture_output=True, text=True, check=True
+        [shutil.which("terraform"), "show", "-json", PLAN_FILE],
+        cwd=stack,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result = {}
     for change in json.loads(shown.stdout)["resource_changes"]:
         if change["type"] == "aws_launch_template":
             after = change["change"]["after"]
-            service = json.loads(change["module_address"].removeprefix("module.service[").removesuffix("]"))
-            result[service] = (after["image_id"], [m["device_name"] for m in after["block_device_mappings"]])
+            service = json.loads(
+                change["module_address"].removeprefix("module.service[").removesuffix("]")
+            )
+            result[service] = (
+                after["image_id"],
+                [m["device_name"] for m in after["block_device_mappings"]],
+            )
     return result
 
 
-def test_every_base_and_a_source_ami_map_the_root_device_of_their_ami(run, tmp_path, emulator_env, real_packer):
+def test_every_base_and_a_source_ami_map_the_root_device_of_their_ami(
+    run, tmp_path, emulator_env, real_packer
+):
     folder = tmp_path / "roots"
     folder.mkdir()
     config = folder / "infra.yaml"
@@ -121,8 +156,12 @@ def test_every_base_and_a_source_ami_map_the_root_device_of_their_ami(run, tmp_p
     # A lock written before bakes recorded root devices: no root_device at all.
     text = (folder / images.LOCK_FILE).read_text(encoding="utf-8")
     assert "root_device" in text
-    legacy = images.LockEntry(ami=LEGACY_AMI, version="0", source_ami=LEGACY_AMI, built_at="2024-08-01T00:00:00Z")
-    (folder / images.LOCK_FILE).write_text(images.format_lock(lock.with_bake("legacy", REGION, legacy)), encoding="utf-8")
+    legacy = images.LockEntry(
+        ami=LEGACY_AMI, version="0", source_ami=LEGACY_AMI, built_at="2024-08-01T00:00:00Z"
+    )
+    (folder / images.LOCK_FILE).write_text(
+        images.format_lock(lock.with_bake("legacy", REGION, legacy)), encoding="utf-8"
+    )
     assert "root_device" not in images.format_lock(images.ImageLock({"legacy": {REGION: legacy}}))
     assert run("render", config=config).exit_code == 0
 
@@ -131,12 +170,14 @@ def test_every_base_and_a_source_ami_map_the_root_device_of_their_ami(run, tmp_p
         assert result.exit_code in (0, 2), " ".join(command) + "\n" + result.output + result.stderr
 
     devices = _launch_template_devices(folder / "stacks" / "trial")
-    expected = {image: (lock.ami(image, REGION), [ROOT_DEVICE[source]]) for image, source in SOURCE.items()}
+    expected = {
+        image: (lock.ami(image, REGION), [ROOT_DEVICE[source]]) for image, source in SOURCE.items()
+    }
     expected["legacy"] = (LEGACY_AMI, ["/dev/xvda"])
     assert devices == expected
 
 
-BASTION_MODULE = '''
+BASTION_MODULE = """
 module "bastion" {
   source = "./modules/bastion"
 
@@ -148,10 +189,12 @@ module "bastion" {
   users         = { ops = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHdUQTlBW9h5l5n1J6w8vH5h2lS0sP2wQmV0p0nP1q2r ops" }
   ami_parameter = "/roots/bastion-ami"
 }
-'''
+"""
 
 
-def test_the_bastion_maps_the_root_device_of_the_ami_its_parameter_names(tmp_path, aws_env, terraform_env):
+def test_the_bastion_maps_the_root_device_of_the_ami_its_parameter_names(
+    tmp_path, aws_env, terraform_env
+):
     """The bastion's AMI comes from an SSM parameter: whichever image it names, the
     launch template maps that image's root device (here /dev/sda1, not Amazon Linux's /dev/xvda)."""
     import boto3
@@ -163,22 +206,45 @@ def test_the_bastion_maps_the_root_device_of_the_ami_its_parameter_names(tmp_pat
     ami = ec2.register_image(Name="roots-bastion-base")["ImageId"]
     root = ec2.describe_images(ImageIds=[ami])["Images"][0]["RootDeviceName"]
     assert root == "/dev/sda1"
-    boto3.client("ssm", region_name=REGION).put_parameter(Name="/roots/bastion-ami", Value=ami, Type="String")
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name="/roots/bastion-ami", Value=ami, Type="String"
+    )
 
     out = tmp_path / "rendered"
     writer.write(out, render(load_config(CONFIG)))
     folder = tmp_path / "root"
     shutil.copytree(out / "modules" / "bastion", folder / "modules" / "bastion")
     services = ("autoscaling", "ec2", "iam", "ssm", "sts")
-    (folder / "main.tf").write_text(emulator_provider(aws_env, services) + BASTION_MODULE, encoding="utf-8")
+    (folder / "main.tf").write_text(
+        emulator_provider(aws_env, services) + BASTION_MODULE, encoding="utf-8"
+    )
     env = dict(terraform_env)
-    for command in (["init", "-input=false", "-no-color"], ["plan", "-input=false", "-no-color", "-out", "bastion.tfplan"]):
-        done = subprocess.run([shutil.which("terraform"), *command], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    for command in (
+        ["init", "-input=false", "-no-color"],
+        ["plan", "-input=false", "-no-color", "-out", "bastion.tfplan"],
+    ):
+        done = subprocess.run(
+            [shutil.which("terraform"), *command],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     shown = subprocess.run(
-        [shutil.which("terraform"), "show", "-json", "bastion.tfplan"], cwd=folder, env=env, capture_output=True, text=True, check=True
+        [shutil.which("terraform"), "show", "-json", "bastion.tfplan"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    (template,) = [c for c in json.loads(shown.stdout)["resource_changes"] if c["type"] == "aws_launch_template"]
+    (template,) = [
+        c
+        for c in json.loads(shown.stdout)["resource_changes"]
+        if c["type"] == "aws_launch_template"
+    ]
     after = template["change"]["after"]
     assert after["image_id"] == ami
     assert [m["device_name"] for m in after["block_device_mappings"]] == [root]

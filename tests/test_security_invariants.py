@@ -26,7 +26,11 @@ CONFIGS = {"reference": REFERENCE} | {
 def _plain(value):
     """python-hcl2 keeps the quotes of strings and block labels: drop them."""
     if isinstance(value, dict):
-        return {_plain(k): _plain(v) for k, v in value.items() if k not in ("__comments__", "__is_block__")}
+        return {
+            _plain(k): _plain(v)
+            for k, v in value.items()
+            if k not in ("__comments__", "__is_block__")
+        }
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
@@ -35,7 +39,11 @@ def _plain(value):
 
 
 def parse(files: dict[str, str]) -> dict[str, dict]:
-    return {path: _plain(hcl2.load(io.StringIO(text))) for path, text in files.items() if path.endswith(".tf")}
+    return {
+        path: _plain(hcl2.load(io.StringIO(text)))
+        for path, text in files.items()
+        if path.endswith(".tf")
+    }
 
 
 def resources(parsed: dict[str, dict], kind: str):
@@ -55,7 +63,7 @@ def module_calls(parsed: dict[str, dict], stack: str):
 
 def _ports(rule: dict) -> range:
     if str(rule.get("ip_protocol")) == "-1":
-        return range(0, 65536)
+        return range(65536)
     low, high = rule.get("from_port"), rule.get("to_port")
     if isinstance(low, int) and isinstance(high, int):
         return range(low, high + 1)
@@ -107,7 +115,10 @@ def test_bastion_allow_list_is_the_configured_one_and_never_the_internet(rendere
         allowed = calls["bastion"]["allowed_cidrs"]
         assert allowed == sorted(config.infra.bastion.allowed_cidrs)
         assert "0.0.0.0/0" not in allowed
-        assert calls["app_access"]["bastion_security_group_id"] == "${module.bastion.security_group_id}"
+        assert (
+            calls["app_access"]["bastion_security_group_id"]
+            == "${module.bastion.security_group_id}"
+        )
 
 
 def test_the_internet_reaches_only_the_load_balancer_on_80_and_443(rendered):
@@ -121,7 +132,11 @@ def test_the_internet_reaches_only_the_load_balancer_on_80_and_443(rendered):
 
 def test_services_admit_their_port_only_from_the_load_balancer(rendered):
     _, parsed = rendered
-    rules = [(p, n, r) for p, n, r in resources(parsed, "aws_vpc_security_group_ingress_rule") if p.startswith("modules/service/")]
+    rules = [
+        (p, n, r)
+        for p, n, r in resources(parsed, "aws_vpc_security_group_ingress_rule")
+        if p.startswith("modules/service/")
+    ]
     assert len(rules) == 1
     _, _, rule = rules[0]
     assert rule["referenced_security_group_id"] == "${var.load_balancer.security_group_id}"
@@ -133,7 +148,7 @@ def test_every_launch_template_requires_imdsv2_and_encrypts_every_volume(rendere
     _, parsed = rendered
     templates = list(resources(parsed, "aws_launch_template"))
     assert {path.split("/")[1] for path, _, _ in templates} == {"bastion", "service"}
-    for path, name, template in templates:
+    for path, _name, template in templates:
         (metadata,) = template["metadata_options"]
         assert metadata["http_tokens"] == "required", path
         assert metadata["http_put_response_hop_limit"] == 1, path
@@ -146,7 +161,7 @@ def test_every_launch_template_requires_imdsv2_and_encrypts_every_volume(rendere
 
 def test_fleets_track_the_exact_launch_template_version(rendered):
     _, parsed = rendered
-    for path, name, group in resources(parsed, "aws_autoscaling_group"):
+    for path, _name, group in resources(parsed, "aws_autoscaling_group"):
         (template,) = group["launch_template"]
         assert template["version"] == "${aws_launch_template.this.latest_version}", path
         assert group["instance_refresh"][0]["strategy"] == "Rolling", path
@@ -199,23 +214,40 @@ def test_every_bucket_is_private_encrypted_and_tls_only(rendered, module):
     prefix = f"modules/{module}/"
     buckets = [r for r in resources(parsed, "aws_s3_bucket") if r[0].startswith(prefix)]
     assert len(buckets) == 1
-    (_, _, block), = [r for r in resources(parsed, "aws_s3_bucket_public_access_block") if r[0].startswith(prefix)]
-    for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
+    ((_, _, block),) = [
+        r for r in resources(parsed, "aws_s3_bucket_public_access_block") if r[0].startswith(prefix)
+    ]
+    for flag in (
+        "block_public_acls",
+        "block_public_policy",
+        "ignore_public_acls",
+        "restrict_public_buckets",
+    ):
         assert block[flag] is True, (module, flag)
-    (_, _, sse), = [r for r in resources(parsed, "aws_s3_bucket_server_side_encryption_configuration") if r[0].startswith(prefix)]
+    ((_, _, sse),) = [
+        r
+        for r in resources(parsed, "aws_s3_bucket_server_side_encryption_configuration")
+        if r[0].startswith(prefix)
+    ]
     algorithm = sse["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"]
     assert algorithm == ("aws:kms" if module == "bucket" else "AES256"), module
     denies = [s for s in _policy_statements(parsed, prefix) if s.get("effect") == "Deny"]
     assert any(
-        c["variable"] == "aws:SecureTransport" and c["values"] == ["false"] for s in denies for c in s.get("condition", [])
+        c["variable"] == "aws:SecureTransport" and c["values"] == ["false"]
+        for s in denies
+        for c in s.get("condition", [])
     ), module
-    for path, _, acl in resources(parsed, "aws_s3_bucket_acl"):
+    for path, _, _acl in resources(parsed, "aws_s3_bucket_acl"):
         pytest.fail(f"{path}: bucket ACLs are never granted")
 
 
 def test_the_database_admits_only_application_groups(rendered):
     config, parsed = rendered
-    rules = [r for r in resources(parsed, "aws_vpc_security_group_ingress_rule") if r[0].startswith("modules/database/")]
+    rules = [
+        r
+        for r in resources(parsed, "aws_vpc_security_group_ingress_rule")
+        if r[0].startswith("modules/database/")
+    ]
     assert len(rules) == 1
     _, _, rule = rules[0]
     assert rule["for_each"] == "${var.client_security_group_ids}"
@@ -226,13 +258,15 @@ def test_the_database_admits_only_application_groups(rendered):
     for group in config.infra.vpc_groups:
         calls = dict(module_calls(parsed, f"{group}-shared"))
         clients = calls["database"]["client_security_group_ids"]
-        assert clients == "${{for env, access in module.app_access : env => access.security_group_id}}"
+        assert (
+            clients == "${{for env, access in module.app_access : env => access.security_group_id}}"
+        )
         assert "bastion" not in str(calls["database"])
 
 
 def test_cluster_queues_topics_and_parameters_are_encrypted(rendered):
     _, parsed = rendered
-    (_, _, cluster), = resources(parsed, "aws_rds_cluster")
+    ((_, _, cluster),) = resources(parsed, "aws_rds_cluster")
     assert cluster["storage_encrypted"] is True
     assert cluster["kms_key_id"] == "${aws_kms_key.this.arn}"
     assert cluster["iam_database_authentication_enabled"] is True
@@ -242,26 +276,33 @@ def test_cluster_queues_topics_and_parameters_are_encrypted(rendered):
     for path, name, topic in resources(parsed, "aws_sns_topic"):
         assert topic.get("kms_master_key_id"), f"{path}: {name}"
     for path, name, parameter in resources(parsed, "aws_ssm_parameter"):
-        assert parameter["type"] == "SecureString" and parameter["key_id"] == "${var.kms_key_arn}"
+        assert parameter["type"] == "SecureString", f"{path}: {name}"
+        assert parameter["key_id"] == "${var.kms_key_arn}", f"{path}: {name}"
     for path, name, secret in resources(parsed, "aws_secretsmanager_secret"):
-        assert secret["kms_key_id"] == "${var.kms_key_arn}"
+        assert secret["kms_key_id"] == "${var.kms_key_arn}", f"{path}: {name}"
 
 
 def test_no_secret_value_is_ever_written(rendered):
-    config, parsed = rendered
-    (_, _, cluster), = resources(parsed, "aws_rds_cluster")
+    _config, parsed = rendered
+    ((_, _, cluster),) = resources(parsed, "aws_rds_cluster")
     assert cluster["manage_master_user_password"] is True
     assert "master_password" not in cluster
     for path, _, parameter in resources(parsed, "aws_ssm_parameter"):
-        assert parameter["value"] == "${local.placeholder}"
-        assert parameter["lifecycle"][0]["ignore_changes"] == ["${value}"] or parameter["lifecycle"][0]["ignore_changes"] == ["value"]
+        assert parameter["value"] == "${local.placeholder}", path
+        assert parameter["lifecycle"][0]["ignore_changes"] == ["${value}"] or parameter[
+            "lifecycle"
+        ][0]["ignore_changes"] == ["value"]
     for path, _, version in resources(parsed, "aws_secretsmanager_secret_version"):
-        assert version["secret_string"] == "${local.placeholder}"
+        assert version["secret_string"] == "${local.placeholder}", path
     for path, body in parsed.items():
         for block in body.get("output", []):
             for name, output in block.items():
-                assert "sensitive" not in output, f"{path}: output {name} would hide a secret; none may be output"
-                assert "password" not in str(output["value"]).lower() or "secret_arn" in str(output["value"]), path
+                assert "sensitive" not in output, (
+                    f"{path}: output {name} would hide a secret; none may be output"
+                )
+                assert "password" not in str(output["value"]).lower() or "secret_arn" in str(
+                    output["value"]
+                ), path
 
 
 def test_no_literal_credentials_in_any_rendered_file(rendered):

@@ -14,7 +14,12 @@ STATE = {
     "values": {
         "root_module": {
             "resources": [
-                {"address": "data.terraform_remote_state.shared", "mode": "data", "type": "terraform_remote_state", "values": {}},
+                {
+                    "address": "data.terraform_remote_state.shared",
+                    "mode": "data",
+                    "type": "terraform_remote_state",
+                    "values": {},
+                },
             ],
             "child_modules": [
                 {
@@ -67,19 +72,29 @@ def test_a_stack_without_state_has_no_resources():
 
 
 def test_only_protection_that_is_on_counts():
-    assert teardown.protected(teardown.resources(STATE)) == [("module.load_balancer.aws_lb.this", "enable_deletion_protection")]
+    assert teardown.protected(teardown.resources(STATE)) == [
+        ("module.load_balancer.aws_lb.this", "enable_deletion_protection")
+    ]
 
 
 def test_a_vault_that_keeps_its_backups_counts_as_protected():
     def vault(force_destroy):
-        return teardown.Resource("module.database.aws_backup_vault.this", "aws_backup_vault", {"force_destroy": force_destroy})
+        return teardown.Resource(
+            "module.database.aws_backup_vault.this",
+            "aws_backup_vault",
+            {"force_destroy": force_destroy},
+        )
 
-    assert teardown.protected([vault(False)]) == [("module.database.aws_backup_vault.this", "force_destroy")]
+    assert teardown.protected([vault(False)]) == [
+        ("module.database.aws_backup_vault.this", "force_destroy")
+    ]
     assert teardown.protected([vault(True)]) == []
 
 
 def test_buckets_by_name():
-    assert teardown.buckets(teardown.resources(STATE)) == {"demo-prod-lb-logs": "module.load_balancer.aws_s3_bucket.logs"}
+    assert teardown.buckets(teardown.resources(STATE)) == {
+        "demo-prod-lb-logs": "module.load_balancer.aws_s3_bucket.logs"
+    }
 
 
 def test_log_only_buckets_are_the_access_log_and_environment_log_buckets_and_nothing_else():
@@ -89,20 +104,30 @@ def test_log_only_buckets_are_the_access_log_and_environment_log_buckets_and_not
         assert context.log_bucket(infra, group) in logs
     every_env = [env for group in infra.vpc_groups.values() for env in group.environments]
     assert {infra.asset_bucket(env, "logs") for env in every_env} <= logs
-    assets = {infra.asset_bucket(env, asset_class) for env in every_env for asset_class in [*infra.buckets, "backup"]}
+    assets = {
+        infra.asset_bucket(env, asset_class)
+        for env in every_env
+        for asset_class in [*infra.buckets, "backup"]
+    }
     assert not logs & assets and infra.buckets
 
 
 # Every module that makes S3 buckets, and the argument that names them: log
 # modules' buckets hold only what AWS services deliver, the rest user data.
-BUCKET_MODULES = {"log-bucket": ("logs", "name"), "load-balancer": ("logs", "log_bucket_name"), "bucket": ("assets", "name")}
+BUCKET_MODULES = {
+    "log-bucket": ("logs", "name"),
+    "load-balancer": ("logs", "log_bucket_name"),
+    "bucket": ("assets", "name"),
+}
 
 
 def test_every_bucket_a_module_makes_is_known_as_logs_or_assets():
     """The next bucket is caught: a module that makes one must say which kind,
     and every log bucket the stacks name must be one destroy may empty."""
     templates = (ROOT / "templates" / "modules").rglob("*.tf.j2")
-    makers = {path.parent.name for path in templates if 'resource "aws_s3_bucket" ' in path.read_text()}
+    makers = {
+        path.parent.name for path in templates if 'resource "aws_s3_bucket" ' in path.read_text()
+    }
     assert makers == set(BUCKET_MODULES)
     for name in ("reference", "heavy-overrides"):  # every module, with and without overrides
         config = load_config(CONFIGS[name])

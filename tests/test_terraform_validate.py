@@ -45,7 +45,11 @@ def test_fmt_clean(name, rendered, terraform_env):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-STACKS = [(name, stack.name) for name, config in CONFIGS.items() for stack in stacks(load_config(config).infra)]
+STACKS = [
+    (name, stack.name)
+    for name, config in CONFIGS.items()
+    for stack in stacks(load_config(config).infra)
+]
 
 
 @pytest.mark.parametrize("name,stack", STACKS, ids=[f"{n}:{s}" for n, s in STACKS])

@@ -39,14 +39,19 @@ def test_valid_data_becomes_records_with_defaults():
 
 def test_every_issue_is_reported_with_its_path():
     with pytest.raises(typed.Invalid) as caught:
-        typed.load(Outer, {"name": "X", "kind": "c", "inner": {"size": 11, "sise": 1}, "items": [], "extra": 1})
+        typed.load(
+            Outer,
+            {"name": "X", "kind": "c", "inner": {"size": 11, "sise": 1}, "items": [], "extra": 1},
+        )
     issues = {(i.path, i.kind): i.message for i in caught.value.issues}
     assert issues[(("name",), "value")] == "'X': lowercase only"
     assert issues[(("kind",), "value")] == "expected one of a, b; found the string 'c'"
     assert issues[(("inner", "size"), "value")] == "11 is above the maximum 10"
     assert issues[(("inner", "sise"), "unknown")] == "unknown key; did you mean 'size'?"
     assert issues[(("items",), "value")] == "has 0 entries; at least 1 needed"
-    assert issues[(("extra",), "unknown")].startswith("unknown key; expected one of: inner, items, kind")
+    assert issues[(("extra",), "unknown")].startswith(
+        "unknown key; expected one of: inner, items, kind"
+    )
     assert len(caught.value.issues) == 6
 
 

@@ -26,7 +26,9 @@ SERVICES = ("autoscaling", "ec2", "elbv2", "iam", "kms", "s3", "sns", "sqs", "ss
 
 
 def _root(moto: str, ami: str | None, root_device: str | None = None) -> str:
-    return emulator_provider(moto, SERVICES) + f'''
+    return (
+        emulator_provider(moto, SERVICES)
+        + f"""
 module "service" {{
   source = "./modules/service"
 
@@ -51,14 +53,27 @@ module "service" {{
   }}
   bundle = {{ bucket = null, parameter = "/levels/dev/api/bundle-version" }}
 }}
-'''
+"""
+    )
 
 
 def _plan(folder: Path, env: dict) -> subprocess.CompletedProcess:
-    init = subprocess.run(["terraform", "init", "-input=false", "-no-color"], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    init = subprocess.run(
+        ["terraform", "init", "-input=false", "-no-color"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert init.returncode == 0, init.stdout + init.stderr
     return subprocess.run(
-        ["terraform", "plan", "-input=false", "-no-color", "-lock=false"], cwd=folder, env=env, capture_output=True, text=True, timeout=600
+        ["terraform", "plan", "-input=false", "-no-color", "-lock=false"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -81,7 +96,9 @@ def test_plan_refuses_an_image_without_ami(service_module, terraform_env, moto_s
 
 def test_plan_goes_through_with_a_baked_ami(service_module, terraform_env, moto_server):
     # As a bake records it: the AMI and its root device.
-    (service_module / "main.tf").write_text(_root(moto_server, "ami-0123456789abcdef0", "/dev/xvda"))
+    (service_module / "main.tf").write_text(
+        _root(moto_server, "ami-0123456789abcdef0", "/dev/xvda")
+    )
     result = _plan(service_module, terraform_env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert re.search(r'image_id\s+= "ami-0123456789abcdef0"', result.stdout), result.stdout[-3000:]

@@ -53,50 +53,106 @@ class Name:
 
 
 NAMED: dict[str, Name] = {
-    "aws_s3_bucket": Name("bucket", GLOBAL, 63, "S3 User Guide, general purpose bucket naming rules: 3 to 63 characters"),
+    "aws_s3_bucket": Name(
+        "bucket",
+        GLOBAL,
+        63,
+        "S3 User Guide, general purpose bucket naming rules: 3 to 63 characters",
+    ),
     "aws_iam_role": Name("name", ACCOUNT, 64, "IAM API CreateRole, RoleName: 1 to 64"),
     "aws_iam_policy": Name("name", ACCOUNT, 128, "IAM API CreatePolicy, PolicyName: 1 to 128"),
-    "aws_iam_instance_profile": Name("name", ACCOUNT, 128, "IAM API CreateInstanceProfile, InstanceProfileName: 1 to 128"),
-    "aws_iam_role_policy": Name("name", PARENT, 128, "IAM API PutRolePolicy, PolicyName: 1 to 128", parent="role"),
-    "aws_cloudfront_function": Name("name", ACCOUNT, 64, "CloudFront API CreateFunction, Name: 1 to 64"),
+    "aws_iam_instance_profile": Name(
+        "name", ACCOUNT, 128, "IAM API CreateInstanceProfile, InstanceProfileName: 1 to 128"
+    ),
+    "aws_iam_role_policy": Name(
+        "name", PARENT, 128, "IAM API PutRolePolicy, PolicyName: 1 to 128", parent="role"
+    ),
+    "aws_cloudfront_function": Name(
+        "name", ACCOUNT, 64, "CloudFront API CreateFunction, Name: 1 to 64"
+    ),
     "aws_cloudfront_origin_access_control": Name(
         "name", ACCOUNT, 64, "CloudFront API OriginAccessControlConfig, Name: up to 64"
     ),
     "aws_cloudfront_response_headers_policy": Name(
-        "name", ACCOUNT, 128, "API ResponseHeadersPolicyConfig gives no length; 128 (its Comment's) assumed"
+        "name",
+        ACCOUNT,
+        128,
+        "API ResponseHeadersPolicyConfig gives no length; 128 (its Comment's) assumed",
     ),
-    "aws_cloudfront_cache_policy": Name("name", ACCOUNT, 128, "API CachePolicyConfig gives no length; 128 (its Comment's) assumed"),
-    "aws_wafv2_web_acl": Name("name", REGION, 128, "WAFv2 API CreateWebACL, Name: 1 to 128", kind="scope"),
-    "aws_cloudwatch_log_group": Name("name", REGION, 512, "CloudWatch Logs API CreateLogGroup, logGroupName: 1 to 512"),
+    "aws_cloudfront_cache_policy": Name(
+        "name", ACCOUNT, 128, "API CachePolicyConfig gives no length; 128 (its Comment's) assumed"
+    ),
+    "aws_wafv2_web_acl": Name(
+        "name", REGION, 128, "WAFv2 API CreateWebACL, Name: 1 to 128", kind="scope"
+    ),
+    "aws_cloudwatch_log_group": Name(
+        "name", REGION, 512, "CloudWatch Logs API CreateLogGroup, logGroupName: 1 to 512"
+    ),
     "aws_kms_alias": Name("name", REGION, 256, "KMS API CreateAlias, AliasName: 1 to 256"),
     "aws_ssm_parameter": Name("name", REGION, 2048, "SSM API PutParameter, Name: 1 to 2048"),
-    "aws_secretsmanager_secret": Name("name", REGION, 512, "Secrets Manager API CreateSecret, Name: 1 to 512"),
+    "aws_secretsmanager_secret": Name(
+        "name", REGION, 512, "Secrets Manager API CreateSecret, Name: 1 to 512"
+    ),
     "aws_sqs_queue": Name("name", REGION, 80, "SQS API CreateQueue, QueueName: up to 80"),
     "aws_sns_topic": Name("name", REGION, 256, "SNS API CreateTopic, Name: 1 to 256"),
-    "aws_lambda_function": Name("function_name", REGION, 64, "Lambda API CreateFunction, FunctionName: 64 for a name"),
+    "aws_lambda_function": Name(
+        "function_name", REGION, 64, "Lambda API CreateFunction, FunctionName: 64 for a name"
+    ),
     "aws_lambda_permission": Name(
-        "statement_id", PARENT, 100, "Lambda API AddPermission, StatementId: 1 to 100", parent="function_name"
+        "statement_id",
+        PARENT,
+        100,
+        "Lambda API AddPermission, StatementId: 1 to 100",
+        parent="function_name",
     ),
     "aws_lb": Name("name", REGION, 32, "ELBv2 API CreateLoadBalancer, Name: up to 32"),
     "aws_lb_target_group": Name("name", REGION, 32, "ELBv2 API CreateTargetGroup, Name: up to 32"),
-    "aws_launch_template": Name("name", REGION, 128, "EC2 API CreateLaunchTemplate, LaunchTemplateName: 3 to 128"),
-    "aws_autoscaling_group": Name("name", REGION, 255, "Auto Scaling API CreateAutoScalingGroup: 1 to 255"),
-    "aws_autoscaling_policy": Name(
-        "name", PARENT, 255, "Auto Scaling API PutScalingPolicy, PolicyName: 1 to 255", parent="autoscaling_group_name"
+    "aws_launch_template": Name(
+        "name", REGION, 128, "EC2 API CreateLaunchTemplate, LaunchTemplateName: 3 to 128"
     ),
-    "aws_security_group": Name("name", REGION, 255, "EC2 API CreateSecurityGroup, GroupName: up to 255"),
-    "aws_rds_cluster": Name("cluster_identifier", REGION, 63, "RDS API CreateDBCluster, DBClusterIdentifier: 1 to 63"),
+    "aws_autoscaling_group": Name(
+        "name", REGION, 255, "Auto Scaling API CreateAutoScalingGroup: 1 to 255"
+    ),
+    "aws_autoscaling_policy": Name(
+        "name",
+        PARENT,
+        255,
+        "Auto Scaling API PutScalingPolicy, PolicyName: 1 to 255",
+        parent="autoscaling_group_name",
+    ),
+    "aws_security_group": Name(
+        "name", REGION, 255, "EC2 API CreateSecurityGroup, GroupName: up to 255"
+    ),
+    "aws_rds_cluster": Name(
+        "cluster_identifier", REGION, 63, "RDS API CreateDBCluster, DBClusterIdentifier: 1 to 63"
+    ),
     "aws_rds_cluster_instance": Name(
         "identifier", REGION, 63, "RDS API CreateDBInstance, DBInstanceIdentifier: 1 to 63"
     ),
     "aws_rds_cluster_parameter_group": Name(
-        "name", REGION, 255, "RDS API CreateDBClusterParameterGroup, DBClusterParameterGroupName: 1 to 255"
+        "name",
+        REGION,
+        255,
+        "RDS API CreateDBClusterParameterGroup, DBClusterParameterGroupName: 1 to 255",
     ),
-    "aws_db_subnet_group": Name("name", REGION, 255, "RDS API CreateDBSubnetGroup, DBSubnetGroupName: up to 255"),
-    "aws_backup_vault": Name("name", REGION, 50, "AWS Backup API CreateBackupVault, BackupVaultName: 2 to 50"),
-    "aws_backup_plan": Name("name", REGION, 50, "API BackupPlanInput gives no length; 50, as for vaults and selections, assumed"),
+    "aws_db_subnet_group": Name(
+        "name", REGION, 255, "RDS API CreateDBSubnetGroup, DBSubnetGroupName: up to 255"
+    ),
+    "aws_backup_vault": Name(
+        "name", REGION, 50, "AWS Backup API CreateBackupVault, BackupVaultName: 2 to 50"
+    ),
+    "aws_backup_plan": Name(
+        "name",
+        REGION,
+        50,
+        "API BackupPlanInput gives no length; 50, as for vaults and selections, assumed",
+    ),
     "aws_backup_selection": Name(
-        "name", PARENT, 50, "AWS Backup API BackupSelection, SelectionName: 1 to 50", parent="plan_id"
+        "name",
+        PARENT,
+        50,
+        "AWS Backup API BackupSelection, SelectionName: 1 to 50",
+        parent="plan_id",
     ),
     "aws_route53_record": Name(
         "name",
@@ -184,7 +240,9 @@ def _providers_of_module_calls(folder: Path) -> dict[str, dict[str, str]]:
                 providers = body.get("providers") or {}
                 if isinstance(providers, list):
                     providers = providers[0] if providers else {}
-                calls[call.strip('"')] = {_reference(inner): _reference(outer) for inner, outer in providers.items()}
+                calls[call.strip('"')] = {
+                    _reference(inner): _reference(outer) for inner, outer in providers.items()
+                }
     return calls
 
 
@@ -193,9 +251,13 @@ def _region(stack: PlannedStack, change: dict, provider_map: dict[str, dict[str,
     key = config_resource(stack.plan, change).get("provider_config_key", "aws")
     path = module_path(change.get("module_address"))
     if path:
-        assert len(path) == 1, f"{stack.label}: nested module {change['address']}: map its providers"
+        assert len(path) == 1, (
+            f"{stack.label}: nested module {change['address']}: map its providers"
+        )
         mapping = provider_map.get(path[0], {})
-        assert key in mapping or key == "aws", f"{stack.label}: {change['address']} uses {key}, not passed to it"
+        assert key in mapping or key == "aws", (
+            f"{stack.label}: {change['address']} uses {key}, not passed to it"
+        )
         key = mapping.get(key, key)
     config = stack.plan["configuration"]["provider_config"][key]
     return config["expressions"]["region"]["constant_value"]
@@ -208,7 +270,9 @@ def _parent(stack: PlannedStack, change: dict, argument: str) -> str:
     if value is not None:
         return str(value)
     references = references_of(config_resource(stack.plan, change).get("expressions", {}), argument)
-    assert references, f"{stack.label}: {change['address']}.{argument} is neither known nor a reference"
+    assert references, (
+        f"{stack.label}: {change['address']}.{argument} is neither known nor a reference"
+    )
     return f"{stack.label}:{change.get('module_address') or ''}.{references[-1]}"
 
 
@@ -226,7 +290,9 @@ def created_names(stack: PlannedStack) -> list[CreatedName]:
         name = after.get(rule.argument)
         prefix = after.get(f"{rule.argument}_prefix")
         if name is None and not prefix:
-            assert rule.unknown_because, f"{stack.label}: {change['address']} has no known {rule.argument}"
+            assert rule.unknown_because, (
+                f"{stack.label}: {change['address']} has no known {rule.argument}"
+            )
             continue
         if rule.scope == GLOBAL:
             scope: tuple[str, ...] = (change["type"],)
@@ -238,7 +304,9 @@ def created_names(stack: PlannedStack) -> list[CreatedName]:
             scope = (change["type"], _parent(stack, change, rule.parent))
         if rule.kind:
             scope += (str(after.get(rule.kind)),)
-        names.append(CreatedName(stack.label, change["address"], change["type"], scope, name, prefix))
+        names.append(
+            CreatedName(stack.label, change["address"], change["type"], scope, name, prefix)
+        )
     return names
 
 
@@ -258,7 +326,9 @@ def test_every_planned_resource_type_is_classified(planned_platforms):
     }
     assert not set(NAMED) & set(UNNAMED)
     unknown = sorted(types - set(NAMED) - set(UNNAMED))
-    assert not unknown, f"say how these are named (NAMED) or why they have no name (UNNAMED): {unknown}"
+    assert not unknown, (
+        f"say how these are named (NAMED) or why they have no name (UNNAMED): {unknown}"
+    )
 
 
 def test_unnamed_types_really_take_no_name(planned_platforms):
@@ -284,10 +354,14 @@ def test_names_are_unique_within_their_scope(planned_platforms):
                 key = (*created.scope, created.name)
                 if key in seen:
                     first = seen[key]
-                    collisions.append(f"{created.name!r} ({created.stack} {created.address} and {first.stack} {first.address})")
+                    collisions.append(
+                        f"{created.name!r} ({created.stack} {created.address} and {first.stack} {first.address})"
+                    )
                 seen.setdefault(key, created)
         assert count >= 2 * len(platform), f"{config}: only {count} names collected"
-        assert not collisions, f"{config}: names created twice in one scope:\n" + "\n".join(collisions)
+        assert not collisions, f"{config}: names created twice in one scope:\n" + "\n".join(
+            collisions
+        )
 
 
 def test_names_fit_the_limits_aws_documents(planned_platforms):
@@ -295,10 +369,16 @@ def test_names_fit_the_limits_aws_documents(planned_platforms):
     for stack in planned_platforms.values():
         for created in created_names(stack):
             rule = NAMED[created.resource_type]
-            length = len(created.name) if created.name is not None else len(created.prefix) + PREFIX_SUFFIX
+            length = (
+                len(created.name)
+                if created.name is not None
+                else len(created.prefix) + PREFIX_SUFFIX
+            )
             if length > rule.limit:
                 shown = created.name or f"{created.prefix}<26 generated characters>"
-                too_long.append(f"{created.stack} {created.address}: {shown!r} is {length} > {rule.limit} ({rule.source})")
+                too_long.append(
+                    f"{created.stack} {created.address}: {shown!r} is {length} > {rule.limit} ({rule.source})"
+                )
     assert not too_long, "\n".join(too_long)
 
 
@@ -307,7 +387,9 @@ def test_firewall_logs_go_to_log_groups_waf_accepts(planned_platforms):
     checked = 0
     for stack in planned_platforms.values():
         groups = {
-            (change.get("module_address"), change["name"]): (change["change"]["after"] or {}).get("name")
+            (change.get("module_address"), change["name"]): (change["change"]["after"] or {}).get(
+                "name"
+            )
             for change in stack.plan["resource_changes"]
             if change["type"] == "aws_cloudwatch_log_group"
         }
@@ -323,6 +405,8 @@ def test_firewall_logs_go_to_log_groups_waf_accepts(planned_platforms):
             assert targets, f"{stack.label}: {change['address']} logs to no log group of its module"
             for target in targets:
                 name = groups[(change.get("module_address"), target.split(".")[1])]
-                assert name.startswith(WAF_LOG_PREFIX), f"{stack.label}: {change['address']} logs to {name!r}"
+                assert name.startswith(WAF_LOG_PREFIX), (
+                    f"{stack.label}: {change['address']} logs to {name!r}"
+                )
                 checked += 1
     assert checked >= 2

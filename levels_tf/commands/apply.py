@@ -36,7 +36,11 @@ def apply(
     if waves:
         return walk_waves(workspace, yes=yes, parallelism=parallelism)
     reasons = {stack.name: stale_plan_reason(workspace, stack) for stack in workspace.stacks}
-    unplanned = [s.name for s in workspace.stacks if not workspace.plan_file(s).exists()] if all_stacks else []
+    unplanned = (
+        [s.name for s in workspace.stacks if not workspace.plan_file(s).exists()]
+        if all_stacks
+        else []
+    )
     refused = {name: reason for name, reason in reasons.items() if reason and name not in unplanned}
     if refused:
         for name, reason in refused.items():
@@ -44,19 +48,30 @@ def apply(
         raise UsageError("nothing was applied: every stack needs a fresh saved plan")
     ready = [stack for stack in workspace.stacks if not reasons[stack.name]]
     if not ready:
-        raise UsageError("nothing to apply: no stack has a saved plan; run `levels-tf plan --all` first")
+        raise UsageError(
+            "nothing to apply: no stack has a saved plan; run `levels-tf plan --all` first"
+        )
     production = [stack.name for stack in ready if workspace.production(stack)]
-    if production and not yes:
-        if not console.confirm(f"apply the saved plans of production stacks {', '.join(production)}?"):
-            raise UsageError("not applied: production needs a yes (or --yes)")
+    if (
+        production
+        and not yes
+        and not console.confirm(
+            f"apply the saved plans of production stacks {', '.join(production)}?"
+        )
+    ):
+        raise UsageError("not applied: production needs a yes (or --yes)")
     outcomes = apply_stacks(workspace, ready, parallelism)
     if unplanned:
         console.out(f"not applied, no saved plan: {', '.join(unplanned)}")
-        console.out("next: `levels-tf plan --all`, then `levels-tf apply --all` (a stack waiting for the ones applied now can plan)")
+        console.out(
+            "next: `levels-tf plan --all`, then `levels-tf apply --all` (a stack waiting for the ones applied now can plan)"
+        )
     return 0 if all(o.status is scheduler.OK for o in outcomes.values()) else 1
 
 
-def apply_stacks(workspace: Workspace, stacks: list[Stack], parallelism: int) -> dict[str, scheduler.Outcome]:
+def apply_stacks(
+    workspace: Workspace, stacks: list[Stack], parallelism: int
+) -> dict[str, scheduler.Outcome]:
     """Apply the saved plans of `stacks` in dependency order, a line per stack
     applied and one per stack that failed or was skipped; outcomes by name
     (an applied stack's value is its seconds)."""
@@ -91,18 +106,29 @@ def walk_waves(workspace: Workspace, *, yes: bool, parallelism: int) -> int:
     all_waves = scheduler.waves(workspace.stacks)
     not_done: dict[str, str] = {}  # stack -> why it was not applied
     for number, wave in enumerate(all_waves, 1):
-        console.out(f"wave {number} of {len(all_waves)}: planning {', '.join(s.name for s in wave)}")
+        console.out(
+            f"wave {number} of {len(all_waves)}: planning {', '.join(s.name for s in wave)}"
+        )
         skipped = {}
         for stack in wave:
             blockers = [d for d in stack.depends_on if d in not_done]
             if blockers:
-                skipped[stack.name] = NotPlanned(stack.name, Status.SKIPPED, f"{blockers[0]} was not applied", after=tuple(blockers))
-        planned = iter(plan_stacks(workspace, [s for s in wave if s.name not in skipped], parallelism=parallelism))
+                skipped[stack.name] = NotPlanned(
+                    stack.name,
+                    Status.SKIPPED,
+                    f"{blockers[0]} was not applied",
+                    after=tuple(blockers),
+                )
+        planned = iter(
+            plan_stacks(
+                workspace, [s for s in wave if s.name not in skipped], parallelism=parallelism
+            )
+        )
         items = [skipped.get(stack.name) or next(planned) for stack in wave]
         console.out(plan_summary.text(items))
         report_not_planned(items)
         ready = []
-        for stack, item in zip(wave, items):
+        for stack, item in zip(wave, items, strict=False):
             if isinstance(item, NotPlanned):
                 not_done[stack.name] = item.status.value
             elif item.blocked:
@@ -115,14 +141,20 @@ def walk_waves(workspace: Workspace, *, yes: bool, parallelism: int) -> int:
                 ready.append(stack)
         if not ready:
             continue
-        named = ", ".join(f"{s.name} (production)" if workspace.production(s) else s.name for s in ready)
+        named = ", ".join(
+            f"{s.name} (production)" if workspace.production(s) else s.name for s in ready
+        )
         if not yes and not console.confirm(f"apply wave {number} of {len(all_waves)}: {named}?"):
-            raise UsageError(f"stopped before applying wave {number}: its plans are saved for `levels-tf apply`")
+            raise UsageError(
+                f"stopped before applying wave {number}: its plans are saved for `levels-tf apply`"
+            )
         for name, outcome in apply_stacks(workspace, ready, parallelism).items():
             if outcome.status is not scheduler.OK:
                 not_done[name] = outcome.status.value
     if not_done:
-        console.err("not applied: " + ", ".join(f"{name} ({why})" for name, why in not_done.items()))
+        console.err(
+            "not applied: " + ", ".join(f"{name} ({why})" for name, why in not_done.items())
+        )
         return 1
     console.out(f"every stack is applied ({len(workspace.stacks)} in {len(all_waves)} waves)")
     return 0

@@ -8,6 +8,7 @@ again, so the stacks' launch templates take the new AMIs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -74,7 +75,12 @@ def bake(
     region = config.infra.region
     revision = git_revision(config_dir)
     build = images.BUILD_EMULATOR if aws_endpoint else images.BUILD_AWS
-    variables = {"version": version, "git_revision": revision, "region": region, "config_dir": str(config_dir)}
+    variables = {
+        "version": version,
+        "git_revision": revision,
+        "region": region,
+        "config_dir": str(config_dir),
+    }
     if aws_endpoint:
         variables["custom_endpoint_ec2"] = aws_endpoint
     where = f"the emulator at {aws_endpoint}" if aws_endpoint else f"AWS {region}"
@@ -82,7 +88,9 @@ def bake(
         f"baking {', '.join(selected)} with packer {packer.version_text} on {where}: "
         f"version {version}, git revision {revision or '(none)'}"
     )
-    if packer.init(Path("packer") / "plugins", cwd=folder, on_line=_progress("packer init", time.monotonic())):
+    if packer.init(
+        Path("packer") / "plugins", cwd=folder, on_line=_progress("packer init", time.monotonic())
+    ):
         console.out("packer init: the plugins packer/plugins requires are installed")
 
     ec2 = Aws(region, aws_endpoint, EMULATOR_CREDENTIALS if aws_endpoint else None)
@@ -97,7 +105,9 @@ def bake(
             continue
         previous = _record(folder / images.LOCK_FILE, image, region, entry)
         baked.append(Baked(image, entry, previous))
-        console.out(f"{image}: {entry.ami} in {region}, version {entry.version}; recorded in {images.LOCK_FILE}")
+        console.out(
+            f"{image}: {entry.ami} in {region}, version {entry.version}; recorded in {images.LOCK_FILE}"
+        )
 
     if baked:
         _render_again(config_path, options, baked)
@@ -123,16 +133,25 @@ def _selected(config: Config, names: tuple[str, ...], all_images: bool) -> list[
             raise UsageError(f"{config.path} defines no images to bake")
         return sorted(defined)
     if not names:
-        raise UsageError(f"name the images to bake, or give --all; defined: {', '.join(sorted(defined)) or 'none'}")
+        raise UsageError(
+            f"name the images to bake, or give --all; defined: {', '.join(sorted(defined)) or 'none'}"
+        )
     unknown = [name for name in names if name not in config.infra.images]
     if unknown:
-        raise UsageError(f"no image {unknown[0]!r} in {config.path}; defined: {', '.join(sorted(defined)) or 'none'}")
+        raise UsageError(
+            f"no image {unknown[0]!r} in {config.path}; defined: {', '.join(sorted(defined)) or 'none'}"
+        )
     return list(dict.fromkeys(names))
 
 
 def _check_version(version: str) -> None:
     # Checked before any build, as images.lock will check it after.
-    probe = {"ami": "ami-00000000", "version": version, "source_ami": "ami-00000000", "built_at": "2000-01-01T00:00:00Z"}
+    probe = {
+        "ami": "ami-00000000",
+        "version": version,
+        "source_ami": "ami-00000000",
+        "built_at": "2000-01-01T00:00:00Z",
+    }
     try:
         typed.load(images.LockEntry, probe)
     except typed.Invalid as exc:
@@ -153,7 +172,9 @@ def _refuse_stale(folder: Path, config: Config) -> None:
 def git_revision(folder: Path) -> str:
     """HEAD of the git checkout holding `folder`; empty when it is not one (or git is missing)."""
     try:
-        result = process.run(["git", "rev-parse", "HEAD"], timeout=GIT_TIMEOUT, cwd=folder, check=False)
+        result = process.run(
+            ["git", "rev-parse", "HEAD"], timeout=GIT_TIMEOUT, cwd=folder, check=False
+        )
     except process.ToolError:
         return ""
     revision = result.stdout.strip()
@@ -180,7 +201,11 @@ def _bake_one(
     before = {b.run_uuid for b in read_manifest(manifest)}
     started = time.monotonic()
     result = packer.build(
-        f"packer/{image}.pkr.hcl", only=build, variables=variables, cwd=folder, on_line=_progress(image, started)
+        f"packer/{image}.pkr.hcl",
+        only=build,
+        variables=variables,
+        cwd=folder,
+        on_line=_progress(image, started),
     )
     region = variables["region"]
     runs = [b for b in read_manifest(manifest) if b.run_uuid not in before]
@@ -192,10 +217,14 @@ def _bake_one(
         raise PackerError(f"{image}: the build made {latest.artifact_id}, no AMI in {region}")
     custom = latest.custom_data
     if custom.get("version") != variables["version"] or custom.get("image", image) != image:
-        raise PackerError(f"{image}: {manifest} records {custom}, not this bake (version {variables['version']})")
+        raise PackerError(
+            f"{image}: {manifest} records {custom}, not this bake (version {variables['version']})"
+        )
     source = config.infra.images[image].source_ami or result.source_ami()
     if not source:
-        raise PackerError(f"{image}: packer did not say which source AMI it used (no 'Found Image ID' line)")
+        raise PackerError(
+            f"{image}: packer did not say which source AMI it used (no 'Found Image ID' line)"
+        )
     entry = images.LockEntry(
         ami=amis[region],
         version=variables["version"],
@@ -207,7 +236,9 @@ def _bake_one(
     try:
         images.ImageLock().with_bake(image, region, entry)
     except ValueError as exc:
-        raise PackerError(f"{image}: the build made {amis[region]}, but its record is not valid: {exc}") from None
+        raise PackerError(
+            f"{image}: the build made {amis[region]}, but its record is not valid: {exc}"
+        ) from None
     console.out(f"[{image} {time.monotonic() - started:.0f}s] built {amis[region]} from {source}")
     return entry
 
@@ -219,10 +250,14 @@ def _root_device(ec2: Aws, image: str, source: str) -> str:
     try:
         name = ec2.root_device_name(source)
     except AwsError as exc:
-        console.err(f"warning: {image}: root device of {source} unknown ({exc}); plan will read it from the AMI")
+        console.err(
+            f"warning: {image}: root device of {source} unknown ({exc}); plan will read it from the AMI"
+        )
         return ""
     if not re.fullmatch(images.ROOT_DEVICE_RE, name):
-        console.err(f"warning: {image}: {source} names its root device {name!r}; plan will read it from the AMI")
+        console.err(
+            f"warning: {image}: {source} names its root device {name!r}; plan will read it from the AMI"
+        )
         return ""
     return name
 
@@ -260,10 +295,8 @@ def _write_atomic(path: Path, text: str) -> None:
         os.chmod(temp, mode)
         os.replace(temp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
-        except FileNotFoundError:
-            pass
         raise
 
 
@@ -287,7 +320,9 @@ def _render_again(config_path: Path, options: RenderOptions, baked: list[Baked])
                     f"  {stack.name}: {service} ({spec.image}: {previous[spec.image] or 'no AMI'} -> {new_ami[spec.image]})"
                 )
     if rows:
-        console.out("launch templates that change (plan and apply these stacks; `levels-tf stacks` gives the order):")
+        console.out(
+            "launch templates that change (plan and apply these stacks; `levels-tf stacks` gives the order):"
+        )
         console.lines(rows)
     else:
         console.out("no launch template changes: no service uses a newly baked AMI")

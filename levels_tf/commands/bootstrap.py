@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import console, context
-from ..aws import Aws, AwsError, BucketTaken, Identity, MissingPermissions, PUBLIC_ACCESS_BLOCK
+from ..aws import PUBLIC_ACCESS_BLOCK, Aws, AwsError, BucketTaken, Identity, MissingPermissions
 from ..errors import UsageError
 from ..options import RenderOptions, apply, resolve
 from ..validation import Config, load_config
@@ -56,7 +56,11 @@ BUCKET_ACTIONS = READ_ACTIONS + CREATE_ACTIONS + CONVERGE_ACTIONS
 
 
 def bootstrap(
-    config_path: Path, group: str | None, options: RenderOptions = RenderOptions(), *, tls_only: bool = True
+    config_path: Path,
+    group: str | None,
+    options: RenderOptions = RenderOptions(),
+    *,
+    tls_only: bool = True,
 ) -> int:
     """Create or converge the state bucket of `group` (or of every group).
 
@@ -69,7 +73,9 @@ def bootstrap(
     config = apply(config, options)
     infra = config.infra
     if group is not None and group not in infra.vpc_groups:
-        raise UsageError(f"no VPC group {group!r} in {config_path}; defined: {', '.join(infra.vpc_groups)}")
+        raise UsageError(
+            f"no VPC group {group!r} in {config_path}; defined: {', '.join(infra.vpc_groups)}"
+        )
     groups = [group] if group is not None else list(infra.vpc_groups)
     if infra.state.backend != "s3":
         source = "the tree was rendered with --backend" if options.backend else "state.backend is"
@@ -181,12 +187,14 @@ def tls_statement(partition: str, name: str) -> dict[str, Any]:
     }
 
 
-def converge(aws: Aws, who: Identity, name: str, tags: dict[str, str], *, tls_only: bool = True) -> list[str]:
+def converge(
+    aws: Aws, who: Identity, name: str, tags: dict[str, str], *, tls_only: bool = True
+) -> list[str]:
     """Bring bucket `name` to the settings above (the TLS-only statement only
     with `tls_only`); the names of what had to change."""
     owner = who.account
     changed = []
-    if aws.public_access_block(name, owner) != {key: True for key in PUBLIC_ACCESS_BLOCK}:
+    if aws.public_access_block(name, owner) != dict.fromkeys(PUBLIC_ACCESS_BLOCK, True):
         aws.block_public_access(name, owner)
         changed.append("public access block")
     if aws.ownership(name, owner) != "BucketOwnerEnforced":

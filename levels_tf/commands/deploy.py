@@ -58,11 +58,15 @@ def deploy(
     aws_endpoint = resolve(config_path.parent, options, config.infra.state.backend).aws_endpoint
     infra = config.infra
     if env not in infra.all_environments:
-        raise UsageError(f"no environment {env!r} in {config_path}; defined: {', '.join(infra.all_environments)}")
+        raise UsageError(
+            f"no environment {env!r} in {config_path}; defined: {', '.join(infra.all_environments)}"
+        )
     effective = config.environments[env]
     if service not in effective.services:
         defined = ", ".join(effective.services) or "none"
-        raise UsageError(f"no service {service!r} in environment {env} of {config_path}; defined: {defined}")
+        raise UsageError(
+            f"no service {service!r} in environment {env} of {config_path}; defined: {defined}"
+        )
     if DEPLOYMENTS not in effective.buckets:
         raise UsageError(
             f"{config_path} declares no {DEPLOYMENTS!r} bucket class (buckets.{DEPLOYMENTS}) for {env}, "
@@ -85,7 +89,9 @@ def deploy(
         previous = aws.get_parameter(parameter)
     except AccessDenied:
         previous = "unknown"  # a CI role may record versions without reading them
-        console.err(f"warning: cannot read {parameter} (no ssm:GetParameter); the previous version is unknown")
+        console.err(
+            f"warning: cannot read {parameter} (no ssm:GetParameter); the previous version is unknown"
+        )
 
     upload = aws.put_object(
         bucket,
@@ -108,7 +114,11 @@ def deploy(
             f"{bucket} is not configured as its stack renders it; {parameter} was left at {previous or 'nothing'}"
         )
     if previous != version:
-        number = aws.put_parameter(parameter, version, f"Bundle of {service} deployed by levels-tf (sha256 {bundle.digest})")
+        number = aws.put_parameter(
+            parameter,
+            version,
+            f"Bundle of {service} deployed by levels-tf (sha256 {bundle.digest})",
+        )
 
     summary = f"{bundle.path.name} ({bundle.members} entries, {len(bundle.data)} bytes, sha256 {bundle.digest[:12]})"
     if upload is None:
@@ -119,7 +129,9 @@ def deploy(
     if previous == version:
         console.out(f"{parameter}: already {version}, left as it is")
     else:
-        console.out(f"{parameter}: {previous or '(none)'} -> {version} (parameter version {number})")
+        console.out(
+            f"{parameter}: {previous or '(none)'} -> {version} (parameter version {number})"
+        )
     return 0
 
 
@@ -134,7 +146,9 @@ def read_bundle(path: Path) -> Bundle:
         raise UsageError(f"bundle {path} is {size} bytes, over the 5 GiB of one upload")
     data = path.read_bytes()
     if not data.startswith(GZIP_MAGIC):
-        raise UsageError(f"bundle {path} is not gzip-compressed (a .tar.gz starts with the bytes 1f 8b)")
+        raise UsageError(
+            f"bundle {path} is not gzip-compressed (a .tar.gz starts with the bytes 1f 8b)"
+        )
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
             members = archive.getmembers()

@@ -56,7 +56,9 @@ def destroy(
     (stack,) = workspace.stacks
     production = workspace.production(stack)
     if production and not consent.allow_production:
-        raise UsageError(f"{stack_name} is a production stack: destroying it also needs --allow-production")
+        raise UsageError(
+            f"{stack_name} is a production stack: destroying it also needs --allow-production"
+        )
     _check_dependents(workspace, stack, consent)
     folder = workspace.folder(stack)
     workspace.init(stack)
@@ -73,14 +75,18 @@ def destroy(
             for bucket in to_empty:
                 emptied = aws.empty_bucket(bucket)
                 if emptied:
-                    console.out(f"{stack_name}: emptied {bucket} ({emptied} object versions and delete markers)")
+                    console.out(
+                        f"{stack_name}: emptied {bucket} ({emptied} object versions and delete markers)"
+                    )
             try:
                 workspace.terraform.apply(folder, on_event=printer(stack_name, start))
                 break
             except TerraformError as error:
                 if "BucketNotEmpty" not in str(error) or not to_empty or attempt == LOG_REFILLS:
                     raise TerraformError(f"{stack_name}: {error}") from None
-                console.err(f"{stack_name}: a bucket filled again while the destroy ran; emptying it and going on")
+                console.err(
+                    f"{stack_name}: a bucket filled again while the destroy ran; emptying it and going on"
+                )
     finally:
         # A destroy (or protection-lifting) plan left behind would be one that
         # `levels-tf apply` takes without --confirm: it never outlives this run.
@@ -102,7 +108,9 @@ def _check_dependents(workspace: Workspace, stack: Stack, consent: Consent) -> N
         return
     listed = ", ".join(f"{name} ({count} resources)" for name, count in live.items())
     if consent.ignore_dependents:
-        console.err(f"warning: {listed} still read {stack.name}'s outputs; destroying it anyway (--ignore-dependents)")
+        console.err(
+            f"warning: {listed} still read {stack.name}'s outputs; destroying it anyway (--ignore-dependents)"
+        )
         return
     raise UsageError(
         f"{stack.name}: {listed} read its outputs and still have resources; nothing was destroyed. "
@@ -111,7 +119,11 @@ def _check_dependents(workspace: Workspace, stack: Stack, consent: Consent) -> N
 
 
 def _check_protection(
-    workspace: Workspace, stack: Stack, found: list[teardown.Resource], consent: Consent, options: RenderOptions
+    workspace: Workspace,
+    stack: Stack,
+    found: list[teardown.Resource],
+    consent: Consent,
+    options: RenderOptions,
 ) -> list[tuple[str, str]]:
     """The protected resources, (address, argument); refuses at once unless
     --lift-protection was given and the stack's variable can turn them off."""
@@ -119,7 +131,10 @@ def _check_protection(
     if not protected:
         return protected
     declared = f'variable "{teardown.LIFT_VARIABLE}"'
-    if not any(declared in path.read_text(encoding="utf-8") for path in workspace.folder(stack).glob("*.tf")):
+    if not any(
+        declared in path.read_text(encoding="utf-8")
+        for path in workspace.folder(stack).glob("*.tf")
+    ):
         raise UsageError(
             f"{stack.name}: {', '.join(address for address, _ in protected)} refuse deletion, and nothing "
             "levels-tf renders here turns their protection off: turn it off where they are configured, "
@@ -136,7 +151,12 @@ def _check_protection(
 
 
 def _buckets_to_empty(
-    workspace: Workspace, stack_name: str, found: list[teardown.Resource], aws: Aws, consent: Consent, options: RenderOptions
+    workspace: Workspace,
+    stack_name: str,
+    found: list[teardown.Resource],
+    aws: Aws,
+    consent: Consent,
+    options: RenderOptions,
 ) -> list[str]:
     """The buckets this destroy must empty: log-only ones, and asset buckets holding
     objects only with --empty-asset-buckets (else refuse, listing them)."""
@@ -152,7 +172,9 @@ def _buckets_to_empty(
     return sorted(name for name in names if name in logs) + assets
 
 
-def _lift_protection(workspace: Workspace, stack: Stack, protected: list[tuple[str, str]], start: float) -> None:
+def _lift_protection(
+    workspace: Workspace, stack: Stack, protected: list[tuple[str, str]], start: float
+) -> None:
     """Apply a plan that turns deletion protection off, after showing it.
 
     It may update resources in place (drift the apply restores), never
@@ -164,11 +186,17 @@ def _lift_protection(workspace: Workspace, stack: Stack, protected: list[tuple[s
     console.out(f"{stack.name}: turning deletion protection off first:")
     console.out(plan_summary.text([summary]))
     updated = {c.address for c in summary.changes if c.action == "update"}
-    other = sorted(c.address for c in summary.changes if c.action not in ("update", "no-op", "read"))
+    other = sorted(
+        c.address for c in summary.changes if c.action not in ("update", "no-op", "read")
+    )
     missing = sorted(address for address, _ in protected if address not in updated)
     if other or missing:
         workspace.plan_file(stack).unlink(missing_ok=True)
-        why = f"would also change {', '.join(other)}" if other else f"would not change {', '.join(missing)}"
+        why = (
+            f"would also change {', '.join(other)}"
+            if other
+            else f"would not change {', '.join(missing)}"
+        )
         raise UsageError(
             f"{stack.name}: turning protection off {why}; nothing was changed. Bring the stack up to date "
             f"first: `levels-tf plan {stack.name}`, then `levels-tf apply {stack.name}`"
@@ -182,15 +210,21 @@ def _destroy_plan(workspace: Workspace, stack: Stack, *, show: bool) -> None:
     _, events = workspace.terraform.plan(folder, destroy=True)
     # --allow-production (checked before) is what lets a production destroy
     # lose data; only a block that option does not lift stops it here.
-    summary = dataclasses.replace(_summary(stack, events, workspace.production(stack)), production=False)
+    summary = dataclasses.replace(
+        _summary(stack, events, workspace.production(stack)), production=False
+    )
     if summary.blocked:
         workspace.plan_file(stack).unlink(missing_ok=True)
         flagged = ", ".join(c.address for c in summary.flagged if c.state_bucket)
-        raise UsageError(f"{stack.name}: the destroy would delete {flagged}; levels-tf never destroys a state bucket")
+        raise UsageError(
+            f"{stack.name}: the destroy would delete {flagged}; levels-tf never destroys a state bucket"
+        )
     if show:
         console.out(plan_summary.text([summary]))
         if workspace.production(stack) and summary.flagged:
-            console.out(f"{stack.name} is production: {len(summary.flagged)} of these hold data (allowed by --allow-production)")
+            console.out(
+                f"{stack.name} is production: {len(summary.flagged)} of these hold data (allowed by --allow-production)"
+            )
 
 
 def _summary(stack: Stack, events: list[dict], production: bool) -> plan_summary.StackSummary:
@@ -198,10 +232,19 @@ def _summary(stack: Stack, events: list[dict], production: bool) -> plan_summary
     return plan_summary.from_json_lines(stack.name, lines, production=production)
 
 
-def _command(workspace: Workspace, stack_name: str, consent: Consent, options: RenderOptions, extra: str) -> str:
+def _command(
+    workspace: Workspace, stack_name: str, consent: Consent, options: RenderOptions, extra: str
+) -> str:
     """The destroy command line that goes on from here, with `extra` and the options given."""
     config = str(workspace.config.path)
-    words = ["levels-tf", *(["-c", config] if config != "infra.yaml" else []), "destroy", stack_name, "--confirm", stack_name]
+    words = [
+        "levels-tf",
+        *(["-c", config] if config != "infra.yaml" else []),
+        "destroy",
+        stack_name,
+        "--confirm",
+        stack_name,
+    ]
     flags = {
         "--allow-production": consent.allow_production,
         "--ignore-dependents": consent.ignore_dependents,

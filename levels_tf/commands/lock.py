@@ -25,5 +25,7 @@ def lock(
     locks = provider_locks.compute(workspace, sources)
     for name, changed in provider_locks.write(workspace, locks).items():
         console.out(f"{name}: {LOCK_FILE} {'written' if changed else 'unchanged'}")
-    console.out("commit the lock files: every `terraform init` of the team then verifies the same providers")
+    console.out(
+        "commit the lock files: every `terraform init` of the team then verifies the same providers"
+    )
     return 0

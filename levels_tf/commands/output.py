@@ -9,7 +9,14 @@ from ..terraform import EngineChoice
 from ..workspace import open_workspace
 
 
-def output(config_path: Path, stack_name: str, name: str | None, *, options: RenderOptions, engine: EngineChoice) -> int:
+def output(
+    config_path: Path,
+    stack_name: str,
+    name: str | None,
+    *,
+    options: RenderOptions,
+    engine: EngineChoice,
+) -> int:
     """A stack's outputs as JSON (values of outputs marked sensitive stay hidden by Terraform)."""
     workspace = open_workspace(config_path, (stack_name,), False, options, engine)
     (stack,) = workspace.stacks

@@ -15,12 +15,16 @@ def package(config_path: Path, out: Path | None, names: tuple[str, ...]) -> int:
     functions = config.infra.functions
     unknown = [name for name in names if name not in functions]
     if unknown:
-        raise UsageError(f"no function {unknown[0]!r} in {config_path}; defined: {', '.join(functions) or 'none'}")
+        raise UsageError(
+            f"no function {unknown[0]!r} in {config_path}; defined: {', '.join(functions) or 'none'}"
+        )
     for name in names or tuple(functions):
         function = functions[name]
         data = lambda_package.build_function(function.code, function.runtime)
         target = out / context.function_package(name)
         changed = writer.write_artifact(target, data)
         digest = hashlib.sha256(data).hexdigest()[:12]
-        console.out(f"{target}: {len(data)} bytes, sha256 {digest}{'' if changed else ' (unchanged)'}")
+        console.out(
+            f"{target}: {len(data)} bytes, sha256 {digest}{'' if changed else ' (unchanged)'}"
+        )
     return 0

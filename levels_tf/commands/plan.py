@@ -39,8 +39,12 @@ def plan(
     for path in ensure_function_packages(workspace):
         console.err(f"built {path}")  # stdout carries the summary alone (--format json)
     items = plan_stacks(
-        workspace, workspace.stacks, parallelism=parallelism, refresh_only=refresh_only,
-        progress=output_format == "text", allow_destroy=allow_destroy,
+        workspace,
+        workspace.stacks,
+        parallelism=parallelism,
+        refresh_only=refresh_only,
+        progress=output_format == "text",
+        allow_destroy=allow_destroy,
     )
     if output_format == "json":
         console.out(json.dumps(plan_summary.as_json(items), indent=2))
@@ -100,7 +104,9 @@ def plan_stacks(
 
         keep = False
         try:
-            _, events = workspace.terraform.plan(folder, refresh_only=refresh_only, on_event=on_event)
+            _, events = workspace.terraform.plan(
+                folder, refresh_only=refresh_only, on_event=on_event
+            )
             lines = [json.dumps(event) for event in events]
             summary = plan_summary.from_json_lines(
                 stack.name, lines, production=workspace.production(stack), refresh_only=refresh_only
@@ -110,7 +116,9 @@ def plan_stacks(
         except TerraformError as error:
             return _not_planned(workspace, stack, errors, error)
         finally:
-            if not keep:  # Terraform saves an errored plan too: leave apply nothing unreviewed or blocked
+            if (
+                not keep
+            ):  # Terraform saves an errored plan too: leave apply nothing unreviewed or blocked
                 workspace.plan_file(stack).unlink(missing_ok=True)
 
     independent = [dataclasses.replace(stack, depends_on=()) for stack in stacks]
@@ -127,13 +135,24 @@ def item_of(outcome: scheduler.Outcome) -> Item:
     return NotPlanned(outcome.stack, Status.SKIPPED, str(outcome.value))
 
 
-def _not_planned(workspace: Workspace, stack: Stack, errors: list[dict], error: TerraformError) -> NotPlanned:
+def _not_planned(
+    workspace: Workspace, stack: Stack, errors: list[dict], error: TerraformError
+) -> NotPlanned:
     """Why `stack` has no plan: WAITING when every error is a stack it reads
     having no state yet, else FAILED with the first error and where it is."""
     diagnostics = [event.get("diagnostic") or {} for event in errors]
-    if diagnostics and stack.depends_on and all(d.get("summary") == NO_STATE_YET for d in diagnostics):
+    if (
+        diagnostics
+        and stack.depends_on
+        and all(d.get("summary") == NO_STATE_YET for d in diagnostics)
+    ):
         after = stack.depends_on
-        return NotPlanned(stack.name, Status.WAITING, f"waits for the first apply of {', '.join(after)}", after=after)
+        return NotPlanned(
+            stack.name,
+            Status.WAITING,
+            f"waits for the first apply of {', '.join(after)}",
+            after=after,
+        )
     if not diagnostics:
         return NotPlanned(stack.name, Status.FAILED, str(error))
     first = diagnostics[0]
@@ -146,11 +165,19 @@ def _not_planned(workspace: Workspace, stack: Stack, errors: list[dict], error: 
         folder = workspace.folder(stack).relative_to(workspace.out).as_posix()
         file = posixpath.normpath(posixpath.join(folder, where["filename"]))
     line = int((where.get("start") or {}).get("line") or 0)
-    return NotPlanned(stack.name, Status.FAILED, f"{summary}: {detail}" if detail else summary, file=file, line=line)
+    return NotPlanned(
+        stack.name,
+        Status.FAILED,
+        f"{summary}: {detail}" if detail else summary,
+        file=file,
+        line=line,
+    )
 
 
 def report_not_planned(items: list[Item]) -> None:
     """What failed (with where) and what was skipped, one line each, on stderr."""
     for item in items:
         if isinstance(item, NotPlanned) and item.status is not Status.WAITING:
-            console.err(f"{item.stack}: {item.status.value}: {item.sentence if item.status is Status.FAILED else item.reason}")
+            console.err(
+                f"{item.stack}: {item.status.value}: {item.sentence if item.status is Status.FAILED else item.reason}"
+            )

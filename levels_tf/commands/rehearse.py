@@ -18,23 +18,53 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .. import console, emulator, images, platform_checks, process, scheduler
 from ..aws import Aws
-from ..emulator_profile import BASTION_AMI_PARAMETER, PROFILES, Profile, Seeded, bastion_ami, seed_images
+from ..emulator_profile import (
+    BASTION_AMI_PARAMETER,
+    PROFILES,
+    Profile,
+    Seeded,
+    bastion_ami,
+    seed_images,
+)
 from ..errors import LevelsError, UsageError
 from ..options import RenderOptions
 from ..plan_summary import NotPlanned
-from ..rehearsal_report import FAILED, INTERRUPTED, KEPT, PASSED, SKIPPED, Outcome, PlannedChange, Report, Step
-from ..stacks import Stack, stacks as all_stacks
+from ..rehearsal_report import (
+    FAILED,
+    INTERRUPTED,
+    KEPT,
+    PASSED,
+    SKIPPED,
+    Outcome,
+    PlannedChange,
+    Report,
+)
+from ..stacks import Stack
+from ..stacks import stacks as all_stacks
 from ..terraform import EngineChoice
 from ..validation import load_config
 from ..workspace import Workspace, open_workspace
 
-STEPS = ("emulator", "seed", "render", "bootstrap", "bake", "package", "apply", "check", "roll", "re-plan", "destroy", "stop")
+STEPS = (
+    "emulator",
+    "seed",
+    "render",
+    "bootstrap",
+    "bake",
+    "package",
+    "apply",
+    "check",
+    "roll",
+    "re-plan",
+    "destroy",
+    "stop",
+)
 # Steps that run even after an earlier one failed: what was applied must go, the emulator must stop.
 ALWAYS = ("destroy", "stop")
 WATCHDOG_SECONDS = 90  # an emulator answering 5xx for this long fails the step
@@ -207,7 +237,10 @@ def _run_step(run: Rehearsal, name: str, action: Callable[[], str]) -> bool:
     finally:
         watchdog.stop()
         step.seconds = time.monotonic() - start
-    console.out(f"== {name}: {step.status} in {step.seconds:.0f}s" + (f" ({step.detail})" if step.detail else ""))
+    console.out(
+        f"== {name}: {step.status} in {step.seconds:.0f}s"
+        + (f" ({step.detail})" if step.detail else "")
+    )
     return step.status == PASSED
 
 
@@ -234,14 +267,18 @@ def _seed(run: Rehearsal) -> str:
     for image in sorted({i.base for i in infra.images.values() if i.base}):
         base = images.BASES[image]
         if not aws.find_images(base.owner, base.name):
-            raise StepFailed(f"the emulator offers no AMI for {image} ({base.owner} {base.name}), nothing to bake from")
+            raise StepFailed(
+                f"the emulator offers no AMI for {image} ({base.owner} {base.name}), nothing to bake from"
+            )
     made.append(f"{len(records)} base AMIs")
     zone_id = None
     if infra.dns is not None:
         zone_id = aws.create_hosted_zone(infra.dns.domain)
         made.append(f"hosted zone {infra.dns.domain} ({zone_id})")
     if run.profile.ami_parameter_reason:
-        aws.put_parameter(BASTION_AMI_PARAMETER, bastion_ami(records), "The bastion's AMI in a rehearsal")
+        aws.put_parameter(
+            BASTION_AMI_PARAMETER, bastion_ami(records), "The bastion's AMI in a rehearsal"
+        )
         made.append(BASTION_AMI_PARAMETER)
     run.seeded = Seeded(zone_id)
     return ", ".join(made)
@@ -266,16 +303,26 @@ def _adapt(run: Rehearsal) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(adaptation.text, encoding="utf-8")
     run.report.adaptations = [(a.path, a.reason) for a in adaptations]
-    if not run.profile.state_bucket_tls_statement and infra.state.backend == "s3" and run.backend != "local":
+    if (
+        not run.profile.state_bucket_tls_statement
+        and infra.state.backend == "s3"
+        and run.backend != "local"
+    ):
         run.report.adaptations.append(("(state buckets)", run.profile.tls_reason))
 
 
 def _bootstrap(run: Rehearsal) -> str:
     from . import bootstrap as bootstrap_cmd
 
-    bootstrap_cmd.bootstrap(run.config, None, run.options, tls_only=run.profile.state_bucket_tls_statement)
+    bootstrap_cmd.bootstrap(
+        run.config, None, run.options, tls_only=run.profile.state_bucket_tls_statement
+    )
     infra = load_config(run.config).infra
-    return "local state" if (run.backend or infra.state.backend) == "local" else "S3 state buckets on the emulator"
+    return (
+        "local state"
+        if (run.backend or infra.state.backend) == "local"
+        else "S3 state buckets on the emulator"
+    )
 
 
 def _bake(run: Rehearsal, names: tuple[str, ...] = (), version: str = "rehearsal.1") -> str:
@@ -289,7 +336,9 @@ def _bake(run: Rehearsal, names: tuple[str, ...] = (), version: str = "rehearsal
         raise StepFailed("packer could not bake every image")
     _adapt(run)
     lock = images.load_lock(run.tree / images.LOCK_FILE)
-    return ", ".join(f"{name} {lock.images[name][infra.region].ami}" for name in (names or sorted(infra.images)))
+    return ", ".join(
+        f"{name} {lock.images[name][infra.region].ami}" for name in (names or sorted(infra.images))
+    )
 
 
 def _package(run: Rehearsal) -> str:
@@ -312,7 +361,9 @@ def _apply(run: Rehearsal) -> str:
     workspace = run.workspace()
     if walk_waves(workspace, yes=True, parallelism=run.parallelism) == 0:
         return f"{len(workspace.stacks)} stacks"
-    console.err("apply: not every stack applied; planning and applying once more, one stack at a time")
+    console.err(
+        "apply: not every stack applied; planning and applying once more, one stack at a time"
+    )
     if walk_waves(run.workspace(), yes=True, parallelism=1) != 0:
         raise StepFailed("not every stack was applied, twice")
     return f"{len(workspace.stacks)} stacks, after a second pass (see the errors above)"
@@ -325,7 +376,11 @@ def _applied_anything(run: Rehearsal) -> bool:
 def _lock_amis(run: Rehearsal) -> dict[str, str]:
     infra = load_config(run.config).infra
     lock = images.load_lock(run.tree / images.LOCK_FILE)
-    return {name: regions[infra.region].ami for name, regions in lock.images.items() if infra.region in regions}
+    return {
+        name: regions[infra.region].ami
+        for name, regions in lock.images.items()
+        if infra.region in regions
+    }
 
 
 def _check(run: Rehearsal, step: str = "check") -> str:
@@ -334,14 +389,21 @@ def _check(run: Rehearsal, step: str = "check") -> str:
     failed = 0
     for check in found:
         known = None if check.passed else run.profile.unreadable_check(step, check.name)
-        run.report.checks.append(Outcome(step, check.name, check.passed, check.detail, known.reason if known else ""))
+        run.report.checks.append(
+            Outcome(step, check.name, check.passed, check.detail, known.reason if known else "")
+        )
         verdict = "pass" if check.passed else ("n/a " if known else "FAIL")
-        console.out(f"{verdict}  {check.name}" + ("" if check.passed else f": {known.reason if known else check.detail}"))
+        console.out(
+            f"{verdict}  {check.name}"
+            + ("" if check.passed else f": {known.reason if known else check.detail}")
+        )
         failed += not check.passed and not known
     if failed:
         raise StepFailed(f"{failed} of {len(found)} checks failed")
     passed = sum(c.passed for c in found)
-    return f"{passed} checks passed" + (f", {len(found) - passed} the emulator cannot answer" if passed < len(found) else "")
+    return f"{passed} checks passed" + (
+        f", {len(found) - passed} the emulator cannot answer" if passed < len(found) else ""
+    )
 
 
 def _roll(run: Rehearsal) -> str:
@@ -377,7 +439,9 @@ def _roll(run: Rehearsal) -> str:
                 continue
             unexpected.append(f"{item.stack}: {change.address} ({change.action})")
     if unexpected:
-        raise StepFailed(f"baking {image} again changes more than its fleets: {'; '.join(unexpected[:5])}")
+        raise StepFailed(
+            f"baking {image} again changes more than its fleets: {'; '.join(unexpected[:5])}"
+        )
     ready = [s for s in workspace.stacks if s.name in rolled]
     results = apply_stacks(workspace, ready, run.parallelism)
     if any(o.status is not scheduler.OK for o in results.values()):
@@ -389,12 +453,20 @@ def _roll(run: Rehearsal) -> str:
             Outcome(
                 "roll",
                 f"{fleet[0]}: {fleet[1]}'s group runs a new launch template version with {image}'s new AMI",
-                version.number != (previous.number if previous else None) and version.image_id == new_ami,
+                version.number != (previous.number if previous else None)
+                and version.image_id == new_ami,
                 f"version {previous.number if previous else '?'} -> {version.number}, AMI {version.image_id} (baked {new_ami})",
             )
         )
         if run.profile.refreshes_instances:
-            outcomes.append(Outcome("roll", f"{fleet[0]}: {fleet[1]}'s instance refresh started", version.refreshing, ""))
+            outcomes.append(
+                Outcome(
+                    "roll",
+                    f"{fleet[0]}: {fleet[1]}'s instance refresh started",
+                    version.refreshing,
+                    "",
+                )
+            )
     run.report.checks.extend(outcomes)
     failed = [o for o in outcomes if not o.passed]
     for o in outcomes:
@@ -421,7 +493,11 @@ def _replan(run: Rehearsal) -> str:
             continue
         for change in item.changes:
             known = run.profile.difference(item.stack, change.address)
-            run.report.replanned.append(PlannedChange(item.stack, change.address, change.action, known.reason if known else ""))
+            run.report.replanned.append(
+                PlannedChange(
+                    item.stack, change.address, change.action, known.reason if known else ""
+                )
+            )
     for stack in workspace.stacks:
         workspace.plan_file(stack).unlink(missing_ok=True)
     if failed:
@@ -439,13 +515,25 @@ def _destroy(run: Rehearsal) -> str:
     from .destroy import Consent, destroy
 
     infra = load_config(run.config).infra
-    consent = Consent(allow_production=True, ignore_dependents=False, lift_protection=True, empty_asset_buckets=True)
+    consent = Consent(
+        allow_production=True,
+        ignore_dependents=False,
+        lift_protection=True,
+        empty_asset_buckets=True,
+    )
     ordered = all_stacks(infra)
     readers = {s.name: tuple(r.name for r in ordered if s.name in r.depends_on) for s in ordered}
     reverse = [dataclasses.replace(s, depends_on=readers[s.name]) for s in reversed(ordered)]
 
     def action(stack: Stack) -> None:
-        destroy(run.config, stack.name, confirm=stack.name, consent=consent, options=run.options, engine=run.engine)
+        destroy(
+            run.config,
+            stack.name,
+            confirm=stack.name,
+            consent=consent,
+            options=run.options,
+            engine=run.engine,
+        )
 
     outcomes = scheduler.run(reverse, action, run.parallelism)
     failed = []

@@ -3,12 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import console, writer
-from ..render import render as render_files
 from ..options import RenderOptions, apply, for_render, resolve
+from ..render import render as render_files
 from ..validation import load_config
 
 
-def render(config_path: Path, out: Path | None, check: bool, options: RenderOptions = RenderOptions()) -> int:
+def render(
+    config_path: Path, out: Path | None, check: bool, options: RenderOptions = RenderOptions()
+) -> int:
     """Write the generated tree, or with `check` show how the tree on disk differs.
 
     The options given (else $AWS_ENDPOINT_URL, else those the tree was
@@ -16,10 +18,7 @@ def render(config_path: Path, out: Path | None, check: bool, options: RenderOpti
     ones and refuses options that contradict them."""
     base = load_config(config_path)
     out = out if out is not None else config_path.parent
-    if check:
-        options = resolve(out, options, base.infra.state.backend)
-    else:
-        options = for_render(out, options)
+    options = resolve(out, options, base.infra.state.backend) if check else for_render(out, options)
     config = apply(base, options)
     files = render_files(config)
     if check:
@@ -28,10 +27,15 @@ def render(config_path: Path, out: Path | None, check: bool, options: RenderOpti
             console.out(f"{out}: up to date ({len(files)} files)")
             return 0
         console.out(writer.diff(changes), nl=False)
-        console.err(f"{out}: {len(changes)} files differ from infra.yaml; run `levels-tf render{options.flags}`")
+        console.err(
+            f"{out}: {len(changes)} files differ from infra.yaml; run `levels-tf render{options.flags}`"
+        )
         return 1
     changes = writer.write(out, files)
-    counts = {action: sum(1 for c in changes if c.action == action) for action in ("create", "update", "delete")}
+    counts = {
+        action: sum(1 for c in changes if c.action == action)
+        for action in ("create", "update", "delete")
+    }
     unchanged = len(files) + 1 - counts["create"] - counts["update"]
     console.out(
         f"{out}: {counts['create']} created, {counts['update']} updated, "

@@ -206,7 +206,9 @@ def make_variants(data: bytes, sizes: list[int]) -> dict[int, tuple[bytes, str]]
     try:
         raw_width, raw_height = image.size
         orientation = image.getexif().get(_ORIENTATION, 1)
-        width, height = (raw_height, raw_width) if orientation in _SWAPS_AXES else (raw_width, raw_height)
+        width, height = (
+            (raw_height, raw_width) if orientation in _SWAPS_AXES else (raw_width, raw_height)
+        )
         targets = {size: _fit(width, height, size) for size in wanted}
         largest = max(targets.values())
         if save_as == "JPEG" and largest != (width, height):
@@ -230,7 +232,11 @@ def make_variants(data: bytes, sizes: list[int]) -> dict[int, tuple[bytes, str]]
     for size in wanted:
         dimensions = targets[size]
         if dimensions not in encoded:
-            resized = working if working.size == dimensions else working.resize(dimensions, Image.Resampling.LANCZOS)
+            resized = (
+                working
+                if working.size == dimensions
+                else working.resize(dimensions, Image.Resampling.LANCZOS)
+            )
             encoded[dimensions] = _encode(resized, save_as, icc_profile)
         variants[size] = (encoded[dimensions], content_type)
     return variants
@@ -249,7 +255,9 @@ def _config() -> dict[str, Any]:
     try:
         sizes = _check_sizes([int(part) for part in raw_sizes.split(",") if part.strip()])
     except ValueError as error:
-        raise ConfigError(f"SIZES={raw_sizes!r}: expected comma-separated whole numbers, like 320,640,1280") from error
+        raise ConfigError(
+            f"SIZES={raw_sizes!r}: expected comma-separated whole numbers, like 320,640,1280"
+        ) from error
     prefix = env.get("VARIANTS_PREFIX", "variants/").strip()
     if not prefix.strip("/"):
         raise ConfigError("VARIANTS_PREFIX must not be empty: variants would overwrite originals")
@@ -258,7 +266,9 @@ def _config() -> dict[str, Any]:
     try:
         max_bytes = int(env.get("MAX_IMAGE_BYTES", str(50 * 1024 * 1024)))
     except ValueError as error:
-        raise ConfigError(f"MAX_IMAGE_BYTES={env['MAX_IMAGE_BYTES']!r} is not a whole number") from error
+        raise ConfigError(
+            f"MAX_IMAGE_BYTES={env['MAX_IMAGE_BYTES']!r} is not a whole number"
+        ) from error
     return {
         "backup_bucket": backup,
         "sizes": sizes,
@@ -309,7 +319,11 @@ def _process(record: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     raw_key = s3_part.get("object", {}).get("key")
     event_name = str(record.get("eventName", ""))
     if not bucket or raw_key is None or not event_name.startswith("ObjectCreated:"):
-        return {"outcome": "ignored", "reason": "not an S3 ObjectCreated record", "event": event_name}
+        return {
+            "outcome": "ignored",
+            "reason": "not an S3 ObjectCreated record",
+            "event": event_name,
+        }
     key = urllib.parse.unquote_plus(raw_key)
     result: dict[str, Any] = {"bucket": bucket, "key": key}
     if key.startswith(config["variants_prefix"]):
@@ -356,7 +370,12 @@ def _process(record: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     return {**result, "outcome": "resized", "variants_bucket": target_bucket, "variants": written}
 
 
-_LEVELS = {"resized": logging.INFO, "ignored": logging.INFO, "failed": logging.ERROR, "corrupt": logging.ERROR}
+_LEVELS = {
+    "resized": logging.INFO,
+    "ignored": logging.INFO,
+    "failed": logging.ERROR,
+    "corrupt": logging.ERROR,
+}
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -365,11 +384,23 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         config = _config()
     except ConfigError as error:
-        _log(logging.ERROR, "configuration error", request_id=request_id, outcome="config_error", error=str(error))
+        _log(
+            logging.ERROR,
+            "configuration error",
+            request_id=request_id,
+            outcome="config_error",
+            error=str(error),
+        )
         raise
     records = event.get("Records") or []
     if not records:
-        _log(logging.INFO, "no records", request_id=request_id, outcome="ignored", event=event.get("Event"))
+        _log(
+            logging.INFO,
+            "no records",
+            request_id=request_id,
+            outcome="ignored",
+            event=event.get("Event"),
+        )
     results = []
     failures: list[tuple[dict[str, Any], BaseException]] = []
     for record in records:
@@ -398,5 +429,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         summary["outcomes"][result["outcome"]] = summary["outcomes"].get(result["outcome"], 0) + 1
     if failures:
         keys = ", ".join(repr(result["key"]) for result, _ in failures)
-        raise RecordsFailed(f"{len(failures)} of {len(records)} records failed: {keys}") from failures[0][1]
+        raise RecordsFailed(
+            f"{len(failures)} of {len(records)} records failed: {keys}"
+        ) from failures[0][1]
     return summary
