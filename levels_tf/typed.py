@@ -138,8 +138,20 @@ class Record:
         return []
 
 
-def record(cls: type) -> type:
-    """Make `cls` a frozen, keyword-only dataclass record."""
+_T = typing.TypeVar("_T")
+
+if typing.TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:  # the decorator only informs type checkers; Python 3.10 lacks it in typing
+
+    def dataclass_transform(**_: object) -> Callable[[_T], _T]:
+        return lambda target: target
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True)
+def record(cls: type[_T]) -> type[_T]:
+    """Make `cls` a frozen, keyword-only dataclass record (type checkers see
+    its fields as the constructor's keyword arguments)."""
     return dataclass(frozen=True, kw_only=True)(cls)
 
 
