@@ -6,15 +6,33 @@ order; templates only lay it out.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from . import __version__, regions, subnets
 from .hcl import Expression
 from .model import Infra, as_dict
+from .names import (
+    STATE_FILE,
+    asset_bucket,
+    bastion_name,
+    bundle_parameter,
+    ci_role_name,
+    environment_resource,
+    fleet_short_name,
+    function_name,
+    function_package,
+    group_resource,
+    load_balancer_name,
+    log_bucket,
+    parameter_path,
+    parameter_prefix,
+    resource_name,
+    shared_stack,
+    state_bucket,
+)
 from .options import ENDPOINT_SERVICES, endpoint_settings
-from .stacks import ENVIRONMENT, Stack, shared_name
+from .stacks import ENVIRONMENT, Stack
 from .validation import Config
 
 TERRAFORM_VERSION = ">= 1.10"
@@ -43,9 +61,9 @@ def common(infra: Infra, endpoint: str | None = None) -> dict[str, Any]:
 
 def backend(infra: Infra, stack: Stack, endpoint: str | None = None) -> dict[str, Any]:
     if infra.state.backend == "local":
-        return {"type": "local", "settings": {"path": "terraform.tfstate"}}
+        return {"type": "local", "settings": {"path": STATE_FILE}}
     settings: dict[str, Any] = {
-        "bucket": infra.state_bucket(stack.group),
+        "bucket": state_bucket(infra, stack.group),
         "key": stack.state_key,
         "region": infra.region,
         "encrypt": True,
@@ -58,11 +76,11 @@ def backend(infra: Infra, stack: Stack, endpoint: str | None = None) -> dict[str
 
 def remote_state(infra: Infra, stack: Stack, endpoint: str | None = None) -> dict[str, Any]:
     """How an environment stack reads the outputs of its shared stack."""
-    shared = Stack(shared_name(stack.group), "shared", stack.group)
+    shared = Stack(shared_stack(stack.group), "shared", stack.group)
     if infra.state.backend == "local":
-        return {"backend": "local", "config": {"path": f"../{shared.name}/terraform.tfstate"}}
+        return {"backend": "local", "config": {"path": f"../{shared.name}/{STATE_FILE}"}}
     config: dict[str, Any] = {
-        "bucket": infra.state_bucket(stack.group),
+        "bucket": state_bucket(infra, stack.group),
         "key": shared.state_key,
         "region": infra.region,
     }
@@ -102,7 +120,7 @@ def network(infra: Infra, group_name: str) -> dict[str, Any]:
     }
     ssh = sorted(infra.bastion.allowed_cidrs) if infra.bastion else []
     return {
-        "name": f"{infra.project}-{group_name}",
+        "name": group_resource(infra, group_name),
         "cidr": group.cidr,
         "nat_mode": group.nat_mode,
         "zones": zones,
@@ -113,51 +131,10 @@ def network(infra: Infra, group_name: str) -> dict[str, Any]:
     }
 
 
-def short_name(name: str, limit: int = 32) -> str:
-    """`name`, or a prefix of it and a hash of the whole when it is too long."""
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
-    return f"{name[: limit - 7].rstrip('-')}-{digest}"
-
-
-def load_balancer_name(infra: Infra, group: str) -> str:
-    return short_name(f"{infra.project}-{group}")
-
-
 # Protection follows a root variable of the shared stack, whose default is the
 # group's setting, so `levels-tf destroy --lift-protection` can turn it off in
 # a reviewed apply before it destroys.
 LIFTABLE_PROTECTION = Expression("var.deletion_protection")
-
-
-def log_bucket(infra: Infra, group: str) -> str:
-    return f"{infra.bucket_prefix or infra.project}-{group}-lb-logs"
-
-
-def log_only_buckets(infra: Infra) -> set[str]:
-    """The buckets that hold nothing but logs AWS services write (load balancer
-    access logs; S3 server access logs and CloudFront logs in each
-    environment's logs bucket): the only ones a confirmed destroy may empty."""
-    groups = {log_bucket(infra, group) for group in infra.vpc_groups}
-    return groups | {
-        infra.asset_bucket(env, "logs")
-        for group in infra.vpc_groups.values()
-        for env in group.environments
-    }
-
-
-def resource_name(infra: Infra, env: str, name: str) -> str:
-    """Queues, topics and fleets: <project>-<environment>-<name>."""
-    return f"{infra.project}-{env}-{name}"
-
-
-def parameter_prefix(infra: Infra, env: str, name: str) -> str:
-    return f"/{infra.project}/{env}/{name}"
-
-
-def bundle_parameter(infra: Infra, env: str, service: str) -> str:
-    return parameter_prefix(infra, env, service) + "/bundle-version"
 
 
 def access(infra: Infra, group_name: str) -> dict[str, Any]:
@@ -170,7 +147,7 @@ def access(infra: Infra, group_name: str) -> dict[str, Any]:
     }
     if infra.bastion:
         result["bastion"] = {
-            "name": f"{infra.project}-{group_name}-bastion",
+            "name": bastion_name(infra, group_name),
             "allowed_cidrs": sorted(infra.bastion.allowed_cidrs),
             "users": dict(sorted(infra.bastion.users.items())),
             "instance_type": infra.bastion.instance_type,
@@ -205,7 +182,9 @@ def services(
     group = infra.vpc_groups[infra.group_of(env)]
     slot = group.environments.index(env)
     hosts = infra.hostnames(env)
-    deployments = infra.asset_bucket(env, "deployments") if "deployments" in infra.buckets else None
+    deployments = (
+        asset_bucket(infra, env, "deployments") if "deployments" in infra.buckets else None
+    )
     result = {}
     web_index = 0
     for name, service in infra.services.items():
@@ -214,7 +193,7 @@ def services(
             for p, prefix in infra.secrets.prefixes.items()
             if name in prefix.read
         ]
-        read_buckets = [infra.asset_bucket(env, b) for b in service.buckets.read]
+        read_buckets = [asset_bucket(infra, env, b) for b in service.buckets.read]
         if deployments and deployments not in read_buckets:
             read_buckets.append(deployments)
         routes: dict[str, Any] = {}
@@ -227,7 +206,7 @@ def services(
             web_index += 1
         scaling = service.scaling
         result[name] = {
-            "short_name": short_name(resource_name(infra, env, name)),
+            "short_name": fleet_short_name(infra, env, name),
             "image": service.image,
             "ami_id": ami_for(service.image),
             "root_device_name": root_device_for(service.image),
@@ -250,7 +229,7 @@ def services(
             },
             "access": {
                 "read_buckets": read_buckets,
-                "write_buckets": [infra.asset_bucket(env, b) for b in service.buckets.write],
+                "write_buckets": [asset_bucket(infra, env, b) for b in service.buckets.write],
                 "consume_queues": [resource_name(infra, env, q) for q in service.consumes],
                 "publish_topics": [resource_name(infra, env, t) for t in service.publishes],
                 "parameter_prefixes": readable,
@@ -295,7 +274,7 @@ def keeps_deleted_data(infra: Infra, group: str) -> bool:
 
 def data(infra: Infra, env: str) -> dict[str, Any]:
     """An environment's data: key, buckets, queues, topics, functions, parameters."""
-    name = f"{infra.project}-{env}"
+    name = environment_resource(infra, env)
     buckets: dict[str, Any] = {}
     # References to other modules stay out of the maps modules iterate over,
     # so Terraform can expand every module before wiring them together.
@@ -316,14 +295,14 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
         if asset_class in CI_UPLOADS:
             writers["ci"] = CI_ROLE
         triggers = {}
-        for function_name, function in infra.functions.items():
+        for fn_name, function in infra.functions.items():
             if function.on_upload_to == asset_class:
-                readers[function_name] = function_output(function_name, "role_arn")
-                triggers[function_name] = {"function_arn": function_output(function_name, "arn")}
+                readers[fn_name] = function_output(fn_name, "role_arn")
+                triggers[fn_name] = {"function_arn": function_output(fn_name, "arn")}
             if (function.variants_bucket or function.on_upload_to) == asset_class:
-                writers[function_name] = function_output(function_name, "role_arn")
+                writers[fn_name] = function_output(fn_name, "role_arn")
         buckets[asset_class] = {
-            "name": infra.asset_bucket(env, asset_class),
+            "name": asset_bucket(infra, env, asset_class),
             "versioning": spec.versioning,
             "noncurrent_days": spec.noncurrent_days,
             "archive_after_days": None,
@@ -337,7 +316,7 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
     backup_writers = {f: function_output(f, "role_arn") for f in infra.functions}
     if any(spec.backup for spec in infra.buckets.values()) or infra.functions:
         buckets["backup"] = {
-            "name": infra.asset_bucket(env, "backup"),
+            "name": asset_bucket(infra, env, "backup"),
             "versioning": True,
             "noncurrent_days": 365,
             "archive_after_days": 30,
@@ -367,23 +346,22 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
         for queue_name, queue in infra.queues.items()
     }
     functions = {
-        function_name: {
-            # Lambda takes function names of at most 64 characters (API CreateFunction).
-            "name": short_name(resource_name(infra, env, function_name), 64),
-            "package_path": Expression(f'"${{path.root}}/../../{function_package(function_name)}"'),
+        fn_name: {
+            "name": function_name(infra, env, fn_name),
+            "package_path": Expression(f'"${{path.root}}/../../{function_package(fn_name)}"'),
             "runtime": function.runtime,
             "memory": function.memory,
             "timeout": function.timeout,
             "concurrency": function.concurrency,
-            "source_bucket": infra.asset_bucket(env, function.on_upload_to),
-            "variants_bucket": infra.asset_bucket(
-                env, function.variants_bucket or function.on_upload_to
+            "source_bucket": asset_bucket(infra, env, function.on_upload_to),
+            "variants_bucket": asset_bucket(
+                infra, env, function.variants_bucket or function.on_upload_to
             ),
             "variants_prefix": function.variants_prefix,
-            "backup_bucket": infra.asset_bucket(env, "backup"),
+            "backup_bucket": asset_bucket(infra, env, "backup"),
             "sizes": list(function.sizes),
         }
-        for function_name, function in infra.functions.items()
+        for fn_name, function in infra.functions.items()
     }
     cdn_classes = [c for c, spec in infra.buckets.items() if spec.cdn]
     cdn = None
@@ -410,7 +388,7 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
     }
     return {
         "name": name,
-        "log_bucket": infra.asset_bucket(env, "logs"),
+        "log_bucket": asset_bucket(infra, env, "logs"),
         "buckets": buckets,
         "bucket_access": access,
         "queues": queues,
@@ -421,7 +399,7 @@ def data(infra: Infra, env: str) -> dict[str, Any]:
         "cdn": cdn,
         "parameters": {
             "name": name,
-            "path": f"/{infra.project}/{env}",
+            "path": parameter_path(infra, env),
             "store": infra.secrets.store,
             "recovery_window_days": SECRET_RECOVERY_DAYS
             if keeps_deleted_data(infra, infra.group_of(env))
@@ -435,7 +413,7 @@ def ci(infra: Infra, group_name: str) -> dict[str, Any]:
     """The group's CI/CD role: uploads, its parameters, deployed versions."""
     group = infra.vpc_groups[group_name]
     uploads = [
-        infra.asset_bucket(env, c)
+        asset_bucket(infra, env, c)
         for env in group.environments
         for c in CI_UPLOADS
         if c in infra.buckets
@@ -449,21 +427,16 @@ def ci(infra: Infra, group_name: str) -> dict[str, Any]:
             if "ci" in prefix.write:
                 writes.append(path)
         # Deploying records each service's version, and shows the one it replaces.
-        reads.append(parameter_prefix(infra, env, "*") + "/bundle-version")
-        writes.append(parameter_prefix(infra, env, "*") + "/bundle-version")
+        reads.append(bundle_parameter(infra, env, "*"))
+        writes.append(bundle_parameter(infra, env, "*"))
     return {
-        "name": f"{infra.project}-{group_name}-ci",
+        "name": ci_role_name(infra, group_name),
         "group": group_name,
         "assumed_by": list(infra.ci.assumed_by),
         "upload_buckets": uploads,
         "read_parameter_paths": reads,
         "write_parameter_paths": writes,
     }
-
-
-def function_package(name: str) -> str:
-    """Where `levels-tf package` writes a function's zip, relative to the output root."""
-    return f"build/functions/{name}.zip"
 
 
 def group_infra(config: Config, group: str) -> Infra:
@@ -478,7 +451,7 @@ def database(infra: Infra, group_name: str) -> dict[str, Any] | None:
         return None
     db = infra.database
     return {
-        "name": f"{infra.project}-{group_name}",
+        "name": group_resource(infra, group_name),
         "engine_version": db.engine_version,
         "instance_class": db.instance_class,
         "replicas": db.replicas,

@@ -494,16 +494,6 @@ class Infra(Record):
     def all_environments(self) -> list[str]:
         return [env for group in self.vpc_groups.values() for env in group.environments]
 
-    @property
-    def state_bucket_prefix(self) -> str:
-        return self.state.bucket_prefix or f"{self.project}-tfstate"
-
-    def state_bucket(self, group: str) -> str:
-        return f"{self.state_bucket_prefix}-{group}"
-
-    def asset_bucket(self, environment: str, asset_class: str) -> str:
-        return f"{self.bucket_prefix or self.project}-{environment}-{asset_class}"
-
     def hostnames(self, environment: str) -> list[str]:
         if environment in self.load_balancer.hostnames:
             return list(self.load_balancer.hostnames[environment])

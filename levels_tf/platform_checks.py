@@ -6,9 +6,9 @@ SSH and database doors, fleets on the baked AMIs, routing, the database,
 private buckets, distributions, queues, topics, the function and the
 parameters. Each promise is one Check; the caller prints them.
 
-Names come from context.py, as the templates see them. Where a module adds a
-suffix of its own to a name it is given, the suffix is below, with the
-module that adds it.
+Names come from names.py, and the values around them from context.py, as
+the templates see them. Where a module adds a suffix of its own to a name
+it is given, the suffix is below, with the module that adds it.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Any
 from . import context
 from .aws import Aws, BucketTaken
 from .model import Infra
+from .names import app_security_group, group_resource, parameter_prefix, resource_name
 from .validation import Config
 
 # Name tags the modules add to the names they are given.
 DATABASE_GROUP_SUFFIX = "-db"  # modules/database: the database's security group
-APP_GROUP = "app"  # stacks/shared/access.tf: <project>-<environment>-app, each environment's application group
 SUBNET_TIERS = ("public", "private", "database")  # modules/network: the Tier tag of each subnet
 ENCRYPTIONS = ("aws:kms", "aws:kms:dsse", "AES256")
 OBJECT_CREATED = "s3:ObjectCreated:*"
@@ -275,7 +275,7 @@ def _check(name: str, problems: list[str], passed_detail: str = "") -> Check:
 
 
 def _group_vpc(reader: _Reader, infra: Infra, group: str) -> tuple[dict[str, Any] | None, str]:
-    name = context.network(infra, group)["name"]
+    name = group_resource(infra, group)
     return _one(reader.vpcs(name), f"VPC named {name}")
 
 
@@ -458,7 +458,7 @@ def _security(reader: _Reader, config: Config, group: str) -> list[Check]:
             checks.append(_check(name, _compare(_rules(found), expected)))
     app_ids: dict[str, str] = {}
     for env in environments:
-        app_name = context.resource_name(infra, env, APP_GROUP)
+        app_name = app_security_group(infra, env)
         env_infra = config.environments[env]
         if access["bastion"]:
             name = (
@@ -484,7 +484,7 @@ def _security(reader: _Reader, config: Config, group: str) -> list[Check]:
         problems = [f"{app_name} {problem}" for problem in _compare(_rules(found), expected, names)]
         # A fleet's instances carry its own group too: none of those may open SSH wider.
         for service in env_infra.services:
-            fleet = context.resource_name(env_infra, env, service)
+            fleet = resource_name(env_infra, env, service)
             for own in reader.security_groups(vpc["VpcId"], fleet):
                 for rule in sorted(_rules(own)):
                     if _admits_ssh(rule) and rule[3] != bastion_id:
@@ -523,7 +523,7 @@ def _security(reader: _Reader, config: Config, group: str) -> list[Check]:
 def _fleets(reader: _Reader, infra: Infra, env: str, amis: dict[str, str]) -> list[Check]:
     checks = []
     for service, spec in context.services(infra, env, amis.get).items():
-        fleet = context.resource_name(infra, env, service)
+        fleet = resource_name(infra, env, service)
         scaling = spec["scaling"]
         health = "ELB" if spec["port"] is not None else "EC2"
         ami = amis.get(spec["image"])
@@ -994,7 +994,7 @@ def _parameters(reader: _Reader, infra: Infra, env: str) -> list[Check]:
     for prefix_name, prefix in infra.secrets.prefixes.items():
         if not prefix.parameters:
             continue
-        path = context.parameter_prefix(infra, env, prefix_name)
+        path = parameter_prefix(infra, env, prefix_name)
         wanted = [f"{path}/{parameter}" for parameter in prefix.parameters]
         if store == "ssm":
             name = f"{env}: SecureString parameters {', '.join(prefix.parameters)} under {path}/"
@@ -1045,11 +1045,11 @@ def fleet_versions(
 ) -> dict[tuple[str, str], FleetVersion]:
     """(environment, service) -> what the group of each fleet running `image` runs now.
 
-    Fleets are found by their Name tag (context.resource_name); a fleet without
+    Fleets are found by their Name tag (names.resource_name); a fleet without
     a group is left out. `refreshes=False` does not ask for instance refreshes
     (an emulator without them). AwsError when the API cannot be read."""
     wanted = {
-        context.resource_name(infra, env, service): (env, service)
+        resource_name(infra, env, service): (env, service)
         for env, infra in config.environments.items()
         for service, spec in infra.services.items()
         if spec.image == image

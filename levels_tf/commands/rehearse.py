@@ -25,7 +25,6 @@ from pathlib import Path
 from .. import console, emulator, images, platform_checks, process, scheduler
 from ..aws import Aws
 from ..emulator_profile import (
-    BASTION_AMI_PARAMETER,
     PROFILES,
     Profile,
     Seeded,
@@ -33,6 +32,7 @@ from ..emulator_profile import (
     seed_images,
 )
 from ..errors import LevelsError, UsageError
+from ..names import BASTION_AMI_PARAMETER
 from ..options import RenderOptions
 from ..plan_summary import NotPlanned
 from ..rehearsal_report import (
