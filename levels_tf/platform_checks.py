@@ -17,7 +17,7 @@ import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from . import context
 from .aws import Aws, BucketTaken
@@ -27,7 +27,12 @@ from .validation import Config
 
 # Name tags the modules add to the names they are given.
 DATABASE_GROUP_SUFFIX = "-db"  # modules/database: the database's security group
-SUBNET_TIERS = ("public", "private", "database")  # modules/network: the Tier tag of each subnet
+SubnetTier = Literal["public", "private", "database"]
+SUBNET_TIERS: tuple[SubnetTier, ...] = (
+    "public",
+    "private",
+    "database",
+)  # modules/network: the Tier tag of each subnet
 ENCRYPTIONS = ("aws:kms", "aws:kms:dsse", "AES256")
 OBJECT_CREATED = "s3:ObjectCreated:*"
 
@@ -281,7 +286,7 @@ def _group_vpc(reader: _Reader, infra: Infra, group: str) -> tuple[dict[str, Any
 
 def _network(reader: _Reader, infra: Infra, group: str) -> list[Check]:
     network = context.network(infra, group)
-    zones: dict[str, dict[str, Any]] = network["zones"]
+    zones = network["zones"]
     vpc_name = f"{group}: VPC {network['name']} has CIDR {network['cidr']}"
     subnets_name = f"{group}: public, private and database subnets in each of its {len(zones)} zones ({', '.join(zones)})"
     vpc, why = _group_vpc(reader, infra, group)
@@ -537,9 +542,13 @@ def _fleets(reader: _Reader, infra: Infra, env: str, amis: dict[str, str]) -> li
             continue
         group = found["AutoScalingGroupName"]
         problems = []
-        for key, field in (("min", "MinSize"), ("max", "MaxSize"), ("desired", "DesiredCapacity")):
-            if found.get(field) != scaling[key]:
-                problems.append(f"{field} is {found.get(field)}, expected {scaling[key]}")
+        for field, expected in (
+            ("MinSize", scaling["min"]),
+            ("MaxSize", scaling["max"]),
+            ("DesiredCapacity", scaling["desired"]),
+        ):
+            if found.get(field) != expected:
+                problems.append(f"{field} is {found.get(field)}, expected {expected}")
         if found.get("HealthCheckType") != health:
             problems.append(f"health check type {found.get('HealthCheckType')}, expected {health}")
         if spec["port"] is not None:
@@ -686,7 +695,7 @@ def _routing(reader: _Reader, infra: Infra, env: str) -> list[Check]:
             f"{spec['short_name']}"
         )
         found = reader.load_balancer(settings["name"]) if settings else None
-        if found is None:
+        if settings is None or found is None:
             checks.append(
                 Check(
                     name, False, f"no load balancer named {settings['name'] if settings else '?'}"
@@ -894,8 +903,8 @@ def _messaging(reader: _Reader, infra: Infra, env: str) -> list[Check]:
         if str(redrive.get("maxReceiveCount")) != str(after):
             problems.append(f"maxReceiveCount is {redrive.get('maxReceiveCount')}")
         checks.append(_check(name, problems, f"dead-letter queue {dead_letter}"))
-    for topic_name, spec in data["topics"].items():
-        topic = spec["name"]
+    for topic_name, topic_values in data["topics"].items():
+        topic = topic_values["name"]
         queues = [
             data["queues"][queue]["name"] for queue in data["topic_subscriptions"][topic_name]
         ]
@@ -1014,12 +1023,12 @@ def _parameters(reader: _Reader, infra: Infra, env: str) -> list[Check]:
             problems = []
             for secret in wanted:
                 secret_id = secret.lstrip("/")
-                answer = reader.aws.read(
+                described = reader.aws.read(
                     "secretsmanager", "describe_secret", missing=NO_SECRET, SecretId=secret_id
                 )
-                if answer is None:
+                if described is None:
                     problems.append(f"no secret {secret_id}")
-                elif answer.get("DeletedDate"):
+                elif described.get("DeletedDate"):
                     problems.append(f"secret {secret_id} is scheduled for deletion")
         checks.append(_check(name, problems))
     return checks
