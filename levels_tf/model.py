@@ -11,9 +11,12 @@ import dataclasses
 import ipaddress
 import re
 from dataclasses import field
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from .typed import Check, Doc, Length, Pattern, Range, Record, record
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 NAME_RE = r"[a-z][a-z0-9-]{0,22}[a-z0-9]"
 NAME_RULE = "use 2 to 24 lowercase letters, digits and hyphens, starting with a letter"
@@ -508,5 +511,6 @@ class Infra(Record):
 OVERRIDABLE = tuple(f.name for f in dataclasses.fields(Overrides))
 
 
-def as_dict(value: Record) -> dict[str, Any]:
+def as_dict(value: DataclassInstance) -> dict[str, Any]:
+    """A record's fields, and those of the records it holds, as plain dicts and lists."""
     return dataclasses.asdict(value)

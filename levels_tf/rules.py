@@ -145,12 +145,12 @@ def _load_balancer(infra: Infra, doc: Document) -> list[Problem]:
     problems = []
     lb = infra.load_balancer
     environments = infra.all_environments
-    for group in lb.certificates:
-        if group not in infra.vpc_groups:
+    for certified in lb.certificates:
+        if certified not in infra.vpc_groups:
             problems.append(
                 doc.problem(
-                    ("load_balancer", "certificates", group),
-                    _unknown("VPC group", group, infra.vpc_groups),
+                    ("load_balancer", "certificates", certified),
+                    _unknown("VPC group", certified, infra.vpc_groups),
                     key=True,
                 )
             )
@@ -211,8 +211,8 @@ def _references(infra: Infra, doc: Document) -> list[Problem]:
         ref(base + ("image",), "image", service.image, infra.images)
         for i, queue in enumerate(service.consumes):
             ref(base + ("consumes", i), "queue", queue, infra.queues)
-        for i, topic in enumerate(service.publishes):
-            ref(base + ("publishes", i), "topic", topic, infra.topics)
+        for i, published in enumerate(service.publishes):
+            ref(base + ("publishes", i), "topic", published, infra.topics)
         for mode in ("read", "write"):
             for i, bucket in enumerate(getattr(service.buckets, mode)):
                 ref(base + ("buckets", mode, i), "bucket", bucket, infra.buckets)
@@ -326,6 +326,7 @@ def _asset_buckets(infra: Infra, env: str, doc: Document) -> list[Problem]:
         name = names.asset_bucket(infra, env, asset_class)
         message = names.bucket_name_problem(name)
         if message:
+            path: tuple[str, ...]
             if asset_class in infra.buckets:
                 path = ("buckets", asset_class)
             else:

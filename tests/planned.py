@@ -186,7 +186,8 @@ def plan_all(
         no_proxy="127.0.0.1,localhost",
     )
     env.pop("AWS_PROFILE", None)
-    shared, environments = [], []
+    shared: list[tuple[str, str, Path]] = []
+    environments: list[tuple[str, str, Path]] = []
     for config, path in configs.items():
         out = root / config
         for stack in render_for_emulator(path, out, endpoint):
