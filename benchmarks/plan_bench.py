@@ -383,9 +383,9 @@ def stand_in_packages(config: Path) -> list[str]:
     `levels-tf plan` builds a missing zip with pip (Pillow from the package
     index); the benchmark contacts nothing but 127.0.0.1, so it writes the
     zip without the dependencies instead. Terraform only hashes the file."""
-    from levels_tf.context import function_package
     from levels_tf.functions import FUNCTIONS
     from levels_tf.lambda_package import build_zip
+    from levels_tf.names import function_package
     from levels_tf.validation import load_config
 
     written = []

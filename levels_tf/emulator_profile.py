@@ -23,11 +23,10 @@ from pathlib import Path
 
 from . import images
 from .model import Infra
+from .names import BASTION_AMI_PARAMETER
 
-# The AMI every bastion runs is named by this parameter (a template default,
-# templates/modules/bastion); an emulator that cannot hold AWS's public
-# parameters gets one of the rehearsal's own.
-BASTION_AMI_PARAMETER = "/levels-tf/rehearsal/bastion-ami"
+# The base of the AMI a rehearsal seeds for the bastion, whose id it sets in
+# names.BASTION_AMI_PARAMETER.
 BASTION_BASE = "amazon-linux-2023"
 
 # The root device each base's published AMIs use (the AMIs of Canonical,

@@ -11,9 +11,12 @@ import dataclasses
 import ipaddress
 import re
 from dataclasses import field
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from .typed import Check, Doc, Length, Pattern, Range, Record, record
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 NAME_RE = r"[a-z][a-z0-9-]{0,22}[a-z0-9]"
 NAME_RULE = "use 2 to 24 lowercase letters, digits and hyphens, starting with a letter"
@@ -494,16 +497,6 @@ class Infra(Record):
     def all_environments(self) -> list[str]:
         return [env for group in self.vpc_groups.values() for env in group.environments]
 
-    @property
-    def state_bucket_prefix(self) -> str:
-        return self.state.bucket_prefix or f"{self.project}-tfstate"
-
-    def state_bucket(self, group: str) -> str:
-        return f"{self.state_bucket_prefix}-{group}"
-
-    def asset_bucket(self, environment: str, asset_class: str) -> str:
-        return f"{self.bucket_prefix or self.project}-{environment}-{asset_class}"
-
     def hostnames(self, environment: str) -> list[str]:
         if environment in self.load_balancer.hostnames:
             return list(self.load_balancer.hostnames[environment])
@@ -518,5 +511,6 @@ class Infra(Record):
 OVERRIDABLE = tuple(f.name for f in dataclasses.fields(Overrides))
 
 
-def as_dict(value: Record) -> dict[str, Any]:
+def as_dict(value: DataclassInstance) -> dict[str, Any]:
+    """A record's fields, and those of the records it holds, as plain dicts and lists."""
     return dataclasses.asdict(value)

@@ -6,9 +6,9 @@ SSH and database doors, fleets on the baked AMIs, routing, the database,
 private buckets, distributions, queues, topics, the function and the
 parameters. Each promise is one Check; the caller prints them.
 
-Names come from context.py, as the templates see them. Where a module adds a
-suffix of its own to a name it is given, the suffix is below, with the
-module that adds it.
+Names come from names.py, and the values around them from context.py, as
+the templates see them. Where a module adds a suffix of its own to a name
+it is given, the suffix is below, with the module that adds it.
 """
 
 from __future__ import annotations
@@ -17,17 +17,22 @@ import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from . import context
 from .aws import Aws, BucketTaken
 from .model import Infra
+from .names import app_security_group, group_resource, parameter_prefix, resource_name
 from .validation import Config
 
 # Name tags the modules add to the names they are given.
 DATABASE_GROUP_SUFFIX = "-db"  # modules/database: the database's security group
-APP_GROUP = "app"  # stacks/shared/access.tf: <project>-<environment>-app, each environment's application group
-SUBNET_TIERS = ("public", "private", "database")  # modules/network: the Tier tag of each subnet
+SubnetTier = Literal["public", "private", "database"]
+SUBNET_TIERS: tuple[SubnetTier, ...] = (
+    "public",
+    "private",
+    "database",
+)  # modules/network: the Tier tag of each subnet
 ENCRYPTIONS = ("aws:kms", "aws:kms:dsse", "AES256")
 OBJECT_CREATED = "s3:ObjectCreated:*"
 
@@ -275,13 +280,13 @@ def _check(name: str, problems: list[str], passed_detail: str = "") -> Check:
 
 
 def _group_vpc(reader: _Reader, infra: Infra, group: str) -> tuple[dict[str, Any] | None, str]:
-    name = context.network(infra, group)["name"]
+    name = group_resource(infra, group)
     return _one(reader.vpcs(name), f"VPC named {name}")
 
 
 def _network(reader: _Reader, infra: Infra, group: str) -> list[Check]:
     network = context.network(infra, group)
-    zones: dict[str, dict[str, Any]] = network["zones"]
+    zones = network["zones"]
     vpc_name = f"{group}: VPC {network['name']} has CIDR {network['cidr']}"
     subnets_name = f"{group}: public, private and database subnets in each of its {len(zones)} zones ({', '.join(zones)})"
     vpc, why = _group_vpc(reader, infra, group)
@@ -458,7 +463,7 @@ def _security(reader: _Reader, config: Config, group: str) -> list[Check]:
             checks.append(_check(name, _compare(_rules(found), expected)))
     app_ids: dict[str, str] = {}
     for env in environments:
-        app_name = context.resource_name(infra, env, APP_GROUP)
+        app_name = app_security_group(infra, env)
         env_infra = config.environments[env]
         if access["bastion"]:
             name = (
@@ -484,7 +489,7 @@ def _security(reader: _Reader, config: Config, group: str) -> list[Check]:
         problems = [f"{app_name} {problem}" for problem in _compare(_rules(found), expected, names)]
         # A fleet's instances carry its own group too: none of those may open SSH wider.
         for service in env_infra.services:
-            fleet = context.resource_name(env_infra, env, service)
+            fleet = resource_name(env_infra, env, service)
             for own in reader.security_groups(vpc["VpcId"], fleet):
                 for rule in sorted(_rules(own)):
                     if _admits_ssh(rule) and rule[3] != bastion_id:
@@ -523,7 +528,7 @@ def _security(reader: _Reader, config: Config, group: str) -> list[Check]:
 def _fleets(reader: _Reader, infra: Infra, env: str, amis: dict[str, str]) -> list[Check]:
     checks = []
     for service, spec in context.services(infra, env, amis.get).items():
-        fleet = context.resource_name(infra, env, service)
+        fleet = resource_name(infra, env, service)
         scaling = spec["scaling"]
         health = "ELB" if spec["port"] is not None else "EC2"
         ami = amis.get(spec["image"])
@@ -537,9 +542,13 @@ def _fleets(reader: _Reader, infra: Infra, env: str, amis: dict[str, str]) -> li
             continue
         group = found["AutoScalingGroupName"]
         problems = []
-        for key, field in (("min", "MinSize"), ("max", "MaxSize"), ("desired", "DesiredCapacity")):
-            if found.get(field) != scaling[key]:
-                problems.append(f"{field} is {found.get(field)}, expected {scaling[key]}")
+        for field, expected in (
+            ("MinSize", scaling["min"]),
+            ("MaxSize", scaling["max"]),
+            ("DesiredCapacity", scaling["desired"]),
+        ):
+            if found.get(field) != expected:
+                problems.append(f"{field} is {found.get(field)}, expected {expected}")
         if found.get("HealthCheckType") != health:
             problems.append(f"health check type {found.get('HealthCheckType')}, expected {health}")
         if spec["port"] is not None:
@@ -686,7 +695,7 @@ def _routing(reader: _Reader, infra: Infra, env: str) -> list[Check]:
             f"{spec['short_name']}"
         )
         found = reader.load_balancer(settings["name"]) if settings else None
-        if found is None:
+        if settings is None or found is None:
             checks.append(
                 Check(
                     name, False, f"no load balancer named {settings['name'] if settings else '?'}"
@@ -894,8 +903,8 @@ def _messaging(reader: _Reader, infra: Infra, env: str) -> list[Check]:
         if str(redrive.get("maxReceiveCount")) != str(after):
             problems.append(f"maxReceiveCount is {redrive.get('maxReceiveCount')}")
         checks.append(_check(name, problems, f"dead-letter queue {dead_letter}"))
-    for topic_name, spec in data["topics"].items():
-        topic = spec["name"]
+    for topic_name, topic_values in data["topics"].items():
+        topic = topic_values["name"]
         queues = [
             data["queues"][queue]["name"] for queue in data["topic_subscriptions"][topic_name]
         ]
@@ -994,7 +1003,7 @@ def _parameters(reader: _Reader, infra: Infra, env: str) -> list[Check]:
     for prefix_name, prefix in infra.secrets.prefixes.items():
         if not prefix.parameters:
             continue
-        path = context.parameter_prefix(infra, env, prefix_name)
+        path = parameter_prefix(infra, env, prefix_name)
         wanted = [f"{path}/{parameter}" for parameter in prefix.parameters]
         if store == "ssm":
             name = f"{env}: SecureString parameters {', '.join(prefix.parameters)} under {path}/"
@@ -1014,12 +1023,12 @@ def _parameters(reader: _Reader, infra: Infra, env: str) -> list[Check]:
             problems = []
             for secret in wanted:
                 secret_id = secret.lstrip("/")
-                answer = reader.aws.read(
+                described = reader.aws.read(
                     "secretsmanager", "describe_secret", missing=NO_SECRET, SecretId=secret_id
                 )
-                if answer is None:
+                if described is None:
                     problems.append(f"no secret {secret_id}")
-                elif answer.get("DeletedDate"):
+                elif described.get("DeletedDate"):
                     problems.append(f"secret {secret_id} is scheduled for deletion")
         checks.append(_check(name, problems))
     return checks
@@ -1045,11 +1054,11 @@ def fleet_versions(
 ) -> dict[tuple[str, str], FleetVersion]:
     """(environment, service) -> what the group of each fleet running `image` runs now.
 
-    Fleets are found by their Name tag (context.resource_name); a fleet without
+    Fleets are found by their Name tag (names.resource_name); a fleet without
     a group is left out. `refreshes=False` does not ask for instance refreshes
     (an emulator without them). AwsError when the API cannot be read."""
     wanted = {
-        context.resource_name(infra, env, service): (env, service)
+        resource_name(infra, env, service): (env, service)
         for env, infra in config.environments.items()
         for service, spec in infra.services.items()
         if spec.image == image

@@ -81,8 +81,8 @@ def targets(config: Config) -> list[Target]:
             result.append(
                 Target(f"stacks/{stack.name}/{name}", f"stacks/{folder}/{name}.j2", values)
             )
-    for path, template, values in images.packer_targets(config):
-        result.append(Target(path, template, values))
+    for path, template, packer_values in images.packer_targets(config):
+        result.append(Target(path, template, packer_values))
     return result
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-import re
 
-from . import regions, subnets
+from . import names, regions, subnets
 from .errors import Problem
 from .loader import Document
 from .model import Infra, as_dict
@@ -19,7 +18,6 @@ from .model import Infra, as_dict
 MIN_AZS, MAX_AZS = 2, 6
 PRINCIPALS = ("developers", "ci")
 RESERVED_BUCKET_CLASSES = ("backup", "logs")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 def check(infra: Infra, doc: Document) -> list[Problem]:
@@ -64,7 +62,7 @@ def _region_and_zones(infra: Infra, doc: Document) -> list[Problem]:
 def _environments(infra: Infra, doc: Document) -> list[Problem]:
     problems = []
     owner: dict[str, str] = {}
-    stack_names = {f"{group}-shared" for group in infra.vpc_groups}
+    stack_names = {names.shared_stack(group) for group in infra.vpc_groups}
     for group_name, group in infra.vpc_groups.items():
         for index, env in enumerate(group.environments):
             path = ("vpc_groups", group_name, "environments", index)
@@ -117,7 +115,7 @@ def _state_buckets(infra: Infra, doc: Document) -> list[Problem]:
         return []
     problems = []
     for group in infra.vpc_groups:
-        message = bucket_name_problem(infra.state_bucket(group))
+        message = names.bucket_name_problem(names.state_bucket(infra, group))
         if message:
             path = ("state", "bucket_prefix") if infra.state.bucket_prefix else ("project",)
             problems.append(doc.problem(path, f"state bucket for group '{group}': {message}"))
@@ -147,12 +145,12 @@ def _load_balancer(infra: Infra, doc: Document) -> list[Problem]:
     problems = []
     lb = infra.load_balancer
     environments = infra.all_environments
-    for group in lb.certificates:
-        if group not in infra.vpc_groups:
+    for certified in lb.certificates:
+        if certified not in infra.vpc_groups:
             problems.append(
                 doc.problem(
-                    ("load_balancer", "certificates", group),
-                    _unknown("VPC group", group, infra.vpc_groups),
+                    ("load_balancer", "certificates", certified),
+                    _unknown("VPC group", certified, infra.vpc_groups),
                     key=True,
                 )
             )
@@ -213,8 +211,8 @@ def _references(infra: Infra, doc: Document) -> list[Problem]:
         ref(base + ("image",), "image", service.image, infra.images)
         for i, queue in enumerate(service.consumes):
             ref(base + ("consumes", i), "queue", queue, infra.queues)
-        for i, topic in enumerate(service.publishes):
-            ref(base + ("publishes", i), "topic", topic, infra.topics)
+        for i, published in enumerate(service.publishes):
+            ref(base + ("publishes", i), "topic", published, infra.topics)
         for mode in ("read", "write"):
             for i, bucket in enumerate(getattr(service.buckets, mode)):
                 ref(base + ("buckets", mode, i), "bucket", bucket, infra.buckets)
@@ -325,9 +323,10 @@ def _asset_buckets(infra: Infra, env: str, doc: Document) -> list[Problem]:
     problems = []
     classes = list(infra.buckets) + list(RESERVED_BUCKET_CLASSES)
     for asset_class in classes:
-        name = infra.asset_bucket(env, asset_class)
-        message = bucket_name_problem(name)
+        name = names.asset_bucket(infra, env, asset_class)
+        message = names.bucket_name_problem(name)
         if message:
+            path: tuple[str, ...]
             if asset_class in infra.buckets:
                 path = ("buckets", asset_class)
             else:
@@ -351,21 +350,6 @@ def _shared_database(infra: Infra, env: str, doc: Document) -> list[Problem]:
             )
         ]
     return []
-
-
-def bucket_name_problem(name: str) -> str | None:
-    """Why `name` is not a valid S3 bucket name, or None."""
-    if not 3 <= len(name) <= 63:
-        return f"{len(name)} characters; S3 bucket names have 3 to 63"
-    if not _BUCKET_RE.match(name):
-        return "S3 bucket names use lowercase letters, digits, dots and hyphens, and start and end with a letter or digit"
-    if ".." in name or ".-" in name or "-." in name:
-        return "S3 bucket names cannot have adjacent dots or a dot beside a hyphen"
-    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
-        return "S3 bucket names cannot look like an IP address"
-    if name.startswith(("xn--", "sthree-")) or name.endswith(("-s3alias", "--ol-s3", "--x-s3")):
-        return "S3 reserves that prefix or suffix"
-    return None
 
 
 def _unknown(kind: str, name: str, known) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import names
 from .model import Infra
 
 SHARED = "shared"
@@ -26,18 +27,14 @@ class Stack:
 
     @property
     def state_key(self) -> str:
-        return f"{self.name}/terraform.tfstate"
-
-
-def shared_name(group: str) -> str:
-    return f"{group}-{SHARED}"
+        return names.state_key(self.name)
 
 
 def stacks(infra: Infra) -> list[Stack]:
     """Every stack, each after all it depends on."""
     result = []
     for group, vpc_group in infra.vpc_groups.items():
-        shared = shared_name(group)
+        shared = names.shared_stack(group)
         result.append(Stack(shared, SHARED, group))
         for env in vpc_group.environments:
             result.append(Stack(env, ENVIRONMENT, group, env, (shared,)))

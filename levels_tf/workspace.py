@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import console, context, lambda_package, plugin_cache, writer
+from . import console, lambda_package, plugin_cache, writer
 from .errors import UsageError
+from .names import function_package
 from .options import RenderOptions, apply, resolve
 from .render import render
 from .stacks import Stack, stacks
@@ -101,7 +102,7 @@ def ensure_function_packages(workspace: Workspace) -> list[Path]:
     """Build the zips of functions whose zip is missing; plan reads them."""
     built = []
     for name, function in workspace.config.infra.functions.items():
-        target = workspace.out / context.function_package(name)
+        target = workspace.out / function_package(name)
         if target.exists():
             continue
         writer.write_artifact(

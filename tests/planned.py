@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from levels_tf import writer
-from levels_tf.context import function_package
 from levels_tf.functions import FUNCTIONS
 from levels_tf.lambda_package import build_zip
+from levels_tf.names import function_package
 from levels_tf.options import RenderOptions, apply
 from levels_tf.render import render
 from levels_tf.stacks import SHARED, stacks
@@ -186,7 +186,8 @@ def plan_all(
         no_proxy="127.0.0.1,localhost",
     )
     env.pop("AWS_PROFILE", None)
-    shared, environments = [], []
+    shared: list[tuple[str, str, Path]] = []
+    environments: list[tuple[str, str, Path]] = []
     for config, path in configs.items():
         out = root / config
         for stack in render_for_emulator(path, out, endpoint):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -41,7 +42,7 @@ def make(changes: dict | None = None, *, extra: str = "") -> str:
     data = copy.deepcopy(MINIMAL)
     for dotted_path, value in (changes or {}).items():
         *parents, last = dotted_path.split(".")
-        node = data
+        node: dict[str, Any] = data
         for part in parents:
             node = node.setdefault(part, {})
         if value is DELETE:
@@ -95,6 +96,7 @@ def test_minimal_config_is_valid():
 def test_reference_config_and_its_overrides():
     config = load_config(REFERENCE)
     production = config.environments["production"]
+    assert production.database is not None and config.environments["qa"].database is not None
     assert production.services["api"].scaling.min == 4
     assert production.services["api"].scaling.max == 20
     assert production.database.replicas == 2
@@ -601,6 +603,7 @@ def test_mixed_override_forms_merge_and_validate_twice():
         database = (
             validate_document(document, Path("infra.yaml")).environments["production"].database
         )
+        assert database is not None
         assert (database.replicas, database.backup_retention_days) == (2, 30)
 
 

@@ -262,7 +262,9 @@ def test_template_content(tmp_path):
     locals_ = _block(text, "locals")
     assert _attributes(locals_)["built_at"] == "timestamp()"
     merged = locals_[locals_.index("merge(") :]
-    assert merged.index('Owner      = "platform"') < merged.index('ManagedBy   = "levels-tf"')
+    owner = re.search(r'^\s*Owner\s*=\s*"platform"$', merged, re.M)
+    managed_by = re.search(r'^\s*ManagedBy\s*=\s*"levels-tf"$', merged, re.M)
+    assert owner and managed_by and owner.start() < managed_by.start()
     levels_tags = _attributes(merged[merged.index("Image ") - 6 :])
     assert levels_tags == {
         "Image": '"api"',

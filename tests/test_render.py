@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from typing import Any
 
 import jinja2
 import pytest
@@ -12,6 +13,7 @@ from levels_tf.errors import TemplateError
 from levels_tf.validation import load_config, validate_document
 
 from .conftest import REFERENCE
+from .test_security_invariants import parse
 
 MINIMAL = """
 project: demo
@@ -38,6 +40,30 @@ def _render(text: str) -> dict[str, str]:
     )
 
 
+def _parsed(files: dict[str, str], path: str) -> dict[str, Any]:
+    """One rendered file, parsed (see test_security_invariants.parse)."""
+    return parse({path: files[path]})[path]
+
+
+def _backend(files: dict[str, str], stack: str) -> tuple[str, dict[str, Any]]:
+    """The type and settings of `stack`'s backend block."""
+    [(kind, settings)] = _parsed(files, f"stacks/{stack}/versions.tf")["terraform"][0]["backend"][
+        0
+    ].items()
+    return kind, settings
+
+
+def _remote_state(files: dict[str, str], stack: str) -> dict[str, Any]:
+    """The arguments of environment `stack`'s terraform_remote_state data source."""
+    data = _parsed(files, f"stacks/{stack}/shared.tf")["data"][0]
+    return data["terraform_remote_state"]["shared"]
+
+
+def _network(files: dict[str, str], group: str) -> dict[str, Any]:
+    """The arguments of VPC group `group`'s network module call."""
+    return _parsed(files, f"stacks/{group}-shared/main.tf")["module"][0]["network"]
+
+
 def test_files_per_stack_and_module():
     files = _render(MINIMAL)
     stacks = sorted({p.split("/")[1] for p in files if p.startswith("stacks/")})
@@ -55,57 +81,54 @@ def test_files_per_stack_and_module():
 
 def test_nat_defaults_follow_production():
     files = _render(MINIMAL)
-    assert 'nat_mode = "per_az"' in files["stacks/live-shared/main.tf"]
-    assert 'nat_mode = "single"' in files["stacks/lab-shared/main.tf"]
+    assert _network(files, "live")["nat_mode"] == "per_az"
+    assert _network(files, "lab")["nat_mode"] == "single"
 
 
 def test_local_backend_and_remote_state():
     files = _render(MINIMAL)
-    assert (
-        'backend "local" {\n    path = "terraform.tfstate"\n  }' in files["stacks/one/versions.tf"]
-    )
-    assert 'path = "../lab-shared/terraform.tfstate"' in files["stacks/one/shared.tf"]
+    assert _backend(files, "one") == ("local", {"path": "terraform.tfstate"})
+    assert _remote_state(files, "one") == {
+        "backend": "local",
+        "config": {"path": "../lab-shared/terraform.tfstate"},
+    }
 
 
 def test_s3_backend_per_group_and_key_per_stack():
     files = render.render(load_config(REFERENCE))
-    dev = files["stacks/dev/versions.tf"]
-    assert 'bucket       = "levels-tfstate-nonprod"' in dev
-    assert 'key          = "dev/terraform.tfstate"' in dev
-    assert "use_lockfile = true" in dev
-    shared = files["stacks/production-shared/versions.tf"]
-    assert 'bucket       = "levels-tfstate-production"' in shared
-    assert 'key    = "nonprod-shared/terraform.tfstate"' in files["stacks/qa/shared.tf"]
+    kind, dev = _backend(files, "dev")
+    assert kind == "s3"
+    assert dev["bucket"] == "levels-tfstate-nonprod"
+    assert dev["key"] == "dev/terraform.tfstate"
+    assert dev["use_lockfile"] is True
+    assert _backend(files, "production-shared")[1]["bucket"] == "levels-tfstate-production"
+    assert _remote_state(files, "qa")["config"]["key"] == "nonprod-shared/terraform.tfstate"
 
 
 def test_default_tags_layered():
     files = render.render(load_config(REFERENCE))
-    providers = files["stacks/dev/providers.tf"]
-    for line in (
-        'CostCenter  = "levels"',
-        'Project     = "levels"',
-        'Stack       = "dev"',
-        'Environment = "dev"',
-        'ManagedBy   = "levels-tf"',
-    ):
-        assert line in providers, providers
+    [provider, us_east_1] = _parsed(files, "stacks/dev/providers.tf")["provider"]
+    tags = provider["aws"]["default_tags"][0]["tags"]
+    assert (tags["CostCenter"], tags["Project"], tags["Stack"]) == ("levels", "levels", "dev")
+    assert (tags["Environment"], tags["ManagedBy"]) == ("dev", "levels-tf")
+    assert us_east_1["aws"]["default_tags"][0]["tags"] == tags
     assert "Environment" not in files["stacks/nonprod-shared/providers.tf"]
 
 
 def test_zones_keyed_by_name_with_fixed_slots():
     files = _render(MINIMAL.replace("azs: 3", "azs: 2"))
     grown = _render(MINIMAL)
-    two = files["stacks/live-shared/main.tf"]
-    three = grown["stacks/live-shared/main.tf"]
-    assert "eu-west-1c" not in two and "eu-west-1c = {" in three
+    two = _network(files, "live")["zones"]
+    three = _network(grown, "live")["zones"]
+    assert list(two) == ["eu-west-1a", "eu-west-1b"]
+    assert list(three) == ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
     # The zones both have are unchanged: adding a zone moves no subnet.
-    block = two.split("zones = {")[1].split("ssh_ingress_cidrs")[0].rstrip().rstrip("}")
-    assert block.strip() in three
+    assert {zone: three[zone] for zone in two} == two
 
 
 def test_no_bastion_means_no_ssh_in_acls():
     files = _render(MINIMAL)
-    assert "ssh_ingress_cidrs       = []" in files["stacks/live-shared/main.tf"]
+    assert _network(files, "live")["ssh_ingress_cidrs"] == []
 
 
 def test_template_errors_name_template_and_line(tmp_path, monkeypatch):
@@ -134,22 +157,24 @@ def test_emulator_endpoint_and_local_backend_render_for_rehearsals():
 
     config = apply(load_config(REFERENCE), RenderOptions("http://127.0.0.1:4566", "local"))
     files = render.render(config)
-    providers = files["stacks/dev/providers.tf"]
-    for service in ENDPOINT_SERVICES:
-        assert '"http://127.0.0.1:4566"' in providers and f"    {service} " in providers
-    assert providers.count("skip_credentials_validation = true") == 2  # both providers
-    assert 'backend "local"' in files["stacks/dev/versions.tf"]
-    assert 'path = "../nonprod-shared/terraform.tfstate"' in files["stacks/dev/shared.tf"]
+    providers = _parsed(files, "stacks/dev/providers.tf")["provider"]
+    assert len(providers) == 2
+    for provider in providers:
+        settings = provider["aws"]
+        assert settings["endpoints"] == [dict.fromkeys(ENDPOINT_SERVICES, "http://127.0.0.1:4566")]
+        assert settings["skip_credentials_validation"] is True
+    assert _backend(files, "dev")[0] == "local"
+    assert _remote_state(files, "dev")["config"] == {"path": "../nonprod-shared/terraform.tfstate"}
 
 
 def test_emulator_endpoint_with_s3_state():
     from levels_tf.options import RenderOptions, apply
 
     files = render.render(apply(load_config(REFERENCE), RenderOptions("http://127.0.0.1:4566")))
-    versions = files["stacks/production-shared/versions.tf"]
-    assert 'backend "s3"' in versions and "use_path_style              = true" in versions
-    assert 's3  = "http://127.0.0.1:4566"' in versions
-    assert 'sts = "http://127.0.0.1:4566"' in files["stacks/qa/shared.tf"]
+    kind, settings = _backend(files, "production-shared")
+    assert kind == "s3" and settings["use_path_style"] is True
+    assert settings["endpoints"]["s3"] == "http://127.0.0.1:4566"
+    assert _remote_state(files, "qa")["config"]["endpoints"]["sts"] == "http://127.0.0.1:4566"
 
 
 def test_default_render_has_no_emulator_settings():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from levels_tf import context, teardown
+from levels_tf import names, teardown
 from levels_tf.render import render
 from levels_tf.validation import load_config
 
@@ -99,13 +99,13 @@ def test_buckets_by_name():
 
 def test_log_only_buckets_are_the_access_log_and_environment_log_buckets_and_nothing_else():
     infra = load_config(ROOT / "infra.yaml").infra
-    logs = context.log_only_buckets(infra)
+    logs = names.log_only_buckets(infra)
     for group in infra.vpc_groups:
-        assert context.log_bucket(infra, group) in logs
+        assert names.log_bucket(infra, group) in logs
     every_env = [env for group in infra.vpc_groups.values() for env in group.environments]
-    assert {infra.asset_bucket(env, "logs") for env in every_env} <= logs
+    assert {names.asset_bucket(infra, env, "logs") for env in every_env} <= logs
     assets = {
-        infra.asset_bucket(env, asset_class)
+        names.asset_bucket(infra, env, asset_class)
         for env in every_env
         for asset_class in [*infra.buckets, "backup"]
     }
@@ -131,7 +131,7 @@ def test_every_bucket_a_module_makes_is_known_as_logs_or_assets():
     assert makers == set(BUCKET_MODULES)
     for name in ("reference", "heavy-overrides"):  # every module, with and without overrides
         config = load_config(CONFIGS[name])
-        logs = context.log_only_buckets(config.infra)
+        logs = names.log_only_buckets(config.infra)
         for file, body in parse(render(config)).items():
             for block in body.get("module", []) if file.startswith("stacks/") else []:
                 for call in block.values():

@@ -369,11 +369,11 @@ def test_names_fit_the_limits_aws_documents(planned_platforms):
     for stack in planned_platforms.values():
         for created in created_names(stack):
             rule = NAMED[created.resource_type]
-            length = (
-                len(created.name)
-                if created.name is not None
-                else len(created.prefix) + PREFIX_SUFFIX
-            )
+            if created.name is not None:
+                length = len(created.name)
+            else:
+                assert created.prefix is not None, "created_names keeps a name or a prefix"
+                length = len(created.prefix) + PREFIX_SUFFIX
             if length > rule.limit:
                 shown = created.name or f"{created.prefix}<26 generated characters>"
                 too_long.append(
@@ -405,7 +405,7 @@ def test_firewall_logs_go_to_log_groups_waf_accepts(planned_platforms):
             assert targets, f"{stack.label}: {change['address']} logs to no log group of its module"
             for target in targets:
                 name = groups[(change.get("module_address"), target.split(".")[1])]
-                assert name.startswith(WAF_LOG_PREFIX), (
+                assert name is not None and name.startswith(WAF_LOG_PREFIX), (
                     f"{stack.label}: {change['address']} logs to {name!r}"
                 )
                 checked += 1

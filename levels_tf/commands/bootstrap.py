@@ -27,6 +27,7 @@ from typing import Any
 from .. import console, context
 from ..aws import PUBLIC_ACCESS_BLOCK, Aws, AwsError, BucketTaken, Identity, MissingPermissions
 from ..errors import UsageError
+from ..names import state_bucket
 from ..options import RenderOptions, apply, resolve
 from ..validation import Config, load_config
 
@@ -84,7 +85,7 @@ def bootstrap(
             "in a local file, so there is no state bucket to create"
         )
         return 0
-    buckets = {g: infra.state_bucket(g) for g in groups}
+    buckets = {g: state_bucket(infra, g) for g in groups}
     aws = Aws(infra.region, options.aws_endpoint)
 
     who = aws.identity()

@@ -18,9 +18,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .. import console, context
+from .. import console
 from ..aws import AccessDenied, Aws, AwsError
 from ..errors import UsageError
+from ..names import asset_bucket, bundle_parameter
 from ..options import RenderOptions, resolve
 from ..validation import load_config
 
@@ -79,9 +80,9 @@ def deploy(
         raise UsageError(
             f"--version {version!r}: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
-    bucket = effective.asset_bucket(env, DEPLOYMENTS)
+    bucket = asset_bucket(effective, env, DEPLOYMENTS)
     key = f"{service}/{version}.tar.gz"
-    parameter = context.bundle_parameter(effective, env, service)
+    parameter = bundle_parameter(effective, env, service)
 
     aws = Aws(effective.region, aws_endpoint)
     who = aws.identity()

@@ -5,9 +5,10 @@ import json
 import time
 from pathlib import Path
 
-from .. import console, context, plan_summary, teardown
+from .. import console, plan_summary, teardown
 from ..aws import Aws
 from ..errors import UsageError
+from ..names import log_only_buckets
 from ..options import RenderOptions
 from ..progress import printer
 from ..stacks import Stack
@@ -161,7 +162,7 @@ def _buckets_to_empty(
     """The buckets this destroy must empty: log-only ones, and asset buckets holding
     objects only with --empty-asset-buckets (else refuse, listing them)."""
     names = teardown.buckets(found)
-    logs = context.log_only_buckets(workspace.config.infra)
+    logs = log_only_buckets(workspace.config.infra)
     assets = sorted(name for name in names if name not in logs and not aws.is_empty(name))
     if assets and not consent.empty_asset_buckets:
         raise UsageError(

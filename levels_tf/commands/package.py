@@ -3,8 +3,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .. import console, context, lambda_package, writer
+from .. import console, lambda_package, writer
 from ..errors import UsageError
+from ..names import function_package
 from ..validation import load_config
 
 
@@ -21,7 +22,7 @@ def package(config_path: Path, out: Path | None, names: tuple[str, ...]) -> int:
     for name in names or tuple(functions):
         function = functions[name]
         data = lambda_package.build_function(function.code, function.runtime)
-        target = out / context.function_package(name)
+        target = out / function_package(name)
         changed = writer.write_artifact(target, data)
         digest = hashlib.sha256(data).hexdigest()[:12]
         console.out(

@@ -25,7 +25,6 @@ from pathlib import Path
 from .. import console, emulator, images, platform_checks, process, scheduler
 from ..aws import Aws
 from ..emulator_profile import (
-    BASTION_AMI_PARAMETER,
     PROFILES,
     Profile,
     Seeded,
@@ -33,6 +32,7 @@ from ..emulator_profile import (
     seed_images,
 )
 from ..errors import LevelsError, UsageError
+from ..names import BASTION_AMI_PARAMETER
 from ..options import RenderOptions
 from ..plan_summary import NotPlanned
 from ..rehearsal_report import (
@@ -505,8 +505,8 @@ def _replan(run: Rehearsal) -> str:
     drift = run.report.unexpected
     if drift:
         raise StepFailed(f"{len(drift)} change(s) after apply that the emulator does not explain")
-    known = len(run.report.replanned)
-    return f"empty but for {known} known emulator difference(s)" if known else "empty"
+    replanned = len(run.report.replanned)
+    return f"empty but for {replanned} known emulator difference(s)" if replanned else "empty"
 
 
 def _destroy(run: Rehearsal) -> str:
