@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -81,20 +82,79 @@ def _leftovers(scratch: Path) -> list[str]:
     return found
 
 
-def _rehearse(
-    folder: Path, env: dict[str, str], *args: str
-) -> tuple[subprocess.CompletedProcess, dict]:
-    result = subprocess.run(
-        [sys.executable, "-m", "levels_tf", "-c", str(folder / "infra.yaml"), "rehearse", "--json", *args],
-        cwd=folder, env=env, capture_output=True, text=True, timeout=1500, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+def _argv(folder: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "levels_tf", "-c", str(folder / "infra.yaml"), "rehearse", "--json", *args]  # fmt: skip
+
+
+def _report(result: subprocess.CompletedProcess) -> dict:
     try:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:
         pytest.fail(
             f"no JSON report (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
         )
-    return result, report
+    return report
+
+
+@dataclass
+class Running:
+    """A rehearsal started in the background, as a user would run it."""
+
+    folder: Path
+    scratch: Path
+    before: dict[str, bytes]
+    child: subprocess.Popen
+    out: Path
+    err: Path
+
+    def finish(self) -> tuple[subprocess.CompletedProcess, dict]:
+        """Wait for it (25 minutes at most); its result and JSON report."""
+        try:
+            code = self.child.wait(timeout=1500)
+        except subprocess.TimeoutExpired:
+            self.child.kill()
+            raise
+        result = subprocess.CompletedProcess(
+            self.child.args, code, self.out.read_text(), self.err.read_text()
+        )
+        return result, _report(result)
+
+
+def _start(root: Path, copy, *args: str) -> Running:
+    folder = root / "platform"
+    copy(folder)
+    env = _environment(root)
+    before = _snapshot(folder)
+    out, err = root / "stdout", root / "stderr"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        child = subprocess.Popen(
+            _argv(folder, *args), cwd=folder, env=env, stdin=subprocess.DEVNULL,
+            stdout=stdout, stderr=stderr,
+        )  # fmt: skip
+    return Running(folder, root / "tmp", before, child, out, err)
+
+
+@pytest.fixture(scope="module")
+def rehearsals(request, tmp_path_factory):
+    """The whole-platform rehearsals of the selected tests, started at once:
+    most of a rehearsal is spent waiting on AWS-side delays the provider
+    imposes, so two side by side take little longer than the longer one.
+    Each test waits for its own and asserts on it alone."""
+    selected = {item.name for item in request.session.items}
+    wanted = {
+        "reference": (REFERENCE_TEST, copy_reference, ()),
+        "small": (SMALL_TEST, _copy_small, ("--backend", "local")),
+    }
+    started = {
+        name: _start(tmp_path_factory.mktemp(name), copy, *args)
+        for name, (test, copy, args) in wanted.items()
+        if test in selected
+    }
+    yield started
+    for running in started.values():
+        if running.child.poll() is None:
+            running.child.kill()
+            running.child.wait()
 
 
 def _assert_complete(result, report, folder: Path, before: dict[str, bytes], scratch: Path) -> None:
@@ -112,13 +172,14 @@ def _assert_complete(result, report, folder: Path, before: dict[str, bytes], scr
     assert not _leftovers(scratch), "nothing of the rehearsal may be left running"
 
 
-def test_the_reference_platform_rehearses_end_to_end(tmp_path):
-    folder = tmp_path / "platform"
-    copy_reference(folder)
-    env = _environment(tmp_path)
-    before = _snapshot(folder)
-    result, report = _rehearse(folder, env)
-    _assert_complete(result, report, folder, before, tmp_path / "tmp")
+REFERENCE_TEST = "test_the_reference_platform_rehearses_end_to_end"
+SMALL_TEST = "test_a_single_group_with_serverless_and_secrets_manager_rehearses"
+
+
+def test_the_reference_platform_rehearses_end_to_end(rehearsals):
+    running = rehearsals["reference"]
+    result, report = running.finish()
+    _assert_complete(result, report, running.folder, running.before, running.scratch)
 
     names = [c["name"] for c in report["checks"] if c["step"] == "check"]
     for env_name in ("production", "dev", "test", "qa"):
@@ -133,13 +194,10 @@ def test_the_reference_platform_rehearses_end_to_end(tmp_path):
     print(json.dumps([(s["name"], s["seconds"]) for s in report["steps"]]))
 
 
-def test_a_single_group_with_serverless_and_secrets_manager_rehearses(tmp_path):
-    folder = tmp_path / "platform"
-    _copy_small(folder)
-    env = _environment(tmp_path)
-    before = _snapshot(folder)
-    result, report = _rehearse(folder, env, "--backend", "local")
-    _assert_complete(result, report, folder, before, tmp_path / "tmp")
+def test_a_single_group_with_serverless_and_secrets_manager_rehearses(rehearsals):
+    running = rehearsals["small"]
+    result, report = running.finish()
+    _assert_complete(result, report, running.folder, running.before, running.scratch)
     names = [c["name"] for c in report["checks"]]
     assert any(name.startswith("staging:") for name in names) and any(
         name.startswith("preview:") for name in names
