@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__, console
+from .cache_dir import cache_dir
 from .errors import LevelsError
 
 # Each command imports its module when it runs, not at startup, so --help,
@@ -99,10 +100,9 @@ def _render_options(command):
 
 
 def _crash_report() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     text = f"levels-tf {__version__}\nargv: {sys.argv}\n\n{traceback.format_exc()}"
     try:
-        folder = Path(base) / "levels-tf"
+        folder = cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
         path.write_text(text, encoding="utf-8")
