@@ -32,6 +32,7 @@ from ..emulator_profile import (
     bastion_ami,
     seed_images,
 )
+from ..endpoint import check_endpoint
 from ..errors import LevelsError, UsageError
 from ..options import RenderOptions
 from ..plan_summary import NotPlanned
@@ -139,7 +140,7 @@ def rehearse(
     if profile is None:
         raise UsageError(f"--emulator {emulator_name!r}: one of {', '.join(PROFILES)}")
     if endpoint is not None:
-        endpoint = emulator.check_loopback(endpoint)
+        endpoint = check_endpoint(endpoint, option="--endpoint", loopback=True)
     work = Path(tempfile.mkdtemp(prefix="levels-tf-rehearsal-"))
     run = Rehearsal(
         config_path=config_path,
