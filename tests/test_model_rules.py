@@ -213,7 +213,12 @@ def test_missing_required_key():
             "vpc_groups.prod.production",
             "expected true or false, found the string 'true'",
         ),
-        ({"project": 12}, "project:", "project", "expected a string, found the number 12"),
+        (
+            {"project": 12},
+            "project:",
+            "project",
+            "expected a string, found the number 12; quote it",
+        ),
         (
             {"vpc_groups.prod.environments": "production"},
             "environments: production",
