@@ -54,12 +54,11 @@ def _run(ctx: click.Context, action: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         console.err("interrupted")
         code = 130
-    except Exception:
+    except Exception as exc:
         if debug:
             raise
         report = _crash_report()
-        kind, value, _ = sys.exc_info()
-        console.err(f"levels-tf: internal error: {kind.__name__}: {value}".splitlines()[0])
+        console.err(f"levels-tf: internal error: {type(exc).__name__}: {exc}".splitlines()[0])
         console.err(f"the full report is in {report}; rerun with --debug to see it here")
         code = 1
     ctx.exit(code)

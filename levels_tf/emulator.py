@@ -151,8 +151,8 @@ def start(kind: Kind, folder: Path, env: dict[str, str], extra_env: dict[str, st
                 return Emulator(kind, url, server)
             time.sleep(0.2)
         server.stop()
-        failure = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
-        failure = "; ".join(failure)
+        last = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
+        failure = "; ".join(last)
     raise EmulatorError(f"{kind.name} did not start on {LOOPBACK}: {failure or 'no output'}")
 
 

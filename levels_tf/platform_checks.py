@@ -1014,12 +1014,12 @@ def _parameters(reader: _Reader, infra: Infra, env: str) -> list[Check]:
             problems = []
             for secret in wanted:
                 secret_id = secret.lstrip("/")
-                answer = reader.aws.read(
+                described = reader.aws.read(
                     "secretsmanager", "describe_secret", missing=NO_SECRET, SecretId=secret_id
                 )
-                if answer is None:
+                if described is None:
                     problems.append(f"no secret {secret_id}")
-                elif answer.get("DeletedDate"):
+                elif described.get("DeletedDate"):
                     problems.append(f"secret {secret_id} is scheduled for deletion")
         checks.append(_check(name, problems))
     return checks
