@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -19,7 +20,7 @@ from levels_tf.validation import load_config, validate_document
 
 REFERENCE = Path(__file__).resolve().parent.parent / "infra.yaml"
 
-MINIMAL = {
+MINIMAL: dict[str, Any] = {  # a YAML document: any nesting of mappings, lists and scalars
     "project": "shop",
     "region": "us-east-1",
     "vpc_groups": {
@@ -97,12 +98,14 @@ def test_reference_config_and_its_overrides():
     production = config.environments["production"]
     assert production.services["api"].scaling.min == 4
     assert production.services["api"].scaling.max == 20
+    assert production.database is not None
     assert production.database.replicas == 2
     assert production.database.backup_retention_days == 30
     assert config.environments["dev"].services["api"].scaling.max == 2
     # untouched environments keep the defaults
     assert config.environments["qa"].services["api"].scaling.max == 8
-    assert config.environments["qa"].database.replicas == 1
+    qa_database = config.environments["qa"].database
+    assert qa_database is not None and qa_database.replicas == 1
     assert config.infra.services["api"].scaling.max == 8
 
 
@@ -606,6 +609,7 @@ def test_mixed_override_forms_merge_and_validate_twice():
         database = (
             validate_document(document, Path("infra.yaml")).environments["production"].database
         )
+        assert database is not None
         assert (database.replicas, database.backup_retention_days) == (2, 30)
 
 

@@ -41,6 +41,7 @@ def test_every_base_and_the_bastion_get_a_seeded_image(path):
     records = seed_images(infra)
     names = {r["name"] for r in records}
     for image in infra.images.values():
+        assert image.base is not None, f"{path}: every image of this config has a base"
         assert seed_name(images.BASES[image.base].name) in names
     assert len({r["ami_id"] for r in records}) == len(records)
     assert bastion_ami(records) in {r["ami_id"] for r in records}
