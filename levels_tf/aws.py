@@ -19,7 +19,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
@@ -33,7 +32,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
 from . import __version__
-from .errors import LevelsError, UsageError
+from .endpoint import check_endpoint
+from .errors import LevelsError
 
 # What botocore raises besides an AWS error answer (an emulator's HTML 500 page
 # is a ResponseParserError, which is no BotoCoreError).
@@ -104,16 +104,6 @@ class BucketTaken(AwsError):
     """A bucket name exists, but in an account other than the caller's."""
 
 
-def check_endpoint(url: str | None) -> str | None:
-    """`url` when it is an http(s) URL with a host; None stays None."""
-    if url is None or url == "":
-        return None
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise UsageError(f"--aws-endpoint {url!r} is not an http:// or https:// URL with a host")
-    return url.rstrip("/")
-
-
 @dataclass(frozen=True)
 class Identity:
     """Who the credentials are: account, ARN, and the IAM principal behind them."""
@@ -171,7 +161,7 @@ class Aws:
         """`credentials` (access key, secret key) replace the usual chain: an
         emulator gets placeholders, so these clients can never act on an account."""
         self.region = region
-        self.endpoint = check_endpoint(endpoint)
+        self.endpoint = None if endpoint is None else check_endpoint(endpoint)
         keys = (
             {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]}
             if credentials

@@ -10,11 +10,15 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from . import __version__, console
+from .cache_dir import cache_dir
 from .errors import LevelsError
+
+FC = TypeVar("FC", bound=Callable[..., Any] | click.Command)
 
 # Each command imports its module when it runs, not at startup, so --help,
 # --version and init load neither the model nor the templates.
@@ -50,12 +54,11 @@ def _run(ctx: click.Context, action: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         console.err("interrupted")
         code = 130
-    except Exception:
+    except Exception as exc:
         if debug:
             raise
         report = _crash_report()
-        kind, value, _ = sys.exc_info()
-        console.err(f"levels-tf: internal error: {kind.__name__}: {value}".splitlines()[0])
+        console.err(f"levels-tf: internal error: {type(exc).__name__}: {exc}".splitlines()[0])
         console.err(f"the full report is in {report}; rerun with --debug to see it here")
         code = 1
     ctx.exit(code)
@@ -67,42 +70,93 @@ def _report(exc: LevelsError) -> int:
     return exc.exit_code
 
 
-def _render_options(command):
+BACKENDS = ("s3", "local")
+
+
+def _backend_option(help: str) -> Callable[[FC], FC]:
+    """--backend s3|local, overriding state.backend; `help` says what for in this command."""
+    return click.option("--backend", type=click.Choice(BACKENDS), help=help)
+
+
+def _endpoint_option(
+    flag: str, help: str, *, loopback: bool = False, envvar: str | None = None
+) -> Callable[[FC], FC]:
+    """An endpoint URL option (`flag` URL), checked by check_endpoint as it is
+    parsed: a bad URL is refused, exit 2, in the same words in every command,
+    before anything runs; the command gets it without a trailing slash."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        from .endpoint import check_endpoint
+
+        if value is None:
+            return None
+        try:
+            return check_endpoint(value, option=flag, loopback=loopback)
+        except LevelsError as exc:
+            ctx.exit(_report(exc))
+
+    return click.option(flag, metavar="URL", envvar=envvar, callback=check, help=help)
+
+
+def _render_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--aws-endpoint and --backend, which reach the command as one `options`.
 
     Every command that renders or reads the rendered tree takes them, with one
     meaning: how the tree is rendered (see levels_tf/options.py)."""
 
     @functools.wraps(command)
-    def with_options(*args, aws_endpoint, backend, **kwargs):
+    def with_options(
+        *args: Any, aws_endpoint: str | None, backend: str | None, **kwargs: Any
+    ) -> Any:
         from .options import RenderOptions
 
-        try:
-            options = RenderOptions(aws_endpoint, backend)
-        except LevelsError as exc:
-            click.get_current_context().exit(_report(exc))
-        return command(*args, options=options, **kwargs)
+        return command(*args, options=RenderOptions(aws_endpoint, backend), **kwargs)
 
-    with_options = click.option(
-        "--backend",
-        type=click.Choice(["s3", "local"]),
-        help="Override state.backend (local for a rehearsal); later commands read it from the tree.",
+    with_options = _backend_option(
+        "Override state.backend (local for a rehearsal); later commands read it from the tree."
     )(with_options)
-    with_options = click.option(
+    return _endpoint_option(
         "--aws-endpoint",
-        metavar="URL",
-        envvar="LEVELS_TF_AWS_ENDPOINT",
-        help="Every AWS service at one endpoint (an emulator such as moto); default $AWS_ENDPOINT_URL at render, "
+        "Every AWS service at one endpoint (an emulator such as moto); default $AWS_ENDPOINT_URL at render, "
         "then what the tree was rendered with.",
+        envvar="LEVELS_TF_AWS_ENDPOINT",
     )(with_options)
-    return with_options
+
+
+def _engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--engine and --terraform-bin, which reach the command as one `engine` choice."""
+
+    @functools.wraps(command)
+    def with_engine(*args: Any, engine: str, terraform_bin: str | None, **kwargs: Any) -> Any:
+        from .terraform import EngineChoice
+
+        return command(*args, engine=EngineChoice(engine, terraform_bin), **kwargs)
+
+    for option in reversed(
+        [
+            click.option(
+                "--engine",
+                type=click.Choice(["auto", "binary", "embedded"]),
+                default="auto",
+                show_default=True,
+                envvar="LEVELS_TF_ENGINE",
+                help="binary: terraform or tofu; embedded: Terraform bundled as a library (levels-tf[embedded]); auto: the binary if there is one.",
+            ),
+            click.option(
+                "--terraform-bin",
+                metavar="PATH",
+                help="terraform or tofu to run (default: terraform, then tofu, on PATH).",
+            ),
+        ]
+    ):
+        with_engine = option(with_engine)
+    return with_engine
 
 
 def _crash_report() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     text = f"levels-tf {__version__}\nargv: {sys.argv}\n\n{traceback.format_exc()}"
     try:
-        folder = Path(base) / "levels-tf"
+        folder = cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
         path.write_text(text, encoding="utf-8")
@@ -170,35 +224,9 @@ def stacks(ctx: click.Context, as_json: bool) -> None:
     _run(ctx, lambda: stacks_cmd.stacks(ctx.obj["config"], as_json))
 
 
-def _terraform_options(command):
-    """Options every Terraform-driving command shares; --engine and
-    --terraform-bin reach the command as one `engine` choice."""
-
-    @functools.wraps(command)
-    def with_engine(*args, engine, terraform_bin, **kwargs):
-        from .terraform import EngineChoice
-
-        return command(*args, engine=EngineChoice(engine, terraform_bin), **kwargs)
-
-    for option in reversed(
-        [
-            click.option(
-                "--engine",
-                type=click.Choice(["auto", "binary", "embedded"]),
-                default="auto",
-                show_default=True,
-                envvar="LEVELS_TF_ENGINE",
-                help="binary: terraform or tofu; embedded: Terraform bundled as a library (levels-tf[embedded]); auto: the binary if there is one.",
-            ),
-            click.option(
-                "--terraform-bin",
-                metavar="PATH",
-                help="terraform or tofu to run (default: terraform, then tofu, on PATH).",
-            ),
-        ]
-    ):
-        with_engine = option(with_engine)
-    return _render_options(with_engine)
+def _terraform_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every Terraform-driving command shares: the engine and the render options."""
+    return _render_options(_engine_options(command))
 
 
 def _summary_format(command):
@@ -524,16 +552,12 @@ def deploy(
     show_default=True,
     help="The AWS emulator to start on loopback (its gaps are adapted in the rehearsal tree only).",
 )
-@click.option(
+@_endpoint_option(
     "--endpoint",
-    metavar="URL",
-    help="Use the emulator you run at this loopback URL instead of starting one.",
+    "Use the emulator you run at this loopback URL instead of starting one.",
+    loopback=True,
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["s3", "local"]),
-    help="State on the emulator's S3 (default, as infra.yaml says) or in local files.",
-)
+@_backend_option("State on the emulator's S3 (default, as infra.yaml says) or in local files.")
 @click.option(
     "--keep",
     is_flag=True,
@@ -557,19 +581,7 @@ def deploy(
     type=click.IntRange(5, 3600),
     help="Fail a step once the emulator has answered errors for this many seconds.",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["auto", "binary", "embedded"]),
-    default="auto",
-    show_default=True,
-    envvar="LEVELS_TF_ENGINE",
-    help="Which Terraform runs the stacks (as for plan).",
-)
-@click.option(
-    "--terraform-bin",
-    metavar="PATH",
-    help="terraform or tofu to run (default: terraform, then tofu, on PATH).",
-)
+@_engine_options
 @click.pass_context
 def rehearse(
     ctx,
@@ -581,7 +593,6 @@ def rehearse(
     parallelism,
     watchdog_seconds,
     engine,
-    terraform_bin,
 ) -> None:
     """The whole platform's life cycle on an AWS emulator: apply, check, roll an image, re-plan, destroy.
 
@@ -589,7 +600,6 @@ def rehearse(
     and credentials beside infra.yaml are never used. Exit 0 when every step
     and check passed, 1 otherwise."""
     from .commands import rehearse as rehearse_cmd
-    from .terraform import EngineChoice
 
     _run(
         ctx,
@@ -600,7 +610,7 @@ def rehearse(
             backend=backend,
             keep=keep,
             as_json=as_json,
-            engine=EngineChoice(engine, terraform_bin),
+            engine=engine,
             parallelism=parallelism,
             watchdog_seconds=watchdog_seconds,
         ),

@@ -20,10 +20,10 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 from . import process
-from .errors import LevelsError, UsageError
+from .endpoint import check_endpoint
+from .errors import LevelsError
 
 START_TIMEOUT = 60  # seconds for an emulator to answer its first request
 LOOPBACK = "127.0.0.1"
@@ -116,20 +116,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def check_loopback(url: str) -> str:
-    """`url` without a trailing slash; UsageError unless it is http(s) on 127.0.0.1, ::1 or localhost."""
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or parsed.hostname not in (
-        LOOPBACK,
-        "::1",
-        "localhost",
-    ):
-        raise UsageError(
-            f"--endpoint {url!r}: a rehearsal talks only to an emulator on this machine's loopback"
-        )
-    return url.rstrip("/")
-
-
 def answers(url: str, timeout: float = 2.0) -> int | None:
     """The HTTP status of a GET to loopback `url`, never through a proxy; None when nothing answers."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -165,14 +151,14 @@ def start(kind: Kind, folder: Path, env: dict[str, str], extra_env: dict[str, st
                 return Emulator(kind, url, server)
             time.sleep(0.2)
         server.stop()
-        failure = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
-        failure = "; ".join(failure)
+        last = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
+        failure = "; ".join(last)
     raise EmulatorError(f"{kind.name} did not start on {LOOPBACK}: {failure or 'no output'}")
 
 
 def user_run(kind: Kind, url: str) -> Emulator:
     """An emulator the user runs at loopback `url`; EmulatorError when it does not answer."""
-    url = check_loopback(url)
+    url = check_endpoint(url, option="--endpoint", loopback=True)
     if answers(url + "/") is None:
         raise EmulatorError(
             f"nothing answers at {url}; start the emulator first, or leave --endpoint out"

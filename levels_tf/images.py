@@ -267,17 +267,8 @@ def parse_lock(text: str, file: str) -> ImageLock:
     try:
         parsed = typed.load(_LockFile, document.data)
     except typed.Invalid as exc:
-        raise ConfigError([_problem(document, issue) for issue in exc.issues]) from None
+        raise ConfigError([loader.issue_problem(document, issue) for issue in exc.issues]) from None
     return ImageLock(parsed.images)
-
-
-def _problem(document: Document, issue: typed.Issue) -> Problem:
-    message = issue.message
-    if issue.kind == "key":
-        return document.problem(issue.path, "invalid key: " + message, key=True)
-    if message.startswith("expected a string, found"):
-        message += "; quote it"
-    return document.problem(issue.path, message, key=issue.kind in ("unknown", "missing"))
 
 
 def load_lock(path: str | os.PathLike) -> ImageLock:

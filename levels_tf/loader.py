@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from . import typed
 from .errors import ConfigError, Problem
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -50,6 +51,27 @@ class Document:
     def problem(self, path: tuple, message: str, *, key: bool = False) -> Problem:
         line, column = self.where(path, key=key)
         return Problem(line, column, dotted(path), message, self.file)
+
+
+# A YAML scalar that quoting makes the string that was meant: 1.10, yes, 2024-01-01.
+_QUOTE_IT = re.compile(
+    r"expected a string, found (the number|the boolean|a date value|a datetime value)"
+)
+
+
+def issue_problem(document: Document, issue: typed.Issue) -> Problem:
+    """An `issue` that typed.load found in `document.data`, as a Problem at its
+    line: a bad key points at the key, a missing or unknown one at its
+    mapping's key, a bad value at the value.
+
+    Where a number, boolean or date stands for a string, the message says to
+    quote it: that is the fix, and the value YAML read may not even be the
+    one written (1.10 reads as 1.1).
+    """
+    if issue.kind == "key":
+        return document.problem(issue.path, "invalid key: " + issue.message, key=True)
+    message = issue.message + ("; quote it" if _QUOTE_IT.match(issue.message) else "")
+    return document.problem(issue.path, message, key=issue.kind in ("unknown", "missing"))
 
 
 def dotted(path: tuple) -> str:

@@ -18,8 +18,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
+from .endpoint import check_endpoint
 from .errors import UsageError
 from .writer import MANIFEST, STATE_DIR
 
@@ -64,9 +64,8 @@ class RenderOptions:
 
     def __post_init__(self) -> None:
         if self.aws_endpoint is not None:
-            url = urlparse(self.aws_endpoint)
-            if url.scheme not in ("http", "https") or not url.netloc:
-                raise UsageError(f"--aws-endpoint {self.aws_endpoint!r} is not an http(s) URL")
+            # One spelling of the URL (no trailing slash) in the tree, the stored options and the clients.
+            object.__setattr__(self, "aws_endpoint", check_endpoint(self.aws_endpoint))
         if self.backend not in (None, "s3", "local"):
             raise UsageError(f"--backend {self.backend!r}: use s3 or local")
 

@@ -27,13 +27,14 @@ try:
 except ImportError:  # Windows: no flock; runs there are not coordinated
     fcntl = None  # type: ignore[assignment]
 
+from .cache_dir import cache_dir
+
 FOLDER = "terraform-plugins"
 
 
 def folder() -> Path:
     """The cache folder: `$XDG_CACHE_HOME/levels-tf/terraform-plugins` (default `~/.cache`)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "levels-tf" / FOLDER
+    return cache_dir() / FOLDER
 
 
 def lock_path(cache: Path) -> Path:

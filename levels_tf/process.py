@@ -106,10 +106,13 @@ def stream(
     child = _start(
         argv, cwd, env, advice, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
     )
+    # Both are pipes: asked for above.
+    stdout, stderr = child.stdout, child.stderr
+    assert stdout is not None and stderr is not None
     with _running_lock:
         _running.add(child)
     errors: list[str] = []
-    reader = threading.Thread(target=lambda: errors.extend(child.stderr), daemon=True)
+    reader = threading.Thread(target=lambda: errors.extend(stderr), daemon=True)
     reader.start()
     timed_out = threading.Event()
 
@@ -122,7 +125,7 @@ def stream(
     watchdog.start()
     lines: list[str] = []
     try:
-        for line in child.stdout:
+        for line in stdout:
             lines.append(line)
             on_line(line.rstrip("\n"))
         child.wait()

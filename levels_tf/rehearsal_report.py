@@ -145,8 +145,8 @@ def text(report: Report) -> str:
     if known:
         lines.append(f"re-plan: {len(known)} change(s) the emulator causes, not levels-tf:")
         lines.extend(f"  {c.stack}: {c.address} ({c.action}): {c.reason}" for c in known)
-    for c in report.unexpected:
-        lines.append(f"  DRIFT {c.stack}: {c.address} ({c.action}) after apply")
+    for change in report.unexpected:
+        lines.append(f"  DRIFT {change.stack}: {change.address} ({change.action}) after apply")
     if report.tree:
         lines.append(f"the rehearsal tree is kept in {report.tree}")
     verdict = (

@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 
 from . import __version__, hcl, resources
+from .cache_dir import cache_dir
 from .errors import TemplateError
 
 
@@ -40,15 +41,14 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     Compiling every template costs more than rendering them all; the cache is
     skipped where the folder cannot be written.
     """
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "levels-tf", f"templates-{__version__}")
+    folder = cache_dir() / f"templates-{__version__}"
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError:
         return None
     if not os.access(folder, os.W_OK):
         return None
-    return jinja2.FileSystemBytecodeCache(folder)
+    return jinja2.FileSystemBytecodeCache(str(folder))
 
 
 def render(template: str, context: Mapping[str, Any]) -> str:

@@ -133,6 +133,10 @@ class Check(Constraint):
 class Record:
     """Base of configuration records; subclasses are made with @record."""
 
+    if typing.TYPE_CHECKING:
+        # @record makes every subclass a dataclass: dataclasses.asdict takes them.
+        __dataclass_fields__: typing.ClassVar[dict[str, dataclasses.Field[Any]]]
+
     def problems(self) -> list[tuple[tuple, str]]:
         """Rules relating several fields of this record: (relative path, message)."""
         return []
@@ -323,7 +327,10 @@ def _unknown_key(key: str, allowed: list[str]) -> str:
 def json_schema(cls: type, title: str) -> dict:
     definitions: dict[str, dict] = {}
     root = _record_schema(cls, definitions)
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title}
+    schema: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": title,
+    }
     schema.update(root)
     if definitions:
         schema["$defs"] = dict(sorted(definitions.items()))

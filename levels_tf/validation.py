@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import effective, images, loader, rules, typed
-from .errors import ConfigError, Problem
+from .errors import ConfigError
 from .loader import Document
 from .model import Infra
 from .options import RenderOptions
@@ -78,10 +78,4 @@ def _model(document: Document) -> Infra:
     try:
         return typed.load(Infra, document.data)
     except typed.Invalid as exc:
-        raise ConfigError([_problem(document, issue) for issue in exc.issues]) from None
-
-
-def _problem(document: Document, issue: typed.Issue) -> Problem:
-    if issue.kind == "key":
-        return document.problem(issue.path, "invalid key: " + issue.message, key=True)
-    return document.problem(issue.path, issue.message, key=issue.kind in ("unknown", "missing"))
+        raise ConfigError([loader.issue_problem(document, issue) for issue in exc.issues]) from None

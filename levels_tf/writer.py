@@ -10,11 +10,15 @@ A write is a transaction recorded in a journal (`.levels-tf/journal.json`):
 An interrupted write is finished by the next run (`recover`): before the
 commit it is rolled back from the backups, after it the leftovers are
 tidied. Either way the tree is the previous one or the new one, never a mix.
-Files are not fsynced: the guarantee is for a process that crashes or is
-killed, and the whole tree derives from infra.yaml, so after a power cut
-`levels-tf render` rebuilds it. Only files whose content changed are written; files generated before and no
+Staged files are not fsynced: the guarantee is for a process that crashes
+or is killed, and the whole tree derives from infra.yaml, so after a power
+cut `levels-tf render` rebuilds it. Only files whose content changed are written; files generated before and no
 longer generated are removed; files levels-tf did not generate are never
 touched.
+
+Every other file levels-tf replaces (the journal, build artifacts, the image
+lock) goes through `write_atomic`: a reader sees the old file or the new
+one, also after a power cut.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import contextlib
 import difflib
 import json
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,7 +139,8 @@ def recover(out: Path) -> bool:
     """Finish what an interrupted write left: roll it back if it had not
     committed, tidy up if it had. True when there was anything to do."""
     journal = out / JOURNAL
-    _unlink(journal.with_name(journal.name + ".tmp"))
+    for temp in journal.parent.glob(_temp_name(journal, "*")):
+        _unlink(temp)
     try:
         record = json.loads(journal.read_text(encoding="utf-8"))
         phase, entries = record["phase"], record["entries"]
@@ -173,7 +179,7 @@ def _restore(backup: Path, target: Path) -> None:
 
 
 def _journal(out: Path, phase: str, entries: list[dict]) -> None:
-    _write_atomic(out / JOURNAL, json.dumps({"phase": phase, "entries": entries}, indent=1))
+    write_atomic(out / JOURNAL, json.dumps({"phase": phase, "entries": entries}, indent=1))
 
 
 def _apply(target: Path, change: Change) -> None:
@@ -187,16 +193,71 @@ def _apply(target: Path, change: Change) -> None:
 
 def _stage(target: Path, text: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(_staged(target), text, rename=False)
-
-
-def _write_atomic(path: Path, text: str, rename: bool = True) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(path.name + ".tmp") if rename else path
-    with open(temp, "w", encoding="utf-8", newline="\n") as handle:
+    with open(_staged(target), "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
-    if rename:
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Replace `path` by `data` (text is written as UTF-8, newlines as given)
+    so that readers, and the disk after a crash or power cut, hold either the
+    whole old file or the whole new one.
+
+    The new bytes go to a temporary file in the same folder, are flushed and
+    fsynced, and take the target's place in one rename; the folder is then
+    fsynced too where the system allows it, so the rename itself is durable.
+    The file keeps the permission bits of the one it replaces (a new file
+    gets the usual ones, 0o666 less the umask). Missing parent folders are
+    created. Raises OSError, leaving the old file and no temporary file.
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode: int | None = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        mode = None
+    while True:
+        temp = path.with_name(_temp_name(path, secrets.token_hex(4)))
+        try:
+            handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        try:
+            view = memoryview(raw)
+            while view:
+                view = view[os.write(handle, view) :]
+            if mode is not None:
+                os.chmod(temp, mode)
+            os.fsync(handle)
+        finally:
+            os.close(handle)
         os.replace(temp, path)
+    except BaseException:
+        _unlink(temp)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _temp_name(path: Path, token: str) -> str:
+    """The name of a temporary file of `write_atomic` for `path`; hidden, and
+    ending in .tmp so that nothing takes it for a finished file."""
+    return f".{path.name}.{token}.tmp"
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable; a no-op where folders cannot be
+    opened or fsynced (Windows, some network file systems)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
 
 
 def _staged(target: Path) -> Path:
@@ -276,12 +337,8 @@ def write_artifact(path: Path, data: bytes) -> bool:
         pass
     except OSError as exc:
         raise WriteError(f"{path}: cannot read: {exc.strerror}") from None
-    temp = path.with_name(path.name + STAGED_SUFFIX)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp.write_bytes(data)
-        os.replace(temp, path)
+        write_atomic(path, data)
     except OSError as exc:
-        _unlink(temp)
         raise WriteError(f"{exc.filename or path}: cannot write: {exc.strerror}") from None
     return True

@@ -125,7 +125,7 @@ def pairs(stack: PlannedStack) -> Iterator[tuple[str, str, str]]:
         targets = (
             _traced_buckets(stack, node, "target_bucket")
             if name is None
-            else {_bucket_named(stack, name)} - {None}
+            else {bucket for bucket in [_bucket_named(stack, name)] if bucket is not None}
         )
         for target in targets:
             why = "S3 delivers access logs only once the target's policy allows it"
@@ -154,11 +154,11 @@ def pairs(stack: PlannedStack) -> Iterator[tuple[str, str, str]]:
         after = change["change"]["after"] or {}
         if after.get("principal") != "s3.amazonaws.com":
             continue
-        bucket = _bucket_named(stack, after["source_arn"].rsplit(":", 1)[-1])
-        assert bucket is not None, (
+        source = _bucket_named(stack, after["source_arn"].rsplit(":", 1)[-1])
+        assert source is not None, (
             f"{stack.label}: {change['address']} names a bucket this stack does not create"
         )
-        notification = setting_of(stack, bucket, "aws_s3_bucket_notification")
+        notification = setting_of(stack, source, "aws_s3_bucket_notification")
         notified.add(notification)
         why = "S3 refuses a Lambda destination it may not invoke yet"
         yield notification, config_address(change["address"]), why
@@ -190,7 +190,8 @@ def pairs(stack: PlannedStack) -> Iterator[tuple[str, str, str]]:
 
 
 def test_what_is_used_waits_for_its_configuration(planned_platforms, terraform_env):
-    missing, checked = [], defaultdict(int)
+    missing: list[str] = []
+    checked: defaultdict[str, int] = defaultdict(int)
     for label, stack in sorted(planned_platforms.items()):
         edges = graph(stack, terraform_env)
         for user, prerequisite, why in set(pairs(stack)):

@@ -280,6 +280,7 @@ def tf_env(tmp_path):
 def _terraform(
     args: list[str], env: dict, cwd: Path, stdin: str | None = None
 ) -> subprocess.CompletedProcess:
+    assert TERRAFORM is not None  # the callers are marked needs_terraform
     return subprocess.run(
         [TERRAFORM, *args],
         input=stdin,

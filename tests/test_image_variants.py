@@ -13,7 +13,7 @@ import urllib.parse
 import pytest
 
 try:
-    from PIL import Image, ImageCms, features
+    from PIL import Image, ImageCms, JpegImagePlugin, features
 except ImportError:  # pragma: no cover - depends on the machine
     if os.environ.get("CI"):
         raise  # CI installs .[test], which has Pillow: a missing one is a failure there
@@ -27,6 +27,7 @@ SOURCE = FUNCTIONS["image-variants"].source_dir / "handler.py"
 def _load_handler(name: str = "image_variants_handler"):
     """The handler as Lambda loads it: a top-level module from its own file."""
     spec = importlib.util.spec_from_file_location(name, SOURCE)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -73,6 +74,13 @@ def _open(data: bytes) -> Image.Image:
     return image
 
 
+def _alpha(image: Image.Image, xy: tuple[int, int]) -> int:
+    """The alpha of the pixel at `xy` of an image with bands (RGBA, LA)."""
+    pixel = image.getpixel(xy)
+    assert isinstance(pixel, tuple)
+    return pixel[-1]
+
+
 def _close(actual, expected, tolerance: int = 40) -> bool:
     return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=False))
 
@@ -109,6 +117,8 @@ def test_jpeg_variants_are_progressive_at_quality_85():
     data, _ = handler.make_variants(_jpeg_rotated(), [100])[100]
     image = _open(data)
     assert image.info.get("progressive") or image.info.get("progression")
+    assert isinstance(image, JpegImagePlugin.JpegImageFile)
+    assert isinstance(reference, JpegImagePlugin.JpegImageFile)
     assert image.quantization == reference.quantization
 
 
@@ -154,7 +164,7 @@ def test_png_keeps_its_transparency_and_format():
     assert image.format == "PNG"
     assert image.size == (64, 32)
     assert image.mode == "RGBA"
-    assert image.getpixel((4, 16))[3] == 0
+    assert _alpha(image, (4, 16)) == 0
     assert image.getpixel((60, 16)) == GREEN + (255,)
     assert _open(variants[1000][0]).size == (300, 150)  # never upscaled
 
@@ -168,9 +178,9 @@ def test_palette_png_with_a_transparent_index_is_resized_smoothly_and_stays_tran
     out = _open(variants[50][0])
     assert out.size == (50, 25)
     assert out.mode == "RGBA"
-    edge = [out.getpixel((x, 12))[3] for x in range(50)]
+    edge = [_alpha(out, (x, 12)) for x in range(50)]
     assert any(0 < alpha < 255 for alpha in edge), "a filtered edge, not NEAREST's hard step"
-    assert out.convert("RGBA").getpixel((5, 12))[3] == 0
+    assert _alpha(out.convert("RGBA"), (5, 12)) == 0
     assert out.convert("RGBA").getpixel((45, 12)) == (255, 0, 0, 255)
 
 
@@ -191,7 +201,7 @@ def test_webp_stays_webp_with_alpha():
     data, content_type = handler.make_variants(_encoded(image, "WEBP", lossless=True), [200])[200]
     out = _open(data)
     assert (content_type, out.format, out.size) == ("image/webp", "WEBP", (200, 50))
-    assert out.mode == "RGBA" and out.getpixel((10, 25))[3] == 0
+    assert out.mode == "RGBA" and _alpha(out, (10, 25)) == 0
 
 
 def test_animated_gif_gives_its_first_frame_as_a_gif():

@@ -220,7 +220,7 @@ def _zipimport(zip_path: Path, name: str):
     import importlib.util
 
     spec = zipimport.zipimporter(str(zip_path)).find_spec(name)
-    assert spec is not None
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[f"_zipped_{name}"] = module
     try:

@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -55,7 +56,7 @@ class Rehearsal:
     config: Path
     endpoint: str
     env: dict[str, str]
-    s3: object
+    s3: Any  # a boto3 S3 client: boto3 has no type information
 
     def cli(self, *args: str, config: Path | None = None) -> subprocess.CompletedProcess:
         """Run levels-tf to completion; stdout and stderr as text."""

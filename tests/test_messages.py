@@ -41,6 +41,7 @@ def _module_commands() -> dict[str, set[str]]:
     """Which CLI commands each `levels_tf/commands/<module>.py` serves (plan serves drift too)."""
     served: dict[str, set[str]] = {}
     for name, command in cli.commands.items():
+        assert command.callback is not None
         source = inspect.getsource(inspect.unwrap(command.callback))
         for module in re.findall(r"from \.commands import (\w+)", source):
             served.setdefault(module, set()).add(name)
@@ -64,7 +65,10 @@ def _prose(path: Path) -> list[tuple[int, str]]:
         if id(node) in docstrings:
             continue
         if isinstance(node, ast.JoinedStr):
-            text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+            text = "".join(
+                v.value if isinstance(v, ast.Constant) and isinstance(v.value, str) else "{}"
+                for v in node.values
+            )
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             text = node.value
         else:

@@ -20,7 +20,7 @@ from levels_tf.validation import load_config, validate_document
 
 REFERENCE = Path(__file__).resolve().parent.parent / "infra.yaml"
 
-MINIMAL = {
+MINIMAL: dict[str, Any] = {  # a YAML document: any nesting of mappings, lists and scalars
     "project": "shop",
     "region": "us-east-1",
     "vpc_groups": {
@@ -99,12 +99,14 @@ def test_reference_config_and_its_overrides():
     assert production.database is not None and config.environments["qa"].database is not None
     assert production.services["api"].scaling.min == 4
     assert production.services["api"].scaling.max == 20
+    assert production.database is not None
     assert production.database.replicas == 2
     assert production.database.backup_retention_days == 30
     assert config.environments["dev"].services["api"].scaling.max == 2
     # untouched environments keep the defaults
     assert config.environments["qa"].services["api"].scaling.max == 8
-    assert config.environments["qa"].database.replicas == 1
+    qa_database = config.environments["qa"].database
+    assert qa_database is not None and qa_database.replicas == 1
     assert config.infra.services["api"].scaling.max == 8
 
 
@@ -215,7 +217,12 @@ def test_missing_required_key():
             "vpc_groups.prod.production",
             "expected true or false, found the string 'true'",
         ),
-        ({"project": 12}, "project:", "project", "expected a string, found the number 12"),
+        (
+            {"project": 12},
+            "project:",
+            "project",
+            "expected a string, found the number 12; quote it",
+        ),
         (
             {"vpc_groups.prod.environments": "production"},
             "environments: production",

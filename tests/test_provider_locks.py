@@ -87,7 +87,9 @@ def test_locks_from_zip_packages_are_what_init_then_uses(
     )
     first, second = workspace.stacks
     assert workspace.init(first)
-    (binary,) = workspace.terraform.plugin_cache.rglob("terraform-provider-aws_*")
+    cache = workspace.terraform.plugin_cache
+    assert cache is not None  # open_workspace always gives Terraform the shared cache
+    (binary,) = cache.rglob("terraform-provider-aws_*")
     installed = binary.stat().st_mtime_ns
     assert workspace.init(second)
     assert binary.stat().st_mtime_ns == installed, (
@@ -103,11 +105,11 @@ def _mirrors():
 
 
 def _mirror(kind: str, request) -> Path:
-    return (
-        request.getfixturevalue("zip_provider_mirror")
-        if kind == "zip"
-        else Path(_provider_mirror())
-    )
+    if kind == "zip":
+        return request.getfixturevalue("zip_provider_mirror")
+    mirror = _provider_mirror()
+    assert mirror is not None  # _mirrors() offers "unpacked" only where there is one
+    return Path(mirror)
 
 
 def _refused(run, config: Path, source: Path, host: str) -> str:

@@ -10,7 +10,6 @@ import shutil
 import pytest
 
 from levels_tf import images
-from levels_tf.emulator import check_loopback
 from levels_tf.emulator_profile import (
     MOTO,
     PROFILES,
@@ -20,6 +19,7 @@ from levels_tf.emulator_profile import (
     seed_images,
     seed_name,
 )
+from levels_tf.endpoint import check_endpoint
 from levels_tf.errors import UsageError
 from levels_tf.rehearsal_report import FAILED, PASSED, Outcome, PlannedChange, Report, as_json, text
 from levels_tf.validation import load_config
@@ -41,6 +41,7 @@ def test_every_base_and_the_bastion_get_a_seeded_image(path):
     records = seed_images(infra)
     names = {r["name"] for r in records}
     for image in infra.images.values():
+        assert image.base is not None, f"{path}: every image of this config has a base"
         assert seed_name(images.BASES[image.base].name) in names
     assert len({r["ami_id"] for r in records}) == len(records)
     assert bastion_ami(records) in {r["ami_id"] for r in records}
@@ -63,8 +64,8 @@ def test_every_base_and_the_bastion_get_a_seeded_image(path):
 )
 def test_only_a_loopback_endpoint_is_accepted(url):
     with pytest.raises(UsageError, match="loopback"):
-        check_loopback(url)
-    assert check_loopback("http://127.0.0.1:4566/") == "http://127.0.0.1:4566"
+        check_endpoint(url, option="--endpoint", loopback=True)
+    assert check_endpoint("http://127.0.0.1:4566/", loopback=True) == "http://127.0.0.1:4566"
 
 
 def test_a_non_loopback_endpoint_is_refused_before_anything_starts(run, reference_copy):

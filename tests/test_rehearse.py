@@ -224,6 +224,7 @@ def test_ctrl_c_stops_the_emulator_and_removes_the_tree(tmp_path):
         cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     seen = []
+    assert rehearsal.stdout is not None  # a pipe: asked for above
     for line in rehearsal.stdout:
         seen.append(line)
         if line.startswith("== apply"):
@@ -329,4 +330,5 @@ def test_the_watchdog_fails_a_step_the_emulator_keeps_failing(tmp_path, terrafor
         assert not _leftovers(stack), "terraform must be stopped"
     finally:
         running.stop()
+    assert running.server is not None  # started here, not one the user runs
     assert not running.server.running()

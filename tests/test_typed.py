@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Literal
 
 import jsonschema
@@ -27,7 +28,7 @@ class Outer(Record):
     name: Annotated[str, Pattern("[a-z]+", "lowercase only"), Doc("A name.")]
     kind: Literal["a", "b"] = "a"
     inner: Inner = Inner()
-    items: Annotated[list[int], Length(1)] = (1,)
+    items: Annotated[list[int], Length(1)] = dataclasses.field(default_factory=lambda: [1])
     ratio: float | None = None
 
 

@@ -8,11 +8,8 @@ again, so the stacks' launch templates take the new AMIs.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import re
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -271,33 +268,13 @@ def _record(lock_path: Path, image: str, region: str, entry: images.LockEntry) -
     previous = lock.ami(image, region)
     text = images.format_lock(lock.with_bake(image, region, entry))
     try:
-        _write_atomic(lock_path, text)
+        writer.write_atomic(lock_path, text)
     except OSError as exc:
         raise WriteError(
             f"{lock_path}: cannot write: {exc.strerror or exc}; {image} was baked as {entry.ami} "
             f"but is not recorded"
         ) from None
     return previous
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace `path` by `text` in one rename: readers see the old file or the new one."""
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
 
 
 def _render_again(config_path: Path, options: RenderOptions, baked: list[Baked]) -> None:

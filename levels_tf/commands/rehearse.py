@@ -31,6 +31,7 @@ from ..emulator_profile import (
     bastion_ami,
     seed_images,
 )
+from ..endpoint import check_endpoint
 from ..errors import LevelsError, UsageError
 from ..names import BASTION_AMI_PARAMETER
 from ..options import RenderOptions
@@ -139,7 +140,7 @@ def rehearse(
     if profile is None:
         raise UsageError(f"--emulator {emulator_name!r}: one of {', '.join(PROFILES)}")
     if endpoint is not None:
-        endpoint = emulator.check_loopback(endpoint)
+        endpoint = check_endpoint(endpoint, option="--endpoint", loopback=True)
     work = Path(tempfile.mkdtemp(prefix="levels-tf-rehearsal-"))
     run = Rehearsal(
         config_path=config_path,
@@ -505,8 +506,8 @@ def _replan(run: Rehearsal) -> str:
     drift = run.report.unexpected
     if drift:
         raise StepFailed(f"{len(drift)} change(s) after apply that the emulator does not explain")
-    replanned = len(run.report.replanned)
-    return f"empty but for {replanned} known emulator difference(s)" if replanned else "empty"
+    explained = len(run.report.replanned)
+    return f"empty but for {explained} known emulator difference(s)" if explained else "empty"
 
 
 def _destroy(run: Rehearsal) -> str:

@@ -146,7 +146,8 @@ def _fit(width: int, height: int, size: int) -> tuple[int, int]:
     return max(1, min(size, round(width * scale))), max(1, min(size, round(height * scale)))
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes) -> tuple[Image.Image, tuple[str, str]]:
+    """The image in `data` and how its variants are saved: (format, content type)."""
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as error:
@@ -157,9 +158,9 @@ def _open(data: bytes) -> Image.Image:
         raise
     except Exception as error:  # a recognised header that then fails to parse
         raise CorruptImage(f"{type(error).__name__}: {error}") from error
-    if image.format not in FORMATS:
+    if image.format is None or image.format not in FORMATS:
         raise UnsupportedImage(f"{image.format} images get no variants")
-    return image
+    return image, FORMATS[image.format]
 
 
 def _working_mode(image: Image.Image, save_as: str) -> Image.Image:
@@ -201,8 +202,7 @@ def make_variants(data: bytes, sizes: list[int]) -> dict[int, tuple[bytes, str]]
     ValueError for bad sizes.
     """
     wanted = _check_sizes(sizes)
-    image = _open(data)
-    save_as, content_type = FORMATS[image.format]
+    image, (save_as, content_type) = _open(data)
     try:
         raw_width, raw_height = image.size
         orientation = image.getexif().get(_ORIENTATION, 1)
