@@ -228,3 +228,28 @@ def test_the_first_set_up_command_ends_in_a_rehearsal_of_the_reference():
     from levels_tf.emulator import KINDS
 
     assert extras == KINDS["moto"].requirement
+
+
+def test_an_emulator_the_user_runs_is_the_one_every_later_step_and_the_report_use(
+    moto_server, tmp_path, monkeypatch
+):
+    from levels_tf import emulator
+    from levels_tf.commands import rehearse
+    from levels_tf.terraform import EngineChoice
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    run = rehearse.Rehearsal(
+        config_path=REFERENCE,
+        profile=MOTO,
+        kind=emulator.KINDS["moto"],
+        work=tmp_path,
+        engine=EngineChoice(),
+        parallelism=1,
+        watchdog_seconds=1,
+        report=Report(emulator="moto"),
+    )
+    detail = rehearse._start(run, moto_server + "/")
+    assert detail == f"moto the user runs at {moto_server}"
+    assert run.report.endpoint == moto_server
+    assert rehearse.os.environ["AWS_ENDPOINT_URL"] == moto_server
+    assert run.emulator is not None and run.emulator.server is None

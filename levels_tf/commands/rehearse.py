@@ -248,16 +248,19 @@ def _run_step(run: Rehearsal, name: str, action: Callable[[], str]) -> bool:
 def _start(run: Rehearsal, endpoint: str | None) -> str:
     if endpoint is not None:
         run.emulator = emulator.user_run(run.kind, endpoint)
-        return f"{run.kind.name} the user runs at {endpoint}"
-    infra = load_config(run.config).infra
-    seed = emulator.write_seed(run.work / "amis.json", seed_images(infra))
-    settings = dict(run.profile.env)
-    if run.kind.name == "moto":
-        settings["MOTO_AMIS_PATH"] = str(seed)
-    run.emulator = emulator.start(run.kind, run.work, dict(os.environ), settings)
+        detail = f"{run.kind.name} the user runs at {run.emulator.url}"
+    else:
+        infra = load_config(run.config).infra
+        seed = emulator.write_seed(run.work / "amis.json", seed_images(infra))
+        settings = dict(run.profile.env)
+        if run.kind.name == "moto":
+            settings["MOTO_AMIS_PATH"] = str(seed)
+        run.emulator = emulator.start(run.kind, run.work, dict(os.environ), settings)
+        detail = f"{run.kind.name} at {run.emulator.url}"
+    # Every SDK and tool started from here on talks to the emulator, whoever runs it.
     os.environ["AWS_ENDPOINT_URL"] = run.emulator.url
     run.report.endpoint = run.emulator.url
-    return f"{run.kind.name} at {run.emulator.url}"
+    return detail
 
 
 def _seed(run: Rehearsal) -> str:
