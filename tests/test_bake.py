@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from levels_tf import images, packer
+from levels_tf import image_lock, packer
 from levels_tf.commands.bake import default_version
 
 from .conftest import (
@@ -154,8 +154,8 @@ def _bake(run, config: Path, *args: str):
     return run("bake", *args, config=config)
 
 
-def _lock(config: Path) -> images.ImageLock:
-    return images.load_lock(config.parent / images.LOCK_FILE)
+def _lock(config: Path) -> image_lock.ImageLock:
+    return image_lock.load_lock(config.parent / image_lock.LOCK_FILE)
 
 
 def _launch_template_amis(config: Path) -> dict[tuple[str, str], str | None]:
@@ -300,7 +300,7 @@ def test_bake_records_the_ami_and_renders_it_into_the_launch_templates(
 def test_a_failed_build_leaves_its_lock_entry_alone(run, tmp_path, moto, real_packer):
     # The emulator has no Debian AMI, so the worker's source_ami_filter matches nothing.
     config = _tree(tmp_path / "platform", run, worker_base="debian-12", endpoint=moto)
-    lock_file = config.parent / images.LOCK_FILE
+    lock_file = config.parent / image_lock.LOCK_FILE
 
     alone = _bake(run, config, "worker")
     assert alone.exit_code == 1
@@ -372,7 +372,7 @@ def test_packer_missing_is_one_clear_line(run, tmp_path, monkeypatch):
         result.stderr
         == "packer is not installed at /nonexistent/packer (no such program); apt-get install packer\n"
     )
-    assert not (config.parent / images.LOCK_FILE).exists()
+    assert not (config.parent / image_lock.LOCK_FILE).exists()
 
 
 def test_a_program_that_is_not_packer_is_refused(run, tmp_path):
@@ -408,7 +408,7 @@ def test_a_stale_tree_is_refused_before_any_build(run, tmp_path):
     )
     assert "run `levels-tf render` first, then bake" in result.stderr
     assert not log.exists()  # packer was asked its version, and never to build
-    assert not (config.parent / images.LOCK_FILE).exists()
+    assert not (config.parent / image_lock.LOCK_FILE).exists()
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from levels_tf.errors import ConfigError
-from levels_tf.images import ImageLock, LockEntry, format_lock, load_lock, parse_lock
+from levels_tf.image_lock import ImageLock, LockEntry, format_lock, load_lock, parse_lock
 
 API = LockEntry(
     ami="ami-0123456789abcdef0",
