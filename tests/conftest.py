@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from click.testing import CliRunner
@@ -250,7 +251,7 @@ def zip_terraform_env(terraform_env, zip_provider_mirror, tmp_path_factory) -> d
 # -- a local AWS emulator (moto's server) for the Lambda functions' tests --------
 
 
-def _skip_or_fail(message: str) -> None:
+def _skip_or_fail(message: str) -> NoReturn:
     """Skip with `message`; under CI, where everything must be installed, fail instead."""
     import os
 

@@ -158,6 +158,13 @@ def _lock(config: Path) -> image_lock.ImageLock:
     return image_lock.load_lock(config.parent / image_lock.LOCK_FILE)
 
 
+def _entry(config: Path, image: str) -> image_lock.LockEntry:
+    """What images.lock records for `image` in REGION; the test fails when it records nothing."""
+    entry = _lock(config).entry(image, REGION)
+    assert entry is not None, f"images.lock records no AMI for {image} in {REGION}"
+    return entry
+
+
 def _launch_template_amis(config: Path) -> dict[tuple[str, str], str | None]:
     """(environment, image) -> the ami_id each services.tf hands the service module."""
     result = {}
@@ -280,7 +287,7 @@ def test_bake_records_the_ami_and_renders_it_into_the_launch_templates(
     _after_second_of(entry.built_at)
     again = _bake(run, config, "api", "--version", "2.0.0")
     assert again.exit_code == 0, again.output
-    second = _lock(config).entry("api", REGION)
+    second = _entry(config, "api")
     assert second.ami != entry.ami and second.version == "2.0.0" and second.git_revision == revision
     assert f"  production: api (api: {entry.ami} -> {second.ami})" in again.stdout
     amis = _launch_template_amis(config)
@@ -320,12 +327,12 @@ def test_a_failed_build_leaves_its_lock_entry_alone(run, tmp_path, moto, real_pa
     assert again.exit_code == 1 and lock_file.read_bytes() == recorded
 
     # Several images: the good ones are recorded, the command fails naming the others.
-    _after_second_of(_lock(config).entry("api", REGION).built_at)
+    _after_second_of(_entry(config, "api").built_at)
     both = _bake(run, config, "--all", "--version", "2")
     assert both.exit_code == 1
     assert "bake failed for worker; images.lock is unchanged for it (recorded: api)" in both.stderr
     lock = _lock(config)
-    assert lock.entry("api", REGION).version == "2" and lock.entry("worker", REGION) is None
+    assert _entry(config, "api").version == "2" and lock.entry("worker", REGION) is None
     amis = _launch_template_amis(config)
     assert {amis[(env, "api")] for env in ENVIRONMENTS} == {lock.ami("api", REGION)}
     assert {amis[(env, "worker")] for env in ENVIRONMENTS} == {None}
@@ -351,7 +358,7 @@ def test_packer_17_and_newer_gets_init_before_the_build(run, tmp_path, moto, rea
     ].endswith("packer/api.pkr.hcl")
     assert len(calls) == 2
     assert "with packer 1.10.3" in result.stdout
-    assert _lock(config).entry("api", REGION).version == "1"
+    assert _entry(config, "api").version == "1"
 
 
 # --- refusals that run no build ------------------------------------------------------

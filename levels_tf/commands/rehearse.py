@@ -505,8 +505,8 @@ def _replan(run: Rehearsal) -> str:
     drift = run.report.unexpected
     if drift:
         raise StepFailed(f"{len(drift)} change(s) after apply that the emulator does not explain")
-    known = len(run.report.replanned)
-    return f"empty but for {known} known emulator difference(s)" if known else "empty"
+    explained = len(run.report.replanned)
+    return f"empty but for {explained} known emulator difference(s)" if explained else "empty"
 
 
 def _destroy(run: Rehearsal) -> str:
