@@ -556,7 +556,7 @@ def stand_in_image_lock(config: Path, moto: Moto) -> list[str]:
     already has instead of running Packer."""
     import boto3
 
-    from levels_tf.images import LOCK_FILE, LockEntry, format_lock, load_lock
+    from levels_tf.image_lock import LOCK_FILE, LockEntry, format_lock, load_lock
     from levels_tf.validation import load_config
 
     infra = load_config(config).infra

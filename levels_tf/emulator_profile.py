@@ -21,7 +21,7 @@ import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import images
+from . import packer_files
 from .model import Infra
 from .names import BASTION_AMI_PARAMETER
 
@@ -299,12 +299,12 @@ def _file(reasons: list[str], blocks: list[str]) -> str:
 def seed_images(infra: Infra) -> list[dict]:
     """AMI records (moto's MOTO_AMIS_PATH format) for the base of every image
     and for the bastion: one per base, owned and named as the base's filter
-    in images.BASES expects, so Packer's source_ami_filter and the bastion
+    in packer_files.BASES expects, so Packer's source_ami_filter and the bastion
     find them."""
     bases = sorted({image.base for image in infra.images.values() if image.base} | {BASTION_BASE})
     records = []
     for number, base in enumerate(bases, 1):
-        spec = images.BASES[base]
+        spec = packer_files.BASES[base]
         owner = spec.owner if spec.owner.isdigit() else AMAZON_OWNER_ID
         name = seed_name(spec.name)
         records.append(
@@ -342,7 +342,7 @@ def seed_name(pattern: str) -> str:
 
 def bastion_ami(records: list[dict]) -> str:
     """The seeded AMI the bastion runs."""
-    wanted = seed_name(images.BASES[BASTION_BASE].name)
+    wanted = seed_name(packer_files.BASES[BASTION_BASE].name)
     return next(r["ami_id"] for r in records if r["name"] == wanted)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import context, images, options, templating
+from . import context, options, packer_files, templating
 from .stacks import ENVIRONMENT, stacks
 from .validation import Config
 
@@ -81,7 +81,7 @@ def targets(config: Config) -> list[Target]:
             result.append(
                 Target(f"stacks/{stack.name}/{name}", f"stacks/{folder}/{name}.j2", values)
             )
-    for path, template, packer_values in images.packer_targets(config):
+    for path, template, packer_values in packer_files.packer_targets(config):
         result.append(Target(path, template, packer_values))
     return result
 

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import effective, images, loader, rules, typed
+from . import effective, image_lock, image_scripts, loader, rules, typed
 from .errors import ConfigError
 from .loader import Document
 from .model import Infra
@@ -42,7 +42,7 @@ def load_config(path: str | Path) -> Config:
     path = Path(path)
     document = loader.load(path)
     config = validate_document(document, path)
-    lock = images.load_lock(path.parent / images.LOCK_FILE)
+    lock = image_lock.load_lock(path.parent / image_lock.LOCK_FILE)
     entries = {name: lock.entry(name, config.infra.region) for name in config.infra.images}
     return dataclasses.replace(
         config,
@@ -68,7 +68,7 @@ def validate_document(document: Document, path: Path) -> Config:
             problems.extend(exc.problems)
             continue
         problems.extend(rules.check_environment(environments[env], env, merged))
-    problems.extend(images.check_scripts(path.parent, infra, document))
+    problems.extend(image_scripts.check_scripts(path.parent, infra, document))
     if problems:
         raise ConfigError(problems)
     return Config(path, infra, environments, document)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from levels_tf import images, packer
+from levels_tf import image_lock, packer
 from levels_tf.commands.bake import default_version
 
 from .conftest import (
@@ -154,8 +154,15 @@ def _bake(run, config: Path, *args: str):
     return run("bake", *args, config=config)
 
 
-def _lock(config: Path) -> images.ImageLock:
-    return images.load_lock(config.parent / images.LOCK_FILE)
+def _lock(config: Path) -> image_lock.ImageLock:
+    return image_lock.load_lock(config.parent / image_lock.LOCK_FILE)
+
+
+def _entry(config: Path, image: str) -> image_lock.LockEntry:
+    """What images.lock records for `image` in REGION; the test fails when it records nothing."""
+    entry = _lock(config).entry(image, REGION)
+    assert entry is not None, f"images.lock records no AMI for {image} in {REGION}"
+    return entry
 
 
 def _launch_template_amis(config: Path) -> dict[tuple[str, str], str | None]:
@@ -280,7 +287,7 @@ def test_bake_records_the_ami_and_renders_it_into_the_launch_templates(
     _after_second_of(entry.built_at)
     again = _bake(run, config, "api", "--version", "2.0.0")
     assert again.exit_code == 0, again.output
-    second = _lock(config).entry("api", REGION)
+    second = _entry(config, "api")
     assert second.ami != entry.ami and second.version == "2.0.0" and second.git_revision == revision
     assert f"  production: api (api: {entry.ami} -> {second.ami})" in again.stdout
     amis = _launch_template_amis(config)
@@ -300,7 +307,7 @@ def test_bake_records_the_ami_and_renders_it_into_the_launch_templates(
 def test_a_failed_build_leaves_its_lock_entry_alone(run, tmp_path, moto, real_packer):
     # The emulator has no Debian AMI, so the worker's source_ami_filter matches nothing.
     config = _tree(tmp_path / "platform", run, worker_base="debian-12", endpoint=moto)
-    lock_file = config.parent / images.LOCK_FILE
+    lock_file = config.parent / image_lock.LOCK_FILE
 
     alone = _bake(run, config, "worker")
     assert alone.exit_code == 1
@@ -320,12 +327,12 @@ def test_a_failed_build_leaves_its_lock_entry_alone(run, tmp_path, moto, real_pa
     assert again.exit_code == 1 and lock_file.read_bytes() == recorded
 
     # Several images: the good ones are recorded, the command fails naming the others.
-    _after_second_of(_lock(config).entry("api", REGION).built_at)
+    _after_second_of(_entry(config, "api").built_at)
     both = _bake(run, config, "--all", "--version", "2")
     assert both.exit_code == 1
     assert "bake failed for worker; images.lock is unchanged for it (recorded: api)" in both.stderr
     lock = _lock(config)
-    assert lock.entry("api", REGION).version == "2" and lock.entry("worker", REGION) is None
+    assert _entry(config, "api").version == "2" and lock.entry("worker", REGION) is None
     amis = _launch_template_amis(config)
     assert {amis[(env, "api")] for env in ENVIRONMENTS} == {lock.ami("api", REGION)}
     assert {amis[(env, "worker")] for env in ENVIRONMENTS} == {None}
@@ -351,7 +358,7 @@ def test_packer_17_and_newer_gets_init_before_the_build(run, tmp_path, moto, rea
     ].endswith("packer/api.pkr.hcl")
     assert len(calls) == 2
     assert "with packer 1.10.3" in result.stdout
-    assert _lock(config).entry("api", REGION).version == "1"
+    assert _entry(config, "api").version == "1"
 
 
 # --- refusals that run no build ------------------------------------------------------
@@ -372,7 +379,7 @@ def test_packer_missing_is_one_clear_line(run, tmp_path, monkeypatch):
         result.stderr
         == "packer is not installed at /nonexistent/packer (no such program); apt-get install packer\n"
     )
-    assert not (config.parent / images.LOCK_FILE).exists()
+    assert not (config.parent / image_lock.LOCK_FILE).exists()
 
 
 def test_a_program_that_is_not_packer_is_refused(run, tmp_path):
@@ -408,7 +415,7 @@ def test_a_stale_tree_is_refused_before_any_build(run, tmp_path):
     )
     assert "run `levels-tf render` first, then bake" in result.stderr
     assert not log.exists()  # packer was asked its version, and never to build
-    assert not (config.parent / images.LOCK_FILE).exists()
+    assert not (config.parent / image_lock.LOCK_FILE).exists()
 
 
 @pytest.mark.parametrize(

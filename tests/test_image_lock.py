@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from levels_tf.errors import ConfigError
-from levels_tf.images import ImageLock, LockEntry, format_lock, load_lock, parse_lock
+from levels_tf.image_lock import ImageLock, LockEntry, format_lock, load_lock, parse_lock
 
 API = LockEntry(
     ami="ami-0123456789abcdef0",
@@ -209,7 +209,8 @@ def test_the_root_device_is_kept_and_absent_in_older_entries():
     text = format_lock(lock)
     assert '      root_device: "/dev/xvda"\n' in text and text.count("root_device") == 1
     assert parse_lock(text, "images.lock") == lock
-    assert parse_lock(text, "images.lock").entry("worker", "us-east-1").root_device == ""
+    assert parse_lock(text, "images.lock").entry("worker", "us-east-1") == WORKER
+    assert WORKER.root_device == ""
 
 
 def test_a_root_device_that_is_not_a_device_name_is_refused():

@@ -6,7 +6,7 @@ import pytest
 
 from levels_tf import loader, typed
 from levels_tf.errors import ConfigError
-from levels_tf.images import parse_lock
+from levels_tf.image_lock import parse_lock
 from levels_tf.validation import load_config
 
 TEXT = "name: app\nsizes:\n  small: 1\nextra: 2\n"

@@ -16,27 +16,21 @@ import subprocess
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TypedDict
 
 import pytest
 
 from levels_tf.errors import LevelsError
-from levels_tf.plan_summary import (
+from levels_tf.plan_reading import STATEFUL, from_events, from_json_lines, summarize
+from levels_tf.plan_report import (
     GITHUB_COMMENT_LIMIT,
-    STATEFUL,
-    Change,
-    Drift,
-    NotPlanned,
-    PlanError,
-    StackSummary,
-    Status,
     as_json,
     exit_code,
-    from_json_lines,
     markdown,
     next_step,
-    summarize,
     text,
 )
+from levels_tf.plan_summary import Change, Drift, Item, NotPlanned, PlanError, StackSummary, Status
 
 from .conftest import emulator_provider
 
@@ -76,19 +70,20 @@ def entry(
         parts = parts[2:]
     if parts[0] == "data":
         mode, parts = "data", parts[1:]
-    found = {
+    change: dict[str, object] = {"actions": list(actions), "before": before, "after": None}
+    if importing:
+        change["importing"] = {"id": "imported-id"}
+    found: dict[str, object] = {
         "address": address,
         "mode": mode,
         "type": parts[0],
         "name": parts[1].split("[")[0],
-        "change": {"actions": list(actions), "before": before, "after": None},
+        "change": change,
     }
     if reason:
         found["action_reason"] = reason
     if previous:
         found["previous_address"] = previous
-    if importing:
-        found["change"]["importing"] = {"id": "imported-id"}
     return found
 
 
@@ -143,7 +138,7 @@ def _stream_change(change: dict) -> dict:
 
 def stream(plan: dict) -> list[str]:
     """The `terraform plan -json` lines Terraform prints for the same plan as `plan` (a show -json dict)."""
-    lines = [
+    lines: list[dict[str, object]] = [
         {
             "@level": "info",
             "@message": "Terraform 1.11.4",
@@ -154,7 +149,7 @@ def stream(plan: dict) -> list[str]:
     ]
     for change in plan.get("resource_drift", []):
         lines.append({"@level": "info", "type": "resource_drift", "change": _stream_change(change)})
-    totals = {"add": 0, "change": 0, "import": 0, "remove": 0, "operation": "plan"}
+    totals = {"add": 0, "change": 0, "import": 0, "remove": 0}
     for change in plan.get("resource_changes", []):
         actions = tuple(change["change"]["actions"])
         if change["mode"] == "data" and actions == ("delete",):
@@ -165,7 +160,9 @@ def stream(plan: dict) -> list[str]:
         message = _stream_change(change)
         if message["action"] != "noop":
             lines.append({"@level": "info", "type": "planned_change", "change": message})
-    lines.append({"@level": "info", "type": "change_summary", "changes": totals})
+    lines.append(
+        {"@level": "info", "type": "change_summary", "changes": {**totals, "operation": "plan"}}
+    )
     outputs = {
         name: {"sensitive": False, "action": STREAM_ACTION[tuple(o["actions"])]}
         for name, o in plan.get("output_changes", {}).items()
@@ -178,12 +175,17 @@ def stream(plan: dict) -> list[str]:
 def both(
     plan: dict, *, production: bool = False, refresh_only: bool = False, stack: str = "dev"
 ) -> StackSummary:
-    """The summary from both parsers, asserted equal."""
+    """The summary from both inputs, asserted equal; the stream read as text and as events."""
     from_show = summarize(stack, plan, production=production, refresh_only=refresh_only)
-    from_stream = from_json_lines(
-        stack, stream(plan), production=production, refresh_only=refresh_only
+    lines = stream(plan)
+    from_stream = from_json_lines(stack, lines, production=production, refresh_only=refresh_only)
+    from_decoded = from_events(
+        stack,
+        [json.loads(line) for line in lines],
+        production=production,
+        refresh_only=refresh_only,
     )
-    assert from_show == from_stream
+    assert from_show == from_stream == from_decoded
     return from_show
 
 
@@ -443,10 +445,14 @@ def _lines(*messages: dict) -> list[str]:
     return [json.dumps(m) for m in messages]
 
 
-SUMMARY_NONE = {
-    "type": "change_summary",
-    "changes": {"add": 0, "change": 0, "import": 0, "remove": 0, "operation": "plan"},
+NO_CHANGES: dict[str, int | str] = {
+    "add": 0,
+    "change": 0,
+    "import": 0,
+    "remove": 0,
+    "operation": "plan",
 }
+SUMMARY_NONE = {"type": "change_summary", "changes": NO_CHANGES}
 
 
 @pytest.mark.parametrize(
@@ -468,7 +474,7 @@ SUMMARY_NONE = {
         (
             _lines(
                 {"type": "version", "ui": "1.2"},
-                {**SUMMARY_NONE, "changes": {**SUMMARY_NONE["changes"], "remove": 1}},
+                {**SUMMARY_NONE, "changes": {**NO_CHANGES, "remove": 1}},
             ),
             "disagrees",
         ),
@@ -482,6 +488,23 @@ SUMMARY_NONE = {
 def test_a_stream_it_cannot_read_with_confidence_is_refused(lines, message):
     with pytest.raises(PlanError, match=message):
         from_json_lines("dev", lines, production=False)
+
+
+def test_events_are_read_as_their_lines_are():
+    """What terraform.py hands over, decoded already: the same summary, and
+    the same refusals, naming the message by its place in the stream."""
+    plan = show(entry("aws_sqs_queue.jobs", ["create"]))
+    events = [json.loads(line) for line in stream(plan)]
+    assert from_events("dev", events, production=False) == summarize("dev", plan, production=False)
+    with pytest.raises(PlanError, match="no change_summary"):
+        from_events("dev", events[:-1], production=False)
+    with pytest.raises(PlanError, match=r"line 2 of the plan stream is not a message: \[1, 2\]"):
+        from_events("dev", [events[0], [1, 2], *events[1:]], production=False)  # type: ignore[list-item]
+    broken = {"type": "planned_change", "change": {"action": "create"}}
+    with pytest.raises(
+        PlanError, match="line 2: a planned_change message without a known 'resource'"
+    ):
+        from_events("dev", [events[0], broken, *events[1:]], production=False)
 
 
 def test_a_create_and_forget_replace_is_a_replace_terraform_does_not_count():
@@ -686,7 +709,7 @@ def test_markdown_counts_each_thing_left_out_once(limit):
         NotPlanned(f"env-{i}", Status.FAILED, "boom " * 40, file="modules/x/main.tf", line=i + 1)
         for i in range(30)
     ]
-    items = [*summaries, *not_planned]
+    items: list[Item] = [*summaries, *not_planned]
     out = markdown(items, limit=limit)
     things = (
         len(items)
@@ -865,6 +888,14 @@ def test_as_json_is_plain_data():
 # -- real plans: terraform, the aws provider and moto ---------------------------------
 
 
+class _Names(TypedDict):
+    """The names of what the real plans create, unique to one run."""
+
+    bucket: str
+    queue: str
+    parameter: str
+
+
 def _config(
     moto: str,
     *,
@@ -952,7 +983,7 @@ def real(tmp_path_factory, terraform_env, moto_server) -> SimpleNamespace:
     env = {k: v for k, v in terraform_env.items() if not k.startswith("AWS_")}
     env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost", TF_INPUT="0")
     suffix = uuid.uuid4().hex[:8]
-    names = {
+    names: _Names = {
         "bucket": f"ps-assets-{suffix}",
         "queue": f"ps-jobs-{suffix}",
         "parameter": f"/ps/{suffix}/flag",

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from levels_tf import images
-from levels_tf.images import BASES
+from levels_tf import image_lock
+from levels_tf.packer_files import BASES
 from levels_tf.terraform import PLAN_FILE
 from levels_tf.validation import load_config
 
-from .conftest import ROOT, emulator_provider
+from .conftest import ROOT, emulator_provider, require_tool
 from .test_bake import SEED, SEED_AMI, _moto_offering
 from .test_bake import real_packer as real_packer  # a fixture, used by name
 
@@ -114,7 +114,7 @@ def emulator_env(moto_distributions, terraform_env, monkeypatch) -> str:
 def _launch_template_devices(stack: Path) -> dict[str, tuple[str, list[str]]]:
     """service -> (AMI, device names of its launch template's block device mappings), from the saved plan's JSON."""
     shown = subprocess.run(
-        [shutil.which("terraform"), "show", "-json", PLAN_FILE],
+        [require_tool("terraform"), "show", "-json", PLAN_FILE],
         cwd=stack,
         capture_output=True,
         text=True,
@@ -148,21 +148,24 @@ def test_every_base_and_a_source_ami_map_the_root_device_of_their_ami(
     assert rendered.exit_code == 0, rendered.output
     baked = run("bake", *SOURCE, "--version", "1", config=config)
     assert baked.exit_code == 0, baked.output + baked.stderr
-    lock = images.load_lock(folder / images.LOCK_FILE)
+    lock = image_lock.load_lock(folder / image_lock.LOCK_FILE)
     for image, source in SOURCE.items():
         entry = lock.entry(image, REGION)
+        assert entry is not None, image
         assert entry.source_ami == source and entry.root_device == ROOT_DEVICE[source], image
 
     # A lock written before bakes recorded root devices: no root_device at all.
-    text = (folder / images.LOCK_FILE).read_text(encoding="utf-8")
+    text = (folder / image_lock.LOCK_FILE).read_text(encoding="utf-8")
     assert "root_device" in text
-    legacy = images.LockEntry(
+    legacy = image_lock.LockEntry(
         ami=LEGACY_AMI, version="0", source_ami=LEGACY_AMI, built_at="2024-08-01T00:00:00Z"
     )
-    (folder / images.LOCK_FILE).write_text(
-        images.format_lock(lock.with_bake("legacy", REGION, legacy)), encoding="utf-8"
+    (folder / image_lock.LOCK_FILE).write_text(
+        image_lock.format_lock(lock.with_bake("legacy", REGION, legacy)), encoding="utf-8"
     )
-    assert "root_device" not in images.format_lock(images.ImageLock({"legacy": {REGION: legacy}}))
+    assert "root_device" not in image_lock.format_lock(
+        image_lock.ImageLock({"legacy": {REGION: legacy}})
+    )
     assert run("render", config=config).exit_code == 0
 
     for command in (("plan", "lab-shared"), ("apply", "lab-shared"), ("plan", "trial")):
@@ -224,7 +227,7 @@ def test_the_bastion_maps_the_root_device_of_the_ami_its_parameter_names(
         ["plan", "-input=false", "-no-color", "-out", "bastion.tfplan"],
     ):
         done = subprocess.run(
-            [shutil.which("terraform"), *command],
+            [require_tool("terraform"), *command],
             cwd=folder,
             env=env,
             capture_output=True,
@@ -233,7 +236,7 @@ def test_the_bastion_maps_the_root_device_of_the_ami_its_parameter_names(
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     shown = subprocess.run(
-        [shutil.which("terraform"), "show", "-json", "bastion.tfplan"],
+        [require_tool("terraform"), "show", "-json", "bastion.tfplan"],
         cwd=folder,
         env=env,
         capture_output=True,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .. import console, plan_summary, scheduler
+from .. import console, plan_report, scheduler
 from ..errors import UsageError
 from ..options import RenderOptions
 from ..plan_summary import NotPlanned, Status
@@ -125,7 +125,7 @@ def walk_waves(workspace: Workspace, *, yes: bool, parallelism: int) -> int:
             )
         )
         items = [skipped.get(stack.name) or next(planned) for stack in wave]
-        console.out(plan_summary.text(items))
+        console.out(plan_report.text(items))
         report_not_planned(items)
         ready = []
         for stack, item in zip(wave, items, strict=False):

@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import console, images, process, typed, writer
+from .. import console, image_lock, packer_files, process, typed, writer
 from ..aws import Aws, AwsError
 from ..errors import LevelsError, UsageError, WriteError
 from ..options import RenderOptions, apply, resolve
@@ -36,7 +36,7 @@ class StaleTreeError(LevelsError):
 @dataclasses.dataclass(frozen=True)
 class Baked:
     image: str
-    entry: images.LockEntry
+    entry: image_lock.LockEntry
     previous: str | None  # the AMI images.lock had before
 
 
@@ -71,7 +71,7 @@ def bake(
     config_dir = folder.resolve()
     region = config.infra.region
     revision = git_revision(config_dir)
-    build = images.BUILD_EMULATOR if aws_endpoint else images.BUILD_AWS
+    build = packer_files.BUILD_EMULATOR if aws_endpoint else packer_files.BUILD_AWS
     variables = {
         "version": version,
         "git_revision": revision,
@@ -100,17 +100,17 @@ def bake(
             console.lines(exc.lines(), to_err=True)
             failed.append(image)
             continue
-        previous = _record(folder / images.LOCK_FILE, image, region, entry)
+        previous = _record(folder / image_lock.LOCK_FILE, image, region, entry)
         baked.append(Baked(image, entry, previous))
         console.out(
-            f"{image}: {entry.ami} in {region}, version {entry.version}; recorded in {images.LOCK_FILE}"
+            f"{image}: {entry.ami} in {region}, version {entry.version}; recorded in {image_lock.LOCK_FILE}"
         )
 
     if baked:
         _render_again(config_path, options, baked)
     if failed:
         console.err(
-            f"bake failed for {', '.join(failed)}; {images.LOCK_FILE} is unchanged for "
+            f"bake failed for {', '.join(failed)}; {image_lock.LOCK_FILE} is unchanged for "
             f"{'it' if len(failed) == 1 else 'them'}"
             + (f" (recorded: {', '.join(b.image for b in baked)})" if baked else "")
         )
@@ -150,7 +150,7 @@ def _check_version(version: str) -> None:
         "built_at": "2000-01-01T00:00:00Z",
     }
     try:
-        typed.load(images.LockEntry, probe)
+        typed.load(image_lock.LockEntry, probe)
     except typed.Invalid as exc:
         raise UsageError(f"--version: {exc.issues[0].message}") from None
 
@@ -191,10 +191,10 @@ def _progress(label: str, started: float):
 
 def _bake_one(
     packer: Packer, ec2: Aws, config: Config, folder: Path, image: str, build: str, variables: dict
-) -> images.LockEntry:
+) -> image_lock.LockEntry:
     """Build `image`; its lock entry, from the manifest of this very run and
     the root device name EC2 gives for the source AMI."""
-    manifest = folder / images.MANIFESTS_DIR / f"{image}.json"
+    manifest = folder / packer_files.MANIFESTS_DIR / f"{image}.json"
     before = {b.run_uuid for b in read_manifest(manifest)}
     started = time.monotonic()
     result = packer.build(
@@ -222,7 +222,7 @@ def _bake_one(
         raise PackerError(
             f"{image}: packer did not say which source AMI it used (no 'Found Image ID' line)"
         )
-    entry = images.LockEntry(
+    entry = image_lock.LockEntry(
         ami=amis[region],
         version=variables["version"],
         source_ami=source,
@@ -231,7 +231,7 @@ def _bake_one(
         root_device=_root_device(ec2, image, source),
     )
     try:
-        images.ImageLock().with_bake(image, region, entry)
+        image_lock.ImageLock().with_bake(image, region, entry)
     except ValueError as exc:
         raise PackerError(
             f"{image}: the build made {amis[region]}, but its record is not valid: {exc}"
@@ -251,7 +251,7 @@ def _root_device(ec2: Aws, image: str, source: str) -> str:
             f"warning: {image}: root device of {source} unknown ({exc}); plan will read it from the AMI"
         )
         return ""
-    if not re.fullmatch(images.ROOT_DEVICE_RE, name):
+    if not re.fullmatch(image_lock.ROOT_DEVICE_RE, name):
         console.err(
             f"warning: {image}: {source} names its root device {name!r}; plan will read it from the AMI"
         )
@@ -262,11 +262,11 @@ def _root_device(ec2: Aws, image: str, source: str) -> str:
 # --- after a build --------------------------------------------------------------
 
 
-def _record(lock_path: Path, image: str, region: str, entry: images.LockEntry) -> str | None:
+def _record(lock_path: Path, image: str, region: str, entry: image_lock.LockEntry) -> str | None:
     """Put `entry` into images.lock (read afresh, replaced atomically); the AMI it had before."""
-    lock = images.load_lock(lock_path)
+    lock = image_lock.load_lock(lock_path)
     previous = lock.ami(image, region)
-    text = images.format_lock(lock.with_bake(image, region, entry))
+    text = image_lock.format_lock(lock.with_bake(image, region, entry))
     try:
         writer.write_atomic(lock_path, text)
     except OSError as exc:

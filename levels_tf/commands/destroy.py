@@ -1,19 +1,19 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
-from .. import console, plan_summary, teardown
+from .. import console, plan_reading, plan_report, teardown
 from ..aws import Aws
 from ..errors import UsageError
 from ..names import log_only_buckets
 from ..options import RenderOptions
+from ..plan_summary import StackSummary
 from ..progress import printer
 from ..stacks import Stack
 from ..stacks import stacks as all_stacks
-from ..terraform import EngineChoice, TerraformError
+from ..terraform import EngineChoice, Event, TerraformError
 from ..workspace import Workspace, open_workspace
 
 # Logs keep arriving until the services writing them are gone (access logs are
@@ -185,7 +185,7 @@ def _lift_protection(
     _, events = workspace.terraform.plan(folder, variables={teardown.LIFT_VARIABLE: "false"})
     summary = _summary(stack, events, workspace.production(stack))
     console.out(f"{stack.name}: turning deletion protection off first:")
-    console.out(plan_summary.text([summary]))
+    console.out(plan_report.text([summary]))
     updated = {c.address for c in summary.changes if c.action == "update"}
     other = sorted(
         c.address for c in summary.changes if c.action not in ("update", "no-op", "read")
@@ -221,16 +221,16 @@ def _destroy_plan(workspace: Workspace, stack: Stack, *, show: bool) -> None:
             f"{stack.name}: the destroy would delete {flagged}; levels-tf never destroys a state bucket"
         )
     if show:
-        console.out(plan_summary.text([summary]))
+        console.out(plan_report.text([summary]))
         if workspace.production(stack) and summary.flagged:
             console.out(
                 f"{stack.name} is production: {len(summary.flagged)} of these hold data (allowed by --allow-production)"
             )
 
 
-def _summary(stack: Stack, events: list[dict], production: bool) -> plan_summary.StackSummary:
-    lines = [json.dumps(event) for event in events]
-    return plan_summary.from_json_lines(stack.name, lines, production=production)
+def _summary(stack: Stack, events: list[Event], production: bool) -> StackSummary:
+    """The summary of `stack`'s plan from the events terraform.plan returned."""
+    return plan_reading.from_events(stack.name, events, production=production)
 
 
 def _command(

@@ -5,7 +5,7 @@ import json
 import posixpath
 from pathlib import Path
 
-from .. import console, plan_summary, scheduler
+from .. import console, plan_reading, plan_report, scheduler
 from ..options import RenderOptions
 from ..plan_summary import Item, NotPlanned, Status
 from ..progress import printer
@@ -47,15 +47,15 @@ def plan(
         allow_destroy=allow_destroy,
     )
     if output_format == "json":
-        console.out(json.dumps(plan_summary.as_json(items), indent=2))
+        console.out(json.dumps(plan_report.as_json(items), indent=2))
     elif output_format == "markdown":
-        console.out(plan_summary.markdown(items))
+        console.out(plan_report.markdown(items))
     else:
-        console.out(plan_summary.text(items))
+        console.out(plan_report.text(items))
     report_not_planned(items)
     if any(isinstance(i, NotPlanned) and i.status is not Status.WAITING for i in items):
         return 1
-    code = plan_summary.exit_code(items)
+    code = plan_report.exit_code(items)
     if code == 1 and allow_destroy:
         code = 2
     elif code == 1:
@@ -107,14 +107,16 @@ def plan_stacks(
             _, events = workspace.terraform.plan(
                 folder, refresh_only=refresh_only, on_event=on_event
             )
-            lines = [json.dumps(event) for event in events]
-            summary = plan_summary.from_json_lines(
-                stack.name, lines, production=workspace.production(stack), refresh_only=refresh_only
+            summary = plan_reading.from_events(
+                stack.name,
+                events,
+                production=workspace.production(stack),
+                refresh_only=refresh_only,
             )
             keep = allow_destroy or not summary.blocked  # a block blocks: no plan for apply
             return summary
         except TerraformError as error:
-            return _not_planned(workspace, stack, errors, error)
+            return _not_planned(stack, errors, error, _tree_folder(workspace, stack))
         finally:
             if (
                 not keep
@@ -135,11 +137,17 @@ def item_of(outcome: scheduler.Outcome) -> Item:
     return NotPlanned(outcome.stack, Status.SKIPPED, str(outcome.value))
 
 
+def _tree_folder(workspace: Workspace, stack: Stack) -> str:
+    """The folder of `stack` relative to the rendered tree, e.g. stacks/dev."""
+    return workspace.folder(stack).relative_to(workspace.out).as_posix()
+
+
 def _not_planned(
-    workspace: Workspace, stack: Stack, errors: list[dict], error: TerraformError
+    stack: Stack, errors: list[dict], error: TerraformError, folder: str
 ) -> NotPlanned:
     """Why `stack` has no plan: WAITING when every error is a stack it reads
-    having no state yet, else FAILED with the first error and where it is."""
+    having no state yet, else FAILED with the first error and where it is
+    (`file` relative to the tree, in which the stack's `folder` is e.g. stacks/dev)."""
     diagnostics = [event.get("diagnostic") or {} for event in errors]
     if (
         diagnostics
@@ -162,7 +170,6 @@ def _not_planned(
     file = ""
     if where.get("filename"):
         # Terraform names files relative to the stack's folder; say them relative to the tree.
-        folder = workspace.folder(stack).relative_to(workspace.out).as_posix()
         file = posixpath.normpath(posixpath.join(folder, where["filename"]))
     line = int((where.get("start") or {}).get("line") or 0)
     return NotPlanned(

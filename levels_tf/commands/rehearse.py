@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import console, emulator, images, platform_checks, process, scheduler
+from .. import console, emulator, image_lock, packer_files, platform_checks, process, scheduler
 from ..aws import Aws
 from ..emulator_profile import (
     PROFILES,
@@ -269,7 +269,7 @@ def _seed(run: Rehearsal) -> str:
     made = []
     records = seed_images(infra)
     for image in sorted({i.base for i in infra.images.values() if i.base}):
-        base = images.BASES[image]
+        base = packer_files.BASES[image]
         if not aws.find_images(base.owner, base.name):
             raise StepFailed(
                 f"the emulator offers no AMI for {image} ({base.owner} {base.name}), nothing to bake from"
@@ -339,7 +339,7 @@ def _bake(run: Rehearsal, names: tuple[str, ...] = (), version: str = "rehearsal
     if code != 0:
         raise StepFailed("packer could not bake every image")
     _adapt(run)
-    lock = images.load_lock(run.tree / images.LOCK_FILE)
+    lock = image_lock.load_lock(run.tree / image_lock.LOCK_FILE)
     return ", ".join(
         f"{name} {lock.images[name][infra.region].ami}" for name in (names or sorted(infra.images))
     )
@@ -379,7 +379,7 @@ def _applied_anything(run: Rehearsal) -> bool:
 
 def _lock_amis(run: Rehearsal) -> dict[str, str]:
     infra = load_config(run.config).infra
-    lock = images.load_lock(run.tree / images.LOCK_FILE)
+    lock = image_lock.load_lock(run.tree / image_lock.LOCK_FILE)
     return {
         name: regions[infra.region].ami
         for name, regions in lock.images.items()

@@ -1,10 +1,10 @@
-"""Packer images: the render plan of packer/, the image lock, script checks.
+"""The image lock: `images.lock` beside infra.yaml, the AMI each bake produced.
 
-Pure: nothing here writes a file. `packer_targets` says which packer files to
-render from which template with which values; render.py renders them and
-writer.py writes them. The image lock (`images.lock` beside infra.yaml)
-records the AMI each bake produced, per image and region: `levels-tf bake`
-writes it, `levels-tf render` reads it.
+Per image and region, one `LockEntry`: the AMI id, the version and git
+revision it was baked from, its source AMI, when it was built and its root
+device. `levels-tf bake` writes it (`format_lock`), `levels-tf render` and
+`load_config` read it (`load_lock`); the same lock always formats to the
+same bytes, and every lock that exists formats to a file that loads.
 """
 
 from __future__ import annotations
@@ -17,153 +17,15 @@ import stat
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any
 
 from . import loader, typed
 from .errors import ConfigError, Problem
-from .loader import Document
-from .model import NAME_RE, NAME_RULE, Infra
+from .model import NAME_RE, NAME_RULE
 from .typed import Pattern, Record, record
 
-if TYPE_CHECKING:  # validation.py may import this module
-    from .validation import Config
-
-AMAZON_PLUGIN_VERSION = ">= 1.2"
-HARDEN_SCRIPT = "packer/scripts/harden.sh"
-PLUGINS_FILE = "packer/plugins/required-plugins.pkr.hcl"
-MANIFESTS_DIR = "packer/manifests"
 LOCK_FILE = "images.lock"
-BUILD_AWS = "amazon-ebs.aws"
-BUILD_EMULATOR = "amazon-ebs.emulator"
-DEFAULT_SSH_USER = "ec2-user"  # for an explicit source_ami without ssh_user
-
-
-@dataclass(frozen=True)
-class Base:
-    """Where the AMIs of a base OS come from, and who logs in to them."""
-
-    owner: str
-    name: str  # an AMI name pattern for the DescribeImages name filter
-    ssh_user: str
-
-
-BASES: dict[str, Base] = {
-    "ubuntu-22.04": Base(
-        "099720109477", "ubuntu/images/hvm-ssd*/ubuntu-jammy-22.04-amd64-server-*", "ubuntu"
-    ),
-    "ubuntu-24.04": Base(
-        "099720109477", "ubuntu/images/hvm-ssd*/ubuntu-noble-24.04-amd64-server-*", "ubuntu"
-    ),
-    "debian-12": Base("136693071363", "debian-12-amd64-*", "admin"),
-    "amazon-linux-2023": Base("amazon", "al2023-ami-2023.*-x86_64", "ec2-user"),
-}
-
-
-# --- the render plan -------------------------------------------------------
-
-
-def packer_targets(config: Config) -> list[tuple[str, str, dict]]:
-    """(output path, template, context) of every packer file; none without images.
-
-    Paths are relative to the output root, templates to templates/. The .hcl
-    and .sh files get their "generated" header from render.py.
-    """
-    infra: Infra = config.infra
-    if not infra.images:
-        return []
-    result: list[tuple[str, str, dict]] = [
-        (
-            PLUGINS_FILE,
-            "packer/required-plugins.pkr.hcl.j2",
-            {"amazon_plugin_version": AMAZON_PLUGIN_VERSION},
-        ),
-        (HARDEN_SCRIPT, "packer/scripts/harden.sh.j2", {}),
-        (f"{MANIFESTS_DIR}/.gitignore", "packer/manifests.gitignore.j2", {}),
-    ]
-    for name in sorted(infra.images):
-        result.append(
-            (f"packer/{name}.pkr.hcl", "packer/image.pkr.hcl.j2", image_context(infra, name))
-        )
-    return result
-
-
-def image_context(infra: Infra, name: str) -> dict[str, Any]:
-    """The values packer/image.pkr.hcl.j2 sees for image `name`."""
-    image = infra.images[name]
-    base = BASES[image.base] if image.base else None
-    if base is not None:
-        source_filter = {
-            "filters": {
-                "architecture": "x86_64",
-                "name": base.name,
-                "root-device-type": "ebs",
-                "virtualization-type": "hvm",
-            },
-            "owners": [base.owner],
-        }
-    else:
-        source_filter = None
-    ssh_user = image.ssh_user or (base.ssh_user if base else DEFAULT_SSH_USER)
-    described = f"{image.base} image" if image.base else f"image from {image.source_ami}"
-    return {
-        "project": infra.project,
-        "image": name,
-        "region": infra.region,
-        "instance_type": image.instance_type,
-        "ssh_username": ssh_user,
-        "source_ami": image.source_ami,
-        "source_ami_filter": source_filter,
-        "scripts": [script_path(s) for s in image.scripts],
-        "user_tags": dict(sorted(infra.tags.items())),
-        "ami_name_prefix": f"{infra.project}-{name}",
-        "ami_description": f"{infra.project} {name}: {described}, baked by levels-tf",
-    }
-
-
-def script_path(script: str) -> str:
-    """A script path from infra.yaml in the form the template uses."""
-    return PurePosixPath(script).as_posix()
-
-
-# --- image scripts -----------------------------------------------------------
-
-
-def check_scripts(config_dir: Path, infra: Infra, document: Document) -> list[Problem]:
-    """Every image script is a file inside the folder of infra.yaml."""
-    problems: list[Problem] = []
-    root = Path(config_dir).resolve()
-    for name, image in infra.images.items():
-        for i, script in enumerate(image.scripts):
-            path = ("images", name, "scripts", i)
-            message = _script_problem(root, script)
-            if message:
-                problems.append(document.problem(path, message))
-    return problems
-
-
-def _script_problem(root: Path, script: str) -> str | None:
-    if not script.strip():
-        return "empty script path"
-    if "\\" in script:
-        return f"{script!r}: write paths with '/'"
-    if PurePosixPath(script).is_absolute():
-        return f"{script!r}: give the path relative to the folder of infra.yaml"
-    target = (root / script).resolve()
-    if target != root and root not in target.parents:
-        return f"{script!r} is outside the folder of infra.yaml"
-    try:
-        mode = target.stat().st_mode
-    except FileNotFoundError:
-        return f"{script!r}: no such file (relative to the folder of infra.yaml)"
-    except OSError as exc:
-        return f"{script!r}: cannot read: {exc.strerror}"
-    if not stat.S_ISREG(mode):
-        return f"{script!r} is not a file"
-    return None
-
-
-# --- the image lock ----------------------------------------------------------
 
 AmiId = Annotated[
     str, Pattern(r"ami-[0-9a-f]{8,17}", "not an AMI id such as ami-0123456789abcdef0")
@@ -240,9 +102,11 @@ class ImageLock:
         object.__setattr__(self, "images", types.MappingProxyType(frozen))
 
     def entry(self, image: str, region: str) -> LockEntry | None:
+        """The last bake of `image` in `region`; None when it was never baked there."""
         return self.images.get(image, {}).get(region)
 
     def ami(self, image: str, region: str) -> str | None:
+        """The AMI id (ami-...) of that bake; None when there is none."""
         entry = self.entry(image, region)
         return entry.ami if entry else None
 
@@ -272,7 +136,10 @@ def parse_lock(text: str, file: str) -> ImageLock:
 
 
 def load_lock(path: str | os.PathLike) -> ImageLock:
-    """The image lock at `path`; an empty lock when there is no such file."""
+    """The image lock at `path`; an empty lock when there is no such file.
+
+    A ConfigError when it cannot be read, is not a regular file, is over
+    loader.MAX_FILE_BYTES, or does not parse (see `parse_lock`)."""
     file = str(path)
     try:
         info = os.stat(path)
