@@ -21,7 +21,10 @@ from .errors import LevelsError
 FC = TypeVar("FC", bound=Callable[..., Any] | click.Command)
 
 # Each command imports its module when it runs, not at startup, so --help,
-# --version and init load neither the model nor the templates.
+# --version and init load neither the model nor the templates. A command's
+# body is one call of its module's function with the parsed options, so the
+# bodies look alike by design (tests/test_messages.py reads which module each
+# command imports); the options they share are defined once below.
 
 DEFAULT_CONFIG = "infra.yaml"
 

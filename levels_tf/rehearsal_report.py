@@ -29,9 +29,8 @@ class Outcome:
     name: str
     passed: bool
     detail: str = ""
-    unreadable: str = (
-        ""  # why the emulator cannot answer this check: then a failure is not the platform's
-    )
+    # Why the emulator cannot answer this check: then a failure is not the platform's.
+    unreadable: str = ""
 
 
 @dataclass(frozen=True)
