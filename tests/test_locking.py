@@ -33,6 +33,7 @@ import pytest
 from botocore.config import Config
 
 from .conftest import ROOT, require_module
+from .test_security_invariants import parse
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
@@ -158,15 +159,11 @@ def s3_rehearsal(tmp_path, aws_env, terraform_env) -> Rehearsal:
 
     render = rehearsal.cli("render")
     assert render.returncode == 0, render.stdout + render.stderr
-    backend = (folder / "stacks" / STACK / "versions.tf").read_text()
-    for setting in (
-        'backend "s3"',
-        f'bucket       = "{BUCKET}"',
-        f'key          = "{KEY}"',
-        "use_lockfile = true",
-        aws_env,
-    ):
-        assert setting in backend, backend
+    versions = parse({"versions.tf": (folder / "stacks" / STACK / "versions.tf").read_text()})
+    ((backend,),) = (block["backend"] for block in versions["versions.tf"]["terraform"])
+    settings = backend["s3"]
+    assert (settings["bucket"], settings["key"], settings["use_lockfile"]) == (BUCKET, KEY, True)
+    assert aws_env in settings["endpoints"].values(), settings
     return rehearsal
 
 
