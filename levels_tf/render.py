@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import context, images, options, resources, templating
+from . import context, images, module_readme, options, resources, templating
 from .stacks import ENVIRONMENT, stacks
 from .validation import Config
 
@@ -97,6 +97,9 @@ def render(config: Config) -> dict[str, str]:
         files[target.path] = with_header(
             target.path, templating.render(target.template, target.context)
         )
+    for module, names in module_files().items():
+        rendered = {name: files[f"{MODULES_DIR}/{module}/{name}"] for name in names}
+        files[f"{MODULES_DIR}/{module}/README.md"] = module_readme.readme(module, rendered)
     stored = options.stored_text(config.options)
     if stored is not None:
         files[options.STORED] = stored
