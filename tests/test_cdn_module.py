@@ -21,6 +21,8 @@ from .conftest import ROOT, checkov_binary
 pytestmark = pytest.mark.terraform
 
 MODULE = ROOT / "templates" / "modules" / "cdn"
+# The cdn module's firewall is the waf module, rendered beside it.
+WAF = MODULE.parent / "waf"
 VERSIONS = {"terraform_version": ">= 1.10", "aws_provider_module": ">= 5.100"}
 CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
 
@@ -221,9 +223,8 @@ PLANS = {
             'aws_cloudfront_response_headers_policy.security.security_headers_config[0].frame_options[0].frame_option == "DENY"': "frames denied",
             'aws_cloudfront_response_headers_policy.security.security_headers_config[0].referrer_policy[0].referrer_policy == "strict-origin-when-cross-origin"': "referrer",
             "aws_cloudfront_response_headers_policy.security.security_headers_config[0].xss_protection[0].mode_block": "XSS protection",
-            'length(aws_wafv2_web_acl.this) == 1 && aws_wafv2_web_acl.this[0].scope == "CLOUDFRONT"': "own firewall",
-            'join(",", sort([for rule in aws_wafv2_web_acl.this[0].rule : rule.name])) == "AWSManagedRulesAmazonIpReputationList,AWSManagedRulesAnonymousIpList,AWSManagedRulesCommonRuleSet,AWSManagedRulesKnownBadInputsRuleSet"': "managed rules",
-            "length(aws_wafv2_web_acl_logging_configuration.this) == 1 && aws_cloudwatch_log_group.waf[0].retention_in_days == 365": "firewall logs",
+            "length(module.waf) == 1": "own firewall",
+            'module.waf[0].log_group_name == "aws-waf-logs-levels-qa-cdn-cdn"': "firewall logs",
             'join(",", sort(keys(aws_route53_record.ipv4))) == "cdn.example.com,www.example.com" && join(",", sort(keys(aws_route53_record.ipv6))) == "cdn.example.com,www.example.com"': "A and AAAA per alias",
             'aws_route53_record.ipv6["cdn.example.com"].type == "AAAA"': "IPv6 record",
             'aws_cloudfront_distribution.this.tags["Name"] == "levels-qa-cdn"': "Name tag",
@@ -246,7 +247,7 @@ PLANS = {
             "length(aws_cloudfront_distribution.this.aliases) == 0": "no aliases",
             "length(aws_route53_record.ipv4) + length(aws_route53_record.ipv6) == 0": "no records without aliases",
             'aws_cloudfront_distribution.this.web_acl_id == "arn:aws:wafv2:us-east-1:123456789012:global/webacl/shared/0a1b2c3d"': "the given firewall",
-            "length(aws_wafv2_web_acl.this) + length(aws_cloudwatch_log_group.waf) + length(aws_kms_key.waf_logs) == 0": "no firewall of its own",
+            "length(module.waf) == 0": "no firewall of its own",
             'aws_cloudfront_distribution.this.restrictions[0].geo_restriction[0].restriction_type == "whitelist"': "allow list",
             'toset(aws_cloudfront_distribution.this.restrictions[0].geo_restriction[0].locations) == toset(["AT", "DE"])': "allowed countries",
             'aws_cloudfront_distribution.this.default_cache_behavior[0].target_origin_id == "content"': "default origin chosen",
@@ -257,8 +258,8 @@ PLANS = {
     "firewall_without_logs": (
         {"waf_logging": "false", "hsts_preload": "true"},
         {
-            "length(aws_wafv2_web_acl.this) == 1": "own firewall",
-            "length(aws_wafv2_web_acl_logging_configuration.this) + length(aws_cloudwatch_log_group.waf) + length(aws_kms_key.waf_logs) == 0": "no logs",
+            "length(module.waf) == 1": "own firewall",
+            "module.waf[0].log_group_name == null": "no logs",
             "aws_cloudfront_response_headers_policy.security.security_headers_config[0].strict_transport_security[0].preload": "preload on request",
         },
     ),
@@ -273,6 +274,36 @@ PLANS = {
             "alltrue([for oac in aws_cloudfront_origin_access_control.this : length(oac.name) <= 64])": "names fit",
             'aws_cloudfront_origin_access_control.this["web"].name == "${var.name}-web"': "a short name is kept",
             "length(distinct([for oac in aws_cloudfront_origin_access_control.this : oac.name])) == 2": "names stay apart",
+        },
+    ),
+}
+
+# The waf module on its own, as the cdn (CLOUDFRONT) and the load balancer
+# (REGIONAL, body size only counted) call it.
+MANAGED_RULES = "AWSManagedRulesAmazonIpReputationList,AWSManagedRulesAnonymousIpList,AWSManagedRulesCommonRuleSet,AWSManagedRulesKnownBadInputsRuleSet"
+COMMON_OVERRIDES = 'flatten([for rule in aws_wafv2_web_acl.this.rule : [for o in rule.statement[0].managed_rule_group_statement[0].rule_action_override : o.name] if rule.name == "AWSManagedRulesCommonRuleSet"])'
+WAF_PLANS = {
+    "waf_cloudfront": (
+        {"scope": '"CLOUDFRONT"', "log_group_name": '"aws-waf-logs-levels-qa-cdn"'},
+        {
+            'aws_wafv2_web_acl.this.scope == "CLOUDFRONT"': "CloudFront scope",
+            f'join(",", sort([for rule in aws_wafv2_web_acl.this.rule : rule.name])) == "{MANAGED_RULES}"': "managed rules",
+            f"length({COMMON_OVERRIDES}) == 0": "every common rule blocks",
+            "length(aws_wafv2_web_acl_logging_configuration.this) == 1 && aws_cloudwatch_log_group.this[0].retention_in_days == 365": "firewall logs",
+            'aws_cloudwatch_log_group.this[0].name == "aws-waf-logs-levels-qa-cdn"': "log group name",
+        },
+    ),
+    "waf_regional_without_logs": (
+        {
+            "scope": '"REGIONAL"',
+            "log_group_name": '"aws-waf-logs-levels-qa-load-balancer"',
+            "common_rules_counted": '["SizeRestrictions_BODY"]',
+            "logging": "false",
+        },
+        {
+            'aws_wafv2_web_acl.this.scope == "REGIONAL"': "regional scope",
+            f'{COMMON_OVERRIDES} == ["SizeRestrictions_BODY"]': "body size only counted",
+            "length(aws_wafv2_web_acl_logging_configuration.this) + length(aws_cloudwatch_log_group.this) + length(aws_kms_key.logs) == 0": "no logs",
         },
     ),
 }
@@ -329,26 +360,31 @@ REFUSED = {
 def _tftest() -> str:
     runs = []
     for name, (variables, asserts) in PLANS.items():
-        runs.append(
-            _run(
-                name,
-                variables,
-                "".join(
-                    f"\n  assert {{\n    condition     = {condition}\n    error_message = {json.dumps(meaning)}\n  }}\n"
-                    for condition, meaning in asserts.items()
-                ),
-            )
-        )
+        runs.append(_run(name, variables, _asserts(asserts)))
     for name, (variables, refusing) in REFUSED.items():
         runs.append(_run(name, variables, f"\n  expect_failures = [var.{refusing}]\n"))
+    for name, (variables, asserts) in WAF_PLANS.items():
+        runs.append(_run(name, variables, _asserts(asserts), module="waf"))
     return TFTEST_HEAD + "".join(runs)
 
 
-def _run(name: str, variables: dict[str, str], body: str) -> str:
+def _asserts(asserts: dict[str, str]) -> str:
+    return "".join(
+        f"\n  assert {{\n    condition     = {condition}\n    error_message = {json.dumps(meaning)}\n  }}\n"
+        for condition, meaning in asserts.items()
+    )
+
+
+def _run(name: str, variables: dict[str, str], body: str, module: str = "cdn") -> str:
     lines = "".join(f"    {key} = {value}\n" for key, value in variables.items())
+    providers = (
+        "aws           = aws\n    aws.us_east_1 = aws.us_east_1"
+        if module == "cdn"
+        else "aws = aws.us_east_1"
+    )
     return (
-        f'\nrun "{name}" {{\n  command = plan\n\n  module {{\n    source = "./modules/cdn"\n  }}\n\n'
-        "  providers = {\n    aws           = aws\n    aws.us_east_1 = aws.us_east_1\n  }\n\n"
+        f'\nrun "{name}" {{\n  command = plan\n\n  module {{\n    source = "./modules/{module}"\n  }}\n\n'
+        f"  providers = {{\n    {providers}\n  }}\n\n"
         f"  variables {{\n{lines}  }}\n{body}}}\n"
     )
 
@@ -383,11 +419,11 @@ def _tf(env, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def _render_module(target: Path) -> None:
+def _render_module(target: Path, module: Path = MODULE) -> None:
     """The module's files as levels-tf renders them: every template through
     Jinja with the project's settings, `.j2` stripped."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(MODULE)),
+        loader=jinja2.FileSystemLoader(str(module)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -395,13 +431,14 @@ def _render_module(target: Path) -> None:
         lstrip_blocks=True,
     )
     target.mkdir(parents=True)
-    for template in sorted(MODULE.glob("*.j2")):
+    for template in sorted(module.glob("*.j2")):
         text = env.get_template(template.name).render(VERSIONS)
         (target / template.name.removesuffix(".j2")).write_text(text, encoding="utf-8")
 
 
 def _root(folder: Path, main_tf: str) -> Path:
     _render_module(folder / "modules" / "cdn")
+    _render_module(folder / "modules" / "waf", WAF)
     (folder / "main.tf").write_text(main_tf, encoding="utf-8")
     return folder
 
@@ -428,7 +465,7 @@ def rendered_module(tmp_path_factory) -> Path:
 
 def test_only_versions_uses_jinja():
     """Module templates are plain Terraform; only versions.tf takes values."""
-    for template in sorted(MODULE.glob("*.j2")):
+    for template in sorted([*MODULE.glob("*.j2"), *WAF.glob("*.j2")]):
         text = template.read_text(encoding="utf-8")
         uses_jinja = bool(re.search(r"\{\{|\{%|\{#", text))
         assert uses_jinja == (template.name == "versions.tf.j2"), template.name

@@ -116,7 +116,7 @@ output "queues" {
 def _environment() -> jinja2.Environment:
     # The settings of levels_tf.templating, so the text is what the renderer would write.
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FileSystemLoader(str(TEMPLATES.parent)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -137,8 +137,8 @@ def tree(tmp_path_factory) -> Path:
         folder.mkdir(parents=True)
         for template in templates:
             source = template.read_text(encoding="utf-8")
-            text = env.get_template(f"{module}/{template.name}").render(VERSIONS)
-            if template.name != "versions.tf.j2":
+            text = env.get_template(f"modules/{module}/{template.name}").render(VERSIONS)
+            if "{%" not in source and template.name != "versions.tf.j2":
                 # Plain Terraform: Jinja must leave it exactly as written.
                 assert text == source, f"{module}/{template.name} is changed by Jinja"
             (folder / template.name.removesuffix(".j2")).write_text(text, encoding="utf-8")

@@ -70,6 +70,7 @@ def test_files_per_stack_and_module():
     assert stacks == ["lab-shared", "live", "live-shared", "one", "two"]
     assert "stacks/live-shared/main.tf" in files and "stacks/live/shared.tf" in files
     assert sorted(p for p in files if p.startswith("modules/network/")) == [
+        "modules/network/README.md",
         "modules/network/flow-logs.tf",
         "modules/network/main.tf",
         "modules/network/nacl.tf",

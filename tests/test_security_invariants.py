@@ -208,7 +208,22 @@ def _policy_statements(parsed, path_prefix: str) -> list[dict]:
     return statements
 
 
-@pytest.mark.parametrize("module", ["bucket", "log-bucket", "load-balancer"])
+def test_load_balancer_logs_to_a_log_bucket_module(rendered):
+    """The load balancer's access log bucket is the log-bucket module, for it alone."""
+    _, parsed = rendered
+    calls = [
+        call
+        for path, body in parsed.items()
+        if path.startswith("modules/load-balancer/")
+        for block in body.get("module", [])
+        for call in block.values()
+        if call["source"] == "../log-bucket"
+    ]
+    assert [call["log_sources"] for call in calls] == [["load-balancer"]]
+    assert not [r for r in resources(parsed, "aws_s3_bucket") if "load-balancer/" in r[0]]
+
+
+@pytest.mark.parametrize("module", ["bucket", "log-bucket"])
 def test_every_bucket_is_private_encrypted_and_tls_only(rendered, module):
     _, parsed = rendered
     prefix = f"modules/{module}/"

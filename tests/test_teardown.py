@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from levels_tf import names, teardown
 from levels_tf.render import render
 from levels_tf.validation import load_config
@@ -126,7 +128,9 @@ def test_every_bucket_a_module_makes_is_known_as_logs_or_assets():
     and every log bucket the stacks name must be one destroy may empty."""
     templates = (ROOT / "templates" / "modules").rglob("*.tf.j2")
     makers = {
-        path.parent.name for path in templates if 'resource "aws_s3_bucket" ' in path.read_text()
+        path.parent.name
+        for path in templates
+        if re.search(r'resource "aws_s3_bucket" |source += "\.\./log-bucket"', path.read_text())
     }
     assert makers == set(BUCKET_MODULES)
     for name in ("reference", "heavy-overrides"):  # every module, with and without overrides

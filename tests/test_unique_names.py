@@ -16,16 +16,13 @@ has no name of its own: the next resource cannot be forgotten.
 
 from __future__ import annotations
 
-import io
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
-import hcl2
 import pytest
 
-from .planned import PlannedStack, config_resource, module_path, references_of
+from .planned import PlannedStack, config_resource, references_of
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
@@ -224,43 +221,16 @@ class CreatedName:
     prefix: str | None
 
 
-def _reference(text: object) -> str:
-    """A reference as python-hcl2 writes it ("${aws.us_east_1}") in plain form."""
-    return str(text).strip('"').removeprefix("${").removesuffix("}")
+def _region(stack: PlannedStack, change: dict) -> str:
+    """The region a planned resource is created in, from the provider it uses.
 
-
-def _providers_of_module_calls(folder: Path) -> dict[str, dict[str, str]]:
-    """{module call: {its provider name: the stack's provider key}} from the
-    stack's `providers` arguments (a call without one inherits `aws`)."""
-    calls: dict[str, dict[str, str]] = {}
-    for path in sorted(folder.glob("*.tf")):
-        parsed = hcl2.load(io.StringIO(path.read_text(encoding="utf-8")))
-        for block in parsed.get("module", []):
-            for call, body in block.items():
-                providers = body.get("providers") or {}
-                if isinstance(providers, list):
-                    providers = providers[0] if providers else {}
-                calls[call.strip('"')] = {
-                    _reference(inner): _reference(outer) for inner, outer in providers.items()
-                }
-    return calls
-
-
-def _region(stack: PlannedStack, change: dict, provider_map: dict[str, dict[str, str]]) -> str:
-    """The region a planned resource is created in, from the provider it uses."""
+    The plan names that provider by the stack's own configuration key, having
+    followed every module call's `providers` (nested calls too, such as the
+    cdn module's waf on aws.us_east_1)."""
     key = config_resource(stack.plan, change).get("provider_config_key", "aws")
-    path = module_path(change.get("module_address"))
-    if path:
-        assert len(path) == 1, (
-            f"{stack.label}: nested module {change['address']}: map its providers"
-        )
-        mapping = provider_map.get(path[0], {})
-        assert key in mapping or key == "aws", (
-            f"{stack.label}: {change['address']} uses {key}, not passed to it"
-        )
-        key = mapping.get(key, key)
-    config = stack.plan["configuration"]["provider_config"][key]
-    return config["expressions"]["region"]["constant_value"]
+    configs = stack.plan["configuration"]["provider_config"]
+    assert key in configs, f"{stack.label}: {change['address']} uses {key}, not the stack's"
+    return configs[key]["expressions"]["region"]["constant_value"]
 
 
 def _parent(stack: PlannedStack, change: dict, argument: str) -> str:
@@ -278,7 +248,6 @@ def _parent(stack: PlannedStack, change: dict, argument: str) -> str:
 
 def created_names(stack: PlannedStack) -> list[CreatedName]:
     """Every name `stack`'s plan creates, with the scope it must be unique in."""
-    provider_map = _providers_of_module_calls(stack.folder)
     names = []
     for change in stack.plan["resource_changes"]:
         if change["mode"] != "managed" or "create" not in change["change"]["actions"]:
@@ -299,7 +268,7 @@ def created_names(stack: PlannedStack) -> list[CreatedName]:
         elif rule.scope == ACCOUNT:
             scope = (change["type"],)
         elif rule.scope == REGION:
-            scope = (change["type"], _region(stack, change, provider_map))
+            scope = (change["type"], _region(stack, change))
         else:
             scope = (change["type"], _parent(stack, change, rule.parent))
         if rule.kind:

@@ -41,7 +41,7 @@ resource "aws_cloudfront_distribution" "this" {
 
   # The firewall is named here, not through a local, so that checkov can
   # follow the reference to its rules.
-  web_acl_id = local.create_waf ? aws_wafv2_web_acl.this[0].arn : var.web_acl_arn
+  web_acl_id = var.web_acl_arn == null ? module.waf[0].arn : var.web_acl_arn
 
   dynamic "origin" {
     for_each = var.origins

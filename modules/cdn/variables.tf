@@ -154,6 +154,8 @@ variable "waf_log_retention_days" {
   type        = number
   default     = 365
 
+  # The waf module checks its log_retention_days alike; checked here too, so
+  # that a wrong value is refused as this module's input, under its name.
   validation {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.waf_log_retention_days)
     error_message = "The waf_log_retention_days must be a retention CloudWatch Logs offers, such as 30, 90 or 365."

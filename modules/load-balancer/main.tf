@@ -57,14 +57,12 @@ resource "aws_lb" "this" {
   enable_deletion_protection = var.deletion_protection
 
   access_logs {
-    bucket  = aws_s3_bucket.logs.id
+    bucket  = module.access_logs.name
     prefix  = "alb"
     enabled = true
   }
 
   tags = merge(var.tags, { Name = var.name })
-
-  depends_on = [aws_s3_bucket_policy.logs]
 }
 
 resource "aws_lb_listener" "http" {

@@ -27,7 +27,7 @@ output "security_group_id" {
 
 output "log_bucket_name" {
   description = "Bucket receiving the access logs."
-  value       = aws_s3_bucket.logs.id
+  value       = module.access_logs.name
 }
 
 output "arn_suffix" {

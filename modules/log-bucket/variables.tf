@@ -11,6 +11,18 @@ variable "retention_days" {
   default     = 365
 }
 
+variable "log_sources" {
+  description = "AWS services that deliver logs into the bucket: s3 (server access logs, under s3/), cloudfront (standard logs, through object ACLs), load-balancer (access logs, under alb/)."
+  type        = set(string)
+  default     = ["s3", "cloudfront"]
+  nullable    = false
+
+  validation {
+    condition     = length(setsubtract(var.log_sources, ["s3", "cloudfront", "load-balancer"])) == 0
+    error_message = "The log_sources may only be s3, cloudfront and load-balancer."
+  }
+}
+
 variable "tags" {
   description = "Tags for every resource of the module, on top of the provider's default tags."
   type        = map(string)
