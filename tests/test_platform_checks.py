@@ -20,6 +20,10 @@ from levels_tf.aws import Aws, AwsError
 from levels_tf.platform_checks import Check, check_platform
 from levels_tf.validation import load_config
 
+# Each test builds a small platform in the moto server: about 20 seconds in all,
+# a third of the quick unit run, so they run with the slow tier.
+pytestmark = pytest.mark.slow
+
 CONFIG = """\
 project: chk
 region: us-east-1
