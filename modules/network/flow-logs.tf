@@ -34,7 +34,9 @@ resource "aws_kms_key" "flow_logs" {
         Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
         Resource  = "*"
         Condition = {
-          ArnLike = { "kms:EncryptionContext:aws:logs:arn" = local.flow_log_source }
+          ArnLike = {
+            "kms:EncryptionContext:aws:logs:arn" = local.flow_log_source
+          }
         }
       },
     ]
