@@ -69,6 +69,7 @@ STEPS = (
 # Steps that run even after an earlier one failed: what was applied must go, the emulator must stop.
 ALWAYS = ("destroy", "stop")
 WATCHDOG_SECONDS = 90  # an emulator answering 5xx for this long fails the step
+QUIET_SECONDS = 60  # no emulator error for this long (at least): the errors stopped
 MIRROR_VARIABLE = "LEVELS_TF_PROVIDER_MIRROR"
 # Where a rehearsal's changes may be when one image is baked again: its fleets' launch templates and groups.
 ROLLED_TYPES = ("aws_launch_template", "aws_autoscaling_group")
@@ -667,14 +668,20 @@ class _Watchdog:
 
     def _watch(self) -> None:
         first_seen: float | None = None
+        last_seen = 0.0
         last_error = ""
+        # A retrying provider backs off between attempts (the AWS SDK for Go's
+        # standard retryer waits up to 20 s, more on a loaded machine), so
+        # only a longer silence means the errors stopped.
+        quiet = max(self.run.watchdog_seconds, QUIET_SECONDS)
         while not self._stop.wait(2):
             found = self.run.emulator.server_errors() if self.run.emulator is not None else []
             now = time.monotonic()
             if not found:
-                if first_seen is not None and now - first_seen > self.run.watchdog_seconds:
+                if first_seen is not None and now - last_seen > quiet:
                     first_seen = None  # the errors stopped: the provider went on
                 continue
+            last_seen = now
             last_error = _error_text(found) or last_error
             first_seen = first_seen if first_seen is not None else now
             if now - first_seen >= self.run.watchdog_seconds:
