@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from levels_tf import packer_files
+from levels_tf.commands.rehearse import ErrorSpell
 from levels_tf.emulator_profile import (
     MOTO,
     PROFILES,
@@ -257,3 +258,49 @@ def test_an_emulator_the_user_runs_is_the_one_every_later_step_and_the_report_us
     assert run.report.endpoint == moto_server
     assert rehearse.os.environ["AWS_ENDPOINT_URL"] == moto_server
     assert run.emulator is not None and run.emulator.server is None
+
+
+def _spell_over(script: dict[float, list[str]], limit: float = 90, quiet: float = 60):
+    """Feed an ErrorSpell a look every 2 s for the script's span; `script` maps
+    a look's time to the error lines logged since the look before. Returns
+    (the time it called for a stop, its reason), or (None, None)."""
+    spell = ErrorSpell(limit=limit, quiet=quiet)
+    now = 0.0
+    while now <= max(script) + 2:
+        reason = spell.observe(now, script.get(now, []))
+        if reason:
+            return now, reason
+        now += 2
+    return None, None
+
+
+BARE = "127.0.0.1 - - POST / HTTP/1.1 500 -"
+MISSING = "NotImplementedError: The CreateBackupSelection action has not been implemented"
+
+
+def test_the_watchdog_stops_errors_that_come_between_long_backoffs():
+    # The provider's retryer backing off 20 s and more between failing attempts.
+    stopped, reason = _spell_over({float(t): [BARE] for t in range(0, 200, 24)})
+    assert stopped == 96
+    assert reason == f"the emulator kept failing for 96s: {BARE}"
+
+
+def test_a_silence_longer_than_the_quiet_period_ends_a_spell():
+    # Errors for 60 s, a 70 s silence (the provider went on), then errors for 60 s.
+    first = {float(t): [BARE] for t in range(0, 61, 10)}
+    second = {float(t): [BARE] for t in range(130, 191, 10)}
+    assert _spell_over(first | second) == (None, None)
+    # The same silence within the quiet period: one spell, stopped at 90 s.
+    closer = {float(t): [BARE] for t in range(110, 171, 10)}
+    assert _spell_over(first | closer)[0] == 110
+
+
+def test_a_not_implemented_error_is_the_reason_over_a_bare_status():
+    script = {0.0: [MISSING, BARE], 40.0: [BARE], 92.0: [BARE]}
+    stopped, reason = _spell_over(script)
+    assert stopped == 92
+    assert reason is not None and reason.endswith(MISSING)
+
+
+def test_no_errors_no_stop():
+    assert _spell_over({300.0: []}) == (None, None)

@@ -667,33 +667,63 @@ class _Watchdog:
             self._thread.join(timeout=5)
 
     def _watch(self) -> None:
-        first_seen: float | None = None
-        last_seen = 0.0
-        last_error = ""
         # A retrying provider backs off between attempts (the AWS SDK for Go's
         # standard retryer waits up to 20 s, more on a loaded machine), so
         # only a longer silence means the errors stopped.
-        quiet = max(self.run.watchdog_seconds, QUIET_SECONDS)
+        spell = ErrorSpell(
+            limit=self.run.watchdog_seconds, quiet=max(self.run.watchdog_seconds, QUIET_SECONDS)
+        )
         while not self._stop.wait(2):
             found = self.run.emulator.server_errors() if self.run.emulator is not None else []
-            now = time.monotonic()
-            if not found:
-                if first_seen is not None and now - last_seen > quiet:
-                    first_seen = None  # the errors stopped: the provider went on
-                continue
-            last_seen = now
-            last_error = _error_text(found) or last_error
-            first_seen = first_seen if first_seen is not None else now
-            if now - first_seen >= self.run.watchdog_seconds:
-                self.reason = f"the emulator kept failing for {now - first_seen:.0f}s: {last_error}"
+            reason = spell.observe(time.monotonic(), found)
+            if reason:
+                self.reason = reason
                 console.err(f"watchdog: {self.reason}; stopping the step")
                 process.stop_running()
                 return
 
 
+@dataclass
+class ErrorSpell:
+    """How long an emulator has kept failing, from what its log showed at each look.
+
+    Errors seen with silences of at most `quiet` seconds between them are one
+    spell; once a spell has lasted `limit` seconds, `observe` returns the reason
+    to stop the step. Times are `time.monotonic()` seconds."""
+
+    limit: float
+    quiet: float
+    first_seen: float | None = None
+    last_seen: float = 0.0
+    last_error: str = ""
+
+    def observe(self, now: float, found: list[str]) -> str | None:
+        """Take the error lines logged since the last look, at `now`; the reason
+        to stop (how long, the most telling error) once the spell reaches `limit`."""
+        if self.first_seen is not None and now - self.last_seen > self.quiet:
+            self.first_seen = None  # the errors stopped for a while: the provider went on
+            self.last_error = ""
+        if not found:
+            return None
+        self.last_seen = now
+        text = _error_text(found)
+        if _telling(text) or not _telling(self.last_error):
+            self.last_error = text
+        if self.first_seen is None:
+            self.first_seen = now
+        if now - self.first_seen < self.limit:
+            return None
+        return f"the emulator kept failing for {now - self.first_seen:.0f}s: {self.last_error}"
+
+
+def _telling(line: str) -> bool:
+    """Whether an emulator's error line says what is missing, not only a 5xx status."""
+    return "implemented" in line.lower()
+
+
 def _error_text(lines: list[str]) -> str:
     """The most telling of an emulator's error lines: a "not implemented" message before a bare 5xx."""
     for line in reversed(lines):
-        if "implemented" in line.lower():
+        if _telling(line):
             return line.strip()[-200:]
     return lines[-1].strip()[-200:]
