@@ -114,6 +114,68 @@ def reference_copy(tmp_path) -> Path:
     return copy_reference(tmp_path)
 
 
+# Session fixtures that take minutes to build, and the test modules that use
+# each. Under `pytest -n N --dist loadfile` every module runs on one worker
+# (its module-scoped fixtures are built once), and the modules sharing one of
+# these fixtures run on one worker together, so it is built once, not once per
+# worker. Collection fails when a module uses one and is not listed here.
+SHARED_SESSION_FIXTURES = {
+    "planned_platforms": ("test_configure_before_use", "test_unique_names"),
+    "zip_provider_mirror": ("test_plugin_cache", "test_provider_locks"),
+    "zip_terraform_env": ("test_plugin_cache", "test_provider_locks"),
+}
+GROUP_OF_MODULE = {
+    module: modules[0] for modules in SHARED_SESSION_FIXTURES.values() for module in modules
+}
+
+# The longest groups, started first so that the other workers share the rest
+# while they run (the two rehearsals alone take about a quarter of the suite).
+LONGEST_FIRST = ("test_rehearse", "test_configure_before_use", "test_destroy", "test_redeploy")
+
+
+def group_of(nodeid: str) -> str:
+    """The work unit of a test for pytest-xdist: its module's name, or the
+    first module of the group sharing a session fixture with it."""
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+    return GROUP_OF_MODULE.get(module, module)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Check that every module using an expensive session fixture is in its
+    group, and start the longest groups first."""
+    for item in items:
+        for fixture, modules in SHARED_SESSION_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()) and item.path.stem not in modules:
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses the session fixture {fixture}: add {item.path.stem}"
+                    " to its modules in SHARED_SESSION_FIXTURES (tests/conftest.py)"
+                )
+
+    def rank(item: pytest.Item) -> int:
+        group = group_of(item.nodeid)
+        return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With `--dist loadfile`, schedule by group_of rather than by file alone,
+    and hand the groups out in collection order (longest first) rather than
+    by their number of tests, xdist's default."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    config.option.loadscopereorder = False
+
+    class LoadGroupOfModules(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return LoadGroupOfModules(config, log)
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--update-golden",
@@ -374,7 +436,8 @@ def aws_env(moto_server, monkeypatch) -> str:
         monkeypatch.setenv(name, "http://127.0.0.1:9")
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(name, "127.0.0.1,localhost")
-    status = _local_http("POST", f"{moto_server}/moto-api/reset")
+    # Resetting what the last test built takes a while on a loaded machine.
+    status = _local_http("POST", f"{moto_server}/moto-api/reset", timeout=120)
     assert status == 200, f"moto reset answered {status}"
     return moto_server
 

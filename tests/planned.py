@@ -170,8 +170,10 @@ def plan_all(
 ) -> dict[str, PlannedStack]:
     """Plan every stack of every configuration; {"config:stack": PlannedStack}.
 
-    Shared stacks first (two at a time: the machines have two cores), then
-    the environment stacks against the shared stacks' planned outputs."""
+    Shared stacks first, then the environment stacks against the shared
+    stacks' planned outputs; four at a time, as the tests run on four
+    workers and this fixture is their longest piece: more plans at once
+    give it a larger share of the machine while the other tests run."""
     env = dict(env)
     env.update(
         AWS_ACCESS_KEY_ID="testing",
@@ -197,7 +199,7 @@ def plan_all(
     for _, _, folder in shared + environments:  # one at a time: they share the plugin cache
         _checked(env, folder, "init", "-input=false")
     planned: dict[str, PlannedStack] = {}
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:
         for result in pool.map(lambda job: _plan(env, *job), shared):
             planned[result.label] = result
             write_planned_outputs(result.plan, result.folder / "terraform.tfstate")
