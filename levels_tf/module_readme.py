@@ -56,13 +56,16 @@ def blocks(text: str) -> list[Block]:
                 continue
             # A multi-line value (an object type, a list) runs until its brackets close;
             # its lines are the elements of a one-line one.
-            while _depth(expression) > 0 and index < len(lines):
+            # (No string spans lines here, so the depth of the whole is the sum of the lines'.)
+            depth = _depth(expression)
+            while depth > 0 and index < len(lines):
                 line = lines[index].strip()
                 index += 1
                 if not line or line.startswith("#"):
                     continue
                 separate = not expression.endswith(("(", "[", "{", ",")) and line[0] not in ")]}"
                 expression += (", " if separate else " ") + line
+                depth += _depth(line)
             attributes[name] = expression
         kind, *labels = (label for label in opening.groups() if label is not None)
         found.append(Block(kind, tuple(labels), attributes))

@@ -119,9 +119,12 @@ def write(out: Path, files: dict[str, str]) -> list[Change]:
     entries = [{"path": c.path, "action": c.action} for c in changes]
     try:
         _journal(out, STAGING, entries)
-        for change in changes:
-            if change.new is not None:
-                _stage(out / change.path, change.new)
+        staged = [change for change in changes if change.new is not None]
+        for folder in sorted({(out / change.path).parent for change in staged}):
+            folder.mkdir(parents=True, exist_ok=True)  # once per folder, not per file
+        for change in staged:
+            assert change.new is not None
+            _stage(out / change.path, change.new)
         _journal(out, APPLYING, entries)
         for change in changes:
             _apply(out / change.path, change)
@@ -192,7 +195,6 @@ def _apply(target: Path, change: Change) -> None:
 
 
 def _stage(target: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
     with open(_staged(target), "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
 
