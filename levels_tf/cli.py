@@ -10,17 +10,13 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from . import __version__, console
 from .cache_dir import cache_dir
 from .errors import LevelsError
-
-if TYPE_CHECKING:  # imported where used, to keep start-up quick
-    from .options import RenderOptions
-    from .terraform import EngineChoice
 
 FC = TypeVar("FC", bound=Callable[..., Any] | click.Command)
 
@@ -294,51 +290,6 @@ def plan(
     ctx, stack_names, all_stacks, parallelism, options, engine, output_format, allow_destroy
 ) -> None:
     """Plan stacks, save each plan for apply, and summarize them all. Exit 0: no changes, 2: changes or stacks waiting for another's first apply, 1: error."""
-    _plan_stacks(
-        ctx,
-        stack_names,
-        all_stacks,
-        parallelism,
-        options,
-        engine,
-        output_format,
-        allow_destroy=allow_destroy,
-    )
-
-
-@cli.command()
-@_many_stacks
-@_terraform_options
-@_summary_format
-@click.pass_context
-def drift(ctx, stack_names, all_stacks, parallelism, options, engine, output_format) -> None:
-    """Compare stacks with what really exists (a refresh-only plan). Exit 0: none, 2: drift, 1: error."""
-    _plan_stacks(
-        ctx,
-        stack_names,
-        all_stacks,
-        parallelism,
-        options,
-        engine,
-        output_format,
-        allow_destroy=True,
-        refresh_only=True,
-    )
-
-
-def _plan_stacks(
-    ctx: click.Context,
-    stack_names: tuple[str, ...],
-    all_stacks: bool,
-    parallelism: int,
-    options: RenderOptions,
-    engine: EngineChoice,
-    output_format: str,
-    *,
-    allow_destroy: bool,
-    refresh_only: bool = False,
-) -> None:
-    """What plan and drift share: commands.plan.plan over the chosen stacks."""
     from .commands import plan as plan_cmd
 
     _run(
@@ -352,7 +303,31 @@ def _plan_stacks(
             output_format=output_format,
             allow_destroy=allow_destroy,
             parallelism=parallelism,
-            refresh_only=refresh_only,
+        ),
+    )
+
+
+@cli.command()
+@_many_stacks
+@_terraform_options
+@_summary_format
+@click.pass_context
+def drift(ctx, stack_names, all_stacks, parallelism, options, engine, output_format) -> None:
+    """Compare stacks with what really exists (a refresh-only plan). Exit 0: none, 2: drift, 1: error."""
+    from .commands import plan as plan_cmd
+
+    _run(
+        ctx,
+        lambda: plan_cmd.plan(
+            ctx.obj["config"],
+            stack_names,
+            all_stacks,
+            options=options,
+            engine=engine,
+            output_format=output_format,
+            allow_destroy=True,
+            parallelism=parallelism,
+            refresh_only=True,
         ),
     )
 
