@@ -112,6 +112,13 @@ def test_a_command_names_only_its_own_options(module):
     assert not wrong, f"{module} serves {sorted(served)}:\n" + "\n".join(wrong)
 
 
+def test_every_command_is_served_by_a_module():
+    """A command whose body does not import its module would drop that module's
+    messages from the per-command check above without a word."""
+    served = set().union(*_module_commands().values())
+    assert served == set(cli.commands), sorted(set(cli.commands) - served)
+
+
 def test_the_scan_would_catch_an_option_that_does_not_exist():
     assert misnamed("plan refuses without --allow-destroy", BY_COMMAND["destroy"] | GLOBAL) == [
         "--allow-destroy"
