@@ -333,6 +333,36 @@ def drift(ctx, stack_names, all_stacks, parallelism, options, engine, output_for
 
 
 @cli.command()
+@_stack_selection
+@_terraform_options
+@_summary_format
+@click.option(
+    "--scanner",
+    "scanners",
+    multiple=True,
+    type=click.Choice(["checkov", "trivy", "checkov-plan"]),
+    help="Run only this scanner (repeat for more); default: all three.",
+)
+@click.pass_context
+def check(ctx, stack_names, all_stacks, options, engine, output_format, scanners) -> None:
+    """Run checkov and trivy over the rendered stacks, and checkov over their saved plans; report passed, failed and skipped checks per stack. Exit 0: nothing failed, 1: a check failed or a scanner could not run."""
+    from .commands import check as check_cmd
+
+    _run(
+        ctx,
+        lambda: check_cmd.check(
+            ctx.obj["config"],
+            stack_names,
+            all_stacks,
+            options=options,
+            engine=engine,
+            scanners=scanners,
+            output_format=output_format,
+        ),
+    )
+
+
+@cli.command()
 @_many_stacks
 @_terraform_options
 @click.option(

@@ -260,6 +260,17 @@ class Terraform:
             raise TerraformError("terraform show failed:\n" + _tail(result.stderr or result.stdout))
         return json.loads(result.stdout or "{}")
 
+    def show_plan(self, folder: Path, plan_file: str = PLAN_FILE) -> str:
+        """The saved plan `plan_file` of the stack in `folder` as `terraform show
+        -json` prints it (the JSON plan representation, format 1.x), as text;
+        TerraformError when Terraform cannot read it."""
+        argv = [*self.command, "show", "-no-color", "-json", plan_file]
+        with self._cache(exclusive=False):
+            result = process.run(argv, timeout=600, cwd=folder, env=self.env, check=False)
+        if result.returncode != 0:
+            raise TerraformError("terraform show failed:\n" + _tail(result.stderr or result.stdout))
+        return result.stdout
+
     def _json_stream(
         self, argv: list[str], folder: Path, on_event: OnEvent | None
     ) -> tuple[int, list[Event]]:
