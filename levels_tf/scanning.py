@@ -38,6 +38,7 @@ from pathlib import Path
 
 from . import process
 from .cache_dir import cache_dir
+from .terraform import PLAN_FILE
 
 CHECKOV = "checkov"
 TRIVY = "trivy"
@@ -215,7 +216,11 @@ def parse_checkov(report: str, tree: Path, stack: str, scanner: str = CHECKOV) -
     The report is one object per framework, or a list of them; a run that
     found nothing to check prints a summary alone. Files are named relative
     to `tree` from `file_abs_path` (`file_path` is relative to the folder
-    scanned). A parsing error of checkov is this stack's error. ValueError
+    scanned); for a plan, `file_path` is the code's file relative to the
+    tree when checkov found the resource's code (plan enrichment), else the
+    finding names the stack's saved plan, without a line. (checkov 3.3
+    finds the code by resource type and name, so for a name several modules
+    use, e.g. aws_security_group.this, it may name another module's file.) A parsing error of checkov is this stack's error. ValueError
     when the report is not checkov's JSON."""
     data = json.loads(report)
     reports = data if isinstance(data, list) else [data]
@@ -230,17 +235,13 @@ def parse_checkov(report: str, tree: Path, stack: str, scanner: str = CHECKOV) -
         skipped += len(results.get("skipped_checks") or [])
         errors += [str(e) for e in results.get("parsing_errors") or []]
         for check in results.get("failed_checks") or []:
-            lines = check.get("file_line_range") or [0]
             findings.append(
                 Finding(
                     scanner,
                     str(check["check_id"]),
                     stack,
                     str(check.get("resource") or ""),
-                    _relative(
-                        str(check.get("file_abs_path") or check.get("file_path") or ""), tree
-                    ),
-                    int(lines[0] or 0),
+                    *_checkov_place(check, tree, stack),
                     str(check.get("check_name") or ""),
                 )
             )
@@ -250,6 +251,18 @@ def parse_checkov(report: str, tree: Path, stack: str, scanner: str = CHECKOV) -
         else ""
     )
     return ScanResult(stack, scanner, passed, skipped, tuple(sorted(findings, key=_order)), error)
+
+
+def _checkov_place(check: dict, tree: Path, stack: str) -> tuple[str, int]:
+    """Where a checkov record is: (file relative to `tree`, first line; 0 unknown)."""
+    lines = check.get("file_line_range") or [0]
+    path = str(check.get("file_path") or "")
+    if path and not path.startswith("/"):  # plan enrichment: the code's file, relative to the tree
+        return Path(path).as_posix(), int(lines[0] or 0)
+    file = _relative(str(check.get("file_abs_path") or path), tree)
+    if Path(file).is_absolute():  # the plan's JSON, outside the tree: name the saved plan
+        return f"stacks/{stack}/{PLAN_FILE}", 0
+    return file, int(lines[0] or 0)
 
 
 # ---------------------------------------------------------------- trivy

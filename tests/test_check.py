@@ -2,8 +2,9 @@
 formats, the exit codes, and real runs of checkov and trivy.
 
 The samples in tests/scans/ are cut from real runs over the reference tree
-(checkov 3.3 over stacks/production, trivy 0.76 over stacks/ and modules/),
-with checkov's absolute paths rewritten under /tree.
+(checkov 3.3 over stacks/production and over the saved plan of the shared
+stack of tests/configs/rehearsal-small, trivy 0.76 over stacks/ and
+modules/), with checkov's absolute paths rewritten under /tree and /plans.
 """
 
 from __future__ import annotations
@@ -71,6 +72,27 @@ def test_checkov_parsing_errors_are_the_stacks_error():
     result = scanning.parse_checkov(json.dumps(report), Path("/tree"), "dev")
     assert result.error == "checkov could not parse stacks/dev/main.tf"
     assert scan_report.exit_code([result]) == 1
+
+
+def test_checkov_plan_findings_name_the_code_or_the_saved_plan():
+    report = json.loads(_sample("checkov-plan-main-shared.json"))
+    raw = report["results"]
+    # a record checkov did not map to code names the plan's JSON, as its passed records do
+    unmapped = dict(raw["failed_checks"][0], file_path="/main-shared.json", file_line_range=[0, 0])
+    raw["failed_checks"].append(unmapped)
+    result = scanning.parse_checkov(json.dumps(report), Path("/tree"), "main-shared", CHECKOV_PLAN)
+    assert (result.passed, result.skipped) == (
+        len(raw["passed_checks"]),
+        len(raw["skipped_checks"]),
+    )
+    assert sorted((f.check_id, f.file, f.line) for f in result.findings) == sorted(
+        [
+            (c["check_id"], c["file_path"], c["file_line_range"][0])
+            for c in raw["failed_checks"][:-1]
+        ]
+        + [(unmapped["check_id"], "stacks/main-shared/levels-tf.tfplan", 0)]
+    )
+    assert {f.scanner for f in result.findings} == {CHECKOV_PLAN}
 
 
 def test_unreadable_reports_are_value_errors():
@@ -356,10 +378,11 @@ def test_check_all_agrees_with_the_scanners_own_reports(small, run):
         if m["Status"] == "FAIL"
     )
 
-    # the text report says the same
-    text = run("check", "--all", "--scanner", "checkov", "--scanner", "trivy", config=small)
-    for f in ours["findings"]:
-        assert f"  {f['file']}:{f['line']} {f['check_id']} {f['resource']}" in text.stdout
+    # the text report says the same (trivy alone: it takes seconds)
+    text = run("check", "--all", "--scanner", "trivy", config=small)
+    for s in stacks.values():
+        for f in s["trivy"]["findings"]:
+            assert f"  {f['file']}:{f['line']} {f['check_id']} {f['resource']}" in text.stdout
 
 
 @pytest.mark.slow
@@ -383,10 +406,10 @@ def test_trivy_ignore_comments_count_as_skipped(small):
 
 @pytest.mark.terraform
 @pytest.mark.slow
-def test_checkov_reads_a_real_saved_plan(rehearse, run, aws_env):
+def test_checkov_reads_a_real_saved_plan(rehearse, run, aws_env, tmp_path):
     checkov_binary()
-    config = rehearse(SMALL)
-    shutil.copytree(SMALL.parent / "scripts", config.parent / "scripts", dirs_exist_ok=True)
+    shutil.copytree(SMALL.parent / "scripts", tmp_path / "scripts")
+    config = rehearse(SMALL)  # renders a copy in tmp_path
     planned = emulated(run, config, aws_env, "plan", "main-shared")
     assert planned.exit_code == 2, planned.output + planned.stderr
     result = emulated(run, config, aws_env, "check", "--all", "--scanner", "checkov-plan", "--json")
@@ -397,5 +420,6 @@ def test_checkov_reads_a_real_saved_plan(rehearse, run, aws_env):
     assert shared["passed"] > 0
     assert all(s["no_plan"] == "no saved plan" for s in scans.values())
     assert result.exit_code == (1 if shared["failed"] else 0), result.stderr
-    for f in shared["findings"]:
+    for f in shared["findings"]:  # each names code in the tree, or the saved plan
         assert f["check_id"] and f["resource"]
+        assert (config.parent / f["file"]).is_file(), f
