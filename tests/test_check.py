@@ -276,6 +276,30 @@ def test_a_scanner_named_by_a_missing_file_is_one_line(small, run, monkeypatch, 
     assert all(s["scanners"]["checkov"]["error"] for s in data["stacks"])
 
 
+def test_a_plan_without_terraform_to_read_it_is_that_stacks_error(small, run):
+    checkov_binary()
+    stacks = sorted(p.name for p in (small.parent / "stacks").iterdir())
+    (small.parent / "stacks" / stacks[0] / "levels-tf.tfplan").write_bytes(b"saved plan")
+    result = run(
+        "check",
+        "--all",
+        "--scanner",
+        "checkov-plan",
+        "--json",
+        "--terraform-bin",
+        "/nonexistent/terraform",
+        config=small,
+    )
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "/nonexistent/terraform is not installed or not on PATH; install Terraform >= 1.10 "
+        "(or OpenTofu) or pass --terraform-bin"
+    ]
+    scans = {s["stack"]: s["scanners"]["checkov-plan"] for s in json.loads(result.stdout)["stacks"]}
+    assert scans.pop(stacks[0])["error"] == result.stderr.strip()
+    assert {s["no_plan"] for s in scans.values()} == {"no saved plan"}
+
+
 def test_a_stale_tree_is_refused(small, run):
     small.write_text(small.read_text() + "\n# changed\ntags: {team: web}\n")
     result = run("check", "--all", config=small)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import console, scan_report, scanning
 from ..options import RenderOptions
+from ..process import ToolError
 from ..scanning import CHECKOV, CHECKOV_PLAN, TRIVY, ScannerMissing, ScanResult
 from ..terraform import PLAN_FILE, EngineChoice, TerraformError
 from ..workspace import Tree, open_tree, stale_plan_reason, with_terraform
@@ -73,7 +74,8 @@ def check(
 def _plans(tree: Tree, checkov: str, engine: EngineChoice) -> list[ScanResult]:
     """checkov over the saved plan of each stack that has one; "no plan" for the others.
 
-    Terraform (to read the plans) is looked for only when a plan exists."""
+    Terraform (to read the plans) is looked for only when a plan exists;
+    without it, each stack with a plan has the error saying what to install."""
     workspace = None
     results: dict[str, ScanResult] = {}
     with tempfile.TemporaryDirectory(prefix="levels-tf-plans-") as folder:
@@ -82,7 +84,11 @@ def _plans(tree: Tree, checkov: str, engine: EngineChoice) -> list[ScanResult]:
             if not (tree.out / "stacks" / stack.name / PLAN_FILE).exists():
                 results[stack.name] = _no_plan(stack.name, "no saved plan")
                 continue
-            workspace = workspace or with_terraform(tree, engine)
+            try:
+                workspace = workspace or with_terraform(tree, engine)
+            except ToolError as error:  # no Terraform to read the plan with
+                results[stack.name] = ScanResult(stack.name, CHECKOV_PLAN, error=str(error))
+                continue
             reason = stale_plan_reason(workspace, stack)
             if reason:
                 results[stack.name] = _no_plan(stack.name, reason)
