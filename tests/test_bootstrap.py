@@ -273,9 +273,9 @@ def test_a_provider_made_elsewhere_is_left_as_it_is(run, reference_copy, endpoin
     assert refused.exit_code == 1
     assert refused.stderr.splitlines()[-1:] == [
         f"OIDC provider {PROVIDER} does not accept the audience sts.amazonaws.com, which the CI "
-        "roles require; add it (aws iam add-client-id-to-open-id-connect-provider "
-        f"--open-id-connect-provider-arn {PROVIDER} --client-id sts.amazonaws.com), then run "
-        "levels-tf bootstrap again; nothing was changed"
+        "roles require; add it to the provider's client ids (IAM "
+        "AddClientIDToOpenIDConnectProvider), then run levels-tf bootstrap again; "
+        "nothing was changed"
     ]
     assert _bucket_names(endpoint) == set()
 

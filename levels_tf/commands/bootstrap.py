@@ -170,9 +170,9 @@ def _provider_plan(aws: Aws, arn: str) -> str:
     if github_oidc.AUDIENCE not in aws.openid_connect_client_ids(arn):
         raise AwsError(
             f"OIDC provider {arn} does not accept the audience {github_oidc.AUDIENCE}, which "
-            "the CI roles require; add it (aws iam add-client-id-to-open-id-connect-provider "
-            f"--open-id-connect-provider-arn {arn} --client-id {github_oidc.AUDIENCE}), "
-            "then run levels-tf bootstrap again; nothing was changed"
+            "the CI roles require; add it to the provider's client ids (IAM "
+            "AddClientIDToOpenIDConnectProvider), then run levels-tf bootstrap again; "
+            "nothing was changed"
         )
     return "exists"
 
