@@ -423,23 +423,109 @@ class Secrets(Record):
     prefixes: dict[Name, Prefix] = _dict()
 
 
+def _role_arn(value: str) -> str:
+    if re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:root", value):
+        raise ValueError(
+            f"{value!r} is an account root: it would let every principal of that account "
+            "that its IAM policies allow assume the CI role; name IAM roles, or use ci.github"
+        )
+    if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", value):
+        raise ValueError(
+            f"{value!r} is not an IAM role ARN such as arn:aws:iam::123456789012:role/ci"
+        )
+    return value
+
+
+# What a GitHub ref or environment may be called here: letters, digits and
+# `_ . - /`, plus StringLike's wildcards `*` and `?` (refused in production
+# groups by rules._ci_trust). Quotes, spaces, `:` and `$` never reach a policy.
+GITHUB_NAME_RE = r"[A-Za-z0-9_.*?-]+(/[A-Za-z0-9_.*?-]+)*"
+GithubName = Annotated[
+    str,
+    Length(1, 255),
+    Pattern(
+        r"(?!refs/)" + GITHUB_NAME_RE,
+        "use letters, digits, '_', '.', '-', '/' and the wildcards '*' and '?' "
+        "(a branch or tag without its refs/heads/ or refs/tags/ prefix)",
+    ),
+]
+
+
+@record
+class GithubSubject(Record):
+    """Which workflow runs of the repository may assume one VPC group's CI role:
+    the jobs of one GitHub environment, or the runs on some branches, or on some tags."""
+
+    environment: Annotated[
+        GithubName | None,
+        Doc(
+            "A GitHub environment (protect it with required reviewers or deployment "
+            "branches): sub repo:OWNER/REPO:environment:NAME."
+        ),
+    ] = None
+    branches: Annotated[
+        list[GithubName],
+        Check(_distinct),
+        Doc("Branches, e.g. [main]: sub repo:OWNER/REPO:ref:refs/heads/BRANCH."),
+    ] = _list()
+    tags: Annotated[
+        list[GithubName],
+        Check(_distinct),
+        Doc("Tags, e.g. [v1.2.0]: sub repo:OWNER/REPO:ref:refs/tags/TAG."),
+    ] = _list()
+
+    def problems(self) -> list[tuple[tuple, str]]:
+        given = [name for name in ("environment", "branches", "tags") if getattr(self, name)]
+        if len(given) != 1:
+            return [((), "give exactly one of environment, branches or tags")]
+        return []
+
+    @property
+    def names(self) -> list[str]:
+        """The environment, branches or tags named, as written."""
+        return [self.environment] if self.environment else [*self.branches, *self.tags]
+
+
+@record
+class Github(Record):
+    """GitHub Actions OIDC: the workflow runs that may assume each VPC group's CI role."""
+
+    repository: Annotated[
+        str,
+        Pattern(
+            r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9_.-]{1,100}",
+            "not a GitHub repository OWNER/REPO such as acme/platform",
+        ),
+        Doc("OWNER/REPO whose workflows deploy."),
+    ]
+    subjects: Annotated[
+        dict[Name, GithubSubject],
+        Doc("Per VPC group: the environment, branches or tags whose runs may assume its role."),
+    ] = _dict()
+    provider_arn: Annotated[
+        str | None,
+        Pattern(
+            r"arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com",
+            "not the ARN of a GitHub Actions OIDC provider "
+            "(arn:aws:iam::ACCOUNT:oidc-provider/token.actions.githubusercontent.com)",
+        ),
+        Doc(
+            "The account's GitHub OIDC identity provider, when something else manages it; "
+            "default the one `levels-tf bootstrap` creates."
+        ),
+    ] = None
+
+
 @record
 class Ci(Record):
-    """The CI/CD role of each VPC group."""
+    """The CI/CD role of each VPC group, and who may assume it: GitHub Actions
+    workflow runs (github), IAM roles (assumed_by), or both; at least one."""
 
+    github: Github | None = None
     assumed_by: Annotated[
-        list[
-            Annotated[
-                str,
-                Pattern(
-                    r"arn:aws[a-z-]*:iam::\d{12}:(root|role/[\w+=,.@/-]+)",
-                    "not an IAM role or account root ARN",
-                ),
-            ]
-        ],
-        Doc(
-            "Principals that may assume the CI role; default the account itself (its IAM policies decide)."
-        ),
+        list[Annotated[str, Check(_role_arn)]],
+        Check(_distinct),
+        Doc("IAM roles (ARNs) that may assume the CI role, e.g. the role of a CI runner."),
     ] = _list()
 
 

@@ -199,6 +199,7 @@ region: eu-west-1
 tags: {Owner: "ops team", Project: "not this one"}
 vpc_groups:
   main: {cidr: 10.0.0.0/16, azs: 3, environments: [live]}
+ci: {assumed_by: ["arn:aws:iam::123456789012:role/deployer"]}
 images:
   jammy: {base: ubuntu-22.04}
   noble: {base: ubuntu-24.04, ssh_user: builder}
@@ -312,6 +313,7 @@ def test_strings_from_the_file_are_escaped(tmp_path):
         tags: {Note: 'say "hi" ${nope} %{nope}'}
         vpc_groups:
           main: {cidr: 10.0.0.0/16, azs: 3, environments: [live]}
+        ci: {assumed_by: ["arn:aws:iam::123456789012:role/deployer"]}
         images:
           app: {base: debian-12, scripts: ['odd ${dir}/run "it".sh']}
         """,
@@ -476,6 +478,7 @@ def _document(tmp_path: Path, scripts: list[str]):
             scripts:
         """
     ) + "".join(f"              - {json.dumps(s)}\n" for s in scripts)
+    text += 'ci: {assumed_by: ["arn:aws:iam::123456789012:role/deployer"]}\n'
     path = tmp_path / "infra.yaml"
     path.write_text(text, encoding="utf-8")
     document = loader.load(path)
