@@ -61,6 +61,7 @@ def _ssh_key(value: str) -> str:
     parts = value.split()
     if (
         len(parts) < 2
+        or any(char in value for char in "\r\n")
         or parts[0] not in _KEY_TYPES
         or not re.fullmatch(r"[A-Za-z0-9+/=]+", parts[1], re.ASCII)
     ):
