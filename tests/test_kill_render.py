@@ -5,7 +5,7 @@ render is sent SIGKILL after a random delay. After each kill the writer's
 recovery (run on a copy of the folder, so the next render meets the folder
 exactly as the kill left it and recovers it itself, or is killed while
 doing so) must give back one whole tree, the previous one or, when the kill
-came after the commit, the new one; every fourth render runs to its end and
+came after the commit, the new one; every fifth render runs to its end and
 must give exactly the tree expected. 200 kills go to renders started from a
 fork server that has the CLI loaded (so a render costs its own work, not
 Python's start-up), 20 to real `python -m levels_tf render` processes.
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.slow
 
 FORKED_KILLS = 200
 PROCESS_KILLS = 20
-COMPLETE_EVERY = 4  # every 4th render runs to its end
+COMPLETE_EVERY = 5  # every 5th render runs to its end
 # start(infra.yaml) starts a render and returns finish(delay): with a delay,
 # SIGKILL after it; then the render's exit code (-9 when killed).
 Start = Callable[[str], Callable[[float | None], int | None]]
@@ -145,7 +145,8 @@ class KillLoop:
         """Which whole tree the writer's recovery makes of the folder: on a copy."""
         copy = self.scratch / "recovered"
         shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(self.out, copy, symlinks=True)
+        # Hard links: recovery only renames and unlinks, never writes into a file.
+        shutil.copytree(self.out, copy, symlinks=True, copy_function=os.link)
         writer.recover(copy)
         tree = snapshot(copy)
         if tree == self.configs.trees[previous]:
