@@ -48,14 +48,28 @@ _KEY_TYPES = (
 )
 
 
+# The comment of a key: words of letters, digits and a few marks, so the key
+# stays one inert word wherever it is written (it reaches the bastion's boot
+# script, base64-encoded, and authorized_keys).
+_KEY_COMMENT_WORD = r"[A-Za-z0-9@._+=:,/-]+"
+
+
 def _ssh_key(value: str) -> str:
+    """`value` normalised to single spaces; ValueError unless it is
+    `<type> <base64 body> [comment words]` with a comment of ASCII letters,
+    digits and @ . _ + = : , / - (the authorized_keys format, sshd(8))."""
     parts = value.split()
     if (
         len(parts) < 2
+        or any(char in value for char in "\r\n")
         or parts[0] not in _KEY_TYPES
-        or not re.fullmatch(r"[A-Za-z0-9+/=]+", parts[1])
+        or not re.fullmatch(r"[A-Za-z0-9+/=]+", parts[1], re.ASCII)
     ):
         raise ValueError("not an OpenSSH public key ('ssh-ed25519 AAAA... comment')")
+    if not all(re.fullmatch(_KEY_COMMENT_WORD, word, re.ASCII) for word in parts[2:]):
+        raise ValueError(
+            "the key comment may use only ASCII letters, digits, spaces and @ . _ + = : , / -"
+        )
     return " ".join(parts)
 
 
@@ -66,11 +80,41 @@ Name = Annotated[
 ]
 Cidr = Annotated[str, Check(_cidr), Doc("An IPv4 CIDR block, e.g. 203.0.113.0/24.")]
 VpcCidr = Annotated[str, Check(_vpc_cidr), Doc("An IPv4 CIDR block from /16 to /24.")]
-SshKey = Annotated[str, Check(_ssh_key), Doc("An OpenSSH public key.")]
+SshKey = Annotated[
+    str,
+    Check(_ssh_key),
+    Doc("An OpenSSH public key; its comment in ASCII letters, digits, spaces and @._+=:,/-"),
+]
 InstanceType = Annotated[
     str, Pattern(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "not an EC2 instance type such as t3.micro")
 ]
-Path = Annotated[str, Pattern(r"/.*", "must start with /")]
+# Load balancer paths, a subset of the characters AWS accepts (no quotes, `$`
+# or `&`): https://docs.aws.amazon.com/elasticloadbalancing/latest/application/rule-condition-types.html#path-conditions
+RoutePath = Annotated[
+    str,
+    Pattern(
+        r"/[A-Za-z0-9_.~/@:+*?-]{0,127}",
+        "a path pattern starting with / of at most 128 letters, digits and _ . ~ / @ : + * ? -",
+    ),
+    Doc("An ALB path pattern: up to 128 of A-Z a-z 0-9 _ . ~ / @ : + - and the wildcards * ?."),
+]
+HealthCheckPath = Annotated[
+    str,
+    Pattern(
+        r"/[A-Za-z0-9_.~/@:+=%,?&-]{0,1023}",
+        "a path starting with / of at most 1024 letters, digits and _ . ~ / @ : + = % , ? & -",
+    ),
+    Doc(
+        "The target group's health check path (up to 1024 characters): "
+        "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html"
+    ),
+]
+# Linux login names as useradd(8) accepts them everywhere (shadow-utils'
+# portable rule, https://man7.org/linux/man-pages/man8/useradd.8.html).
+LinuxUser = Annotated[
+    str,
+    Pattern(r"[a-z_][a-z0-9_-]{0,31}", "not a Linux user name (a-z, 0-9, _ and -, up to 32)"),
+]
 RetentionDays = Literal[
     1,
     3,
@@ -95,7 +139,14 @@ RetentionDays = Literal[
     3288,
     3653,
 ]
-TagMap = dict[Annotated[str, Length(1, 128)], Annotated[str, Length(0, 256)]]
+# The tag characters every AWS service accepts, `^(?![aA][wW][sS]:)[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`
+# (https://docs.aws.amazon.com/efs/latest/ug/API_Tag.html; EC2 alone allows
+# more), limited here to ASCII letters, digits and spaces. `aws:` is AWS's own.
+_TAG = "(?![aA][wW][sS]:)[A-Za-z0-9 +=.:/@_-]*"
+_TAG_RULE = "use ASCII letters, digits, spaces and + = . : / @ _ -, not starting with aws:"
+TagKey = Annotated[str, Length(1, 128), Pattern(_TAG, _TAG_RULE)]
+TagValue = Annotated[str, Length(0, 256), Pattern(_TAG, _TAG_RULE)]
+TagMap = dict[TagKey, TagValue]
 
 
 def _list() -> Any:
@@ -112,7 +163,15 @@ class State(Record):
 
     backend: Annotated[Literal["s3", "local"], Doc("s3 (native S3 locking) or local.")] = "s3"
     bucket_prefix: Annotated[
-        str | None, Doc("State buckets are <bucket_prefix>-<group>; default <project>-tfstate.")
+        str | None,
+        Pattern(
+            r"[a-z0-9][a-z0-9.-]*",
+            "use lowercase letters, digits, '.' and '-' (S3 bucket naming rules)",
+        ),
+        Doc(
+            "State buckets are <bucket_prefix>-<group>; default <project>-tfstate. S3 naming rules: "
+            "https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html"
+        ),
     ] = None
 
 
@@ -249,7 +308,7 @@ class Bastion(Record):
     instance_type: InstanceType = "t3.micro"
     allowed_cidrs: Annotated[list[Cidr], Length(1), Doc("Only these may reach port 22.")]
     users: Annotated[
-        dict[Annotated[str, Pattern(r"[a-z_][a-z0-9_-]{0,31}", "not a Linux user name")], SshKey],
+        dict[LinuxUser, SshKey],
         Length(1),
         Doc("Login name: public key."),
     ]
@@ -267,7 +326,9 @@ class Image(Record):
         | None
     ) = None
     instance_type: InstanceType = "t3.small"
-    ssh_user: str | None = None
+    ssh_user: Annotated[
+        LinuxUser | None, Doc("Login Packer uses; default the base image's usual one.")
+    ] = None
     scripts: list[str] = _list()
 
     def problems(self) -> list[tuple[tuple, str]]:
@@ -308,8 +369,8 @@ class Service(Record):
     port: Annotated[
         int | None, Range(1, 65535), Doc("Set for web services behind the load balancer.")
     ] = None
-    health_check: Path = "/health"
-    routes: list[Path] = _list()
+    health_check: HealthCheckPath = "/health"
+    routes: list[RoutePath] = _list()
     consumes: list[Name] = _list()
     publishes: list[Name] = _list()
     buckets: BucketAccess = BucketAccess()
@@ -330,7 +391,17 @@ class Serverless(Record):
 @record
 class Database(Record):
     engine: Literal["aurora-mysql"] = "aurora-mysql"
-    engine_version: str = "8.0.mysql_aurora.3.08.0"
+    engine_version: Annotated[
+        str,
+        Pattern(
+            r"[0-9]+\.[0-9]+\.mysql_aurora\.[0-9]+\.[0-9]+\.[0-9]+",
+            "not an Aurora MySQL version such as 8.0.mysql_aurora.3.08.0",
+        ),
+        Doc(
+            "Aurora MySQL version, <MySQL major.minor>.mysql_aurora.<Aurora version>: "
+            "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Updates.Versions.html"
+        ),
+    ] = "8.0.mysql_aurora.3.08.0"
     instance_class: Annotated[
         str, Pattern(r"db\.[a-z0-9]+\.[a-z0-9]+", "not an RDS instance class such as db.r6g.large")
     ] = "db.r6g.large"
@@ -353,7 +424,7 @@ class Cdn(Record):
     certificate_arn: Annotated[
         CertificateArn | None, Doc("ACM certificate in us-east-1 covering every alias.")
     ] = None
-    aliases: Annotated[dict[Name, list[str]], Doc("Hostnames per environment.")] = _dict()
+    aliases: Annotated[dict[Name, list[Hostname]], Doc("Hostnames per environment.")] = _dict()
 
 
 @record
@@ -549,7 +620,11 @@ class Infra(Record):
     """A whole AWS platform: VPC groups, their environments and what runs in them."""
 
     project: Name
-    region: Annotated[str, Doc("AWS region, e.g. us-east-1.")]
+    region: Annotated[
+        str,
+        Pattern(r"[a-z]{2}(-[a-z]+)+-[0-9]", "not an AWS region name such as us-east-1"),
+        Doc("AWS region, e.g. us-east-1."),
+    ]
     tags: TagMap = _dict()
     bucket_prefix: Annotated[
         Name | None,

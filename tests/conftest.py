@@ -477,3 +477,23 @@ def planned_platforms(moto_server, terraform_env, tmp_path_factory):
     return plan_all(
         PLATFORM_CONFIGS, tmp_path_factory.mktemp("planned"), moto_server, terraform_env
     )
+
+
+# Figures a test records with record_property("count:<what>", n): the fuzzing
+# and kill tests' numbers of documents and kills, printed at the end of the
+# run (also under xdist, whose workers send their reports here).
+_COUNTS: dict[str, object] = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        for name, value in report.user_properties:
+            if name.startswith("count:"):
+                _COUNTS[name.removeprefix("count:")] = value
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _COUNTS:
+        terminalreporter.write_sep("-", "counts recorded by the tests")
+        for name, value in sorted(_COUNTS.items()):
+            terminalreporter.write_line(f"{name}: {value}")
