@@ -23,7 +23,10 @@ from levels_tf import regions
 
 # Top-level blocks every document carries whatever else is drawn. A block
 # infra.yaml comes to require is one more entry here.
-REQUIRED_BLOCKS: dict[str, Any] = {}
+REQUIRED_BLOCKS: dict[str, Any] = {
+    # The CI role must name who may assume it; a role ARN trusts every group.
+    "ci": {"assumed_by": ["arn:aws:iam::123456789012:role/deployer"]},
+}
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleQ"
 CERT = "arn:aws:acm:{region}:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
