@@ -15,13 +15,14 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import embedded_terraform, plugin_cache, process
+from . import cache_dir, embedded_terraform, plugin_cache, process
 from .errors import LevelsError, UsageError
 
 PLAN_FILE = "levels-tf.tfplan"
@@ -35,7 +36,25 @@ OnEvent = Callable[[Event], None]
 
 
 class TerraformError(LevelsError):
-    """Terraform reported an error for a stack (the caller names the stack)."""
+    """Terraform reported an error for a stack (the caller names the stack).
+
+    `log` is the file holding everything that run printed, when it was
+    kept; `abnormal` is True when Terraform did not end by itself (stopped
+    at its time limit, or killed by a signal), so it may not have released
+    the state lock."""
+
+    def __init__(self, message: str, *, log: Path | None = None, abnormal: bool = False):
+        super().__init__(message)
+        self.log = log
+        self.abnormal = abnormal
+
+    def lines(self) -> list[str]:
+        return [str(self) + output_note(self.log)]
+
+
+def output_note(log: Path | None) -> str:
+    """What ends the message of a failed run whose output was kept in `log`."""
+    return f"; its output is in {log}" if log else ""
 
 
 ENGINES = ("auto", "binary", "embedded")
@@ -192,17 +211,17 @@ class Terraform:
             argv.append("-destroy")
         for name, value in sorted((variables or {}).items()):
             argv.append(f"-var={name}={value}")
-        code, events = self._json_stream(argv, folder, on_event)
+        code, events, log = self._json_stream(argv, folder, on_event)
         if code == 1:
-            raise TerraformError(f"terraform plan failed: {_diagnostics(events)}")
+            raise TerraformError(f"terraform plan failed: {_diagnostics(events)}", log=log)
         return code == 2, events
 
     def apply(self, folder: Path, *, on_event: OnEvent | None = None) -> list[Event]:
         """Apply the saved plan, and only it."""
         argv = [*self.command, "apply", "-input=false", "-no-color", "-json", PLAN_FILE]
-        code, events = self._json_stream(argv, folder, on_event)
+        code, events, log = self._json_stream(argv, folder, on_event)
         if code != 0:
-            raise TerraformError(f"terraform apply failed: {_diagnostics(events)}")
+            raise TerraformError(f"terraform apply failed: {_diagnostics(events)}", log=log)
         return events
 
     def providers_lock(
@@ -262,8 +281,13 @@ class Terraform:
 
     def _json_stream(
         self, argv: list[str], folder: Path, on_event: OnEvent | None
-    ) -> tuple[int, list[Event]]:
+    ) -> tuple[int, list[Event], Path | None]:
+        """Run `argv` in the stack `folder`, its output kept in a log of its own
+        (cache_dir.new_log: the stack's and the verb's name); (exit code 0, 1
+        or 2, the -json events, the log). A TerraformError, `abnormal`, when
+        it ran past its time limit or was killed by a signal."""
         events: list[Event] = []
+        verb = argv[len(self.command)]
 
         def line(text: str) -> None:
             try:
@@ -274,14 +298,31 @@ class Terraform:
             if on_event:
                 on_event(event)
 
-        with self._cache(exclusive=False):
-            result = process.stream(
-                argv, line, timeout=TIMEOUT, cwd=folder, env=self.env, check=False
+        log = cache_dir.new_log(folder.name, verb)
+        try:
+            with self._cache(exclusive=False):
+                result = process.stream(
+                    argv,
+                    line,
+                    timeout=process.timeout_setting(TIMEOUT),
+                    cwd=folder,
+                    env=self.env,
+                    check=False,
+                    log=log,
+                )
+        except process.Stopped as stopped:
+            raise TerraformError(
+                f"{self.name} {verb} {stopped.how}", log=log, abnormal=True
+            ) from None
+        if result.returncode < 0:
+            raise TerraformError(
+                f"{self.name} {verb} was killed by {_signal_name(-result.returncode)}",
+                log=log,
+                abnormal=True,
             )
         if result.returncode not in (0, 1, 2):
             raise TerraformError(
-                f"{self.name} {argv[len(self.command)]} exited {result.returncode}:\n"
-                + _tail(result.stderr)
+                f"{self.name} {verb} exited {result.returncode}:\n" + _tail(result.stderr), log=log
             )
         if (
             result.returncode == 1
@@ -291,7 +332,14 @@ class Terraform:
             events.append(
                 {"@level": "error", "@message": result.stderr.strip(), "type": "diagnostic"}
             )
-        return result.returncode, events
+        return result.returncode, events, log
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _read(path: Path) -> str:

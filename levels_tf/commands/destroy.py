@@ -4,7 +4,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from .. import console, plan_reading, plan_report, teardown
+from .. import console, plan_reading, plan_report, state_lock, teardown
 from ..aws import Aws
 from ..errors import UsageError
 from ..names import log_only_buckets
@@ -69,31 +69,50 @@ def destroy(
     to_empty = _buckets_to_empty(workspace, stack_name, found, aws, consent, options)
     start = time.monotonic()
     try:
-        if protected:
-            _lift_protection(workspace, stack, protected, start)
-        for attempt in range(LOG_REFILLS + 1):
-            _destroy_plan(workspace, stack, show=attempt == 0)
-            for bucket in to_empty:
-                emptied = aws.empty_bucket(bucket)
-                if emptied:
-                    console.out(
-                        f"{stack_name}: emptied {bucket} ({emptied} object versions and delete markers)"
-                    )
-            try:
-                workspace.terraform.apply(folder, on_event=printer(stack_name, start))
-                break
-            except TerraformError as error:
-                if "BucketNotEmpty" not in str(error) or not to_empty or attempt == LOG_REFILLS:
-                    raise TerraformError(f"{stack_name}: {error}") from None
-                console.err(
-                    f"{stack_name}: a bucket filled again while the destroy ran; emptying it and going on"
-                )
+        with state_lock.watch(workspace, stack):
+            _run_destroy(workspace, stack, protected, to_empty, aws, start)
+    except TerraformError as error:
+        raise TerraformError(
+            f"{stack_name}: {error}", log=error.log, abnormal=error.abnormal
+        ) from None
     finally:
         # A destroy (or protection-lifting) plan left behind would be one that
         # `levels-tf apply` takes without --confirm: it never outlives this run.
         workspace.plan_file(stack).unlink(missing_ok=True)
     console.out(f"{stack_name}: destroyed in {time.monotonic() - start:.0f}s")
     return 0
+
+
+def _run_destroy(
+    workspace: Workspace,
+    stack: Stack,
+    protected: list[tuple[str, str]],
+    to_empty: list[str],
+    aws: Aws,
+    start: float,
+) -> None:
+    """Lift protection when asked, then plan and apply the destroy, emptying
+    `to_empty` before each apply (again when logs filled a bucket meanwhile)."""
+    folder = workspace.folder(stack)
+    if protected:
+        _lift_protection(workspace, stack, protected, start)
+    for attempt in range(LOG_REFILLS + 1):
+        _destroy_plan(workspace, stack, show=attempt == 0)
+        for bucket in to_empty:
+            emptied = aws.empty_bucket(bucket)
+            if emptied:
+                console.out(
+                    f"{stack.name}: emptied {bucket} ({emptied} object versions and delete markers)"
+                )
+        try:
+            workspace.terraform.apply(folder, on_event=printer(stack.name, start))
+            return
+        except TerraformError as error:
+            if "BucketNotEmpty" not in str(error) or not to_empty or attempt == LOG_REFILLS:
+                raise
+            console.err(
+                f"{stack.name}: a bucket filled again while the destroy ran; emptying it and going on"
+            )
 
 
 def _check_dependents(workspace: Workspace, stack: Stack, consent: Consent) -> None:

@@ -5,12 +5,12 @@ import json
 import posixpath
 from pathlib import Path
 
-from .. import console, plan_reading, plan_report, scheduler
+from .. import console, plan_reading, plan_report, scheduler, state_lock
 from ..options import RenderOptions
 from ..plan_summary import Item, NotPlanned, Status
 from ..progress import printer
 from ..stacks import Stack
-from ..terraform import EngineChoice, TerraformError
+from ..terraform import EngineChoice, TerraformError, output_note
 from ..workspace import Workspace, ensure_function_packages, open_workspace
 
 NO_STATE_YET = "Unable to find remote state"
@@ -104,9 +104,10 @@ def plan_stacks(
 
         keep = False
         try:
-            _, events = workspace.terraform.plan(
-                folder, refresh_only=refresh_only, on_event=on_event
-            )
+            with state_lock.watch(workspace, stack):
+                _, events = workspace.terraform.plan(
+                    folder, refresh_only=refresh_only, on_event=on_event
+                )
             summary = plan_reading.from_events(
                 stack.name,
                 events,
@@ -133,7 +134,8 @@ def item_of(outcome: scheduler.Outcome) -> Item:
     if outcome.status is scheduler.OK:
         return outcome.value
     if outcome.status is scheduler.FAILED:
-        return NotPlanned(outcome.stack, Status.FAILED, str(outcome.error))
+        log = getattr(outcome.error, "log", None)
+        return NotPlanned(outcome.stack, Status.FAILED, str(outcome.error), log=log)
     return NotPlanned(outcome.stack, Status.SKIPPED, str(outcome.value))
 
 
@@ -162,7 +164,7 @@ def _not_planned(
             after=after,
         )
     if not diagnostics:
-        return NotPlanned(stack.name, Status.FAILED, str(error))
+        return NotPlanned(stack.name, Status.FAILED, str(error), log=error.log)
     first = diagnostics[0]
     summary = first.get("summary") or errors[0].get("@message", "error")
     detail = " ".join(str(first.get("detail", "")).split())
@@ -178,13 +180,15 @@ def _not_planned(
         f"{summary}: {detail}" if detail else summary,
         file=file,
         line=line,
+        log=error.log,
     )
 
 
 def report_not_planned(items: list[Item]) -> None:
-    """What failed (with where) and what was skipped, one line each, on stderr."""
+    """What failed (with where, and the log of the failed run) and what was
+    skipped, one line each, on stderr."""
     for item in items:
-        if isinstance(item, NotPlanned) and item.status is not Status.WAITING:
-            console.err(
-                f"{item.stack}: {item.status.value}: {item.sentence if item.status is Status.FAILED else item.reason}"
-            )
+        if isinstance(item, NotPlanned) and item.status is Status.FAILED:
+            console.err(f"{item.stack}: failed: {item.sentence}{output_note(item.log)}")
+        elif isinstance(item, NotPlanned) and item.status is not Status.WAITING:
+            console.err(f"{item.stack}: {item.status.value}: {item.reason}")
