@@ -147,10 +147,10 @@ def stream(
     the group gets SIGTERM (Terraform and Packer take it as Ctrl-C: they
     stop cleanly, releasing the state lock or deleting what a build made),
     and SIGKILL when it has not ended `stop_grace` seconds (default
-    STOP_GRACE) later; then
-    `Stopped` is raised. On Ctrl-C the group gets SIGINT, the way a terminal
-    would send it, and up to `interrupt_grace` seconds to stop cleanly before
-    it is killed; then the interruption reaches the caller. When the program
+    STOP_GRACE) later; then `Stopped` is raised. On Ctrl-C the group gets
+    SIGINT, the way a terminal would send it, and up to `interrupt_grace`
+    seconds to stop cleanly before it is killed; then the interruption
+    reaches the caller. When the program
     ends, however it ends, whatever it left running in its group is killed,
     so no process of the run outlives it (nor holds its output open).
 

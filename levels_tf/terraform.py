@@ -25,7 +25,12 @@ from pathlib import Path
 from . import cache_dir, embedded_terraform, plugin_cache, process
 from .errors import LevelsError, UsageError
 
-PLAN_FILE = "levels-tf.tfplan"
+PLAN_FILE = "levels-tf.tfplan"  # the saved plan `levels-tf apply` takes, and no other
+# Where `plan` has Terraform write, renamed to PLAN_FILE only once the plan is
+# kept: a plan Terraform wrote while levels-tf was killed is never applied.
+PENDING_PLAN = "levels-tf-pending.tfplan"
+# A destroy's own plan: never one that `levels-tf apply` takes without --confirm.
+DESTROY_PLAN = "levels-tf-destroy.tfplan"
 LOCK_FILE = ".terraform.lock.hcl"
 INIT_MARK = "levels-tf-init"  # in .terraform: what the last successful init saw
 ADVICE = "install Terraform >= 1.10 (or OpenTofu) or pass --terraform-bin"
@@ -191,11 +196,13 @@ class Terraform:
         destroy: bool = False,
         variables: Mapping[str, str] | None = None,
         on_event: OnEvent | None = None,
+        out: str = PLAN_FILE,
     ) -> tuple[bool, list[Event]]:
-        """Write the saved plan; (changes present, the -json events).
+        """Write the saved plan to `out` in `folder`; (changes present, the -json events).
 
         `variables` are root variables given as `-var NAME=VALUE` (VALUE in
-        HCL syntax, e.g. `false`); a saved plan keeps them for apply."""
+        HCL syntax, e.g. `false`); a saved plan keeps them for apply.
+        Terraform writes `out` even for a plan that errored."""
         argv = [
             *self.command,
             "plan",
@@ -203,7 +210,7 @@ class Terraform:
             "-no-color",
             "-json",
             "-detailed-exitcode",
-            f"-out={PLAN_FILE}",
+            f"-out={out}",
         ]
         if refresh_only:
             argv.append("-refresh-only")
@@ -216,9 +223,11 @@ class Terraform:
             raise TerraformError(f"terraform plan failed: {_diagnostics(events)}", log=log)
         return code == 2, events
 
-    def apply(self, folder: Path, *, on_event: OnEvent | None = None) -> list[Event]:
-        """Apply the saved plan, and only it."""
-        argv = [*self.command, "apply", "-input=false", "-no-color", "-json", PLAN_FILE]
+    def apply(
+        self, folder: Path, *, on_event: OnEvent | None = None, plan: str = PLAN_FILE
+    ) -> list[Event]:
+        """Apply the saved plan `plan` in `folder`, and only it."""
+        argv = [*self.command, "apply", "-input=false", "-no-color", "-json", plan]
         code, events, log = self._json_stream(argv, folder, on_event)
         if code != 0:
             raise TerraformError(f"terraform apply failed: {_diagnostics(events)}", log=log)

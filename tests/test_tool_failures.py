@@ -11,6 +11,8 @@ test_all_failures.py and test_locking.py."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
@@ -18,13 +20,15 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from levels_tf import image_lock, process
+from levels_tf import image_lock, process, state_lock
 from levels_tf.cache_dir import cache_dir, new_log
 from levels_tf.errors import UsageError
+from levels_tf.terraform import PENDING_PLAN
 
 from .conftest import ROOT, copy_reference
 
@@ -171,16 +175,19 @@ def test_the_time_limit_setting(monkeypatch):
 
 @pytest.fixture
 def hanging_terraform(tmp_path, monkeypatch):
-    """A `terraform` first on PATH whose init succeeds and whose plan and apply
-    leave a plan file (as Terraform writes one at the end of a plan), then hang
-    ignoring SIGTERM; the file its process ids go to."""
+    """A `terraform` first on PATH whose init succeeds and whose plan leaves a
+    plan file where it was asked to (as Terraform writes one even for a plan
+    that errored), then hangs ignoring SIGTERM, as its apply does; the file
+    its process ids go to."""
     folder = tmp_path / "bin"
     folder.mkdir()
     pids = tmp_path / "pids"
     _script(
         folder / "terraform",
         'if [ "$1" = init ]; then mkdir -p .terraform; echo initialised; exit 0; fi\n'
-        'echo "half a plan" > levels-tf.tfplan\n' + HANGING.format(trap="trap '' TERM", pids=pids),
+        # Where Terraform writes its plan (-out=FILE), even one that errored.
+        'for a in "$@"; do case "$a" in -out=*) echo "half a plan" > "${a#-out=}";; esac; done\n'
+        + HANGING.format(trap="trap '' TERM", pids=pids),
     )
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
     for name in ("LEVELS_TF_TERRAFORM", "LEVELS_TF_ENGINE", "TF_PLUGIN_CACHE_DIR"):
@@ -228,6 +235,7 @@ def test_a_hanging_plan_is_stopped_names_its_stack_and_keeps_no_plan(
     assert "working on it\n" in log.read_text() and "a warning\n" in log.read_text()
     _gone(_pids(hanging_terraform))
     assert not plan_file.exists(), "the plan of a stopped run was left for apply"
+    assert not (plan_file.parent / PENDING_PLAN).exists()
     assert '"status": "failed"' in result.stdout and str(log) not in result.stdout
 
 
@@ -251,33 +259,61 @@ def test_a_hanging_apply_is_stopped_and_names_its_stack(tmp_path, run, hanging_t
     assert "applied in" not in result.stdout
 
 
-def test_sigterm_to_levels_tf_stops_terraform_and_keeps_no_plan(tmp_path, run, hanging_terraform):
-    """A CI job cancelled, or `timeout`: levels-tf hands the stop on to
-    Terraform's process group, drops the plan, and exits 143."""
-    config = _rendered(tmp_path, run)
-    plan_file = config.parent / "stacks" / STACK / "levels-tf.tfplan"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), LEVELS_TF_TIMEOUT="600")
+@contextlib.contextmanager
+def _planning(config: Path) -> Iterator[subprocess.Popen]:
+    """`levels-tf plan STACK` running in a process of its own; killed if the block leaves it running."""
     child = subprocess.Popen(
         [sys.executable, "-m", "levels_tf", "-c", str(config), "plan", STACK],
-        env=env,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), LEVELS_TF_TIMEOUT="600"),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        pids = _pids(hanging_terraform)
-        child.send_signal(signal.SIGTERM)
-        # The stub ignores SIGTERM but not the SIGINT levels-tf passes on.
-        out, err = child.communicate(timeout=60)
+        yield child
     finally:
         if child.poll() is None:
             child.kill()
             child.communicate()
+
+
+def test_sigterm_to_levels_tf_stops_terraform_and_keeps_no_plan(tmp_path, run, hanging_terraform):
+    """A CI job cancelled, or `timeout`: levels-tf hands the stop on to
+    Terraform's process group, drops the plan, and exits 143."""
+    config = _rendered(tmp_path, run)
+    plan_file = config.parent / "stacks" / STACK / "levels-tf.tfplan"
+    with _planning(config) as child:
+        pids = _pids(hanging_terraform)
+        child.send_signal(signal.SIGTERM)
+        # The stub ignores SIGTERM but not the SIGINT levels-tf passes on.
+        out, err = child.communicate(timeout=60)
     assert child.returncode == 143, out + err
     assert err.endswith("terminated\n") and "Traceback" not in err, err
     _gone(pids)
     assert not plan_file.exists()
+
+
+def test_a_plan_written_while_levels_tf_was_killed_is_never_applied(
+    tmp_path, run, hanging_terraform
+):
+    """levels-tf killed outright (SIGKILL: no cleanup at all) while Terraform
+    plans: what Terraform wrote is not the plan `apply` takes."""
+    config = _rendered(tmp_path, run)
+    folder = config.parent / "stacks" / STACK
+    with _planning(config) as child:
+        pids = _pids(hanging_terraform)  # written after the plan file
+        child.kill()
+        child.wait(timeout=30)
+    # Terraform, in a process group of its own, outlived levels-tf: end it here.
+    os.killpg(pids[0], signal.SIGKILL)
+    _gone(pids)
+    assert (folder / PENDING_PLAN).read_text() == "half a plan\n"
+    assert not (folder / "levels-tf.tfplan").exists()
+
+    result = run("apply", STACK, "--yes", config=config)
+    assert result.exit_code == 2, result.output
+    assert f"{STACK}: no saved plan: run `levels-tf plan` first" in result.stderr
 
 
 # --- bake with a packer that hangs -----------------------------------------------------------
@@ -311,3 +347,40 @@ def test_a_hanging_bake_is_stopped_names_its_image_and_records_nothing(tmp_path,
     _gone(_pids(pids))
     assert not (config.parent / image_lock.LOCK_FILE).exists()
     assert run("render", "--check", config=config).exit_code == 0  # nothing re-rendered
+
+
+# --- whose state lock is it ------------------------------------------------------------------
+
+
+def test_only_a_lock_this_run_took_is_named_for_release():
+    """The lock object Terraform's S3 backend leaves (`<key>.tflock`, its LockInfo
+    JSON) counts as this run's only when this user@host took it since the run
+    began: another operator's lock, or one older than the run, is not ours to
+    release."""
+    since = time.time()
+    now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since + 1)) + ".123456789Z"
+    before = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since - 60)) + ".5Z"
+
+    def info(**changes) -> str:
+        lock = {
+            "ID": "0f4c3d0e-7c1a-4b6e-9a55-2f3f6b1e8c11",
+            "Operation": "OperationTypeApply",
+            "Info": "",
+            "Who": state_lock.who(),
+            "Version": "1.11.4",
+            "Created": now,
+            "Path": "bucket/dev/terraform.tfstate",
+        }
+        lock.update(changes)
+        return json.dumps(lock)
+
+    held = state_lock._ours(info(), since)
+    assert held == state_lock.HeldLock(
+        "0f4c3d0e-7c1a-4b6e-9a55-2f3f6b1e8c11", "OperationTypeApply", state_lock.who(), now
+    )
+    assert state_lock._ours(None, since) is None  # released
+    assert state_lock._ours(info(Created=before), since) is None
+    assert state_lock._ours(info(Who="someone@elsewhere"), since) is None
+    assert state_lock._ours("not json", since) is None
+    assert state_lock._ours(info(ID=None), since) is None
+    assert re.fullmatch(r"[^@\s]+@[^@\s]+", state_lock.who())

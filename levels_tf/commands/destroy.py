@@ -13,7 +13,7 @@ from ..plan_summary import StackSummary
 from ..progress import printer
 from ..stacks import Stack
 from ..stacks import stacks as all_stacks
-from ..terraform import EngineChoice, Event, TerraformError
+from ..terraform import DESTROY_PLAN, EngineChoice, Event, TerraformError
 from ..workspace import Workspace, open_workspace
 
 # Logs keep arriving until the services writing them are gone (access logs are
@@ -76,8 +76,10 @@ def destroy(
             f"{stack_name}: {error}", log=error.log, abnormal=error.abnormal
         ) from None
     finally:
-        # A destroy (or protection-lifting) plan left behind would be one that
-        # `levels-tf apply` takes without --confirm: it never outlives this run.
+        # A destroy (or protection-lifting) plan is saved as DESTROY_PLAN, which
+        # `levels-tf apply` never takes; it never outlives this run either. A
+        # plan saved for apply is stale once the stack is destroyed.
+        (folder / DESTROY_PLAN).unlink(missing_ok=True)
         workspace.plan_file(stack).unlink(missing_ok=True)
     console.out(f"{stack_name}: destroyed in {time.monotonic() - start:.0f}s")
     return 0
@@ -105,7 +107,9 @@ def _run_destroy(
                     f"{stack.name}: emptied {bucket} ({emptied} object versions and delete markers)"
                 )
         try:
-            workspace.terraform.apply(folder, on_event=printer(stack.name, start))
+            workspace.terraform.apply(
+                folder, on_event=printer(stack.name, start), plan=DESTROY_PLAN
+            )
             return
         except TerraformError as error:
             if "BucketNotEmpty" not in str(error) or not to_empty or attempt == LOG_REFILLS:
@@ -201,7 +205,9 @@ def _lift_protection(
     create, replace or destroy one: that stack is not up to date, and is
     refused before anything changes."""
     folder = workspace.folder(stack)
-    _, events = workspace.terraform.plan(folder, variables={teardown.LIFT_VARIABLE: "false"})
+    _, events = workspace.terraform.plan(
+        folder, variables={teardown.LIFT_VARIABLE: "false"}, out=DESTROY_PLAN
+    )
     summary = _summary(stack, events, workspace.production(stack))
     console.out(f"{stack.name}: turning deletion protection off first:")
     console.out(plan_report.text([summary]))
@@ -211,7 +217,7 @@ def _lift_protection(
     )
     missing = sorted(address for address, _ in protected if address not in updated)
     if other or missing:
-        workspace.plan_file(stack).unlink(missing_ok=True)
+        (folder / DESTROY_PLAN).unlink(missing_ok=True)
         why = (
             f"would also change {', '.join(other)}"
             if other
@@ -221,20 +227,20 @@ def _lift_protection(
             f"{stack.name}: turning protection off {why}; nothing was changed. Bring the stack up to date "
             f"first: `levels-tf plan {stack.name}`, then `levels-tf apply {stack.name}`"
         )
-    workspace.terraform.apply(folder, on_event=printer(stack.name, start))
+    workspace.terraform.apply(folder, on_event=printer(stack.name, start), plan=DESTROY_PLAN)
 
 
 def _destroy_plan(workspace: Workspace, stack: Stack, *, show: bool) -> None:
     """Save the destroy plan and show what it deletes; a blocked plan is refused."""
     folder = workspace.folder(stack)
-    _, events = workspace.terraform.plan(folder, destroy=True)
+    _, events = workspace.terraform.plan(folder, destroy=True, out=DESTROY_PLAN)
     # --allow-production (checked before) is what lets a production destroy
     # lose data; only a block that option does not lift stops it here.
     summary = dataclasses.replace(
         _summary(stack, events, workspace.production(stack)), production=False
     )
     if summary.blocked:
-        workspace.plan_file(stack).unlink(missing_ok=True)
+        (folder / DESTROY_PLAN).unlink(missing_ok=True)
         flagged = ", ".join(c.address for c in summary.flagged if c.state_bucket)
         raise UsageError(
             f"{stack.name}: the destroy would delete {flagged}; levels-tf never destroys a state bucket"

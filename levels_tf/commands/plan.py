@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import posixpath
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from ..options import RenderOptions
 from ..plan_summary import Item, NotPlanned, Status
 from ..progress import printer
 from ..stacks import Stack
-from ..terraform import EngineChoice, TerraformError, output_note
+from ..terraform import PENDING_PLAN, EngineChoice, TerraformError, output_note
 from ..workspace import Workspace, ensure_function_packages, open_workspace
 
 NO_STATE_YET = "Unable to find remote state"
@@ -81,7 +82,9 @@ def plan_stacks(
 
     A stack that fails or waits keeps no saved plan (neither an older one
     nor the errored one Terraform writes), so apply has none to take; nor
-    does a BLOCKED one (production losing data) unless `allow_destroy`. A
+    does a BLOCKED one (production losing data) unless `allow_destroy`.
+    Terraform writes PENDING_PLAN, which becomes the saved plan only once
+    it is kept, so not even a levels-tf killed mid-plan leaves one. A
     stack whose every error is that a stack it reads has no state yet is
     WAITING for it, not FAILED."""
     original = {stack.name: stack for stack in stacks}
@@ -90,6 +93,7 @@ def plan_stacks(
     def action(stack: Stack) -> Item:
         stack = original[stack.name]
         folder = workspace.folder(stack)
+        pending = folder / PENDING_PLAN
         workspace.plan_file(stack).unlink(missing_ok=True)
         if stack.name in init_errors:
             raise init_errors[stack.name]
@@ -106,7 +110,7 @@ def plan_stacks(
         try:
             with state_lock.watch(workspace, stack):
                 _, events = workspace.terraform.plan(
-                    folder, refresh_only=refresh_only, on_event=on_event
+                    folder, refresh_only=refresh_only, on_event=on_event, out=PENDING_PLAN
                 )
             summary = plan_reading.from_events(
                 stack.name,
@@ -119,10 +123,10 @@ def plan_stacks(
         except TerraformError as error:
             return _not_planned(stack, errors, error, _tree_folder(workspace, stack))
         finally:
-            if (
-                not keep
-            ):  # Terraform saves an errored plan too: leave apply nothing unreviewed or blocked
-                workspace.plan_file(stack).unlink(missing_ok=True)
+            # Terraform saves an errored plan too: apply gets nothing unreviewed or blocked.
+            if keep and pending.exists():
+                os.replace(pending, workspace.plan_file(stack))
+            pending.unlink(missing_ok=True)
 
     independent = [dataclasses.replace(stack, depends_on=()) for stack in stacks]
     outcomes = scheduler.run(independent, action, parallelism)
