@@ -53,8 +53,9 @@ def _alive(pid: int) -> bool:
 
 
 def _pids(path: Path) -> list[int]:
-    """The process ids a stub wrote to `path`, one a line: itself and its child."""
-    deadline = time.monotonic() + 5
+    """The process ids a stub wrote to `path`, one a line: itself and its child.
+    A minute's wait: levels-tf started anew on a loaded machine takes seconds."""
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if path.exists():
             pids = [int(word) for word in path.read_text().split()]
