@@ -689,6 +689,19 @@ class Aws:
             request["KeyMarker"] = page.get("NextKeyMarker")
             request["VersionIdMarker"] = page.get("NextVersionIdMarker")
 
+    def object_text(self, bucket: str, key: str) -> str | None:
+        """The content of object `key` in `bucket` as UTF-8 text; None when there
+        is no such object. Any other failure is an AwsError (s3:GetObject)."""
+        try:
+            answer = self.client("s3").get_object(Bucket=bucket, Key=key)
+            return answer["Body"].read().decode("utf-8", errors="replace")
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise self._error(exc, "s3:GetObject", f"{bucket}/{key}") from None
+        except BOTO_ERRORS as exc:
+            raise self._error(exc, "s3:GetObject", f"{bucket}/{key}") from None
+
     def is_empty(self, bucket: str) -> bool:
         """Whether `bucket` holds no object version and no delete marker (or does not exist)."""
         return next(self.object_versions(bucket), None) is None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -47,13 +49,32 @@ def cli(ctx: click.Context, config: Path, debug: bool) -> None:
     ctx.obj = {"config": config, "debug": debug}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM reached levels-tf: handled as Ctrl-C is (the programs it runs,
+    each in a process group of its own, are stopped cleanly first), but
+    reported as terminated, exit 143 (128 + SIGTERM)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def _run(ctx: click.Context, action: Callable[[], int]) -> None:
-    """Run a command; every error becomes a message and an exit code."""
+    """Run a command; every error becomes a message and an exit code.
+
+    While it runs, SIGTERM (a CI job cancelled, `timeout`, `kill`) is
+    turned into `Terminated`: without that Python would end at once and
+    leave a running Terraform, in its own process group, to go on alone."""
     debug = ctx.obj["debug"]
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main else None
     try:
         code = action()
     except LevelsError as exc:
         code = _report(exc)
+    except Terminated:
+        console.err("terminated")
+        code = 143
     except KeyboardInterrupt:
         console.err("interrupted")
         code = 130
@@ -64,6 +85,9 @@ def _run(ctx: click.Context, action: Callable[[], int]) -> None:
         console.err(f"levels-tf: internal error: {type(exc).__name__}: {exc}".splitlines()[0])
         console.err(f"the full report is in {report}; rerun with --debug to see it here")
         code = 1
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     ctx.exit(code)
 
 
