@@ -377,6 +377,8 @@ class CdnSettings(TypedDict):
     aliases: list[str]
     certificate_arn: str | None
     dns_zone_id: str | None
+    geo_allow_list: list[str]
+    hsts_preload: bool
 
 
 class CdnValues(TypedDict):
@@ -756,6 +758,8 @@ def data(infra: Infra, env: str) -> DataValues:
                 "aliases": aliases,
                 "certificate_arn": infra.cdn.certificate_arn if aliases else None,
                 "dns_zone_id": infra.dns.zone_id if aliases and infra.dns else None,
+                "geo_allow_list": list(infra.cdn.geo_allow_list),
+                "hsts_preload": infra.cdn.hsts_preload,
             },
         }
     prefixes: dict[str, PrefixValues] = {
