@@ -15,6 +15,8 @@ data "aws_ssm_parameter" "ami" {
 # The root volume settings apply only under the AMI's own root device name,
 # which depends on the image the parameter points at.
 data "aws_ami" "this" {
+  owners = var.ami_owners
+
   filter {
     name   = "image-id"
     values = [data.aws_ssm_parameter.ami.insecure_value]
