@@ -56,6 +56,8 @@ from .names import (
     state_bucket,
 )
 from .options import ENDPOINT_SERVICES, endpoint_settings
+from .skips import Scanner, Where
+from .skips import comments as skip_comments
 from .stacks import ENVIRONMENT, Stack
 from .validation import Config
 
@@ -100,6 +102,8 @@ class CommonValues(TypedDict):
     aws_provider_root: str
     aws_provider_module: str
     levels_tf_version: str
+    # Inline scanner skips that hold for the template: scanner -> "<place> <block>" -> lines.
+    skips: dict[Scanner, dict[str, list[str]]]
 
 
 # -- Every stack ------------------------------------------------------------------------
@@ -386,6 +390,8 @@ class CdnSettings(TypedDict):
     aliases: list[str]
     certificate_arn: str | None
     dns_zone_id: str | None
+    geo_allow_list: list[str]
+    hsts_preload: bool
 
 
 class CdnValues(TypedDict):
@@ -448,6 +454,7 @@ def common(infra: Infra, endpoint: str | None = None) -> CommonValues:
         "aws_provider_root": AWS_PROVIDER_ROOT,
         "aws_provider_module": AWS_PROVIDER_MODULE,
         "levels_tf_version": __version__,
+        "skips": skip_comments(),
     }
 
 
@@ -765,6 +772,8 @@ def data(infra: Infra, env: str) -> DataValues:
                 "aliases": aliases,
                 "certificate_arn": infra.cdn.certificate_arn if aliases else None,
                 "dns_zone_id": infra.dns.zone_id if aliases and infra.dns else None,
+                "geo_allow_list": list(infra.cdn.geo_allow_list),
+                "hsts_preload": infra.cdn.hsts_preload,
             },
         }
     prefixes: dict[str, PrefixValues] = {
@@ -896,6 +905,7 @@ def _stack_values(config: Config, infra: Infra, stack: Stack) -> StackValues:
         ),
         "backend": backend(infra, stack, endpoint),
         "default_tags": default_tags(infra, stack),
+        "skips": skip_comments(Where(infra, stack.group, stack.environment)),
     }
 
 

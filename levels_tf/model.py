@@ -425,6 +425,24 @@ class Cdn(Record):
         CertificateArn | None, Doc("ACM certificate in us-east-1 covering every alias.")
     ] = None
     aliases: Annotated[dict[Name, list[Hostname]], Doc("Hostnames per environment.")] = _dict()
+    geo_allow_list: Annotated[
+        list[
+            Annotated[
+                str,
+                Pattern(r"[A-Z]{2}", "not an ISO 3166-1 alpha-2 country code such as DE"),
+            ]
+        ],
+        Doc(
+            "Countries (ISO 3166-1 alpha-2) allowed to reach CloudFront; empty allows every country."
+        ),
+    ] = _list()
+    hsts_preload: Annotated[
+        bool,
+        Doc(
+            "Send HSTS with preload, consenting to the browsers' HTTPS-only list for the "
+            "whole domain (hard to undo)."
+        ),
+    ] = False
 
 
 @record

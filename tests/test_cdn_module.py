@@ -16,6 +16,8 @@ from pathlib import Path
 import jinja2
 import pytest
 
+from levels_tf.skips import SKIPS
+
 from .conftest import ROOT, checkov_binary
 
 pytestmark = pytest.mark.terraform
@@ -389,27 +391,10 @@ def _run(name: str, variables: dict[str, str], body: str, module: str = "cdn") -
     )
 
 
-# checkov's findings on the module that stay, by check and the end of the
-# resource address, and why. The root's own buckets are scaffolding of this
-# test and are not judged.
-ACCEPTED_FAILURES = {
-    # On the cloudfront.net name CloudFront serves its own certificate with
-    # the TLSv1 policy whatever the configuration says; only a distribution
-    # with aliases and an ACM certificate can require TLS 1.2.
-    ("CKV_AWS_174", "cdn_without_aliases.aws_cloudfront_distribution.this"),
-    # A public site for everyone: an allow list of countries is a choice of
-    # the caller (geo_allow_list), as the dev call shows, not a default.
-    ("CKV_AWS_374", "cdn_with_aliases.aws_cloudfront_distribution.this"),
-    # Origin failover needs a second copy of every bucket in another region;
-    # the platform replicates only what the backup class marks, and S3 is
-    # regionally redundant already.
-    ("CKV_AWS_310", "cdn_with_aliases.aws_cloudfront_distribution.this"),
-    ("CKV_AWS_310", "cdn_without_aliases.aws_cloudfront_distribution.this"),
-    # checkov wants HSTS preload. On an apex domain that consents to the
-    # browsers' preload list for every subdomain, hard to undo; the module
-    # offers it as hsts_preload and leaves it off by default.
-    ("CKV_AWS_259", "cdn_with_aliases.aws_cloudfront_response_headers_policy.security"),
-    ("CKV_AWS_259", "cdn_without_aliases.aws_cloudfront_response_headers_policy.security"),
+# What checkov may skip in the module: the registry's cdn entries, which the
+# templates (plain Terraform) carry as written there.
+REGISTERED = {
+    skip.check_id for skip in SKIPS if skip.scanner == "checkov" and skip.place == "modules/cdn"
 }
 
 
@@ -544,7 +529,6 @@ def test_checkov_finds_nothing_new(platform):
             "--framework",
             "terraform",
             "--skip-download",
-            "--quiet",
             "-o",
             "json",
         ],
@@ -556,18 +540,18 @@ def test_checkov_finds_nothing_new(platform):
     assert result.returncode in (0, 1), result.stderr[-2000:]
     reports = json.loads(result.stdout)
     reports = reports if isinstance(reports, list) else [reports]
-    failed, skipped = set(), set()
+    failed, skipped = [], set()
     for report in reports:
         results = report.get("results", {})
         for check in results.get("failed_checks", []):
             if check["resource"].startswith("module."):
-                failed.add((check["check_id"], re.sub(r"^module\.", "", check["resource"])))
+                failed.append((check["check_id"], check["resource"]))
         for check in results.get("skipped_checks", []):
-            skipped.add(check["check_id"])
-    assert failed <= ACCEPTED_FAILURES, sorted(failed - ACCEPTED_FAILURES)
-    # An accepted failure that no longer happens is stale: drop it from the list.
-    assert failed >= ACCEPTED_FAILURES, sorted(ACCEPTED_FAILURES - failed)
-    assert not skipped, f"the cdn module skips checks inline: {sorted(skipped)}"
+            if check["resource"].startswith("module."):
+                skipped.add(check["check_id"])
+    assert not failed, failed
+    # Without --quiet, which would drop the skipped records along with the passed.
+    assert skipped == REGISTERED, sorted(skipped ^ REGISTERED)
 
 
 # --- the CloudFront Function -------------------------------------------------

@@ -425,7 +425,8 @@ def test_trivy_ignore_comments_count_as_skipped(small):
     after = {r.stack: r for r in scanning.trivy_code(trivy, tree, ["main-shared"])}
     gone = before[failure.stack].failed - after[failure.stack].failed
     assert gone >= 1
-    assert after[failure.stack].skipped == gone
+    # The rendered tree carries ignores of its own (levels_tf/skips.py).
+    assert after[failure.stack].skipped - before[failure.stack].skipped == gone
 
 
 @pytest.mark.terraform

@@ -811,3 +811,20 @@ def test_cdn_aliases_need_a_certificate():
     problem = only(text)
     assert problem.path == "cdn.aliases"
     assert problem.message.startswith("aliases need cdn.certificate_arn")
+
+
+# --- the CDN's own controls ------------------------------------------------------
+
+
+def test_geo_allow_list_takes_country_codes_only():
+    text = make({"cdn.geo_allow_list": ["DE", "at"]})
+    problem = only(text)
+    assert problem.path == "cdn.geo_allow_list[1]"
+    assert problem.line == line_of(text, "- at")
+    assert "not an ISO 3166-1 alpha-2 country code such as DE" in problem.message
+
+
+def test_cdn_controls_default_to_every_country_and_no_preload():
+    config = validate(make())
+    assert config.infra.cdn.geo_allow_list == []
+    assert config.infra.cdn.hsts_preload is False

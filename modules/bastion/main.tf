@@ -15,6 +15,8 @@ data "aws_ssm_parameter" "ami" {
 # The root volume settings apply only under the AMI's own root device name,
 # which depends on the image the parameter points at.
 data "aws_ami" "this" {
+  owners = var.ami_owners
+
   filter {
     name   = "image-id"
     values = [data.aws_ssm_parameter.ami.insecure_value]
@@ -70,6 +72,7 @@ resource "aws_vpc_security_group_egress_rule" "https" {
 }
 
 resource "aws_launch_template" "this" {
+  # checkov:skip=CKV_AWS_88:The bastion is the one host that must be reachable from the internet; it needs a public address to claim its Elastic IP on boot.
   name_prefix   = "${var.name}-"
   description   = "Bastion of ${var.name}"
   image_id      = data.aws_ssm_parameter.ami.insecure_value
@@ -84,7 +87,6 @@ resource "aws_launch_template" "this" {
     arn = aws_iam_instance_profile.this.arn
   }
 
-  # checkov:skip=CKV_AWS_88:The bastion is the one host that must be reachable from the internet; it needs a public address to claim its Elastic IP on boot.
   network_interfaces {
     associate_public_ip_address = true
     delete_on_termination       = true

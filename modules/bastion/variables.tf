@@ -47,6 +47,18 @@ variable "ami_parameter" {
   default     = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 }
 
+variable "ami_owners" {
+  description = "Who may own the AMI the parameter names: account ids, or the alias amazon (Amazon Linux)."
+  type        = list(string)
+  default     = ["amazon"]
+  nullable    = false
+
+  validation {
+    condition     = length(var.ami_owners) > 0
+    error_message = "Name at least one owner of the bastion's AMI."
+  }
+}
+
 variable "tags" {
   description = "Tags for every resource of the module, on top of the provider's default tags."
   type        = map(string)

@@ -56,6 +56,7 @@ locals {
 }
 
 resource "aws_cloudfront_response_headers_policy" "security" {
+  # checkov:skip=CKV_AWS_259:HSTS preload is the caller's choice: var.hsts_preload, from infra.yaml cdn.hsts_preload; it enrolls the whole domain in the browsers' HTTPS-only list, which is hard to undo.
   name    = "${var.name}-security-headers"
   comment = "Security headers on every response of ${var.name}"
 

@@ -63,6 +63,7 @@ resource "aws_network_acl" "public" {
   tags = merge(var.tags, { Name = "${var.name}-public", Tier = "public" })
 }
 
+# trivy:ignore:AWS-0102[egress=false] Inside the VPC every protocol passes this second fence; the security groups decide which ports each host admits.
 resource "aws_network_acl_rule" "public" {
   for_each = local.public_rules
 
@@ -83,6 +84,7 @@ resource "aws_network_acl" "private" {
   tags = merge(var.tags, { Name = "${var.name}-private", Tier = "private" })
 }
 
+# trivy:ignore:AWS-0102[egress=false] Inside the VPC every protocol passes this second fence; the security groups decide which ports each host admits.
 resource "aws_network_acl_rule" "private" {
   for_each = local.private_rules
 

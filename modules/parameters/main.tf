@@ -42,9 +42,9 @@ resource "aws_ssm_parameter" "this" {
 }
 
 resource "aws_secretsmanager_secret" "this" {
+  # checkov:skip=CKV2_AWS_57:These are application secrets set out of band; no rotation function exists for them.
   for_each = var.store == "secretsmanager" ? local.parameters : {}
 
-  # checkov:skip=CKV2_AWS_57:These are application secrets set out of band; no rotation function exists for them.
   name                    = trimprefix(each.value, "/")
   description             = "Set out of band; Terraform declares it only"
   kms_key_id              = var.kms_key_arn

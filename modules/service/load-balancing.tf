@@ -3,9 +3,9 @@
 # A web service's target group and its rules on the group's HTTPS listener.
 
 resource "aws_lb_target_group" "this" {
+  # checkov:skip=CKV_AWS_378:TLS ends at the load balancer; targets sit in private subnets behind it.
   count = local.web ? 1 : 0
 
-  # checkov:skip=CKV_AWS_378:TLS ends at the load balancer; targets sit in private subnets behind it.
   name                 = var.short_name
   port                 = var.port
   protocol             = "HTTP"

@@ -28,7 +28,7 @@ data "aws_ami" "this" {
 
 resource "aws_security_group" "this" {
   name_prefix = "${var.name}-"
-  description = "${var.service}: its port from the load balancer only"
+  description = "The service port, from the load balancer only"
   vpc_id      = var.vpc_id
 
   tags = merge(var.tags, { Name = var.name })

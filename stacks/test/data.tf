@@ -171,6 +171,8 @@ module "cdn" {
   aliases         = []
   certificate_arn = null
   dns_zone_id     = null
+  geo_allow_list  = []
+  hsts_preload    = false
 }
 
 locals {

@@ -127,6 +127,8 @@ module "cdn" {
   aliases         = []
   certificate_arn = null
   dns_zone_id     = null
+  geo_allow_list  = ["AT", "CH", "DE"]
+  hsts_preload    = true
 }
 
 locals {

@@ -127,6 +127,8 @@ module "cdn" {
   aliases         = ["media.heavy.example.org"]
   certificate_arn = "arn:aws:acm:us-east-1:123456789012:certificate/2b3c4d5e-6f70-8192-a3b4-c5d6e7f8091a"
   dns_zone_id     = null
+  geo_allow_list  = ["AT", "CH", "DE"]
+  hsts_preload    = true
 }
 
 locals {

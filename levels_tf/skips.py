@@ -1,0 +1,336 @@
+"""Every check a scanner is told to skip in the generated code, and why.
+
+checkov and trivy judge the rendered tree (and a user's own run of either
+judges it too). A check the platform must fail by design, or one a scanner
+cannot see is met, is skipped inline, in the generated code, with its reason
+in words; this registry is the one place such a skip comes from. Templates
+write them through the macros of `templates/macros/skips.j2`:
+
+- checkov: `# checkov:skip=<ID>:<reason>` as the first lines inside the block
+  (https://www.checkov.io/2.Basics/Suppressing%20and%20Skipping%20Policies.html).
+  Inside a `module` call it applies to every resource of the module.
+- trivy: `# trivy:ignore:<ID>[<attribute>=<value>] <reason>` on the lines
+  directly above the block; only consecutive ignore lines chain, and trivy
+  reads the words after the id as nothing (https://trivy.dev/latest/docs/scanner/misconfiguration/#skipping-resources-by-inline-comments).
+  The optional `[attribute=value]` limits it to the `for_each` instances whose
+  attribute has that value. Above a `module` call it covers the module's resources.
+
+A skip placed in `modules/` holds for every configuration (module templates see
+only common values, so rendered modules are identical everywhere); a skip on a
+module call in a stack may hold only when the configuration makes it so
+(`when`), and its reason then names the infra.yaml key that decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from .model import Infra
+
+Scanner = Literal["checkov", "trivy"]
+
+SCANNERS: tuple[Scanner, ...] = ("checkov", "trivy")
+
+# Stack templates a skip can sit in (stacks/<kind>/), by the kind of stack.
+STACK_PLACES = ("stacks/shared", "stacks/environment")
+
+
+@dataclass(frozen=True)
+class Where:
+    """The stack a skip is rendered in: its configuration (the effective one of
+    an environment, or of a VPC group), its group and environment (None for a
+    shared stack)."""
+
+    infra: Infra
+    group: str
+    environment: str | None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """One inline skip.
+
+    `place` is the template folder (`modules/<module>` or `stacks/shared`,
+    `stacks/environment`); `block` the address of the block in it that carries
+    the comment (`aws_eip.this`, `data.aws_ami.this`, `module.cdn`); `reason`
+    words that may name `{group}` or `{environment}`; `when` decides, for a
+    stack, whether the skip is needed (None: always); `params` a trivy
+    attribute filter such as `egress=false`.
+    """
+
+    scanner: Scanner
+    check_id: str
+    place: str
+    block: str
+    reason: str
+    when: Callable[[Where], bool] | None = None
+    params: str = ""
+
+    def key(self) -> str:
+        return f"{self.place} {self.block}"
+
+    def reason_at(self, where: Where | None) -> str:
+        if where is None:
+            return self.reason
+        return self.reason.format(group=where.group, environment=where.environment)
+
+    def comment(self, where: Where | None = None) -> str:
+        """The comment line, without indentation."""
+        reason = self.reason_at(where)
+        if self.scanner == "checkov":
+            return f"# checkov:skip={self.check_id}:{reason}"
+        params = f"[{self.params}]" if self.params else ""
+        return f"# trivy:ignore:{self.check_id}{params} {reason}"
+
+
+def _short_flow_logs(where: Where) -> bool:
+    """flow-log retention under 365 days"""
+    return where.infra.vpc_groups[where.group].flow_logs.retention_days < 365
+
+
+_SSH_TEST = "tests/test_security_invariants.py::test_ssh_only_on_the_bastion_from_allowed_cidrs_and_on_app_servers_from_the_bastion"
+
+SKIPS: tuple[Skip, ...] = (
+    # -- The load balancer: public by design ------------------------------------------
+    Skip(
+        "checkov",
+        "CKV_AWS_260",
+        "modules/load-balancer",
+        "aws_vpc_security_group_ingress_rule.https",
+        "A public load balancer must accept HTTPS from anywhere; that is its job.",
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_260",
+        "modules/load-balancer",
+        "aws_vpc_security_group_ingress_rule.http",
+        "A public load balancer must accept HTTP from anywhere to redirect it to HTTPS.",
+    ),
+    Skip(
+        "trivy",
+        "AWS-0053",
+        "modules/load-balancer",
+        "aws_lb.this",
+        "The platform's load balancer faces the internet by design: it serves HTTPS to anyone and redirects HTTP.",
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_2",
+        "modules/load-balancer",
+        "aws_lb_listener.http",
+        "This listener only redirects to HTTPS.",
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_103",
+        "modules/load-balancer",
+        "aws_lb_listener.http",
+        "This listener only redirects to HTTPS.",
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_378",
+        "modules/service",
+        "aws_lb_target_group.this",
+        "TLS ends at the load balancer; targets sit in private subnets behind it.",
+    ),
+    # -- SSH: the bastion ---------------------------------------------------------------
+    Skip(
+        "checkov",
+        "CKV2_AWS_5",
+        "modules/app-access",
+        "aws_security_group.this",
+        "The environment stack attaches this group to its launch templates; that is another Terraform root.",
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_24",
+        "modules/app-access",
+        "aws_vpc_security_group_ingress_rule.ssh_from_bastion",
+        "The source is the bastion's security group, not a CIDR; checkov does not read "
+        f"referenced_security_group_id. {_SSH_TEST} proves it.",
+    ),
+    Skip(
+        "checkov",
+        "CKV2_AWS_19",
+        "modules/bastion",
+        "aws_eip.this",
+        "Each bastion instance claims this address itself on boot (user data), so it survives replacement.",
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_88",
+        "modules/bastion",
+        "aws_launch_template.this",
+        "The bastion is the one host that must be reachable from the internet; it needs a public "
+        "address to claim its Elastic IP on boot.",
+    ),
+    # -- Logs -----------------------------------------------------------------------------
+    Skip(
+        "checkov",
+        "CKV_AWS_145",
+        "modules/log-bucket",
+        "aws_s3_bucket.this",
+        "S3 server access logs and load balancer access logs can only be delivered to SSE-S3 buckets, not SSE-KMS.",
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_18",
+        "modules/log-bucket",
+        "aws_s3_bucket.this",
+        "This is the terminal log bucket; logging its access would need another bucket, which would need one too.",
+    ),
+    Skip(
+        "trivy",
+        "AWS-0089",
+        "modules/log-bucket",
+        "aws_s3_bucket.this",
+        "This is the terminal log bucket; logging its access would need another bucket, which would need one too.",
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_144",
+        "modules/log-bucket",
+        "aws_s3_bucket.this",
+        "Logs are not copied to a second region: they expire after their retention, and a region "
+        "that is lost takes the platform it logged with it.",
+    ),
+    Skip(
+        "trivy",
+        "AWS-0132",
+        "modules/log-bucket",
+        "aws_s3_bucket_server_side_encryption_configuration.this",
+        "S3 server access logs and load balancer access logs can only be delivered to SSE-S3 buckets, not SSE-KMS.",
+    ),
+    Skip(
+        "checkov",
+        "CKV2_AWS_65",
+        "modules/log-bucket",
+        "aws_s3_bucket_ownership_controls.this",
+        "CloudFront standard logging delivers through object ACLs, which BucketOwnerEnforced disables.",
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_338",
+        "stacks/shared",
+        "module.network",
+        "Flow logs are kept under a year by choice: see infra.yaml vpc_groups.{group}.flow_logs.retention_days.",
+        when=_short_flow_logs,
+    ),
+    # -- Data -----------------------------------------------------------------------------
+    Skip(
+        "checkov",
+        "CKV_AWS_144",
+        "modules/bucket",
+        "aws_s3_bucket.this",
+        "Cross-region replication is not offered yet; S3 keeps every object in several zones of "
+        "its region, and the backup class holds a second copy of every upload.",
+    ),
+    Skip(
+        "trivy",
+        "AWS-0090",
+        "modules/bucket",
+        "aws_s3_bucket_versioning.this",
+        "trivy cannot resolve var.versioning, set per bucket through the stack's for_each; a bucket "
+        "is versioned unless its class says versioning: false in infra.yaml buckets, as "
+        "tests/test_security_invariants.py::test_buckets_are_versioned_as_infra_yaml_says proves.",
+    ),
+    Skip(
+        "checkov",
+        "CKV2_AWS_57",
+        "modules/parameters",
+        "aws_secretsmanager_secret.this",
+        "These are application secrets set out of band; no rotation function exists for them.",
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_272",
+        "modules/function",
+        "aws_lambda_function.this",
+        "Code signing needs AWS Signer in the build; levels-tf builds the package itself and "
+        "pins it by source_code_hash instead.",
+    ),
+    # -- The CDN. The cdn module's templates are plain Terraform, so these lines are
+    # written in them as they are here (tests/test_skips.py compares); they sit in
+    # the module because a configuration without served buckets never calls it, and
+    # scanners then judge it alone, with its defaults.
+    Skip(
+        "checkov",
+        "CKV_AWS_310",
+        "modules/cdn",
+        "aws_cloudfront_distribution.this",
+        "Origin failover needs a copy of every served bucket in a second region, which the platform does not keep.",
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_374",
+        "modules/cdn",
+        "aws_cloudfront_distribution.this",
+        "Geo restriction is the caller's choice: var.geo_allow_list, from infra.yaml "
+        "cdn.geo_allow_list; empty lets every country in.",
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_174",
+        "modules/cdn",
+        "aws_cloudfront_distribution.this",
+        "Without aliases CloudFront serves its own cloudfront.net certificate and decides its TLS "
+        "policy itself; with aliases this module requires TLSv1.2_2021.",
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_259",
+        "modules/cdn",
+        "aws_cloudfront_response_headers_policy.security",
+        "HSTS preload is the caller's choice: var.hsts_preload, from infra.yaml cdn.hsts_preload; "
+        "it enrolls the whole domain in the browsers' HTTPS-only list, which is hard to undo.",
+    ),
+    # -- The network ACLs -----------------------------------------------------------------
+    *(
+        Skip(
+            "trivy",
+            "AWS-0102",
+            "modules/network",
+            f"aws_network_acl_rule.{tier}",
+            "Inside the VPC every protocol passes this second fence; the security groups decide "
+            "which ports each host admits.",
+            params="egress=false",
+        )
+        for tier in ("public", "private")
+    ),
+)
+
+
+def comments(where: Where | None = None) -> dict[Scanner, dict[str, list[str]]]:
+    """The comment lines (no indentation) of the skips that hold, by scanner and
+    then by `Skip.key()` ("<place> <block>").
+
+    `where` None: the module skips, which hold everywhere; else the skips of
+    that stack's kind (`environment` None: the shared stack) whose `when` holds.
+    """
+    place = "modules/" if where is None else STACK_PLACES[where.environment is not None]
+    result: dict[Scanner, dict[str, list[str]]] = {scanner: {} for scanner in SCANNERS}
+    for skip in SKIPS:
+        if not skip.place.startswith(place):
+            continue
+        if where is not None and skip.when is not None and not skip.when(where):
+            continue
+        result[skip.scanner].setdefault(skip.key(), []).append(skip.comment(where))
+    return result
+
+
+def markdown_table() -> str:
+    """The README's table of every skip: scanner, check, where, when and why."""
+    rows = [
+        "| Scanner | Check | Where | When | Reason |",
+        "|---|---|---|---|---|",
+    ]
+    for skip in sorted(SKIPS, key=lambda s: (s.scanner, s.place, s.block, s.check_id)):
+        check = skip.check_id + (f" `[{skip.params}]`" if skip.params else "")
+        when = (skip.when.__doc__ or "").strip() if skip.when else "always"
+        rows.append(
+            f"| {skip.scanner} | {check} | `{skip.place}` `{skip.block}` | {when} | {skip.reason} |"
+        )
+    return "\n".join(rows) + "\n"
