@@ -16,7 +16,7 @@ module "bastion" {
     alice = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleQ alice@laptop"
   }
   instance_type  = "t3.micro"
-  internet_https = true
+  internet_https = false
   aws_endpoints  = true
 }
 
