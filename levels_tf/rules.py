@@ -39,6 +39,7 @@ def check_environment(infra: Infra, env: str, doc: Document) -> list[Problem]:
     problems += _scaling(infra, env, doc)
     problems += _asset_buckets(infra, env, doc)
     problems += _shared_database(infra, env, doc)
+    problems += _unreachable_services(infra, doc, infra.group_of(env))
     return problems
 
 
@@ -376,17 +377,27 @@ def _endpoints(infra: Infra, doc: Document) -> list[Problem]:
                     f"{zones} zones, but group '{name}' spans {group.azs} (azs)",
                 )
             )
-        for client in vpc_endpoints.CLIENTS:
-            missing = vpc_endpoints.uncovered(infra, name, client)
-            if missing and client not in group.internet_https:
-                problems.append(
-                    doc.problem(
-                        ("vpc_groups", name, "internet_https"),
-                        f"{_CALLERS[client]} {', '.join(missing)}, which group '{name}' has no "
-                        f"interface endpoint for: add them to vpc_groups.{name}.endpoints.interface, "
-                        f"or '{client}' to internet_https",
-                    )
+        problems += _unreachable_services(infra, doc, name)
+    return problems
+
+
+def _unreachable_services(infra: Infra, doc: Document, group: str) -> list[Problem]:
+    """A client of `group` kept off the internet that calls a service the
+    group has no interface endpoint for. Run on the whole file, then on each
+    environment's effective configuration, whose overrides may call more."""
+    spec = infra.vpc_groups[group]
+    problems = []
+    for client in vpc_endpoints.CLIENTS:
+        missing = vpc_endpoints.uncovered(infra, group, client)
+        if missing and client not in spec.internet_https:
+            problems.append(
+                doc.problem(
+                    ("vpc_groups", group, "internet_https"),
+                    f"{_CALLERS[client]} {', '.join(missing)}, which group '{group}' has no "
+                    f"interface endpoint for: add them to vpc_groups.{group}.endpoints.interface, "
+                    f"or '{client}' to internet_https",
                 )
+            )
     return problems
 
 

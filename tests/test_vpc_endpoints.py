@@ -159,6 +159,21 @@ def test_closing_the_internet_needs_an_endpoint_for_every_service_called():
     )
 
 
+def test_a_service_an_override_adds_needs_its_endpoint_too():
+    """The file alone is fine; production's override makes the api publish to a
+    topic, which its closed group has no endpoint for. Said once, at the option."""
+    changes = {
+        "vpc_groups.prod.internet_https": [],
+        "vpc_groups.prod.endpoints": {"interface": USED},
+        "topics": {"events": {}},
+        "environments": {"production": {"services.api.publishes": ["events"]}},
+    }
+    text = make(changes)
+    problem = only(text)
+    assert problem.path == "vpc_groups.prod.internet_https"
+    assert problem.message.startswith("the servers call sns, which group 'prod'")
+
+
 def test_internet_https_names_each_client_once():
     problem = only(make({"vpc_groups.nonprod.internet_https": ["servers", "servers"]}))
     assert problem.path == "vpc_groups.nonprod.internet_https"
