@@ -154,6 +154,14 @@ def generate_config(environments: int, services: int) -> str:
         "  store: ssm",
         "  prefixes:",
         f"    app: {{read: [{', '.join(svc_names)}, developers], write: [ci]}}",
+        "ci:",
+        "  github:",
+        "    repository: bench/platform",
+        "    subjects:",
+    ]
+    out += [
+        f"      grp-{g:02d}: " + ("{environment: production}" if g == 0 else "{branches: [main]}")
+        for g in range(groups)
     ]
     overrides: list[str] = []
     first_web = web[0] if web else None

@@ -587,6 +587,38 @@ class Aws:
             ExpectedBucketOwner=owner,
         )
 
+    # -- IAM OpenID Connect identity providers -------------------------------------
+
+    def openid_connect_providers(self) -> list[str]:
+        """The ARNs of the account's IAM OIDC identity providers (IAM returns them
+        all in one answer: ListOpenIDConnectProviders has no paging)."""
+        with self._calling("iam:ListOpenIDConnectProviders", "*"):
+            answer = self.client("iam").list_open_id_connect_providers()
+        return sorted(str(p["Arn"]) for p in answer.get("OpenIDConnectProviderList", []))
+
+    def openid_connect_client_ids(self, arn: str) -> list[str]:
+        """The client ids (audiences) OIDC provider `arn` accepts."""
+        with self._calling("iam:GetOpenIDConnectProvider", arn):
+            answer = self.client("iam").get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+        return [str(client) for client in answer.get("ClientIDList", [])]
+
+    def create_openid_connect_provider(
+        self, url: str, client_ids: list[str], tags: dict[str, str]
+    ) -> str:
+        """Create the OIDC provider for issuer `url` (https://...), tagged; its ARN.
+
+        No ThumbprintList: IAM verifies the TLS certificate of GitHub's and other
+        well-known issuers through its own library of trusted root CAs (IAM API
+        Reference, CreateOpenIDConnectProvider,
+        https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateOpenIDConnectProvider.html),
+        and the API takes none since botocore 1.34.83 (its changelog: "the
+        ThumbprintList parameter is no longer required")."""
+        with self._calling("iam:CreateOpenIDConnectProvider", url):
+            answer = self.client("iam").create_open_id_connect_provider(
+                Url=url, ClientIDList=client_ids, Tags=_tag_set(tags)
+            )
+        return str(answer["OpenIDConnectProviderArn"])
+
     # -- S3 objects --------------------------------------------------------------
 
     def put_object(
@@ -656,6 +688,19 @@ class Aws:
                 return
             request["KeyMarker"] = page.get("NextKeyMarker")
             request["VersionIdMarker"] = page.get("NextVersionIdMarker")
+
+    def object_text(self, bucket: str, key: str) -> str | None:
+        """The content of object `key` in `bucket` as UTF-8 text; None when there
+        is no such object. Any other failure is an AwsError (s3:GetObject)."""
+        try:
+            answer = self.client("s3").get_object(Bucket=bucket, Key=key)
+            return answer["Body"].read().decode("utf-8", errors="replace")
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise self._error(exc, "s3:GetObject", f"{bucket}/{key}") from None
+        except BOTO_ERRORS as exc:
+            raise self._error(exc, "s3:GetObject", f"{bucket}/{key}") from None
 
     def is_empty(self, bucket: str) -> bool:
         """Whether `bucket` holds no object version and no delete marker (or does not exist)."""

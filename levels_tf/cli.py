@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -47,13 +49,32 @@ def cli(ctx: click.Context, config: Path, debug: bool) -> None:
     ctx.obj = {"config": config, "debug": debug}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM reached levels-tf: handled as Ctrl-C is (the programs it runs,
+    each in a process group of its own, are stopped cleanly first), but
+    reported as terminated, exit 143 (128 + SIGTERM)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def _run(ctx: click.Context, action: Callable[[], int]) -> None:
-    """Run a command; every error becomes a message and an exit code."""
+    """Run a command; every error becomes a message and an exit code.
+
+    While it runs, SIGTERM (a CI job cancelled, `timeout`, `kill`) is
+    turned into `Terminated`: without that Python would end at once and
+    leave a running Terraform, in its own process group, to go on alone."""
     debug = ctx.obj["debug"]
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main else None
     try:
         code = action()
     except LevelsError as exc:
         code = _report(exc)
+    except Terminated:
+        console.err("terminated")
+        code = 143
     except KeyboardInterrupt:
         console.err("interrupted")
         code = 130
@@ -64,6 +85,9 @@ def _run(ctx: click.Context, action: Callable[[], int]) -> None:
         console.err(f"levels-tf: internal error: {type(exc).__name__}: {exc}".splitlines()[0])
         console.err(f"the full report is in {report}; rerun with --debug to see it here")
         code = 1
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     ctx.exit(code)
 
 
@@ -328,6 +352,36 @@ def drift(ctx, stack_names, all_stacks, parallelism, options, engine, output_for
             allow_destroy=True,
             parallelism=parallelism,
             refresh_only=True,
+        ),
+    )
+
+
+@cli.command()
+@_stack_selection
+@_terraform_options
+@_summary_format
+@click.option(
+    "--scanner",
+    "scanners",
+    multiple=True,
+    type=click.Choice(["checkov", "trivy", "checkov-plan"]),
+    help="Run only this scanner (repeat for more); default: all three.",
+)
+@click.pass_context
+def check(ctx, stack_names, all_stacks, options, engine, output_format, scanners) -> None:
+    """Run checkov and trivy over the rendered stacks, and checkov over their saved plans; report passed, failed and skipped checks per stack. Exit 0: nothing failed, 1: a check failed or a scanner could not run."""
+    from .commands import check as check_cmd
+
+    _run(
+        ctx,
+        lambda: check_cmd.check(
+            ctx.obj["config"],
+            stack_names,
+            all_stacks,
+            options=options,
+            engine=engine,
+            scanners=scanners,
+            output_format=output_format,
         ),
     )
 

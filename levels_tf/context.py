@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypedDict
 
-from . import __version__, regions, subnets, vpc_endpoints
+from . import __version__, github_oidc, regions, subnets, vpc_endpoints
 from .hcl import Expression
 from .model import Infra, as_dict
 from .names import (
@@ -255,12 +255,21 @@ class DatabaseValues(TypedDict):
     delete_backups_with_stack: bool
 
 
+class GithubTrust(TypedDict):
+    """Which GitHub Actions runs the CI/CD role trusts: the `sub` claims (wildcards
+    only outside production) and the OIDC provider, null for the account's own."""
+
+    provider_arn: str | None
+    subjects: list[str]
+
+
 class CiValues(TypedDict):
     """stacks/shared/ci.tf: the CI/CD role module's arguments."""
 
     name: str
     group: str
-    assumed_by: list[str]
+    trusted_role_arns: list[str]
+    github: GithubTrust | None
     upload_buckets: list[str]
     read_parameter_paths: list[str]
     write_parameter_paths: list[str]
@@ -867,10 +876,24 @@ def ci(infra: Infra, group_name: str) -> CiValues:
     return {
         "name": ci_role_name(infra, group_name),
         "group": group_name,
-        "assumed_by": list(infra.ci.assumed_by),
+        "trusted_role_arns": list(infra.ci.assumed_by),
+        "github": github_trust(infra, group_name),
         "upload_buckets": uploads,
         "read_parameter_paths": reads,
         "write_parameter_paths": writes,
+    }
+
+
+def github_trust(infra: Infra, group_name: str) -> GithubTrust | None:
+    """The GitHub runs group `group_name`'s role trusts; None without ci.github or
+    without a subject for the group (then only ci.assumed_by may assume it)."""
+    github = infra.ci.github
+    subject = github.subjects.get(group_name) if github else None
+    if github is None or subject is None:
+        return None
+    return {
+        "provider_arn": github.provider_arn,
+        "subjects": github_oidc.subjects(github.repository, subject),
     }
 
 

@@ -29,8 +29,18 @@ class Problem:
     file: str = ""
 
     def format(self) -> str:
+        """`file:line:col: path: message` on one line: a line break or other
+        unprintable character a value brought along is shown escaped (`\\n`,
+        `\\u202e`), so it can neither split the line nor reorder it on screen."""
         where = f"{self.path}: " if self.path else ""
-        return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
+        return f"{self.file}:{self.line}:{self.column}: {_printable(where + self.message)}"
+
+
+def _printable(text: str) -> str:
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 class ConfigError(LevelsError):

@@ -6,6 +6,7 @@ a path: a missing script would otherwise fail a bake minutes in.
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path, PurePosixPath
 
@@ -18,7 +19,9 @@ def check_scripts(config_dir: Path, infra: Infra, document: Document) -> list[Pr
     """Every image script is a file inside `config_dir`, the folder of infra.yaml.
 
     One Problem (file:line:col of the script in `document`) for each path that
-    is empty, uses '\\', is absolute, leads outside the folder, is missing,
+    is empty, uses '\\' or a character outside the POSIX portable file name set
+    ("Portable Filename Character Set", https://pubs.opengroup.org/onlinepubs/9699919799/basedefs/V1_chap03.html),
+    is absolute, leads outside the folder, is missing,
     unreadable or not a regular file; [] when every script is fine."""
     problems: list[Problem] = []
     root = Path(config_dir).resolve()
@@ -36,6 +39,11 @@ def _script_problem(root: Path, script: str) -> str | None:
         return "empty script path"
     if "\\" in script:
         return f"{script!r}: write paths with '/'"
+    if not re.fullmatch(r"[A-Za-z0-9._/-]+", script, re.ASCII):
+        return (
+            f"{script!r}: use ASCII letters, digits and . _ - / (the POSIX portable file name "
+            "characters) in script paths"
+        )
     if PurePosixPath(script).is_absolute():
         return f"{script!r}: give the path relative to the folder of infra.yaml"
     target = (root / script).resolve()

@@ -48,14 +48,28 @@ _KEY_TYPES = (
 )
 
 
+# The comment of a key: words of letters, digits and a few marks, so the key
+# stays one inert word wherever it is written (it reaches the bastion's boot
+# script, base64-encoded, and authorized_keys).
+_KEY_COMMENT_WORD = r"[A-Za-z0-9@._+=:,/-]+"
+
+
 def _ssh_key(value: str) -> str:
+    """`value` normalised to single spaces; ValueError unless it is
+    `<type> <base64 body> [comment words]` with a comment of ASCII letters,
+    digits and @ . _ + = : , / - (the authorized_keys format, sshd(8))."""
     parts = value.split()
     if (
         len(parts) < 2
+        or any(char in value for char in "\r\n")
         or parts[0] not in _KEY_TYPES
-        or not re.fullmatch(r"[A-Za-z0-9+/=]+", parts[1])
+        or not re.fullmatch(r"[A-Za-z0-9+/=]+", parts[1], re.ASCII)
     ):
         raise ValueError("not an OpenSSH public key ('ssh-ed25519 AAAA... comment')")
+    if not all(re.fullmatch(_KEY_COMMENT_WORD, word, re.ASCII) for word in parts[2:]):
+        raise ValueError(
+            "the key comment may use only ASCII letters, digits, spaces and @ . _ + = : , / -"
+        )
     return " ".join(parts)
 
 
@@ -66,11 +80,41 @@ Name = Annotated[
 ]
 Cidr = Annotated[str, Check(_cidr), Doc("An IPv4 CIDR block, e.g. 203.0.113.0/24.")]
 VpcCidr = Annotated[str, Check(_vpc_cidr), Doc("An IPv4 CIDR block from /16 to /24.")]
-SshKey = Annotated[str, Check(_ssh_key), Doc("An OpenSSH public key.")]
+SshKey = Annotated[
+    str,
+    Check(_ssh_key),
+    Doc("An OpenSSH public key; its comment in ASCII letters, digits, spaces and @._+=:,/-"),
+]
 InstanceType = Annotated[
     str, Pattern(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "not an EC2 instance type such as t3.micro")
 ]
-Path = Annotated[str, Pattern(r"/.*", "must start with /")]
+# Load balancer paths, a subset of the characters AWS accepts (no quotes, `$`
+# or `&`): https://docs.aws.amazon.com/elasticloadbalancing/latest/application/rule-condition-types.html#path-conditions
+RoutePath = Annotated[
+    str,
+    Pattern(
+        r"/[A-Za-z0-9_.~/@:+*?-]{0,127}",
+        "a path pattern starting with / of at most 128 letters, digits and _ . ~ / @ : + * ? -",
+    ),
+    Doc("An ALB path pattern: up to 128 of A-Z a-z 0-9 _ . ~ / @ : + - and the wildcards * ?."),
+]
+HealthCheckPath = Annotated[
+    str,
+    Pattern(
+        r"/[A-Za-z0-9_.~/@:+=%,?&-]{0,1023}",
+        "a path starting with / of at most 1024 letters, digits and _ . ~ / @ : + = % , ? & -",
+    ),
+    Doc(
+        "The target group's health check path (up to 1024 characters): "
+        "https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html"
+    ),
+]
+# Linux login names as useradd(8) accepts them everywhere (shadow-utils'
+# portable rule, https://man7.org/linux/man-pages/man8/useradd.8.html).
+LinuxUser = Annotated[
+    str,
+    Pattern(r"[a-z_][a-z0-9_-]{0,31}", "not a Linux user name (a-z, 0-9, _ and -, up to 32)"),
+]
 RetentionDays = Literal[
     1,
     3,
@@ -95,7 +139,14 @@ RetentionDays = Literal[
     3288,
     3653,
 ]
-TagMap = dict[Annotated[str, Length(1, 128)], Annotated[str, Length(0, 256)]]
+# The tag characters every AWS service accepts, `^(?![aA][wW][sS]:)[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`
+# (https://docs.aws.amazon.com/efs/latest/ug/API_Tag.html; EC2 alone allows
+# more), limited here to ASCII letters, digits and spaces. `aws:` is AWS's own.
+_TAG = "(?![aA][wW][sS]:)[A-Za-z0-9 +=.:/@_-]*"
+_TAG_RULE = "use ASCII letters, digits, spaces and + = . : / @ _ -, not starting with aws:"
+TagKey = Annotated[str, Length(1, 128), Pattern(_TAG, _TAG_RULE)]
+TagValue = Annotated[str, Length(0, 256), Pattern(_TAG, _TAG_RULE)]
+TagMap = dict[TagKey, TagValue]
 
 
 def _list() -> Any:
@@ -112,7 +163,15 @@ class State(Record):
 
     backend: Annotated[Literal["s3", "local"], Doc("s3 (native S3 locking) or local.")] = "s3"
     bucket_prefix: Annotated[
-        str | None, Doc("State buckets are <bucket_prefix>-<group>; default <project>-tfstate.")
+        str | None,
+        Pattern(
+            r"[a-z0-9][a-z0-9.-]*",
+            "use lowercase letters, digits, '.' and '-' (S3 bucket naming rules)",
+        ),
+        Doc(
+            "State buckets are <bucket_prefix>-<group>; default <project>-tfstate. S3 naming rules: "
+            "https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html"
+        ),
     ] = None
 
 
@@ -289,7 +348,7 @@ class Bastion(Record):
     instance_type: InstanceType = "t3.micro"
     allowed_cidrs: Annotated[list[Cidr], Length(1), Doc("Only these may reach port 22.")]
     users: Annotated[
-        dict[Annotated[str, Pattern(r"[a-z_][a-z0-9_-]{0,31}", "not a Linux user name")], SshKey],
+        dict[LinuxUser, SshKey],
         Length(1),
         Doc("Login name: public key."),
     ]
@@ -307,7 +366,9 @@ class Image(Record):
         | None
     ) = None
     instance_type: InstanceType = "t3.small"
-    ssh_user: str | None = None
+    ssh_user: Annotated[
+        LinuxUser | None, Doc("Login Packer uses; default the base image's usual one.")
+    ] = None
     scripts: list[str] = _list()
 
     def problems(self) -> list[tuple[tuple, str]]:
@@ -348,8 +409,8 @@ class Service(Record):
     port: Annotated[
         int | None, Range(1, 65535), Doc("Set for web services behind the load balancer.")
     ] = None
-    health_check: Path = "/health"
-    routes: list[Path] = _list()
+    health_check: HealthCheckPath = "/health"
+    routes: list[RoutePath] = _list()
     consumes: list[Name] = _list()
     publishes: list[Name] = _list()
     buckets: BucketAccess = BucketAccess()
@@ -370,7 +431,17 @@ class Serverless(Record):
 @record
 class Database(Record):
     engine: Literal["aurora-mysql"] = "aurora-mysql"
-    engine_version: str = "8.0.mysql_aurora.3.08.0"
+    engine_version: Annotated[
+        str,
+        Pattern(
+            r"[0-9]+\.[0-9]+\.mysql_aurora\.[0-9]+\.[0-9]+\.[0-9]+",
+            "not an Aurora MySQL version such as 8.0.mysql_aurora.3.08.0",
+        ),
+        Doc(
+            "Aurora MySQL version, <MySQL major.minor>.mysql_aurora.<Aurora version>: "
+            "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Updates.Versions.html"
+        ),
+    ] = "8.0.mysql_aurora.3.08.0"
     instance_class: Annotated[
         str, Pattern(r"db\.[a-z0-9]+\.[a-z0-9]+", "not an RDS instance class such as db.r6g.large")
     ] = "db.r6g.large"
@@ -393,7 +464,7 @@ class Cdn(Record):
     certificate_arn: Annotated[
         CertificateArn | None, Doc("ACM certificate in us-east-1 covering every alias.")
     ] = None
-    aliases: Annotated[dict[Name, list[str]], Doc("Hostnames per environment.")] = _dict()
+    aliases: Annotated[dict[Name, list[Hostname]], Doc("Hostnames per environment.")] = _dict()
 
 
 @record
@@ -463,23 +534,109 @@ class Secrets(Record):
     prefixes: dict[Name, Prefix] = _dict()
 
 
+def _role_arn(value: str) -> str:
+    if re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:root", value):
+        raise ValueError(
+            f"{value!r} is an account root: it would let every principal of that account "
+            "that its IAM policies allow assume the CI role; name IAM roles, or use ci.github"
+        )
+    if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", value):
+        raise ValueError(
+            f"{value!r} is not an IAM role ARN such as arn:aws:iam::123456789012:role/ci"
+        )
+    return value
+
+
+# What a GitHub ref or environment may be called here: letters, digits and
+# `_ . - /`, plus StringLike's wildcards `*` and `?` (refused in production
+# groups by rules._ci_trust). Quotes, spaces, `:` and `$` never reach a policy.
+GITHUB_NAME_RE = r"[A-Za-z0-9_.*?-]+(/[A-Za-z0-9_.*?-]+)*"
+GithubName = Annotated[
+    str,
+    Length(1, 255),
+    Pattern(
+        r"(?!refs/)" + GITHUB_NAME_RE,
+        "use letters, digits, '_', '.', '-', '/' and the wildcards '*' and '?' "
+        "(a branch or tag without its refs/heads/ or refs/tags/ prefix)",
+    ),
+]
+
+
+@record
+class GithubSubject(Record):
+    """Which workflow runs of the repository may assume one VPC group's CI role:
+    the jobs of one GitHub environment, or the runs on some branches, or on some tags."""
+
+    environment: Annotated[
+        GithubName | None,
+        Doc(
+            "A GitHub environment (protect it with required reviewers or deployment "
+            "branches): sub repo:OWNER/REPO:environment:NAME."
+        ),
+    ] = None
+    branches: Annotated[
+        list[GithubName],
+        Check(_distinct),
+        Doc("Branches, e.g. [main]: sub repo:OWNER/REPO:ref:refs/heads/BRANCH."),
+    ] = _list()
+    tags: Annotated[
+        list[GithubName],
+        Check(_distinct),
+        Doc("Tags, e.g. [v1.2.0]: sub repo:OWNER/REPO:ref:refs/tags/TAG."),
+    ] = _list()
+
+    def problems(self) -> list[tuple[tuple, str]]:
+        given = [name for name in ("environment", "branches", "tags") if getattr(self, name)]
+        if len(given) != 1:
+            return [((), "give exactly one of environment, branches or tags")]
+        return []
+
+    @property
+    def names(self) -> list[str]:
+        """The environment, branches or tags named, as written."""
+        return [self.environment] if self.environment else [*self.branches, *self.tags]
+
+
+@record
+class Github(Record):
+    """GitHub Actions OIDC: the workflow runs that may assume each VPC group's CI role."""
+
+    repository: Annotated[
+        str,
+        Pattern(
+            r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9_.-]{1,100}",
+            "not a GitHub repository OWNER/REPO such as acme/platform",
+        ),
+        Doc("OWNER/REPO whose workflows deploy."),
+    ]
+    subjects: Annotated[
+        dict[Name, GithubSubject],
+        Doc("Per VPC group: the environment, branches or tags whose runs may assume its role."),
+    ] = _dict()
+    provider_arn: Annotated[
+        str | None,
+        Pattern(
+            r"arn:aws[a-z-]*:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com",
+            "not the ARN of a GitHub Actions OIDC provider "
+            "(arn:aws:iam::ACCOUNT:oidc-provider/token.actions.githubusercontent.com)",
+        ),
+        Doc(
+            "The account's GitHub OIDC identity provider, when something else manages it; "
+            "default the one `levels-tf bootstrap` creates."
+        ),
+    ] = None
+
+
 @record
 class Ci(Record):
-    """The CI/CD role of each VPC group."""
+    """The CI/CD role of each VPC group, and who may assume it: GitHub Actions
+    workflow runs (github), IAM roles (assumed_by), or both; at least one."""
 
+    github: Github | None = None
     assumed_by: Annotated[
-        list[
-            Annotated[
-                str,
-                Pattern(
-                    r"arn:aws[a-z-]*:iam::\d{12}:(root|role/[\w+=,.@/-]+)",
-                    "not an IAM role or account root ARN",
-                ),
-            ]
-        ],
-        Doc(
-            "Principals that may assume the CI role; default the account itself (its IAM policies decide)."
-        ),
+        list[Annotated[str, Check(_role_arn)]],
+        Check(_distinct),
+        Doc("IAM roles (ARNs) that may assume the CI role, e.g. the role of a CI runner."),
     ] = _list()
 
 
@@ -503,7 +660,11 @@ class Infra(Record):
     """A whole AWS platform: VPC groups, their environments and what runs in them."""
 
     project: Name
-    region: Annotated[str, Doc("AWS region, e.g. us-east-1.")]
+    region: Annotated[
+        str,
+        Pattern(r"[a-z]{2}(-[a-z]+)+-[0-9]", "not an AWS region name such as us-east-1"),
+        Doc("AWS region, e.g. us-east-1."),
+    ]
     tags: TagMap = _dict()
     bucket_prefix: Annotated[
         Name | None,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import process
+from . import cache_dir, process
 
 ADVICE = "apt-get install packer"
 INIT_FROM = (1, 7, 0)  # the first Packer with `packer init`
@@ -36,7 +36,15 @@ _FOUND_AMI_RE = re.compile(r"Found Image ID: (ami-[0-9a-f]+)\s*$")
 
 
 class PackerError(process.ToolError):
-    """Packer could not be found, or one of its runs failed."""
+    """Packer could not be found, or one of its runs failed; `log` is the file
+    holding everything that run printed, when it was kept."""
+
+    def __init__(self, message: str, log: Path | None = None):
+        super().__init__(message)
+        self.log = log
+
+    def lines(self) -> list[str]:
+        return [*super().lines(), *([f"its output is in {self.log}"] if self.log else [])]
 
 
 @dataclass(frozen=True)
@@ -121,7 +129,12 @@ class Packer:
         if not self.needs_init:
             return False
         self._stream(
-            [self.binary, "init", str(folder)], cwd, on_line, INIT_TIMEOUT, f"packer init {folder}"
+            [self.binary, "init", str(folder)],
+            cwd,
+            on_line,
+            process.timeout_setting(INIT_TIMEOUT),
+            f"packer init {folder}",
+            cache_dir.new_log("packer", "init"),
         )
         return True
 
@@ -133,9 +146,15 @@ class Packer:
         variables: Mapping[str, str],
         cwd: Path,
         on_line: OnLine | None = None,
-        timeout: float = BUILD_TIMEOUT,
+        timeout: float | None = None,
     ) -> Build:
-        """`packer build -only=ONLY -var K=V ... TEMPLATE` in `cwd`, each output line to `on_line`."""
+        """`packer build -only=ONLY -var K=V ... TEMPLATE` in `cwd`, each output line to `on_line`.
+
+        Its output is kept in a log named after the template's image
+        (cache_dir.new_log); past `timeout` seconds (default
+        $LEVELS_TF_TIMEOUT, else BUILD_TIMEOUT) Packer is stopped as
+        process.stream says (SIGTERM: it cancels the build and deletes what
+        it made; SIGKILL after a grace), and a PackerError names the build."""
         argv = [self.binary, "build", "-color=false", f"-only={only}"]
         for name, value in variables.items():
             if not _VARIABLE_RE.fullmatch(name):
@@ -143,21 +162,38 @@ class Packer:
             argv += ["-var", f"{name}={value}"]
         argv.append(os.fspath(template))
         what = f"packer build of {os.fspath(template)} ({only})"
-        return Build(os.fspath(template), only, self._stream(argv, cwd, on_line, timeout, what))
+        limit = process.timeout_setting(BUILD_TIMEOUT) if timeout is None else timeout
+        log = cache_dir.new_log(Path(template).name.split(".")[0], "build")
+        return Build(os.fspath(template), only, self._stream(argv, cwd, on_line, limit, what, log))
 
     def _stream(
-        self, argv: list[str], cwd: Path, on_line: OnLine | None, timeout: float, what: str
+        self,
+        argv: list[str],
+        cwd: Path,
+        on_line: OnLine | None,
+        timeout: float,
+        what: str,
+        log: Path | None,
     ) -> tuple[str, ...]:
         try:
             result = process.stream(
-                argv, on_line or _ignore, timeout=timeout, cwd=cwd, env=self.env, check=False
+                argv,
+                on_line or _ignore,
+                timeout=timeout,
+                cwd=cwd,
+                env=self.env,
+                check=False,
+                log=log,
             )
-        except process.ToolError as exc:  # could not start, or ran out of time
+        except process.Stopped as stopped:
+            raise PackerError(f"{what} {stopped.how}", log) from None
+        except process.ToolError as exc:  # could not start
             raise PackerError(f"{what}: {exc}") from None
         lines = tuple(result.stdout.splitlines())
         if result.returncode != 0:
             raise PackerError(
-                f"{what} failed (exit {result.returncode})" + _failure_detail(lines, result.stderr)
+                f"{what} failed (exit {result.returncode})" + _failure_detail(lines, result.stderr),
+                log,
             )
         return lines
 

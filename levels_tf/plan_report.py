@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Mapping, Sequence
 
+from .markdown import GITHUB_COMMENT_LIMIT, cell, check_limit, code, fit, folded
 from .plan_summary import Change, Item, NotPlanned, StackSummary, Status
 
 __all__ = [
@@ -24,9 +25,6 @@ __all__ = [
     "next_step",
     "text",
 ]
-
-GITHUB_COMMENT_LIMIT = 65536
-"""The most characters GitHub accepts in a pull-request comment."""
 
 _COLUMNS = ("add", "change", "replace", "destroy")
 
@@ -225,63 +223,15 @@ def as_json(items: Iterable[Item]) -> dict:
     }
 
 
-class _Budget:
-    """Text that never grows past `limit` characters."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.parts: list[str] = []
-        self.size = 0
-
-    def room(self) -> int:
-        return self.limit - self.size
-
-    def add(self, piece: str) -> bool:
-        if len(piece) > self.room():
-            return False
-        self.parts.append(piece)
-        self.size += len(piece)
-        return True
-
-
-def _code(value: str) -> str:
-    fence = "``" if "`" in value else "`"
-    pad = " " if "`" in value else ""
-    return f"{fence}{pad}{value}{pad}{fence}"
-
-
-def _more(count: int) -> str:
-    return f"- … {count} more not shown\n"
-
-
-def _list_section(budget: _Budget, opening: str, items: Sequence[str], closing: str) -> int:
-    """Adds `opening`, as many `items` as fit with a '… N more' line, and `closing`.
-    Returns how many items were left out because not even the opening fitted."""
-    reserve = len(closing) + len(_more(len(items)))
-    if not items or len(opening) + len(items[0]) + reserve > budget.room():
-        return len(items)  # not even one item: no section at all
-    budget.add(opening)
-    shown = 0
-    for item in items:
-        if len(item) + reserve > budget.room():
-            break
-        budget.add(item)
-        shown += 1
-    if shown < len(items):
-        budget.add(_more(len(items) - shown))
-    budget.add(closing)
-    return 0
-
-
 def _item(c: Change, stack: str = "") -> str:
     where = f"{stack}: " if stack else ""
     words = [f"**{_verb(c.action)}**"]
     if c.previous_address:
-        words.append(f"from {_code(c.previous_address)}")
+        words.append(f"from {code(c.previous_address)}")
     if c.reason:
         words.append(f"({c.reason_text})")
     mark = f" — ⚠️ {c.stateful}" if c.stateful else ""
-    return f"- {where}{_code(c.address)} {' '.join(words)}{mark}\n"
+    return f"- {where}{code(c.address)} {' '.join(words)}{mark}\n"
 
 
 _MARKS: Mapping[Status, str] = {Status.FAILED: "❌", Status.SKIPPED: "⏭️", Status.WAITING: "⏳"}
@@ -295,7 +245,7 @@ def _not_planned_item(n: NotPlanned) -> str:
         reason = reason[: _REASON_LIMIT - 1] + "…"
     reason = html.escape(reason, quote=False)
     if n.status is Status.FAILED:
-        where = f" at {_code(n.location)}" if n.location else ""
+        where = f" at {code(n.location)}" if n.location else ""
         return f"- {_MARKS[n.status]} **{n.stack}** failed{where}: {reason}\n"
     if n.status is Status.SKIPPED:
         return f"- {_MARKS[n.status]} **{n.stack}** skipped because {reason}\n"
@@ -312,8 +262,7 @@ def markdown(items: Iterable[Item], limit: int = 60000) -> str:
     with what loses data, not again under its stack), so what does not fit is
     counted once: in its list's '… N more not shown' line, or, for a whole
     list or table row left out, in the closing '… N more not shown' line."""
-    if not 0 < limit <= GITHUB_COMMENT_LIMIT:
-        raise ValueError(f"limit must be within 1..{GITHUB_COMMENT_LIMIT}, not {limit}")
+    check_limit(limit)
     items = list(items)
     summaries, not_planned = _split(items)
     with_drift = any(s.drift for s in summaries)
@@ -342,7 +291,7 @@ def markdown(items: Iterable[Item], limit: int = 60000) -> str:
     for s in items:
         if isinstance(s, NotPlanned):
             rows.append(
-                f"| {_cell(s.stack)} | "
+                f"| {cell(s.stack)} | "
                 + " | ".join("–" for _ in columns)
                 + f" | {_MARKS[s.status]} {s.status.words} |\n"
             )
@@ -359,7 +308,7 @@ def markdown(items: Iterable[Item], limit: int = 60000) -> str:
             if n
         ]
         rows.append(
-            f"| {_cell(s.stack)} | " + " | ".join(map(str, values)) + f" | {', '.join(notes)} |\n"
+            f"| {cell(s.stack)} | " + " | ".join(map(str, values)) + f" | {', '.join(notes)} |\n"
         )
     totals = _totals(summaries)
     total_row = "| **total** | " + " | ".join(f"**{totals[c]}**" for c in columns) + " | |\n"
@@ -380,49 +329,18 @@ def markdown(items: Iterable[Item], limit: int = 60000) -> str:
             title = f"{s.stack}: {replace} to replace, {len(others) - replace} to destroy"
             if s.flagged:
                 title += " (besides those holding data)"
-            lists.append(_folded(title, [_item(c) for c in others], fold=len(others) > 10))
-        drift = [f"- {_code(d.address)} **{d.action}**\n" for d in s.drift]
+            lists.append(folded(title, [_item(c) for c in others], fold=len(others) > 10))
+        drift = [f"- {code(d.address)} **{d.action}**\n" for d in s.drift]
         if drift:
             title = f"{s.stack}: {len(drift)} changed outside Terraform"
-            lists.append(_folded(title, drift, fold=not s.refresh_only or len(drift) > 10))
+            lists.append(folded(title, drift, fold=not s.refresh_only or len(drift) > 10))
         if s.outputs:
             lists.append(
-                _folded(
+                folded(
                     f"{s.stack}: outputs that change",
-                    [f"- {_code(n)}\n" for n in s.outputs],
+                    [f"- {code(n)}\n" for n in s.outputs],
                     fold=len(s.outputs) > 10,
                 )
             )
 
-    everything = len(rows) + 1 + sum(len(entries) for _, entries, _ in lists)
-
-    def trailer(count: int) -> str:
-        return f"\n… {count} more not shown (this comment keeps within {limit} characters).\n"
-
-    budget = _Budget(
-        limit - len(trailer(everything))
-    )  # room for the trailer is kept from the start
-    if not budget.add("".join(head)):
-        cut = "\n…\n"  # a limit too small for the table's heading: cut the heading
-        return ("".join(head)[: max(0, limit - len(cut))] + cut)[:limit]
-    left_out = 0
-    for number, piece in enumerate([*rows, total_row]):
-        if not budget.add(piece):
-            left_out += len(rows) + 1 - number
-            break
-    for opening, entries, closing in lists:
-        left_out += _list_section(budget, opening, entries, closing)
-    out = "".join(budget.parts)
-    if left_out:
-        out += trailer(left_out)
-    return out
-
-
-def _cell(value: str) -> str:
-    return value.replace("|", "\\|")
-
-
-def _folded(title: str, items: list[str], *, fold: bool) -> tuple[str, list[str], str]:
-    if fold:
-        return f"\n<details><summary>{html.escape(title)}</summary>\n\n", items, "\n</details>\n"
-    return f"\n**{title}:**\n\n", items, ""
+    return fit(limit, "".join(head), [*rows, total_row], lists)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import LevelsError
 
@@ -110,7 +111,8 @@ class NotPlanned:
     Terraform's diagnostic range puts it, relative to the rendered tree; empty
     and 0 when it names no place), SKIPPED (`reason` names the stack that did
     not succeed) or WAITING (the stacks in `after` have no state yet: it can be
-    planned once they are applied)."""
+    planned once they are applied). `log` is the file holding the output of
+    the Terraform run that failed, when it was kept (for people, not reports)."""
 
     stack: str
     status: Status
@@ -118,6 +120,7 @@ class NotPlanned:
     after: tuple[str, ...] = ()
     file: str = ""
     line: int = 0
+    log: Path | None = None
 
     @property
     def location(self) -> str:

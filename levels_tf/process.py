@@ -18,9 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LevelsError
+from .errors import LevelsError, UsageError
 
 OUTPUT_LINES = 20
+STOP_GRACE = 300  # seconds a program stopped at its timeout gets before SIGKILL
 
 # The programs stream() is running. Python raises KeyboardInterrupt in the
 # main thread only, and the scheduler runs stream() in worker threads, so the
@@ -32,6 +33,48 @@ _running_lock = threading.Lock()
 
 class ToolError(LevelsError):
     """A program could not be run, or failed."""
+
+
+class Stopped(ToolError):
+    """A program ran past its timeout and was stopped: SIGTERM to its process
+    group, then SIGKILL when it had not ended `grace` seconds later
+    (`killed`). Either way the whole group is gone when this is raised."""
+
+    def __init__(self, argv: Sequence[str], timeout: float, grace: float, killed: bool):
+        self.argv = tuple(argv)
+        self.timeout = timeout
+        self.grace = grace
+        self.killed = killed
+        super().__init__(f"{_shown(argv)} {self.how}")
+
+    @property
+    def how(self) -> str:
+        """What happened, after the program's name: "did not finish in 60 s: stopped ..."."""
+        ended = (
+            f"stopped with SIGTERM, then killed with SIGKILL {self.grace:g} s later"
+            if self.killed
+            else "stopped with SIGTERM"
+        )
+        return f"did not finish in {self.timeout:g} s: {ended}"
+
+
+TIMEOUT_VARIABLE = "LEVELS_TF_TIMEOUT"
+
+
+def timeout_setting(default: float) -> float:
+    """The time limit in seconds of one Terraform or Packer run: $LEVELS_TF_TIMEOUT
+    when set (a positive number of seconds), else `default`. A UsageError
+    when the variable is set to anything else."""
+    text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise UsageError(f"${TIMEOUT_VARIABLE} {text!r}: give a positive number of seconds")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -94,15 +137,28 @@ def stream(
     check: bool = True,
     advice: str = "",
     interrupt_grace: float = 300,
+    stop_grace: float | None = None,
+    log: Path | None = None,
 ) -> Result:
     """Run `argv`, handing each line of its standard output to `on_line` as it
     comes; standard error is kept for the failure message.
 
-    The program runs in a process group of its own. Past `timeout` the whole
-    group is terminated. On Ctrl-C the group gets SIGINT, the way a terminal
-    would send it, and up to `interrupt_grace` seconds to stop cleanly (for
-    Terraform: finish what is in flight and release the state lock) before
-    it is killed; then the interruption reaches the caller."""
+    The program runs in a process group of its own. Past `timeout` seconds
+    the group gets SIGTERM (Terraform and Packer take it as Ctrl-C: they
+    stop cleanly, releasing the state lock or deleting what a build made),
+    and SIGKILL when it has not ended `stop_grace` seconds (default
+    STOP_GRACE) later; then `Stopped` is raised. On Ctrl-C the group gets
+    SIGINT, the way a terminal would send it, and up to `interrupt_grace`
+    seconds to stop cleanly before it is killed; then the interruption
+    reaches the caller. When the program
+    ends, however it ends, whatever it left running in its group is killed,
+    so no process of the run outlives it (nor holds its output open).
+
+    With `log`, a file path, every line of standard output and error is
+    appended to it as it comes, after a heading line naming the command and
+    its folder and before a closing line with the exit code, so the run can
+    be read after the fact however it ended."""
+    grace = STOP_GRACE if stop_grace is None else stop_grace
     child = _start(
         argv, cwd, env, advice, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
     )
@@ -111,14 +167,39 @@ def stream(
     assert stdout is not None and stderr is not None
     with _running_lock:
         _running.add(child)
+    record = _Log(log, argv, cwd)
     errors: list[str] = []
-    reader = threading.Thread(target=lambda: errors.extend(stderr), daemon=True)
+
+    def read_errors() -> None:
+        for text in stderr:
+            errors.append(text)
+            record.write(text)
+
+    reader = threading.Thread(target=read_errors, daemon=True)
     reader.start()
+
+    def reap() -> None:
+        # The run is the leader's: once it has ended, what it left in its group
+        # (which may hold the output pipes open, and the reading with them) goes.
+        child.wait()
+        _signal_group(child, signal.SIGKILL)
+
+    threading.Thread(target=reap, daemon=True).start()
     timed_out = threading.Event()
+    killed = threading.Event()
+
+    def kill() -> None:
+        if child.poll() is None:
+            killed.set()
+            _signal_group(child, signal.SIGKILL)
+
+    escalation = threading.Timer(grace, kill)
+    escalation.daemon = True
 
     def expire() -> None:
         timed_out.set()
         _signal_group(child, signal.SIGTERM)
+        escalation.start()
 
     watchdog = threading.Timer(timeout, expire)
     watchdog.daemon = True
@@ -127,6 +208,7 @@ def stream(
     try:
         for line in stdout:
             lines.append(line)
+            record.write(line)
             on_line(line.rstrip("\n"))
         child.wait()
     except KeyboardInterrupt:
@@ -136,19 +218,59 @@ def stream(
         except subprocess.TimeoutExpired:
             _signal_group(child, signal.SIGKILL)
             child.wait()
+        _signal_group(child, signal.SIGKILL)
+        reader.join(timeout=5)
+        record.close("interrupted", child.returncode)
         raise
     finally:
         watchdog.cancel()
+        escalation.cancel()
         with _running_lock:
             _running.discard(child)
             _interrupted.discard(child)
     reader.join(timeout=5)
     if timed_out.is_set():
-        raise ToolError(f"{_shown(argv)} did not finish in {timeout:g} s and was stopped")
+        stopped = Stopped(argv, timeout, grace, killed.is_set())
+        record.close(str(stopped), child.returncode)
+        raise stopped
+    record.close("", child.returncode)
     result = Result(tuple(argv), child.returncode, "".join(lines), "".join(errors))
     if check and result.returncode != 0:
         raise ToolError(failure(result))
     return result
+
+
+class _Log:
+    """The log file of one stream() run, or nothing when there is none.
+    Written from two threads (standard output and error), a line at a time."""
+
+    def __init__(self, path: Path | None, argv: Sequence[str], cwd: Path | None):
+        self._lock = threading.Lock()
+        self._file = None
+        if path is None:
+            return
+        try:
+            self._file = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        except OSError:
+            return  # a log that cannot be written never stops the run
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.write(f"# {' '.join(argv)}\n# in {cwd or os.getcwd()}, started {started}\n")
+
+    def write(self, text: str) -> None:
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            if self._file is not None:
+                self._file.write(text if text.endswith("\n") else text + "\n")
+                self._file.flush()
+
+    def close(self, why: str, returncode: int | None) -> None:
+        if self._file is None:
+            return
+        ended = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.write(f"# {why or 'ended'}: exit {returncode}, at {ended}")
+        with self._lock, contextlib.suppress(OSError):
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
 
 class Server:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 
-from . import names, regions, subnets, vpc_endpoints
+from . import github_oidc, names, regions, subnets, vpc_endpoints
 from .errors import Problem
 from .loader import Document
 from .model import Infra, as_dict
@@ -29,6 +29,7 @@ def check(infra: Infra, doc: Document) -> list[Problem]:
     problems += _state_buckets(infra, doc)
     problems += _reserved(infra, doc)
     problems += _load_balancer(infra, doc)
+    problems += _ci_trust(infra, doc)
     problems += _endpoints(infra, doc)
     return problems
 
@@ -199,6 +200,65 @@ def _load_balancer(infra: Infra, doc: Document) -> list[Problem]:
                         )
                     )
                 seen[host] = env
+    return problems
+
+
+NO_TRUST = (
+    "no one may assume the CI roles: add ci.github (repository, and under subjects the "
+    "environment, branches or tags of each VPC group) for GitHub Actions, or ci.assumed_by "
+    "with the ARNs of the IAM roles your CI runs as"
+)
+
+
+def _ci_trust(infra: Infra, doc: Document) -> list[Problem]:
+    """Each VPC group's CI role trusts someone named: GitHub workflow runs of a
+    subject of its own, IAM roles, or both. A production group's subject is
+    wildcard-free, so only the runs of one protected environment or of named
+    branches or tags get production credentials."""
+    ci = infra.ci
+    github = ci.github
+    if github is None:
+        if ci.assumed_by:
+            return []
+        if "ci" in (doc.data or {}):
+            return [doc.problem(("ci",), NO_TRUST, key=True)]
+        # No ci block at all: point at the VPC groups, whose roles trust no one.
+        line, column = doc.where(("vpc_groups",), key=True)
+        return [Problem(line, column, "ci", NO_TRUST, doc.file)]
+    problems = []
+    base = ("ci", "github", "subjects")
+    for written in github.subjects:
+        if written not in infra.vpc_groups:
+            problems.append(
+                doc.problem(
+                    base + (written,), _unknown("VPC group", written, infra.vpc_groups), key=True
+                )
+            )
+    for name, group in infra.vpc_groups.items():
+        subject = github.subjects.get(name)
+        if subject is None and not ci.assumed_by:
+            problems.append(
+                doc.problem(
+                    base,
+                    f"VPC group '{name}' has no subject: add ci.github.subjects.{name} with "
+                    "the environment, branches or tags whose workflow runs may assume its role",
+                    key=True,
+                )
+            )
+        if subject is None or not group.production:
+            continue
+        named: list[tuple[tuple, str]] = [(("environment",), subject.environment or "")]
+        named += [(("branches", i), branch) for i, branch in enumerate(subject.branches)]
+        named += [(("tags", i), tag) for i, tag in enumerate(subject.tags)]
+        for where, item in named:
+            if github_oidc.has_wildcard(item):
+                problems.append(
+                    doc.problem(
+                        base + (name, *where),
+                        f"'{item}': group '{name}' is production; name its GitHub "
+                        "environment, branches or tags without the wildcards * and ?",
+                    )
+                )
     return problems
 
 

@@ -15,16 +15,22 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import embedded_terraform, plugin_cache, process
+from . import cache_dir, embedded_terraform, plugin_cache, process
 from .errors import LevelsError, UsageError
 
-PLAN_FILE = "levels-tf.tfplan"
+PLAN_FILE = "levels-tf.tfplan"  # the saved plan `levels-tf apply` takes, and no other
+# Where `plan` has Terraform write, renamed to PLAN_FILE only once the plan is
+# kept: a plan Terraform wrote while levels-tf was killed is never applied.
+PENDING_PLAN = "levels-tf-pending.tfplan"
+# A destroy's own plan: never one that `levels-tf apply` takes without --confirm.
+DESTROY_PLAN = "levels-tf-destroy.tfplan"
 LOCK_FILE = ".terraform.lock.hcl"
 INIT_MARK = "levels-tf-init"  # in .terraform: what the last successful init saw
 ADVICE = "install Terraform >= 1.10 (or OpenTofu) or pass --terraform-bin"
@@ -35,7 +41,25 @@ OnEvent = Callable[[Event], None]
 
 
 class TerraformError(LevelsError):
-    """Terraform reported an error for a stack (the caller names the stack)."""
+    """Terraform reported an error for a stack (the caller names the stack).
+
+    `log` is the file holding everything that run printed, when it was
+    kept; `abnormal` is True when Terraform did not end by itself (stopped
+    at its time limit, or killed by a signal), so it may not have released
+    the state lock."""
+
+    def __init__(self, message: str, *, log: Path | None = None, abnormal: bool = False):
+        super().__init__(message)
+        self.log = log
+        self.abnormal = abnormal
+
+    def lines(self) -> list[str]:
+        return [str(self) + output_note(self.log)]
+
+
+def output_note(log: Path | None) -> str:
+    """What ends the message of a failed run whose output was kept in `log`."""
+    return f"; its output is in {log}" if log else ""
 
 
 ENGINES = ("auto", "binary", "embedded")
@@ -172,11 +196,13 @@ class Terraform:
         destroy: bool = False,
         variables: Mapping[str, str] | None = None,
         on_event: OnEvent | None = None,
+        out: str = PLAN_FILE,
     ) -> tuple[bool, list[Event]]:
-        """Write the saved plan; (changes present, the -json events).
+        """Write the saved plan to `out` in `folder`; (changes present, the -json events).
 
         `variables` are root variables given as `-var NAME=VALUE` (VALUE in
-        HCL syntax, e.g. `false`); a saved plan keeps them for apply."""
+        HCL syntax, e.g. `false`); a saved plan keeps them for apply.
+        Terraform writes `out` even for a plan that errored."""
         argv = [
             *self.command,
             "plan",
@@ -184,7 +210,7 @@ class Terraform:
             "-no-color",
             "-json",
             "-detailed-exitcode",
-            f"-out={PLAN_FILE}",
+            f"-out={out}",
         ]
         if refresh_only:
             argv.append("-refresh-only")
@@ -192,17 +218,19 @@ class Terraform:
             argv.append("-destroy")
         for name, value in sorted((variables or {}).items()):
             argv.append(f"-var={name}={value}")
-        code, events = self._json_stream(argv, folder, on_event)
+        code, events, log = self._json_stream(argv, folder, on_event)
         if code == 1:
-            raise TerraformError(f"terraform plan failed: {_diagnostics(events)}")
+            raise TerraformError(f"terraform plan failed: {_diagnostics(events)}", log=log)
         return code == 2, events
 
-    def apply(self, folder: Path, *, on_event: OnEvent | None = None) -> list[Event]:
-        """Apply the saved plan, and only it."""
-        argv = [*self.command, "apply", "-input=false", "-no-color", "-json", PLAN_FILE]
-        code, events = self._json_stream(argv, folder, on_event)
+    def apply(
+        self, folder: Path, *, on_event: OnEvent | None = None, plan: str = PLAN_FILE
+    ) -> list[Event]:
+        """Apply the saved plan `plan` in `folder`, and only it."""
+        argv = [*self.command, "apply", "-input=false", "-no-color", "-json", plan]
+        code, events, log = self._json_stream(argv, folder, on_event)
         if code != 0:
-            raise TerraformError(f"terraform apply failed: {_diagnostics(events)}")
+            raise TerraformError(f"terraform apply failed: {_diagnostics(events)}", log=log)
         return events
 
     def providers_lock(
@@ -260,10 +288,26 @@ class Terraform:
             raise TerraformError("terraform show failed:\n" + _tail(result.stderr or result.stdout))
         return json.loads(result.stdout or "{}")
 
+    def show_plan(self, folder: Path, plan_file: str = PLAN_FILE) -> str:
+        """The saved plan `plan_file` of the stack in `folder` as `terraform show
+        -json` prints it (the JSON plan representation, format 1.x), as text;
+        TerraformError when Terraform cannot read it."""
+        argv = [*self.command, "show", "-no-color", "-json", plan_file]
+        with self._cache(exclusive=False):
+            result = process.run(argv, timeout=600, cwd=folder, env=self.env, check=False)
+        if result.returncode != 0:
+            raise TerraformError("terraform show failed:\n" + _tail(result.stderr or result.stdout))
+        return result.stdout
+
     def _json_stream(
         self, argv: list[str], folder: Path, on_event: OnEvent | None
-    ) -> tuple[int, list[Event]]:
+    ) -> tuple[int, list[Event], Path | None]:
+        """Run `argv` in the stack `folder`, its output kept in a log of its own
+        (cache_dir.new_log: the stack's and the verb's name); (exit code 0, 1
+        or 2, the -json events, the log). A TerraformError, `abnormal`, when
+        it ran past its time limit or was killed by a signal."""
         events: list[Event] = []
+        verb = argv[len(self.command)]
 
         def line(text: str) -> None:
             try:
@@ -274,14 +318,31 @@ class Terraform:
             if on_event:
                 on_event(event)
 
-        with self._cache(exclusive=False):
-            result = process.stream(
-                argv, line, timeout=TIMEOUT, cwd=folder, env=self.env, check=False
+        log = cache_dir.new_log(folder.name, verb)
+        try:
+            with self._cache(exclusive=False):
+                result = process.stream(
+                    argv,
+                    line,
+                    timeout=process.timeout_setting(TIMEOUT),
+                    cwd=folder,
+                    env=self.env,
+                    check=False,
+                    log=log,
+                )
+        except process.Stopped as stopped:
+            raise TerraformError(
+                f"{self.name} {verb} {stopped.how}", log=log, abnormal=True
+            ) from None
+        if result.returncode < 0:
+            raise TerraformError(
+                f"{self.name} {verb} was killed by {_signal_name(-result.returncode)}",
+                log=log,
+                abnormal=True,
             )
         if result.returncode not in (0, 1, 2):
             raise TerraformError(
-                f"{self.name} {argv[len(self.command)]} exited {result.returncode}:\n"
-                + _tail(result.stderr)
+                f"{self.name} {verb} exited {result.returncode}:\n" + _tail(result.stderr), log=log
             )
         if (
             result.returncode == 1
@@ -291,7 +352,14 @@ class Terraform:
             events.append(
                 {"@level": "error", "@message": result.stderr.strip(), "type": "diagnostic"}
             )
-        return result.returncode, events
+        return result.returncode, events, log
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _read(path: Path) -> str:

@@ -60,7 +60,9 @@ class Pattern(Constraint):
     explain: str
 
     def check(self, value: Any) -> tuple[Any, str | None]:
-        if re.fullmatch(self.regex, value):
+        # ASCII: \w and \d mean what they mean in the JSON Schema (ECMA-262)
+        # pattern, not every Unicode letter and digit.
+        if re.fullmatch(self.regex, value, re.ASCII):
             return value, None
         return value, f"{value!r}: {self.explain}"
 

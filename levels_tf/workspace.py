@@ -67,14 +67,29 @@ class Workspace:
         return digest.hexdigest()
 
 
-def open_workspace(
+@dataclass(frozen=True)
+class Tree:
+    """A validated configuration, its rendered tree `out` (up to date) and the stacks asked for."""
+
+    config: Config
+    out: Path
+    stacks: list[Stack]
+
+
+def open_tree(
     config_path: Path,
     names: tuple[str, ...],
     all_stacks: bool,
     options: RenderOptions,
-    engine: EngineChoice,
     out: Path | None = None,
-) -> Workspace:
+) -> Tree:
+    """The configuration at `config_path`, its rendered tree (default: beside
+    it) and the stacks named, or every stack with `all_stacks`, in
+    dependency order.
+
+    UsageError when the tree is stale against the configuration, when both
+    or neither of `names` and `all_stacks` are given, or a name is no stack;
+    the configuration's own errors (exit 2) from load_config."""
     base = load_config(config_path)
     out = out if out is not None else config_path.parent
     options = resolve(out, options, base.infra.state.backend)
@@ -93,9 +108,26 @@ def open_workspace(
     if unknown:
         raise UsageError(f"no stack {unknown[0]!r}; the stacks are {', '.join(known)}")
     selected = [stack for stack in ordered if all_stacks or stack.name in names]
+    return Tree(config, out, selected)
+
+
+def open_workspace(
+    config_path: Path,
+    names: tuple[str, ...],
+    all_stacks: bool,
+    options: RenderOptions,
+    engine: EngineChoice,
+    out: Path | None = None,
+) -> Workspace:
+    tree = open_tree(config_path, names, all_stacks, options, out)
+    return with_terraform(tree, engine)
+
+
+def with_terraform(tree: Tree, engine: EngineChoice) -> Workspace:
+    """A workspace on `tree` with the Terraform `engine` found (ToolError when it is not)."""
     terraform = Terraform.locate(engine, plugin_cache.folder())
     terraform.on_wait = console.err
-    return Workspace(config, out, selected, terraform)
+    return Workspace(tree.config, tree.out, tree.stacks, terraform)
 
 
 def ensure_function_packages(workspace: Workspace) -> list[Path]:

@@ -44,19 +44,26 @@ def require_module(name: str) -> None:
 
 
 def checkov_binary() -> str:
-    """checkov from $LEVELS_TF_CHECKOV, the checkout's .venv-checkov, or PATH.
+    """checkov as `levels-tf check` finds it (levels_tf.scanning.checkov_path:
+    $LEVELS_TF_CHECKOV, the checkout's .venv-checkov, or PATH); skips where
+    it is missing, but fails under CI, which installs it."""
+    from levels_tf.scanning import ScannerMissing, checkov_path
 
-    It lives in a virtual environment of its own: its fork of hcl2 would
-    replace python-hcl2, which the security invariants parse with."""
-    import os
+    try:
+        return checkov_path(ROOT)
+    except ScannerMissing as missing:
+        _skip_or_fail(str(missing))
 
-    for candidate in (
-        os.environ.get("LEVELS_TF_CHECKOV"),
-        ROOT / ".venv-checkov" / "bin" / "checkov",
-    ):
-        if candidate and Path(candidate).exists():
-            return str(candidate)
-    return require_tool("checkov")
+
+def trivy_binary() -> str:
+    """trivy as `levels-tf check` finds it (levels_tf.scanning.trivy_path);
+    skips where it is missing, but fails under CI, which installs it."""
+    from levels_tf.scanning import ScannerMissing, trivy_path
+
+    try:
+        return trivy_path()
+    except ScannerMissing as missing:
+        _skip_or_fail(str(missing))
 
 
 @pytest.fixture(autouse=True)
@@ -470,3 +477,23 @@ def planned_platforms(moto_server, terraform_env, tmp_path_factory):
     return plan_all(
         PLATFORM_CONFIGS, tmp_path_factory.mktemp("planned"), moto_server, terraform_env
     )
+
+
+# Figures a test records with record_property("count:<what>", n): the fuzzing
+# and kill tests' numbers of documents and kills, printed at the end of the
+# run (also under xdist, whose workers send their reports here).
+_COUNTS: dict[str, object] = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        for name, value in report.user_properties:
+            if name.startswith("count:"):
+                _COUNTS[name.removeprefix("count:")] = value
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _COUNTS:
+        terminalreporter.write_sep("-", "counts recorded by the tests")
+        for name, value in sorted(_COUNTS.items()):
+            terminalreporter.write_line(f"{name}: {value}")

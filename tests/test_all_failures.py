@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
+from levels_tf.cache_dir import cache_dir
 
 from .conftest import ROOT
 
@@ -46,6 +49,15 @@ def platform(tmp_path, aws_env, terraform_env, monkeypatch, run):
 def _outcome_lines(stderr: str) -> list[str]:
     """The lines saying a stack failed or was skipped."""
     return [line for line in stderr.splitlines() if re.match(r"[\w-]+: (failed|skipped): ", line)]
+
+
+def _log_of(line: str, stack: str, command: str) -> str:
+    """The text of the log a failure line names, which must be that stack's and command's."""
+    match = re.search(r"; its output is in (\S+)$", line)
+    assert match, line
+    path = Path(match.group(1))
+    assert path.parent == cache_dir() / "logs" and path.name.startswith(f"{stack}-{command}-")
+    return path.read_text()
 
 
 def test_plan_all_plans_the_others_when_one_stack_fails(platform, tmp_path):
@@ -102,6 +114,9 @@ def test_apply_all_skips_only_the_dependents_of_a_failing_stack(platform, aws_en
     failed, skipped = _outcome_lines(result.stderr)
     assert failed.startswith("prod-shared: failed: terraform apply failed: "), result.stderr
     assert PROD_FLOW_LOGS in failed and "already exists" in failed
+    # Terraform's whole output is kept, for reading after the fact.
+    log = _log_of(failed, "prod-shared", "apply")
+    assert PROD_FLOW_LOGS in log and "already exists" in log
     assert skipped == "live: skipped: prod-shared did not succeed"
 
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=aws_env)
@@ -185,7 +200,10 @@ def test_every_stack_is_in_every_summary_with_its_status(four_statuses, tmp_path
     )
     assert stacks["trial"]["after"] == ["lab-shared"]
     assert stacks["lab-shared"]["add"] > 20
-    assert _outcome_lines(as_json.stderr) == [f"live: failed: {where}: {error}"]
+    (failed,) = _outcome_lines(as_json.stderr)
+    assert failed.startswith(f"live: failed: {where}: {error}; its output is in ")
+    assert "image worker has no AMI yet" in _log_of(failed, "live", "plan")
+    assert "its output is in" not in as_json.stdout, "a local path in the shared summary"
     assert not (tmp_path / "stacks" / "live" / "levels-tf.tfplan").exists(), (
         "a failed plan leaves nothing to apply"
     )

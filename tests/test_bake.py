@@ -317,6 +317,10 @@ def test_a_failed_build_leaves_its_lock_entry_alone(run, tmp_path, moto, real_pa
     )
     assert "No AMI was found matching filters" in alone.stderr
     assert "bake failed for worker; images.lock is unchanged for it" in alone.stderr
+    # Packer's whole output is kept in the worker's build log, which the failure names.
+    log = re.search(r"^its output is in (\S+/worker-build-\S+\.log)$", alone.stderr, re.M)
+    assert log, alone.stderr
+    assert "No AMI was found matching filters" in Path(log.group(1)).read_text()
     assert not lock_file.exists()
     assert run("render", "--check", config=config).exit_code == 0  # nothing re-rendered
 

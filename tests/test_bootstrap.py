@@ -27,6 +27,8 @@ BASE_TAGS = {
     "Project": "levels",
     "ManagedBy": "levels-tf",
 }
+GITHUB_URL = "token.actions.githubusercontent.com"
+PROVIDER = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{GITHUB_URL}"
 
 
 @pytest.fixture
@@ -151,7 +153,7 @@ def test_bootstrap_converges_drift_and_keeps_what_is_not_its_own(run, reference_
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
 
     again = _bootstrap(run, reference_copy, endpoint)
-    assert "updated" not in again.stdout and again.stdout.count("up to date") == 2
+    assert "updated" not in again.stdout and again.stdout.count("up to date") == 3
 
 
 def test_an_equivalent_tls_statement_of_another_name_is_enough(run, reference_copy, endpoint):
@@ -189,7 +191,9 @@ def test_bootstrap_unknown_group_is_a_usage_error(run, reference_copy, endpoint)
     assert _bucket_names(endpoint) == set()
 
 
-def test_bootstrap_with_local_backend_creates_nothing(run, reference_copy, endpoint):
+def test_bootstrap_with_local_backend_creates_no_bucket_but_the_oidc_provider(
+    run, reference_copy, endpoint
+):
     text = reference_copy.read_text()
     reference_copy.write_text(text.replace("  backend: s3 ", "  backend: local "))
     result = _bootstrap(run, reference_copy, endpoint)
@@ -197,6 +201,117 @@ def test_bootstrap_with_local_backend_creates_nothing(run, reference_copy, endpo
     assert "state.backend is local" in result.stdout
     assert "no state bucket to create" in result.stdout
     assert _bucket_names(endpoint) == set()
+    assert f"OIDC provider {GITHUB_URL}: created" in result.stdout
+    assert _providers(endpoint) == [PROVIDER]
+
+
+def test_bootstrap_with_local_backend_and_no_github_trust_creates_nothing(
+    run, reference_copy, endpoint
+):
+    text = reference_copy.read_text()
+    text = text.replace("  backend: s3 ", "  backend: local ")
+    reference_copy.write_text(_without_github(text))
+    result = _bootstrap(run, reference_copy, endpoint)
+    assert result.exit_code == 0, result.output
+    assert "no state bucket to create" in result.stdout
+    assert "OIDC" not in result.stdout
+    assert _bucket_names(endpoint) == set()
+    assert _providers(endpoint) == []
+
+
+def _without_github(text: str) -> str:
+    """The reference's ci block with role ARNs in place of GitHub."""
+    start = text.index("  github:")
+    end = text.index("  assumed_by: []")
+    return (
+        text[:start]
+        + f'  assumed_by: ["arn:aws:iam::{ACCOUNT}:role/runner"]'
+        + text[end + len("  assumed_by: []") :]
+    )
+
+
+def _providers(endpoint: str) -> list[str]:
+    iam = _client(endpoint, "iam")
+    return sorted(
+        p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+    )
+
+
+def test_bootstrap_creates_the_github_oidc_provider_once_without_a_thumbprint(
+    run, reference_copy, endpoint
+):
+    first = _bootstrap(run, reference_copy, endpoint)
+    assert first.exit_code == 0, first.output
+    assert (
+        f"OIDC provider {GITHUB_URL}: created: client id sts.amazonaws.com, no thumbprint "
+        "(IAM trusts GitHub's certificate authority), 4 tags" in first.stdout
+    )
+    assert _providers(endpoint) == [PROVIDER]
+    iam = _client(endpoint, "iam")
+    provider = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=PROVIDER)
+    assert provider["Url"] == GITHUB_URL
+    assert provider["ClientIDList"] == ["sts.amazonaws.com"]
+    assert not provider.get("ThumbprintList")
+    tags = iam.list_open_id_connect_provider_tags(OpenIDConnectProviderArn=PROVIDER)["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags} == BASE_TAGS  # the account's: no VpcGroup
+
+    second = _bootstrap(run, reference_copy, endpoint, "nonprod")
+    assert second.exit_code == 0, second.output
+    assert f"OIDC provider {GITHUB_URL}: exists, up to date" in second.stdout
+    assert _providers(endpoint) == [PROVIDER]
+
+
+def test_a_provider_made_elsewhere_is_left_as_it_is(run, reference_copy, endpoint):
+    iam = _client(endpoint, "iam")
+    iam.create_open_id_connect_provider(
+        Url=f"https://{GITHUB_URL}",
+        ClientIDList=["https://github.com/acme"],
+        ThumbprintList=["6938fd4d98bab03faadb97b34396831e3780aea1"],
+        Tags=[{"Key": "Owner", "Value": "security"}],
+    )
+    refused = _bootstrap(run, reference_copy, endpoint)
+    assert refused.exit_code == 1
+    assert refused.stderr.splitlines()[-1:] == [
+        f"OIDC provider {PROVIDER} does not accept the audience sts.amazonaws.com, which the CI "
+        "roles require; add it to the provider's client ids (IAM "
+        "AddClientIDToOpenIDConnectProvider), then run levels-tf bootstrap again; "
+        "nothing was changed"
+    ]
+    assert _bucket_names(endpoint) == set()
+
+    iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=PROVIDER)
+    iam.create_open_id_connect_provider(
+        Url=f"https://{GITHUB_URL}",
+        ClientIDList=["https://github.com/acme", "sts.amazonaws.com"],
+        ThumbprintList=["6938fd4d98bab03faadb97b34396831e3780aea1"],
+        Tags=[{"Key": "Owner", "Value": "security"}],
+    )
+    result = _bootstrap(run, reference_copy, endpoint)
+    assert result.exit_code == 0, result.output
+    assert f"OIDC provider {GITHUB_URL}: exists, up to date" in result.stdout
+    provider = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=PROVIDER)
+    assert sorted(provider["ClientIDList"]) == ["https://github.com/acme", "sts.amazonaws.com"]
+    assert provider["ThumbprintList"] == ["6938fd4d98bab03faadb97b34396831e3780aea1"]
+    tags = iam.list_open_id_connect_provider_tags(OpenIDConnectProviderArn=PROVIDER)["Tags"]
+    assert tags == [{"Key": "Owner", "Value": "security"}]
+
+
+def test_a_provider_arn_in_the_config_leaves_the_provider_alone(run, reference_copy, endpoint):
+    text = reference_copy.read_text()
+    named = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{GITHUB_URL}"
+    reference_copy.write_text(
+        text.replace(
+            "    repository: acme/levels", f"    provider_arn: {named}\n    repository: acme/levels"
+        )
+    )
+    result = _bootstrap(run, reference_copy, endpoint)
+    assert result.exit_code == 0, result.output
+    assert f"ci.github.provider_arn is set: the OIDC provider {named} is managed elsewhere" in (
+        result.stdout
+    )
+    assert "OIDC provider token" not in result.stdout
+    assert _providers(endpoint) == []
+    assert _bucket_names(endpoint) == set(BUCKETS.values())
 
 
 def test_bootstrap_outside_us_east_1_names_the_region(run, reference_copy, endpoint):
@@ -284,10 +399,40 @@ def test_missing_permissions_are_named_and_nothing_is_created(
     assert "  s3:CreateBucket on levels-tfstate-production, levels-tfstate-nonprod" in result.stderr
     assert "cannot verify" not in result.stderr
     assert _bucket_names(endpoint) == set()
-    principal, actions, resources = calls[-1]
-    assert principal == f"arn:aws:iam::{ACCOUNT}:user/moto"
-    assert "s3:PutBucketVersioning" in actions
-    assert resources == [f"arn:aws:s3:::{name}" for name in BUCKETS.values()]
+    assert _providers(endpoint) == []
+    checked = {action: resources for _, actions, resources in calls for action in actions}
+    assert {principal for principal, _, _ in calls} == {f"arn:aws:iam::{ACCOUNT}:user/moto"}
+    assert checked["s3:PutBucketVersioning"] == [f"arn:aws:s3:::{n}" for n in BUCKETS.values()]
+    assert checked["iam:ListOpenIDConnectProviders"] is None
+    for action in (
+        "iam:GetOpenIDConnectProvider",
+        "iam:CreateOpenIDConnectProvider",
+        "iam:TagOpenIDConnectProvider",
+    ):
+        assert checked[action] == [PROVIDER], action
+
+
+def test_a_missing_provider_permission_matters_only_for_what_is_to_be_done(
+    run, reference_copy, endpoint, monkeypatch
+):
+    calls: list = []
+    denied = {"iam:CreateOpenIDConnectProvider"}
+    monkeypatch.setattr(Aws, "_simulation_results", _simulation(denied, calls))
+    result = _bootstrap(run, reference_copy, endpoint)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[:2] == [
+        f"arn:aws:iam::{ACCOUNT}:user/moto lacks permissions to bootstrap the state buckets: "
+        "iam:CreateOpenIDConnectProvider; nothing was changed",
+        f"  iam:CreateOpenIDConnectProvider on {PROVIDER}",
+    ]
+    assert _bucket_names(endpoint) == set() and _providers(endpoint) == []
+
+    _client(endpoint, "iam").create_open_id_connect_provider(
+        Url=f"https://{GITHUB_URL}", ClientIDList=["sts.amazonaws.com"]
+    )
+    result = _bootstrap(run, reference_copy, endpoint)
+    assert result.exit_code == 0, result.output
+    assert f"OIDC provider {GITHUB_URL}: exists, up to date" in result.stdout
 
 
 def test_create_permission_is_not_needed_for_existing_buckets_of_a_role(
@@ -317,7 +462,7 @@ def test_create_permission_is_not_needed_for_existing_buckets_of_a_role(
 
     result = _bootstrap(run, reference_copy, endpoint)
     assert result.exit_code == 0, result.output
-    assert result.stdout.count("up to date") == 2
+    assert result.stdout.count("up to date") == 3  # the buckets and the OIDC provider
     # The assumed-role ARN has no path; the simulated principal is the role's real ARN.
     assert {call[0] for call in calls} == {f"arn:aws:iam::{ACCOUNT}:role/ci/deployer"}
 
@@ -350,7 +495,18 @@ def enforced_user(endpoint, monkeypatch):
     policy = {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Action": ["s3:*", "sts:GetCallerIdentity"], "Resource": "*"},
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "s3:*",
+                    "sts:GetCallerIdentity",
+                    "iam:ListOpenIDConnectProviders",
+                    "iam:GetOpenIDConnectProvider",
+                    "iam:CreateOpenIDConnectProvider",
+                    "iam:TagOpenIDConnectProvider",
+                ],
+                "Resource": "*",
+            },
             {"Effect": "Deny", "Action": "s3:PutBucketPolicy", "Resource": "*"},
         ],
     }

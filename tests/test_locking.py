@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -327,3 +328,84 @@ def test_ctrl_c_during_apply_stops_terraform_and_releases_the_lock(s3_rehearsal,
     left = summary["stacks"][0]
     assert 0 < left["add"] + left["replace"] <= to_add, summary
     assert LOCK not in r.current_keys()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat_file.parent.name))
+    return found
+
+
+FORCE_UNLOCK = re.compile(
+    rf"^{STACK}: the state lock is still held \(OperationTypeApply since \S+, "
+    rf"s3://{BUCKET}/{re.escape(LOCK)}\); once no Terraform runs on {STACK}, release it: "
+    r"(cd \S+ && \S*terraform force-unlock -force ([0-9a-f-]{36}))$",
+    re.MULTILINE,
+)
+
+
+def test_a_killed_apply_says_how_to_release_the_lock_it_left(s3_rehearsal):
+    """Terraform killed outright (SIGKILL: the out-of-memory killer, or the
+    end of the grace after a stop) cannot release the S3 lock object. levels-tf
+    says so with the exact command, which works; the output is in a log."""
+    r = s3_rehearsal
+    r.env["LEVELS_TF_ENGINE"] = "binary"
+    planned, _ = r.plan()
+    assert planned.returncode == 2, planned.stderr
+
+    process = r.start("apply", STACK, "--yes")
+    out: list[str] = []
+    err: list[str] = []
+    seen: queue.Queue = queue.Queue()
+    readers = [_lines(process.stdout, out, seen), _lines(process.stderr, err)]
+    try:
+        deadline = time.monotonic() + COMMAND_TIMEOUT
+        while True:
+            line = seen.get(timeout=max(0.0, deadline - time.monotonic()))
+            assert line is not None, "apply ended before creating anything:\n" + "".join(out + err)
+            if ": Creating..." in line:
+                break
+        (terraform,) = _children(process.pid)
+        os.killpg(terraform, signal.SIGKILL)  # terraform runs in a process group of its own
+        process.wait(timeout=COMMAND_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    for reader in readers:
+        reader.join(timeout=10)
+    stdout, stderr = "".join(out), "".join(err)
+    shown = f"exit {process.returncode}\n--- stdout\n{stdout[-3000:]}\n--- stderr\n{stderr[-3000:]}"
+
+    assert process.returncode == 1, shown
+    assert "Traceback" not in stderr, shown
+    failed = re.search(
+        rf"^{STACK}: failed: terraform apply was killed by SIGKILL; its output is in (\S+)$",
+        stderr,
+        re.MULTILINE,
+    )
+    assert failed, shown
+    log = Path(failed.group(1)).read_text()
+    assert "Creating..." in log and re.search(r"^# ended: exit -9, at ", log, re.MULTILINE), log
+    advice = FORCE_UNLOCK.search(stderr)
+    assert advice, shown
+    command, lock_id = advice.groups()
+    assert LOCK in r.current_keys(), "the lock the message names is not there"
+    held = json.loads(r.s3.get_object(Bucket=BUCKET, Key=LOCK)["Body"].read())
+    assert held["ID"] == lock_id
+
+    unlocked = subprocess.run(
+        command, shell=True, env=r.env, capture_output=True, text=True, timeout=COMMAND_TIMEOUT
+    )
+    assert unlocked.returncode == 0, unlocked.stdout + unlocked.stderr
+    assert LOCK not in r.current_keys()
+    again, _ = r.plan("--allow-destroy")
+    assert LOCK_ERROR not in again.stderr, again.stderr
+    assert again.returncode == 2, again.stdout + again.stderr

@@ -32,6 +32,12 @@ MINIMAL: dict[str, Any] = {  # a YAML document: any nesting of mappings, lists a
         "api": {"image": "app", "port": 8080, "scaling": {"min": 1, "max": 4}},
     },
     "dns": {"domain": "shop.example", "zone_id": "Z0SHOPEXAMPLE"},
+    "ci": {
+        "github": {
+            "repository": "acme/shop",
+            "subjects": {"prod": {"environment": "production"}, "nonprod": {"branches": ["main"]}},
+        }
+    },
 }
 
 DELETE = object()

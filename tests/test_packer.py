@@ -199,6 +199,7 @@ region: eu-west-1
 tags: {Owner: "ops team", Project: "not this one"}
 vpc_groups:
   main: {cidr: 10.0.0.0/16, azs: 3, environments: [live]}
+ci: {assumed_by: ["arn:aws:iam::123456789012:role/deployer"]}
 images:
   jammy: {base: ubuntu-22.04}
   noble: {base: ubuntu-24.04, ssh_user: builder}
@@ -304,21 +305,28 @@ def test_template_content(tmp_path):
     assert json.loads(amazon["version"]) == ">= 1.2"
 
 
-def test_strings_from_the_file_are_escaped(tmp_path):
+def test_strings_reaching_the_template_are_escaped(tmp_path):
+    # infra.yaml refuses quotes and template sequences in tags and script
+    # paths (test_injection.py); the template escapes them all the same.
     config = _config(
         """
         project: demo
         region: eu-west-1
-        tags: {Note: 'say "hi" ${nope} %{nope}'}
         vpc_groups:
           main: {cidr: 10.0.0.0/16, azs: 3, environments: [live]}
+        ci: {assumed_by: ["arn:aws:iam::123456789012:role/deployer"]}
         images:
-          app: {base: debian-12, scripts: ['odd ${dir}/run "it".sh']}
+          app: {base: debian-12, scripts: [run.sh]}
         """,
         tmp_path,
-        scripts=['odd ${dir}/run "it".sh'],
+        scripts=["run.sh"],
     )
     (_path, template, context) = packer_files.packer_targets(config)[-1]
+    context = {
+        **context,
+        "user_tags": {"Note": 'say "hi" ${nope} %{nope}'},
+        "scripts": ['odd ${dir}/run "it".sh'],
+    }
     text = templating.render(template, context)
     assert r'Note = "say \"hi\" $${nope} %%{nope}"' in text
     assert r'"${local.config_dir}/odd $${dir}/run \"it\".sh",' in text
@@ -476,6 +484,7 @@ def _document(tmp_path: Path, scripts: list[str]):
             scripts:
         """
     ) + "".join(f"              - {json.dumps(s)}\n" for s in scripts)
+    text += 'ci: {assumed_by: ["arn:aws:iam::123456789012:role/deployer"]}\n'
     path = tmp_path / "infra.yaml"
     path.write_text(text, encoding="utf-8")
     document = loader.load(path)

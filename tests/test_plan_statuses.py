@@ -97,8 +97,10 @@ class _SavedPlan(Terraform):
     def init(self, folder: Path, inputs: str | None = None) -> bool:
         return False
 
-    def plan(self, folder: Path, **options: object) -> tuple[bool, list[Event]]:
-        (folder / PLAN_FILE).write_text("saved")
+    def plan(
+        self, folder: Path, *, out: str = PLAN_FILE, **options: object
+    ) -> tuple[bool, list[Event]]:
+        (folder / out).write_text("saved")  # where it was asked to, as Terraform does
         return True, self.events
 
 

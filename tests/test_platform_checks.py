@@ -39,6 +39,12 @@ vpc_groups:
     azs: 2
     nat: none
     environments: [trial]
+ci:
+  github:
+    repository: acme/chk
+    subjects:
+      prod: {environment: live}
+      lab: {branches: [main]}
 dns:
   domain: chk.example
   zone_id: Z0CHKEXAMPLE00

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -234,30 +235,57 @@ def test_the_first_set_up_command_ends_in_a_rehearsal_of_the_reference():
     assert extras == KINDS["moto"].requirement
 
 
-def test_an_emulator_the_user_runs_is_the_one_every_later_step_and_the_report_use(
-    moto_server, tmp_path, monkeypatch
-):
+def _rehearsal(work: Path, backend: str | None = None):
+    """A rehearsal of the reference on moto in `work`, before any step ran."""
     from levels_tf import emulator
     from levels_tf.commands import rehearse
     from levels_tf.terraform import EngineChoice
 
-    # Set through monkeypatch, so what _start writes is undone after the test.
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
-    run = rehearse.Rehearsal(
+    return rehearse.Rehearsal(
         config_path=REFERENCE,
         profile=MOTO,
         kind=emulator.KINDS["moto"],
-        work=tmp_path,
+        work=work,
         engine=EngineChoice(),
         parallelism=1,
         watchdog_seconds=1,
         report=Report(emulator="moto"),
+        backend=backend,
     )
+
+
+def test_an_emulator_the_user_runs_is_the_one_every_later_step_and_the_report_use(
+    moto_server, tmp_path, monkeypatch
+):
+    from levels_tf.commands import rehearse
+
+    # Set through monkeypatch, so what _start writes is undone after the test.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    run = _rehearsal(tmp_path)
     detail = rehearse._start(run, moto_server + "/")
     assert detail == f"moto the user runs at {moto_server}"
     assert run.report.endpoint == moto_server
     assert rehearse.os.environ["AWS_ENDPOINT_URL"] == moto_server
     assert run.emulator is not None and run.emulator.server is None
+
+
+def test_the_bootstrap_step_gives_the_emulator_the_github_oidc_provider(
+    aws_env, tmp_path, monkeypatch
+):
+    """The CI roles' trust names the account's GitHub OIDC provider, which only
+    bootstrap creates: the rehearsal's bootstrap step makes it, with local state too."""
+    import boto3
+
+    from levels_tf.commands import rehearse
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env)  # _start sets it; undone after the test
+    run = _rehearsal(tmp_path, backend="local")
+    copy_reference(run.tree)
+    rehearse._start(run, aws_env)
+    assert rehearse._bootstrap(run) == "local state, the GitHub OIDC provider the CI roles trust"
+    iam = boto3.client("iam", endpoint_url=aws_env, region_name="us-east-1")
+    (provider,) = iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+    assert provider["Arn"].endswith(":oidc-provider/token.actions.githubusercontent.com")
 
 
 def _spell_over(script: dict[float, list[str]], limit: float = 90, quiet: float = 60):

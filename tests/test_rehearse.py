@@ -207,7 +207,7 @@ def test_a_single_group_with_serverless_and_secrets_manager_rehearses(rehearsals
         name.startswith("preview:") for name in names
     )
     detail = {s["name"]: s["detail"] for s in report["steps"]}
-    assert detail["bootstrap"] == "local state"
+    assert detail["bootstrap"] == "local state, the GitHub OIDC provider the CI roles trust"
     assert "web" in detail["bake"] and "jobs" in detail["bake"]
 
 

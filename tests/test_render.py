@@ -30,6 +30,12 @@ vpc_groups:
     cidr: 10.9.0.0/16
     azs: 2
     environments: [one, two]
+ci:
+  github:
+    repository: acme/demo
+    subjects:
+      live: {environment: live}
+      lab: {branches: [main]}
 """
 
 

@@ -53,6 +53,7 @@ TREE_READERS = {
     "bootstrap": (),
     "deploy": ("worker", "bundle.tar.gz", "--env", "trial"),
     "lock": ("trial",),
+    "check": ("trial",),
 }
 
 

@@ -225,6 +225,7 @@ services:
   worker: {image: app, consumes: [jobs]}
 queues:
   jobs: {}
+ci: {assumed_by: ["arn:aws:iam::123456789012:role/deployer"]}
 """
 
 

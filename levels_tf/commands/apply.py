@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .. import console, plan_report, scheduler
+from .. import console, plan_report, scheduler, state_lock
 from ..errors import UsageError
 from ..options import RenderOptions
 from ..plan_summary import NotPlanned, Status
@@ -78,7 +78,8 @@ def apply_stacks(
 
     def action(stack: Stack) -> float:
         start = time.monotonic()
-        workspace.terraform.apply(workspace.folder(stack), on_event=printer(stack.name, start))
+        with state_lock.watch(workspace, stack):
+            workspace.terraform.apply(workspace.folder(stack), on_event=printer(stack.name, start))
         workspace.plan_file(stack).unlink(missing_ok=True)
         return time.monotonic() - start
 

@@ -100,6 +100,16 @@ def bake(
             console.lines(exc.lines(), to_err=True)
             failed.append(image)
             continue
+        except KeyboardInterrupt:
+            # Packer was stopped (it deletes what the build made); the images
+            # recorded before still get their launch templates.
+            console.err(
+                f"{image}: bake interrupted; {image_lock.LOCK_FILE} is unchanged for it"
+                + (f" (recorded: {', '.join(b.image for b in baked)})" if baked else "")
+            )
+            if baked:
+                _render_again(config_path, options, baked)
+            raise
         previous = _record(folder / image_lock.LOCK_FILE, image, region, entry)
         baked.append(Baked(image, entry, previous))
         console.out(

@@ -1,4 +1,13 @@
-"""`levels-tf bootstrap [GROUP]`: the S3 buckets Terraform keeps its state in.
+"""`levels-tf bootstrap [GROUP]`: what the stacks need before their first apply.
+
+The S3 buckets Terraform keeps its state in, and the account's GitHub Actions
+OIDC identity provider when the CI roles trust GitHub (ci.github) and no
+`provider_arn` names one managed elsewhere. The provider is one per issuer
+per account, so no stack can own it; bootstrap creates it once, with the
+client id sts.amazonaws.com, no thumbprint (see Aws.create_openid_connect_provider)
+and the project's tags. A provider that exists already is left as it is; one
+that does not accept that client id is an error that names the fix, raised
+before anything is created.
 
 One bucket per VPC group (`<state.bucket_prefix>-<group>`), created in the
 configured region and converged on every run to: versioning on, default
@@ -24,9 +33,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import console, context
+from .. import console, context, github_oidc
 from ..aws import PUBLIC_ACCESS_BLOCK, Aws, AwsError, BucketTaken, Identity, MissingPermissions
 from ..errors import UsageError
+from ..model import Infra
 from ..names import state_bucket
 from ..options import RenderOptions, apply, resolve
 from ..validation import Config, load_config
@@ -54,6 +64,12 @@ CONVERGE_ACTIONS = [
     "s3:PutBucketTagging",
 ]
 BUCKET_ACTIONS = READ_ACTIONS + CREATE_ACTIONS + CONVERGE_ACTIONS
+# The GitHub OIDC provider: listing the account's providers is read-only and
+# takes no resource; the others act on the provider's ARN.
+PROVIDER_LIST_ACTIONS = ["iam:ListOpenIDConnectProviders"]
+PROVIDER_READ_ACTIONS = ["iam:GetOpenIDConnectProvider"]
+PROVIDER_CREATE_ACTIONS = ["iam:CreateOpenIDConnectProvider", "iam:TagOpenIDConnectProvider"]
+PROVIDER_ACTIONS = PROVIDER_READ_ACTIONS + PROVIDER_CREATE_ACTIONS
 
 
 def bootstrap(
@@ -78,32 +94,50 @@ def bootstrap(
             f"no VPC group {group!r} in {config_path}; defined: {', '.join(infra.vpc_groups)}"
         )
     groups = [group] if group is not None else list(infra.vpc_groups)
+    github = infra.ci.github
+    if github is not None and github.provider_arn is not None:
+        console.out(
+            f"{config_path}: ci.github.provider_arn is set: the OIDC provider "
+            f"{github.provider_arn} is managed elsewhere"
+        )
+    wants_provider = github is not None and github.provider_arn is None
     if infra.state.backend != "s3":
         source = "the tree was rendered with --backend" if options.backend else "state.backend is"
         console.out(
             f"{config_path}: {source} {infra.state.backend}: Terraform keeps each stack's state "
             "in a local file, so there is no state bucket to create"
         )
-        return 0
-    buckets = {g: state_bucket(infra, g) for g in groups}
+        if not wants_provider:
+            return 0
+    buckets = {g: state_bucket(infra, g) for g in groups} if infra.state.backend == "s3" else {}
     aws = Aws(infra.region, options.aws_endpoint)
 
     who = aws.identity()
     via = f" via {aws.endpoint}" if aws.endpoint else ""
     console.out(f"account {who.account} as {who.arn}, region {infra.region}{via}")
 
+    provider = github_oidc.provider_arn(who.partition, who.account) if wants_provider else None
     arns = [f"arn:{who.partition}:s3:::{name}" for name in buckets.values()]
-    check = aws.check_permissions(who, [(ACCOUNT_ACTIONS, None), (BUCKET_ACTIONS, arns)])
+    checks: list[tuple[list[str], list[str] | None]] = [
+        (ACCOUNT_ACTIONS if buckets else [], None),
+        (BUCKET_ACTIONS if buckets else [], arns),
+        (PROVIDER_LIST_ACTIONS if provider else [], None),
+        (PROVIDER_ACTIONS if provider else [], [provider] if provider else None),
+    ]
+    check = aws.check_permissions(who, [(actions, on) for actions, on in checks if actions])
     if not check.verified:
         console.err(f"warning: cannot verify permissions ({check.reason}); proceeding")
-    reads = set(ACCOUNT_ACTIONS + READ_ACTIONS)
+    doing = "bootstrap the state buckets" if buckets else "bootstrap"
+    reads = set(ACCOUNT_ACTIONS + READ_ACTIONS + PROVIDER_LIST_ACTIONS)
     if check.missing and reads & set(check.missing):
-        raise MissingPermissions(check.principal, check.missing, "bootstrap the state buckets")
+        raise MissingPermissions(check.principal, check.missing, doing)
 
-    plan = _plan(aws, who, buckets)
+    plan = _plan(aws, who, buckets) if buckets else {}
+    if provider:
+        plan[provider] = _provider_plan(aws, provider)
     missing = _needed(check.missing, plan)
     if missing:
-        raise MissingPermissions(check.principal, missing, "bootstrap the state buckets")
+        raise MissingPermissions(check.principal, missing, doing)
 
     for group_name, name in buckets.items():
         tags = bucket_tags(config, group_name)
@@ -123,7 +157,37 @@ def bootstrap(
             console.out(f"{name}: exists (group {group_name}), updated: {', '.join(changed)}")
         else:
             console.out(f"{name}: exists (group {group_name}), up to date")
+    if provider:
+        console.out(ensure_provider(aws, plan[provider], account_tags(config)))
     return 0
+
+
+def _provider_plan(aws: Aws, arn: str) -> str:
+    """'create' or 'exists' for the GitHub OIDC provider `arn`. Read-only; an
+    AwsError when the provider exists but would refuse the CI's tokens."""
+    if arn not in aws.openid_connect_providers():
+        return "create"
+    if github_oidc.AUDIENCE not in aws.openid_connect_client_ids(arn):
+        raise AwsError(
+            f"OIDC provider {arn} does not accept the audience {github_oidc.AUDIENCE}, which "
+            "the CI roles require; add it to the provider's client ids (IAM "
+            "AddClientIDToOpenIDConnectProvider), then run levels-tf bootstrap again; "
+            "nothing was changed"
+        )
+    return "exists"
+
+
+def ensure_provider(aws: Aws, state: str, tags: dict[str, str]) -> str:
+    """Create the GitHub OIDC provider with client id sts.amazonaws.com and `tags`
+    when `state` (see _provider_plan) says so; the line to print."""
+    name = f"OIDC provider {github_oidc.ISSUER_HOST}"
+    if state != "create":
+        return f"{name}: exists, up to date"
+    aws.create_openid_connect_provider(github_oidc.ISSUER_URL, [github_oidc.AUDIENCE], tags)
+    return (
+        f"{name}: created: client id {github_oidc.AUDIENCE}, no thumbprint "
+        f"(IAM trusts GitHub's certificate authority), {len(tags)} tags"
+    )
 
 
 def _plan(aws: Aws, who: Identity, buckets: dict[str, str]) -> dict[str, str]:
@@ -150,10 +214,10 @@ def _plan(aws: Aws, who: Identity, buckets: dict[str, str]) -> dict[str, str]:
 
 
 def _needed(missing: dict[str, list[str]], plan: dict[str, str]) -> dict[str, list[str]]:
-    """The missing permissions that matter: creating only for buckets to create."""
+    """The missing permissions that matter: creating only what is to be created."""
     needed: dict[str, list[str]] = {}
     for action, resources in missing.items():
-        if action in CREATE_ACTIONS:
+        if action in CREATE_ACTIONS + PROVIDER_CREATE_ACTIONS:
             resources = [r for r in resources if plan.get(r) == "create"]
         if resources:
             needed[action] = resources
@@ -170,9 +234,18 @@ def _common_prefix(names: list[str]) -> str:
 
 def bucket_tags(config: Config, group: str) -> dict[str, str]:
     """The tags of `group`'s shared stack (see context.default_tags), without Stack."""
-    infra = context.group_infra(config, group)
+    return {**_project_tags(context.group_infra(config, group)), "VpcGroup": group}
+
+
+def account_tags(config: Config) -> dict[str, str]:
+    """The tags of what bootstrap makes for the whole account (the OIDC provider):
+    those of the state buckets without VpcGroup, as it serves every group."""
+    return _project_tags(config.infra)
+
+
+def _project_tags(infra: Infra) -> dict[str, str]:
     tags = dict(sorted(infra.tags.items()))
-    tags.update({"Project": infra.project, "VpcGroup": group, "ManagedBy": "levels-tf"})
+    tags.update({"Project": infra.project, "ManagedBy": "levels-tf"})
     return tags
 
 

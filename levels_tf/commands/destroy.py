@@ -4,7 +4,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from .. import console, plan_reading, plan_report, teardown
+from .. import console, plan_reading, plan_report, state_lock, teardown
 from ..aws import Aws
 from ..errors import UsageError
 from ..names import log_only_buckets
@@ -13,7 +13,7 @@ from ..plan_summary import StackSummary
 from ..progress import printer
 from ..stacks import Stack
 from ..stacks import stacks as all_stacks
-from ..terraform import EngineChoice, Event, TerraformError
+from ..terraform import DESTROY_PLAN, EngineChoice, Event, TerraformError
 from ..workspace import Workspace, open_workspace
 
 # Logs keep arriving until the services writing them are gone (access logs are
@@ -69,31 +69,54 @@ def destroy(
     to_empty = _buckets_to_empty(workspace, stack_name, found, aws, consent, options)
     start = time.monotonic()
     try:
-        if protected:
-            _lift_protection(workspace, stack, protected, start)
-        for attempt in range(LOG_REFILLS + 1):
-            _destroy_plan(workspace, stack, show=attempt == 0)
-            for bucket in to_empty:
-                emptied = aws.empty_bucket(bucket)
-                if emptied:
-                    console.out(
-                        f"{stack_name}: emptied {bucket} ({emptied} object versions and delete markers)"
-                    )
-            try:
-                workspace.terraform.apply(folder, on_event=printer(stack_name, start))
-                break
-            except TerraformError as error:
-                if "BucketNotEmpty" not in str(error) or not to_empty or attempt == LOG_REFILLS:
-                    raise TerraformError(f"{stack_name}: {error}") from None
-                console.err(
-                    f"{stack_name}: a bucket filled again while the destroy ran; emptying it and going on"
-                )
+        with state_lock.watch(workspace, stack):
+            _run_destroy(workspace, stack, protected, to_empty, aws, start)
+    except TerraformError as error:
+        raise TerraformError(
+            f"{stack_name}: {error}", log=error.log, abnormal=error.abnormal
+        ) from None
     finally:
-        # A destroy (or protection-lifting) plan left behind would be one that
-        # `levels-tf apply` takes without --confirm: it never outlives this run.
+        # A destroy (or protection-lifting) plan is saved as DESTROY_PLAN, which
+        # `levels-tf apply` never takes; it never outlives this run either. A
+        # plan saved for apply is stale once the stack is destroyed.
+        (folder / DESTROY_PLAN).unlink(missing_ok=True)
         workspace.plan_file(stack).unlink(missing_ok=True)
     console.out(f"{stack_name}: destroyed in {time.monotonic() - start:.0f}s")
     return 0
+
+
+def _run_destroy(
+    workspace: Workspace,
+    stack: Stack,
+    protected: list[tuple[str, str]],
+    to_empty: list[str],
+    aws: Aws,
+    start: float,
+) -> None:
+    """Lift protection when asked, then plan and apply the destroy, emptying
+    `to_empty` before each apply (again when logs filled a bucket meanwhile)."""
+    folder = workspace.folder(stack)
+    if protected:
+        _lift_protection(workspace, stack, protected, start)
+    for attempt in range(LOG_REFILLS + 1):
+        _destroy_plan(workspace, stack, show=attempt == 0)
+        for bucket in to_empty:
+            emptied = aws.empty_bucket(bucket)
+            if emptied:
+                console.out(
+                    f"{stack.name}: emptied {bucket} ({emptied} object versions and delete markers)"
+                )
+        try:
+            workspace.terraform.apply(
+                folder, on_event=printer(stack.name, start), plan=DESTROY_PLAN
+            )
+            return
+        except TerraformError as error:
+            if "BucketNotEmpty" not in str(error) or not to_empty or attempt == LOG_REFILLS:
+                raise
+            console.err(
+                f"{stack.name}: a bucket filled again while the destroy ran; emptying it and going on"
+            )
 
 
 def _check_dependents(workspace: Workspace, stack: Stack, consent: Consent) -> None:
@@ -182,7 +205,9 @@ def _lift_protection(
     create, replace or destroy one: that stack is not up to date, and is
     refused before anything changes."""
     folder = workspace.folder(stack)
-    _, events = workspace.terraform.plan(folder, variables={teardown.LIFT_VARIABLE: "false"})
+    _, events = workspace.terraform.plan(
+        folder, variables={teardown.LIFT_VARIABLE: "false"}, out=DESTROY_PLAN
+    )
     summary = _summary(stack, events, workspace.production(stack))
     console.out(f"{stack.name}: turning deletion protection off first:")
     console.out(plan_report.text([summary]))
@@ -192,7 +217,7 @@ def _lift_protection(
     )
     missing = sorted(address for address, _ in protected if address not in updated)
     if other or missing:
-        workspace.plan_file(stack).unlink(missing_ok=True)
+        (folder / DESTROY_PLAN).unlink(missing_ok=True)
         why = (
             f"would also change {', '.join(other)}"
             if other
@@ -202,20 +227,20 @@ def _lift_protection(
             f"{stack.name}: turning protection off {why}; nothing was changed. Bring the stack up to date "
             f"first: `levels-tf plan {stack.name}`, then `levels-tf apply {stack.name}`"
         )
-    workspace.terraform.apply(folder, on_event=printer(stack.name, start))
+    workspace.terraform.apply(folder, on_event=printer(stack.name, start), plan=DESTROY_PLAN)
 
 
 def _destroy_plan(workspace: Workspace, stack: Stack, *, show: bool) -> None:
     """Save the destroy plan and show what it deletes; a blocked plan is refused."""
     folder = workspace.folder(stack)
-    _, events = workspace.terraform.plan(folder, destroy=True)
+    _, events = workspace.terraform.plan(folder, destroy=True, out=DESTROY_PLAN)
     # --allow-production (checked before) is what lets a production destroy
     # lose data; only a block that option does not lift stops it here.
     summary = dataclasses.replace(
         _summary(stack, events, workspace.production(stack)), production=False
     )
     if summary.blocked:
-        workspace.plan_file(stack).unlink(missing_ok=True)
+        (folder / DESTROY_PLAN).unlink(missing_ok=True)
         flagged = ", ".join(c.address for c in summary.flagged if c.state_bucket)
         raise UsageError(
             f"{stack.name}: the destroy would delete {flagged}; levels-tf never destroys a state bucket"

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import posixpath
 from pathlib import Path
 
-from .. import console, plan_reading, plan_report, scheduler
+from .. import console, plan_reading, plan_report, scheduler, state_lock
 from ..options import RenderOptions
 from ..plan_summary import Item, NotPlanned, Status
 from ..progress import printer
 from ..stacks import Stack
-from ..terraform import EngineChoice, TerraformError
+from ..terraform import PENDING_PLAN, EngineChoice, TerraformError, output_note
 from ..workspace import Workspace, ensure_function_packages, open_workspace
 
 NO_STATE_YET = "Unable to find remote state"
@@ -81,7 +82,9 @@ def plan_stacks(
 
     A stack that fails or waits keeps no saved plan (neither an older one
     nor the errored one Terraform writes), so apply has none to take; nor
-    does a BLOCKED one (production losing data) unless `allow_destroy`. A
+    does a BLOCKED one (production losing data) unless `allow_destroy`.
+    Terraform writes PENDING_PLAN, which becomes the saved plan only once
+    it is kept, so not even a levels-tf killed mid-plan leaves one. A
     stack whose every error is that a stack it reads has no state yet is
     WAITING for it, not FAILED."""
     original = {stack.name: stack for stack in stacks}
@@ -90,6 +93,7 @@ def plan_stacks(
     def action(stack: Stack) -> Item:
         stack = original[stack.name]
         folder = workspace.folder(stack)
+        pending = folder / PENDING_PLAN
         workspace.plan_file(stack).unlink(missing_ok=True)
         if stack.name in init_errors:
             raise init_errors[stack.name]
@@ -104,9 +108,10 @@ def plan_stacks(
 
         keep = False
         try:
-            _, events = workspace.terraform.plan(
-                folder, refresh_only=refresh_only, on_event=on_event
-            )
+            with state_lock.watch(workspace, stack):
+                _, events = workspace.terraform.plan(
+                    folder, refresh_only=refresh_only, on_event=on_event, out=PENDING_PLAN
+                )
             summary = plan_reading.from_events(
                 stack.name,
                 events,
@@ -118,10 +123,10 @@ def plan_stacks(
         except TerraformError as error:
             return _not_planned(stack, errors, error, _tree_folder(workspace, stack))
         finally:
-            if (
-                not keep
-            ):  # Terraform saves an errored plan too: leave apply nothing unreviewed or blocked
-                workspace.plan_file(stack).unlink(missing_ok=True)
+            # Terraform saves an errored plan too: apply gets nothing unreviewed or blocked.
+            if keep and pending.exists():
+                os.replace(pending, workspace.plan_file(stack))
+            pending.unlink(missing_ok=True)
 
     independent = [dataclasses.replace(stack, depends_on=()) for stack in stacks]
     outcomes = scheduler.run(independent, action, parallelism)
@@ -133,7 +138,8 @@ def item_of(outcome: scheduler.Outcome) -> Item:
     if outcome.status is scheduler.OK:
         return outcome.value
     if outcome.status is scheduler.FAILED:
-        return NotPlanned(outcome.stack, Status.FAILED, str(outcome.error))
+        log = getattr(outcome.error, "log", None)
+        return NotPlanned(outcome.stack, Status.FAILED, str(outcome.error), log=log)
     return NotPlanned(outcome.stack, Status.SKIPPED, str(outcome.value))
 
 
@@ -162,7 +168,7 @@ def _not_planned(
             after=after,
         )
     if not diagnostics:
-        return NotPlanned(stack.name, Status.FAILED, str(error))
+        return NotPlanned(stack.name, Status.FAILED, str(error), log=error.log)
     first = diagnostics[0]
     summary = first.get("summary") or errors[0].get("@message", "error")
     detail = " ".join(str(first.get("detail", "")).split())
@@ -178,13 +184,15 @@ def _not_planned(
         f"{summary}: {detail}" if detail else summary,
         file=file,
         line=line,
+        log=error.log,
     )
 
 
 def report_not_planned(items: list[Item]) -> None:
-    """What failed (with where) and what was skipped, one line each, on stderr."""
+    """What failed (with where, and the log of the failed run) and what was
+    skipped, one line each, on stderr."""
     for item in items:
-        if isinstance(item, NotPlanned) and item.status is not Status.WAITING:
-            console.err(
-                f"{item.stack}: {item.status.value}: {item.sentence if item.status is Status.FAILED else item.reason}"
-            )
+        if isinstance(item, NotPlanned) and item.status is Status.FAILED:
+            console.err(f"{item.stack}: failed: {item.sentence}{output_note(item.log)}")
+        elif isinstance(item, NotPlanned) and item.status is not Status.WAITING:
+            console.err(f"{item.stack}: {item.status.value}: {item.reason}")

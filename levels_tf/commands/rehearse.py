@@ -323,11 +323,15 @@ def _bootstrap(run: Rehearsal) -> str:
         run.config, None, run.options, tls_only=run.profile.state_bucket_tls_statement
     )
     infra = load_config(run.config).infra
-    return (
+    made = (
         "local state"
         if (run.backend or infra.state.backend) == "local"
         else "S3 state buckets on the emulator"
     )
+    github = infra.ci.github
+    if github is not None and github.provider_arn is None:
+        made += ", the GitHub OIDC provider the CI roles trust"
+    return made
 
 
 def _bake(run: Rehearsal, names: tuple[str, ...] = (), version: str = "rehearsal.1") -> str:

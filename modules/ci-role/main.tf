@@ -9,10 +9,19 @@ data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  partition  = data.aws_partition.current.partition
-  account    = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.name
-  principals = length(var.assumed_by) > 0 ? var.assumed_by : ["arn:${local.partition}:iam::${local.account}:root"]
+  partition = data.aws_partition.current.partition
+  account   = data.aws_caller_identity.current.account_id
+  region    = data.aws_region.current.name
+  # The account's GitHub Actions OIDC identity provider, which `levels-tf bootstrap`
+  # creates (one per account: no stack can own it), unless another is named.
+  github_provider = var.github == null ? null : coalesce(
+    var.github.provider_arn,
+    "arn:${local.partition}:iam::${local.account}:oidc-provider/token.actions.githubusercontent.com",
+  )
+  # StringLike only when a subject holds a wildcard (never in a production group).
+  github_subject_test = var.github == null ? "StringEquals" : (
+    anytrue([for subject in var.github.subjects : strcontains(subject, "*") || strcontains(subject, "?")]) ? "StringLike" : "StringEquals"
+  )
   grants = {
     UploadArtifacts = {
       actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
@@ -33,13 +42,47 @@ locals {
   }
 }
 
+# Who may assume the role: the IAM roles named, and the GitHub Actions runs of
+# the repository's subjects (the token's audience pinned to STS). Never the
+# whole account.
 data "aws_iam_policy_document" "assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
+  dynamic "statement" {
+    for_each = length(var.trusted_role_arns) > 0 ? [var.trusted_role_arns] : []
 
-    principals {
-      type        = "AWS"
-      identifiers = local.principals
+    content {
+      sid     = "TrustedRoles"
+      actions = ["sts:AssumeRole"]
+
+      principals {
+        type        = "AWS"
+        identifiers = statement.value
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.github == null ? [] : [var.github]
+
+    content {
+      sid     = "GitHubActions"
+      actions = ["sts:AssumeRoleWithWebIdentity"]
+
+      principals {
+        type        = "Federated"
+        identifiers = [local.github_provider]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "token.actions.githubusercontent.com:aud"
+        values   = ["sts.amazonaws.com"]
+      }
+
+      condition {
+        test     = local.github_subject_test
+        variable = "token.actions.githubusercontent.com:sub"
+        values   = statement.value.subjects
+      }
     }
   }
 }

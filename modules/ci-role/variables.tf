@@ -10,10 +10,39 @@ variable "group" {
   type        = string
 }
 
-variable "assumed_by" {
-  description = "Principals that may assume the role; empty lets the account's own IAM policies decide."
+variable "trusted_role_arns" {
+  description = "IAM roles that may assume the role (sts:AssumeRole); never an account root."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.trusted_role_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", arn))])
+    error_message = "Each trusted role must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME); an account root would trust the whole account."
+  }
+
+  validation {
+    condition     = length(var.trusted_role_arns) > 0 || var.github != null
+    error_message = "Name who may assume the role: trusted_role_arns, github, or both."
+  }
+}
+
+variable "github" {
+  description = "GitHub Actions runs that may assume the role: the `sub` claims (repo:OWNER/REPO:...) and the OIDC provider, null for the account's token.actions.githubusercontent.com one; null for none."
+  type = object({
+    provider_arn = optional(string)
+    subjects     = list(string)
+  })
+  default = null
+
+  validation {
+    condition     = var.github == null || try(length(var.github.subjects) > 0 && alltrue([for subject in var.github.subjects : can(regex("^repo:[A-Za-z0-9-]+/[A-Za-z0-9_.-]+:[a-z]", subject))]), false)
+    error_message = "github.subjects must be one or more sub claims naming the repository: repo:OWNER/REPO:environment:NAME or repo:OWNER/REPO:ref:refs/heads/BRANCH."
+  }
+
+  validation {
+    condition     = try(var.github.provider_arn == null, true) || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/token\\.actions\\.githubusercontent\\.com$", var.github.provider_arn))
+    error_message = "github.provider_arn must be a GitHub Actions OIDC provider: arn:aws:iam::ACCOUNT:oidc-provider/token.actions.githubusercontent.com."
+  }
 }
 
 variable "upload_buckets" {

@@ -5,9 +5,13 @@
 module "ci_role" {
   source = "../../modules/ci-role"
 
-  name       = "levels-nonprod-ci"
-  group      = "nonprod"
-  assumed_by = []
+  name              = "levels-nonprod-ci"
+  group             = "nonprod"
+  trusted_role_arns = []
+  github = {
+    provider_arn = null
+    subjects     = ["repo:acme/levels:ref:refs/heads/main"]
+  }
   upload_buckets = [
     "levels-dev-deployments",
     "levels-dev-web",

@@ -5,9 +5,13 @@
 module "ci_role" {
   source = "../../modules/ci-role"
 
-  name                  = "levels-production-ci"
-  group                 = "production"
-  assumed_by            = []
+  name              = "levels-production-ci"
+  group             = "production"
+  trusted_role_arns = []
+  github = {
+    provider_arn = null
+    subjects     = ["repo:acme/levels:environment:production"]
+  }
   upload_buckets        = ["levels-production-deployments", "levels-production-web"]
   read_parameter_paths  = ["/levels/production/app/*", "/levels/production/ci/*", "/levels/production/*/bundle-version"]
   write_parameter_paths = ["/levels/production/app/*", "/levels/production/*/bundle-version"]

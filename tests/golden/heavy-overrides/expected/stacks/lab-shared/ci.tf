@@ -5,9 +5,13 @@
 module "ci_role" {
   source = "../../modules/ci-role"
 
-  name                  = "heavy-lab-ci"
-  group                 = "lab"
-  assumed_by            = []
+  name              = "heavy-lab-ci"
+  group             = "lab"
+  trusted_role_arns = ["arn:aws:iam::123456789012:role/ci/heavy-runner"]
+  github = {
+    provider_arn = null
+    subjects     = ["repo:heavy-org/heavy:ref:refs/heads/main", "repo:heavy-org/heavy:ref:refs/heads/release/*"]
+  }
   upload_buckets        = []
   read_parameter_paths  = ["/heavy/alpha/*/bundle-version", "/heavy/beta/*/bundle-version", "/heavy/gamma/*/bundle-version"]
   write_parameter_paths = ["/heavy/alpha/*/bundle-version", "/heavy/beta/*/bundle-version", "/heavy/gamma/*/bundle-version"]

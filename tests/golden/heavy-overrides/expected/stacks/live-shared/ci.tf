@@ -5,9 +5,13 @@
 module "ci_role" {
   source = "../../modules/ci-role"
 
-  name                  = "heavy-live-ci"
-  group                 = "live"
-  assumed_by            = []
+  name              = "heavy-live-ci"
+  group             = "live"
+  trusted_role_arns = ["arn:aws:iam::123456789012:role/ci/heavy-runner"]
+  github = {
+    provider_arn = null
+    subjects     = ["repo:heavy-org/heavy:environment:live"]
+  }
   upload_buckets        = []
   read_parameter_paths  = ["/heavy/live/*/bundle-version"]
   write_parameter_paths = ["/heavy/live/*/bundle-version"]

@@ -5,9 +5,13 @@
 module "ci_role" {
   source = "../../modules/ci-role"
 
-  name                  = "wide-prod-ci"
-  group                 = "prod"
-  assumed_by            = []
+  name              = "wide-prod-ci"
+  group             = "prod"
+  trusted_role_arns = []
+  github = {
+    provider_arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    subjects     = ["repo:wide-org/wide:ref:refs/heads/main"]
+  }
   upload_buckets        = []
   read_parameter_paths  = ["/wide/prod/*/bundle-version"]
   write_parameter_paths = ["/wide/prod/*/bundle-version"]

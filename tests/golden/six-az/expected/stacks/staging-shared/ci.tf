@@ -5,9 +5,13 @@
 module "ci_role" {
   source = "../../modules/ci-role"
 
-  name                  = "wide-staging-ci"
-  group                 = "staging"
-  assumed_by            = []
+  name              = "wide-staging-ci"
+  group             = "staging"
+  trusted_role_arns = []
+  github = {
+    provider_arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    subjects     = ["repo:wide-org/wide:ref:refs/tags/v*"]
+  }
   upload_buckets        = []
   read_parameter_paths  = ["/wide/staging/*/bundle-version", "/wide/preview/*/bundle-version"]
   write_parameter_paths = ["/wide/staging/*/bundle-version", "/wide/preview/*/bundle-version"]

@@ -7,7 +7,8 @@ module "ci_role" {
 
   name                  = "tiny-main-ci"
   group                 = "main"
-  assumed_by            = []
+  trusted_role_arns     = ["arn:aws:iam::123456789012:role/tiny-deployer"]
+  github                = null
   upload_buckets        = []
   read_parameter_paths  = ["/tiny/live/*/bundle-version"]
   write_parameter_paths = ["/tiny/live/*/bundle-version"]
