@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypedDict
 
-from . import __version__, github_oidc, regions, subnets
+from . import __version__, github_oidc, regions, subnets, vpc_endpoints
 from .hcl import Expression
 from .model import Infra, as_dict
 from .names import (
@@ -42,6 +42,7 @@ from .names import (
     bastion_name,
     bundle_parameter,
     ci_role_name,
+    endpoint_security_group,
     environment_resource,
     fleet_short_name,
     function_name,
@@ -167,6 +168,20 @@ class ZoneValues(TypedDict):
     database: str
 
 
+class EndpointScope(TypedDict):
+    """What the VPC endpoints' policies admit, as name patterns (`*` matches
+    any run of characters): the group's buckets, queue and topic names,
+    parameter paths, secret names and log groups, and the public package
+    repository buckets instances read through the S3 gateway."""
+
+    buckets: list[str]
+    names: list[str]
+    parameter_paths: list[str]
+    secret_names: list[str]
+    log_groups: list[str]
+    package_buckets: list[str]
+
+
 class NetworkValues(TypedDict):
     """stacks/shared/main.tf: the network module's arguments."""
 
@@ -178,13 +193,22 @@ class NetworkValues(TypedDict):
     database_port: int
     flow_log_retention_days: int
     flow_log_traffic: str
+    interface_endpoints: list[str]
+    endpoint_zones: list[str]
+    endpoints_name: str
+    endpoint_scope: EndpointScope
 
 
 class BastionValues(TypedDict):
+    """The bastion module's arguments; `internet_https`: whether it keeps HTTPS
+    to the internet, `aws_endpoints`: whether the group has interface endpoints."""
+
     name: str
     allowed_cidrs: list[str]
     users: dict[str, str]
     instance_type: str
+    internet_https: bool
+    aws_endpoints: bool
 
 
 class LoadBalancerValues(TypedDict):
@@ -210,6 +234,8 @@ class AccessValues(TypedDict):
     environments: list[str]
     bastion: BastionValues | None
     load_balancer: LoadBalancerValues | None
+    servers_internet_https: bool
+    aws_endpoints: bool
 
 
 class ServerlessValues(TypedDict):
@@ -526,6 +552,7 @@ def network(infra: Infra, group_name: str) -> NetworkValues:
         for slot, zone in enumerate(plan)
     }
     ssh = sorted(infra.bastion.allowed_cidrs) if infra.bastion else []
+    interface = vpc_endpoints.interface_services(infra, group_name)
     return {
         "name": group_resource(infra, group_name),
         "cidr": group.cidr,
@@ -535,6 +562,30 @@ def network(infra: Infra, group_name: str) -> NetworkValues:
         "database_port": MYSQL_PORT,
         "flow_log_retention_days": group.flow_logs.retention_days,
         "flow_log_traffic": group.flow_logs.traffic,
+        "interface_endpoints": interface,
+        # The first zones of the subnet plan, which never move when zones are added.
+        "endpoint_zones": list(zones)[: group.endpoints.zones or len(zones)] if interface else [],
+        "endpoints_name": endpoint_security_group(infra, group_name),
+        "endpoint_scope": endpoint_scope(infra, group_name),
+    }
+
+
+def endpoint_scope(infra: Infra, group_name: str) -> EndpointScope:
+    """The resources of VPC group `group_name`'s environments that its endpoint
+    policies admit, one pattern per environment and kind."""
+    environments = infra.vpc_groups[group_name].environments
+    secrets = [parameter_path(infra, env).lstrip("/") + "/*" for env in environments]
+    if infra.database is not None:
+        # RDS names the master password secret it manages rds!cluster-<id>.
+        secrets.append("rds!cluster-*")
+    return {
+        "buckets": [asset_bucket(infra, env, "*") for env in environments],
+        "names": [resource_name(infra, env, "*") for env in environments],
+        "parameter_paths": [parameter_path(infra, env) + "/*" for env in environments],
+        "secret_names": secrets,
+        "log_groups": [f"/aws/lambda/{resource_name(infra, env, '*')}" for env in environments]
+        + [parameter_path(infra, env) + "/*" for env in environments],
+        "package_buckets": vpc_endpoints.package_buckets(infra),
     }
 
 
@@ -548,6 +599,8 @@ def access(infra: Infra, group_name: str) -> AccessValues:
             "allowed_cidrs": sorted(infra.bastion.allowed_cidrs),
             "users": dict(sorted(infra.bastion.users.items())),
             "instance_type": infra.bastion.instance_type,
+            "internet_https": "bastion" in group.internet_https,
+            "aws_endpoints": bool(vpc_endpoints.interface_services(infra, group_name)),
         }
     load_balancer: LoadBalancerValues | None = None
     if infra.web_services():
@@ -568,6 +621,8 @@ def access(infra: Infra, group_name: str) -> AccessValues:
         "environments": list(group.environments),
         "bastion": bastion,
         "load_balancer": load_balancer,
+        "servers_internet_https": "servers" in group.internet_https,
+        "aws_endpoints": bool(vpc_endpoints.interface_services(infra, group_name)),
     }
 
 

@@ -276,6 +276,36 @@ class FlowLogs(Record):
     traffic: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
 
 
+# The AWS services whose interface endpoints a VPC group may have, by the
+# last part of their endpoint service name (com.amazonaws.<region>.<name>);
+# what each is for and who calls it: vpc_endpoints.py.
+EndpointService = Literal["ec2", "kms", "logs", "secretsmanager", "sns", "sqs", "ssm", "sts"]
+# Who keeps HTTPS to the internet (0.0.0.0/0): the application servers, the bastion.
+InternetClient = Literal["servers", "bastion"]
+
+
+@record
+class Endpoints(Record):
+    """Private paths to AWS APIs: the S3 gateway endpoint is always there (it is
+    free); interface endpoints are billed per zone and hour, so they are chosen."""
+
+    interface: Annotated[
+        list[EndpointService] | None,
+        Doc(
+            "Interface endpoints (private DNS, in the private subnets). Default: in production "
+            "every service the platform calls from the VPC, elsewhere none."
+        ),
+    ] = None
+    zones: Annotated[
+        int | None,
+        Range(1, 6),
+        Doc(
+            "Put the interface endpoints in the first N zones only (fewer zones cost less); "
+            "default every zone of the group."
+        ),
+    ] = None
+
+
 @record
 class VpcGroup(Record):
     """One VPC shared by the environments listed; no route to any other group."""
@@ -294,6 +324,16 @@ class VpcGroup(Record):
     ] = None
     subnets: SubnetSizes = SubnetSizes()
     flow_logs: FlowLogs = FlowLogs()
+    endpoints: Endpoints = Endpoints()
+    internet_https: Annotated[
+        list[InternetClient],
+        Check(_distinct),
+        Doc(
+            "Who may open HTTPS connections to the internet: servers (package mirrors, "
+            "third-party APIs) and the bastion. AWS APIs without an interface endpoint go "
+            "this way too. [] closes it."
+        ),
+    ] = field(default_factory=lambda: ["servers", "bastion"])
     environments: Annotated[list[Name], Length(1)]
 
     @property

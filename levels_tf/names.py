@@ -140,6 +140,11 @@ def bastion_name(infra: Infra, group: str) -> str:
     return f"{group_resource(infra, group)}-bastion"
 
 
+def endpoint_security_group(infra: Infra, group: str) -> str:
+    """<project>-<group>-endpoints: the security group of VPC group `group`'s interface endpoints."""
+    return f"{group_resource(infra, group)}-endpoints"
+
+
 def ci_role_name(infra: Infra, group: str) -> str:
     """<project>-<group>-ci: VPC group `group`'s CI/CD role."""
     return f"{group_resource(infra, group)}-ci"

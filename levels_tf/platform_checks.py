@@ -66,7 +66,7 @@ def check_platform(aws: Aws, config: Config, amis: dict[str, str]) -> list[Check
     `amis` maps each image name to the AMI id its bake recorded (images.lock);
     every fleet of that image must run it. Returns one Check per promise, in
     this order: per VPC group its VPC and subnets, the isolation between
-    groups (with two or more), the bastion's, application and database
+    groups (with two or more), its VPC endpoints, the bastion's, application and database
     security groups, the load balancer's listeners, the Aurora cluster; per
     environment each fleet (bounds, health checks, launch template version
     and its AMI), each web service's routing rules, every bucket (private,
@@ -86,6 +86,8 @@ def check_platform(aws: Aws, config: Config, amis: dict[str, str]) -> list[Check
     checks: list[Check] = []
     for group in groups:
         checks.extend(_network(reader, context.group_infra(config, group), group))
+    for group in groups:
+        checks.extend(endpoint_checks(aws, context.group_infra(config, group), group, reader))
     if len(groups) > 1:
         checks.append(_isolation(reader, config, groups))
     for group in groups:
@@ -320,6 +322,91 @@ def _network(reader: _Reader, infra: Infra, group: str) -> list[Check]:
         for zone, cidr in sorted(set(found) - expected):
             problems.append(f"unexpected {tier} subnet {cidr} in {zone}")
     checks.append(_check(subnets_name, problems))
+    return checks
+
+
+def endpoint_checks(
+    aws: Aws, infra: Infra, group: str, reader: _Reader | None = None
+) -> list[Check]:
+    """VPC group `group`'s endpoints, read through `aws`: the S3 gateway
+    endpoint on the route tables of the public and private tiers and not the
+    database tier's; each interface endpoint the group has (none is a check
+    too) with private DNS in the private subnets of its endpoint zones, and no
+    other. Two Checks."""
+    reader = reader or _Reader(aws)
+    network = context.network(infra, group)
+    services = network["interface_endpoints"]
+    gateway_name = f"{group}: S3 is reached through a gateway endpoint on the public and private route tables, not the database's"
+    if services:
+        listed = ", ".join(services)
+        zones = ", ".join(network["endpoint_zones"])
+        interface_name = f"{group}: interface endpoints for {listed}, with private DNS, in the private subnets of {zones}"
+    else:
+        interface_name = f"{group}: no interface endpoint (none is chosen)"
+    vpc, why = _group_vpc(reader, infra, group)
+    if vpc is None:
+        return [Check(gateway_name, False, why), Check(interface_name, False, why)]
+    endpoints = reader.in_vpc("describe_vpc_endpoints", "VpcEndpoints", vpc["VpcId"])
+    endpoints = [e for e in endpoints if e.get("State", "").lower() not in ("deleted", "deleting")]
+    tables = reader.in_vpc("describe_route_tables", "RouteTables", vpc["VpcId"])
+    tiers: dict[str, set[str]] = {tier: set() for tier in SUBNET_TIERS}
+    for table in tables:
+        tier = _tag(table, "Tier")
+        if tier in tiers:
+            tiers[tier].add(table["RouteTableId"])
+    s3_service = f"com.amazonaws.{infra.region}.s3"
+    gateways = [
+        e
+        for e in endpoints
+        if e.get("ServiceName") == s3_service and e.get("VpcEndpointType") == "Gateway"
+    ]
+    problems = []
+    if len(gateways) != 1:
+        problems.append(f"{len(gateways)} S3 gateway endpoints in {vpc['VpcId']}, expected 1")
+    else:
+        routed = set(gateways[0].get("RouteTableIds") or [])
+        expected = tiers["public"] | tiers["private"]
+        problems += [f"not on route table {t}" for t in sorted(expected - routed)]
+        problems += [f"on the database route table {t}" for t in sorted(routed & tiers["database"])]
+        problems += [
+            f"on route table {t} of no public or private tier"
+            for t in sorted(routed - expected - tiers["database"])
+        ]
+    checks = [_check(gateway_name, problems)]
+    subnets = reader.in_vpc("describe_subnets", "Subnets", vpc["VpcId"])
+    private = {
+        subnet["AvailabilityZone"]: subnet["SubnetId"]
+        for subnet in subnets
+        if _tag(subnet, "Tier") == "private"
+    }
+    expected_subnets = {
+        private.get(zone, f"(no private subnet in {zone})") for zone in network["endpoint_zones"]
+    }
+    prefix = f"com.amazonaws.{infra.region}."
+    found = {
+        e["ServiceName"].removeprefix(prefix): e
+        for e in endpoints
+        if e.get("VpcEndpointType") == "Interface"
+    }
+    problems = [
+        f"no interface endpoint for {service}" for service in services if service not in found
+    ]
+    problems += [
+        f"an interface endpoint for {service} nobody chose"
+        for service in sorted(set(found) - set(services))
+    ]
+    for service in services:
+        endpoint = found.get(service)
+        if endpoint is None:
+            continue
+        if not endpoint.get("PrivateDnsEnabled"):
+            problems.append(f"{service} ({endpoint['VpcEndpointId']}) has no private DNS")
+        subnet_ids = set(endpoint.get("SubnetIds") or [])
+        if subnet_ids != expected_subnets:
+            problems.append(
+                f"{service} is in subnets {', '.join(sorted(subnet_ids)) or 'none'}, expected {', '.join(sorted(expected_subnets))}"
+            )
+    checks.append(_check(interface_name, problems))
     return checks
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 
-from . import github_oidc, names, regions, subnets
+from . import github_oidc, names, regions, subnets, vpc_endpoints
 from .errors import Problem
 from .loader import Document
 from .model import Infra, as_dict
@@ -18,6 +18,7 @@ from .model import Infra, as_dict
 MIN_AZS, MAX_AZS = 2, 6
 PRINCIPALS = ("developers", "ci")
 RESERVED_BUCKET_CLASSES = ("backup", "logs")
+_CALLERS = {"servers": "the servers call", "bastion": "the bastion calls"}
 
 
 def check(infra: Infra, doc: Document) -> list[Problem]:
@@ -29,6 +30,7 @@ def check(infra: Infra, doc: Document) -> list[Problem]:
     problems += _reserved(infra, doc)
     problems += _load_balancer(infra, doc)
     problems += _ci_trust(infra, doc)
+    problems += _endpoints(infra, doc)
     return problems
 
 
@@ -38,6 +40,7 @@ def check_environment(infra: Infra, env: str, doc: Document) -> list[Problem]:
     problems += _scaling(infra, env, doc)
     problems += _asset_buckets(infra, env, doc)
     problems += _shared_database(infra, env, doc)
+    problems += _unreachable_services(infra, doc, infra.group_of(env))
     return problems
 
 
@@ -410,6 +413,52 @@ def _shared_database(infra: Infra, env: str, doc: Document) -> list[Problem]:
             )
         ]
     return []
+
+
+def _endpoints(infra: Infra, doc: Document) -> list[Problem]:
+    """Each group's interface endpoints: listed once, in no more zones than the
+    group spans, and every AWS API its servers and bastion call reachable,
+    through an endpoint or through the internet (`internet_https`)."""
+    problems = []
+    for name, group in infra.vpc_groups.items():
+        path = ("vpc_groups", name, "endpoints")
+        seen: set[str] = set()
+        for index, service in enumerate(group.endpoints.interface or []):
+            if service in seen:
+                problems.append(
+                    doc.problem((*path, "interface", index), f"'{service}' is listed twice")
+                )
+            seen.add(service)
+        zones = group.endpoints.zones
+        if zones is not None and zones > group.azs:
+            problems.append(
+                doc.problem(
+                    (*path, "zones"),
+                    f"{zones} zones, but group '{name}' spans {group.azs} (azs)",
+                )
+            )
+        problems += _unreachable_services(infra, doc, name)
+    return problems
+
+
+def _unreachable_services(infra: Infra, doc: Document, group: str) -> list[Problem]:
+    """A client of `group` kept off the internet that calls a service the
+    group has no interface endpoint for. Run on the whole file, then on each
+    environment's effective configuration, whose overrides may call more."""
+    spec = infra.vpc_groups[group]
+    problems = []
+    for client in vpc_endpoints.CLIENTS:
+        missing = vpc_endpoints.uncovered(infra, group, client)
+        if missing and client not in spec.internet_https:
+            problems.append(
+                doc.problem(
+                    ("vpc_groups", group, "internet_https"),
+                    f"{_CALLERS[client]} {', '.join(missing)}, which group '{group}' has no "
+                    f"interface endpoint for: add them to vpc_groups.{group}.endpoints.interface, "
+                    f"or '{client}' to internet_https",
+                )
+            )
+    return problems
 
 
 def _unknown(kind: str, name: str, known) -> str:

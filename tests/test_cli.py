@@ -62,16 +62,18 @@ def test_validate_reports_counts(run):
 
 def test_validate_reports_every_problem_on_stderr(run, tmp_path):
     bad = tmp_path / "infra.yaml"
-    bad.write_text(
+    text = (
         REFERENCE.read_text()
         .replace("cidr: 10.1.0.0/16", "cidr: 10.0.128.0/17")
         .replace("image: worker", "image: wroker")
     )
+    bad.write_text(text)
+    cidr_line = text.splitlines().index("    cidr: 10.0.128.0/17") + 1
     result = run("validate", config=bad)
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
     assert any(
-        ":25:" in line and "vpc_groups.nonprod.cidr: 10.0.128.0/17 overlaps" in line
+        f":{cidr_line}:" in line and "vpc_groups.nonprod.cidr: 10.0.128.0/17 overlaps" in line
         for line in lines
     ), lines
     assert any(

@@ -686,3 +686,63 @@ def test_secrets_manager_secrets_under_their_prefix(aws, config, client, amis):
     assert one(checks, "live: Secrets Manager secrets token under chk/live/app/").passed
     trial = one(checks, "trial: Secrets Manager secrets token")
     assert not trial.passed and trial.detail == "no secret chk/trial/app/token"
+
+
+def test_vpc_endpoints_on_their_route_tables_and_subnets(aws, config, client, amis):
+    cfg = config()
+    ec2 = client("ec2")
+    vpc_id, subnets = network(ec2, cfg, "prod")
+    tables = {}
+    for tier in ("public", "private", "database"):
+        table = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+        ec2.create_tags(Resources=[table], Tags=tags(f"chk-prod-{tier}", Tier=tier))
+        tables[tier] = table
+    # Wrong: S3 reaches the database tier and not the public one; ssm without
+    # private DNS in a public subnet; kms missing; sts, which nobody chose.
+    ec2.create_vpc_endpoint(
+        VpcId=vpc_id,
+        ServiceName="com.amazonaws.us-east-1.s3",
+        VpcEndpointType="Gateway",
+        RouteTableIds=[tables["private"], tables["database"]],
+    )
+    zones = sorted(subnets)
+    for service, subnet_ids, private_dns in (
+        ("ssm", [subnets[zones[0]]["public"]], False),
+        ("ec2", [subnets[zone]["private"] for zone in zones], True),
+        ("sts", [subnets[zones[0]]["private"]], True),
+    ):
+        ec2.create_vpc_endpoint(
+            VpcId=vpc_id,
+            ServiceName=f"com.amazonaws.us-east-1.{service}",
+            VpcEndpointType="Interface",
+            SubnetIds=subnet_ids,
+            PrivateDnsEnabled=private_dns,
+        )
+    checks = check_platform(aws, cfg, amis)
+    gateway = one(checks, "prod: S3 is reached through a gateway endpoint")
+    assert not gateway.passed
+    assert f"not on route table {tables['public']}" in gateway.detail
+    assert f"on the database route table {tables['database']}" in gateway.detail
+    interface = one(checks, "prod: interface endpoints for ec2, kms, ssm, with private DNS")
+    assert not interface.passed
+    assert "no interface endpoint for kms" in interface.detail
+    assert "an interface endpoint for sts nobody chose" in interface.detail
+    assert "ssm (vpce-" in interface.detail and "has no private DNS" in interface.detail
+    assert f"ssm is in subnets {subnets[zones[0]]['public']}, expected" in interface.detail
+    assert "ec2 is in" not in interface.detail
+    # The group without interface endpoints says so, and passes once its gateway is right.
+    lab_vpc, _ = network(ec2, cfg, "lab")
+    lab_tables = []
+    for tier in ("public", "private"):
+        table = ec2.create_route_table(VpcId=lab_vpc)["RouteTable"]["RouteTableId"]
+        ec2.create_tags(Resources=[table], Tags=tags(f"chk-lab-{tier}", Tier=tier))
+        lab_tables.append(table)
+    ec2.create_vpc_endpoint(
+        VpcId=lab_vpc,
+        ServiceName="com.amazonaws.us-east-1.s3",
+        VpcEndpointType="Gateway",
+        RouteTableIds=lab_tables,
+    )
+    checks = check_platform(aws, cfg, amis)
+    assert one(checks, "lab: S3 is reached through a gateway endpoint").passed
+    assert one(checks, "lab: no interface endpoint (none is chosen)").passed

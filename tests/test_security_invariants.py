@@ -363,3 +363,90 @@ def test_buckets_are_versioned_as_infra_yaml_says(rendered):
         # The backup bucket, when a class is backed up, is always versioned.
         expected |= {"backup": True} if "backup" in buckets else {}
         assert {name: spec["versioning"] for name, spec in buckets.items()} == expected, env
+
+
+# --- egress and VPC endpoints ---------------------------------------------------------
+
+
+def test_the_internet_is_reached_only_by_the_optional_https_rule(rendered):
+    """Every egress rule to 0.0.0.0/0 (or ::/0) is the HTTPS rule named
+    internet_https, counted by its module's internet_https variable, and each
+    shared stack turns it on exactly for the clients its group lists."""
+    config, parsed = rendered
+    for path, name, rule in resources(parsed, "aws_vpc_security_group_egress_rule"):
+        if rule.get("cidr_ipv4") == "0.0.0.0/0" or rule.get("cidr_ipv6") == "::/0":
+            module = path.split("/")[1]
+            assert module in ("app-access", "bastion"), f"{path}: {name}"
+            assert name == "internet_https", f"{path}: {name}"
+            assert rule["count"] == "${var.internet_https ? 1 : 0}", f"{path}: {name}"
+            assert (rule["from_port"], rule["to_port"], rule["ip_protocol"]) == (443, 443, "tcp")
+    for group_name, group in config.infra.vpc_groups.items():
+        calls = dict(module_calls(parsed, f"{group_name}-shared"))
+        assert calls["app_access"]["internet_https"] is ("servers" in group.internet_https)
+        if "bastion" in calls:
+            assert calls["bastion"]["internet_https"] is ("bastion" in group.internet_https)
+
+
+def test_the_function_reaches_s3_through_its_prefix_list_only(rendered):
+    _, parsed = rendered
+    rules = [
+        (name, rule)
+        for path, name, rule in resources(parsed, "aws_vpc_security_group_egress_rule")
+        if path.startswith("modules/function/")
+    ]
+    assert [name for name, _ in rules] == ["s3"]
+    (_, rule) = rules[0]
+    assert rule["prefix_list_id"] == "${var.s3_prefix_list_id}"
+    assert "cidr_ipv4" not in rule and "cidr_ipv6" not in rule and "count" not in rule
+
+
+def test_production_groups_reach_every_service_they_call_through_an_endpoint(rendered):
+    from levels_tf import context, vpc_endpoints
+
+    config, parsed = rendered
+    production = [g for g, spec in config.infra.vpc_groups.items() if spec.production]
+    for group in production:
+        if config.infra.vpc_groups[group].endpoints.interface is not None:
+            continue  # the file chose its endpoints
+        network = dict(module_calls(parsed, f"{group}-shared"))["network"]
+        used = vpc_endpoints.services_used(context.group_infra(config, group))
+        assert set(used) <= set(network["interface_endpoints"]), group
+        assert bool(network["endpoint_zones"]) is bool(used), group
+
+
+def _wildcard(action: str) -> bool:
+    return action == "*" or action.endswith(":*")
+
+
+def test_endpoint_policies_never_grant_every_action(rendered):
+    """No endpoint policy statement has a "*" action (or service:*), so none
+    grants every action on "*"; every statement on "*" names its actions."""
+    _, parsed = rendered
+    body = parsed["modules/network/endpoints.tf"]
+    (statements,) = [
+        block["endpoint_statements"] for block in body["locals"] if "endpoint_statements" in block
+    ]
+    assert statements
+    for service, by_sid in statements.items():
+        for sid, statement in by_sid.items():
+            assert statement["actions"] and not any(map(_wildcard, statement["actions"])), (
+                service,
+                sid,
+            )
+    documents = [
+        documents
+        for block in body["data"]
+        for name, documents in block.get("aws_iam_policy_document", {}).items()
+    ]
+    assert len(documents) == 2
+    for document in documents:
+        plain = document.get("statement", [])
+        dynamic = [
+            d["statement"]["content"][0] for d in document.get("dynamic", []) if "statement" in d
+        ]
+        for statement in plain + dynamic:
+            actions = statement["actions"]
+            if isinstance(actions, list):
+                assert not any(map(_wildcard, actions)), statement
+            else:  # taken from endpoint_statements, checked above
+                assert actions == "${statement.value.actions}"

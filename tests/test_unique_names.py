@@ -196,6 +196,7 @@ UNNAMED: dict[str, str] = {
     "aws_sqs_queue_redrive_allow_policy": "a setting of its queue",
     "aws_subnet": "identified by a generated ID",
     "aws_vpc": "identified by a generated ID",
+    "aws_vpc_endpoint": "identified by a generated ID; one per service in its VPC",
     "aws_vpc_security_group_egress_rule": "identified by a generated ID",
     "aws_vpc_security_group_ingress_rule": "identified by a generated ID",
     "aws_wafv2_web_acl_association": "links a web ACL and a resource",

@@ -29,13 +29,43 @@ resource "aws_vpc_security_group_ingress_rule" "ssh_from_bastion" {
   referenced_security_group_id = var.bastion_security_group_id
 }
 
-resource "aws_vpc_security_group_egress_rule" "https" {
+resource "aws_vpc_security_group_egress_rule" "s3" {
   security_group_id = aws_security_group.this.id
-  description       = "HTTPS to AWS APIs, S3 and package repositories"
+  description       = "HTTPS to S3 through the gateway endpoint"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = var.s3_prefix_list_id
+}
+
+resource "aws_vpc_security_group_egress_rule" "aws_endpoints" {
+  count = var.aws_endpoints ? 1 : 0
+
+  security_group_id            = aws_security_group.this.id
+  description                  = "HTTPS to the AWS APIs' interface endpoints"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = var.endpoint_security_group_id
+}
+
+# Only when the VPC group keeps HTTPS to the internet for the application servers
+# (vpc_groups.<group>.internet_https): package mirrors, third-party APIs and
+# the AWS APIs the group has no interface endpoint for.
+resource "aws_vpc_security_group_egress_rule" "internet_https" {
+  count = var.internet_https ? 1 : 0
+
+  security_group_id = aws_security_group.this.id
+  description       = "HTTPS to the internet"
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443
   cidr_ipv4         = "0.0.0.0/0"
+}
+
+moved {
+  from = aws_vpc_security_group_egress_rule.https
+  to   = aws_vpc_security_group_egress_rule.internet_https[0]
 }
 
 resource "aws_vpc_security_group_egress_rule" "database" {

@@ -59,6 +59,29 @@ variable "ami_owners" {
   }
 }
 
+variable "s3_prefix_list_id" {
+  description = "Prefix list of S3 in the region (the VPC's S3 gateway endpoint)."
+  type        = string
+}
+
+variable "aws_endpoints" {
+  description = "Whether the VPC has interface endpoints; known at plan time, unlike their security group's ID."
+  type        = bool
+  default     = false
+}
+
+variable "endpoint_security_group_id" {
+  description = "Security group of the VPC's interface endpoints; null when there are none."
+  type        = string
+  default     = null
+}
+
+variable "internet_https" {
+  description = "Whether HTTPS to the internet (0.0.0.0/0) stays open: package mirrors, third-party APIs, AWS APIs without an interface endpoint."
+  type        = bool
+  default     = false
+}
+
 variable "tags" {
   description = "Tags for every resource of the module, on top of the provider's default tags."
   type        = map(string)

@@ -43,13 +43,20 @@ resource "aws_security_group" "this" {
   }
 }
 
-resource "aws_vpc_security_group_egress_rule" "https" {
+# The function calls S3 alone, through the VPC's gateway endpoint: no other
+# way out. Its logs, traces and dead letters are sent by Lambda itself.
+resource "aws_vpc_security_group_egress_rule" "s3" {
   security_group_id = aws_security_group.this.id
-  description       = "HTTPS to AWS APIs"
+  description       = "HTTPS to S3 through the gateway endpoint"
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443
-  cidr_ipv4         = "0.0.0.0/0"
+  prefix_list_id    = var.s3_prefix_list_id
+}
+
+moved {
+  from = aws_vpc_security_group_egress_rule.https
+  to   = aws_vpc_security_group_egress_rule.s3
 }
 
 data "aws_iam_policy_document" "assume" {

@@ -76,6 +76,11 @@ variable "subnet_ids" {
   type        = map(string)
 }
 
+variable "s3_prefix_list_id" {
+  description = "Prefix list of S3 in the region (the VPC's S3 gateway endpoint): the function's only way out."
+  type        = string
+}
+
 variable "log_retention_days" {
   description = "Days CloudWatch keeps the function's logs."
   type        = number

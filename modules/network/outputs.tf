@@ -49,3 +49,18 @@ output "flow_log_group_name" {
   description = "CloudWatch Logs group of the VPC flow logs."
   value       = aws_cloudwatch_log_group.flow_logs.name
 }
+
+output "s3_prefix_list_id" {
+  description = "Prefix list of S3 in the region: security group rules name it to reach S3 through the gateway endpoint."
+  value       = aws_vpc_endpoint.s3.prefix_list_id
+}
+
+output "endpoint_security_group_id" {
+  description = "Security group of the interface endpoints; null when there are none."
+  value       = one(aws_security_group.endpoints[*].id)
+}
+
+output "interface_endpoint_ids" {
+  description = "Interface endpoint IDs by service."
+  value       = { for service, endpoint in aws_vpc_endpoint.interface : service => endpoint.id }
+}

@@ -75,6 +75,50 @@ variable "flow_log_traffic" {
   }
 }
 
+variable "interface_endpoints" {
+  description = "AWS services reached through interface endpoints with private DNS, by the last part of their endpoint service name (ssm, kms, ...). Each is billed per zone and hour."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for service in var.interface_endpoints : contains(["ec2", "kms", "logs", "secretsmanager", "sns", "sqs", "ssm", "sts"], service)])
+    error_message = "The interface_endpoints must be among ec2, kms, logs, secretsmanager, sns, sqs, ssm and sts."
+  }
+}
+
+variable "endpoint_zones" {
+  description = "Availability zones whose private subnets hold the interface endpoints' network interfaces."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for zone in var.endpoint_zones : contains(keys(var.zones), zone)])
+    error_message = "The endpoint_zones must be zones of the VPC."
+  }
+
+  validation {
+    condition     = length(var.interface_endpoints) == 0 || length(var.endpoint_zones) > 0
+    error_message = "Interface endpoints need at least one zone."
+  }
+}
+
+variable "endpoints_name" {
+  description = "Name of the interface endpoints' security group."
+  type        = string
+}
+
+variable "endpoint_scope" {
+  description = "What the endpoint policies admit: bucket names, queue and topic names, parameter paths, secret names and log groups (patterns with *), and public package repository buckets read through the S3 endpoint."
+  type = object({
+    buckets         = list(string)
+    names           = list(string)
+    parameter_paths = list(string)
+    secret_names    = list(string)
+    log_groups      = list(string)
+    package_buckets = list(string)
+  })
+}
+
 variable "tags" {
   description = "Tags for every resource of the module, on top of the provider's default tags."
   type        = map(string)

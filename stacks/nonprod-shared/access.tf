@@ -4,16 +4,20 @@
 module "bastion" {
   source = "../../modules/bastion"
 
-  vpc_id     = module.network.vpc_id
-  vpc_cidr   = module.network.vpc_cidr
-  subnet_ids = module.network.public_subnet_ids
+  vpc_id                     = module.network.vpc_id
+  vpc_cidr                   = module.network.vpc_cidr
+  subnet_ids                 = module.network.public_subnet_ids
+  s3_prefix_list_id          = module.network.s3_prefix_list_id
+  endpoint_security_group_id = module.network.endpoint_security_group_id
 
   name          = "levels-nonprod-bastion"
   allowed_cidrs = ["203.0.113.0/24"]
   users = {
     alice = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleQ alice@laptop"
   }
-  instance_type = "t3.micro"
+  instance_type  = "t3.micro"
+  internet_https = true
+  aws_endpoints  = false
 }
 
 # Each environment's application servers carry their group: SSH only from
@@ -27,4 +31,9 @@ module "app_access" {
   vpc_cidr                  = module.network.vpc_cidr
   has_bastion               = true
   bastion_security_group_id = module.bastion.security_group_id
+
+  s3_prefix_list_id          = module.network.s3_prefix_list_id
+  aws_endpoints              = false
+  endpoint_security_group_id = module.network.endpoint_security_group_id
+  internet_https             = true
 }

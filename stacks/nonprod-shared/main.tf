@@ -38,4 +38,22 @@ module "network" {
   database_port           = 3306
   flow_log_retention_days = 365
   flow_log_traffic        = "ALL"
+  interface_endpoints     = []
+  endpoint_zones          = []
+  endpoints_name          = "levels-nonprod-endpoints"
+  endpoint_scope = {
+    buckets         = ["levels-dev-*", "levels-test-*", "levels-qa-*"]
+    names           = ["levels-dev-*", "levels-test-*", "levels-qa-*"]
+    parameter_paths = ["/levels/dev/*", "/levels/test/*", "/levels/qa/*"]
+    secret_names    = ["levels/dev/*", "levels/test/*", "levels/qa/*", "rds!cluster-*"]
+    log_groups = [
+      "/aws/lambda/levels-dev-*",
+      "/aws/lambda/levels-test-*",
+      "/aws/lambda/levels-qa-*",
+      "/levels/dev/*",
+      "/levels/test/*",
+      "/levels/qa/*",
+    ]
+    package_buckets = ["al2023-repos-us-east-1-de612dc2"]
+  }
 }

@@ -38,4 +38,15 @@ module "network" {
   database_port           = 3306
   flow_log_retention_days = 365
   flow_log_traffic        = "ALL"
+  interface_endpoints     = ["ec2", "kms", "sns", "sqs", "ssm"]
+  endpoint_zones          = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"]
+  endpoints_name          = "levels-production-endpoints"
+  endpoint_scope = {
+    buckets         = ["levels-production-*"]
+    names           = ["levels-production-*"]
+    parameter_paths = ["/levels/production/*"]
+    secret_names    = ["levels/production/*", "rds!cluster-*"]
+    log_groups      = ["/aws/lambda/levels-production-*", "/levels/production/*"]
+    package_buckets = ["al2023-repos-us-east-1-de612dc2"]
+  }
 }

@@ -265,6 +265,8 @@ module "function" {
   kms_key_arn     = module.data_key.arn
   vpc_id          = local.network.vpc_id
   subnet_ids      = local.network.private_subnet_ids
+
+  s3_prefix_list_id = local.network.s3_prefix_list_id
 }
 
 # Parameters under /levels/test/<prefix>/: declared here, values set out of band.

@@ -195,6 +195,8 @@ module "function" {
   kms_key_arn     = module.data_key.arn
   vpc_id          = local.network.vpc_id
   subnet_ids      = local.network.private_subnet_ids
+
+  s3_prefix_list_id = local.network.s3_prefix_list_id
 }
 
 # Parameters under /heavy/alpha/<prefix>/: declared here, values set out of band.

@@ -26,4 +26,22 @@ module "network" {
   database_port           = 3306
   flow_log_retention_days = 365
   flow_log_traffic        = "ALL"
+  interface_endpoints     = []
+  endpoint_zones          = []
+  endpoints_name          = "heavy-lab-endpoints"
+  endpoint_scope = {
+    buckets         = ["heavy-assets-alpha-*", "heavy-assets-beta-*", "heavy-assets-gamma-*"]
+    names           = ["heavy-alpha-*", "heavy-beta-*", "heavy-gamma-*"]
+    parameter_paths = ["/heavy/alpha/*", "/heavy/beta/*", "/heavy/gamma/*"]
+    secret_names    = ["heavy/alpha/*", "heavy/beta/*", "heavy/gamma/*"]
+    log_groups = [
+      "/aws/lambda/heavy-alpha-*",
+      "/aws/lambda/heavy-beta-*",
+      "/aws/lambda/heavy-gamma-*",
+      "/heavy/alpha/*",
+      "/heavy/beta/*",
+      "/heavy/gamma/*",
+    ]
+    package_buckets = []
+  }
 }

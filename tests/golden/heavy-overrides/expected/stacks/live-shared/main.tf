@@ -32,4 +32,15 @@ module "network" {
   database_port           = 3306
   flow_log_retention_days = 365
   flow_log_traffic        = "ALL"
+  interface_endpoints     = ["kms", "secretsmanager", "sqs", "ssm"]
+  endpoint_zones          = ["eu-central-1a", "eu-central-1b", "eu-central-1c"]
+  endpoints_name          = "heavy-live-endpoints"
+  endpoint_scope = {
+    buckets         = ["heavy-assets-live-*"]
+    names           = ["heavy-live-*"]
+    parameter_paths = ["/heavy/live/*"]
+    secret_names    = ["heavy/live/*"]
+    log_groups      = ["/aws/lambda/heavy-live-*", "/heavy/live/*"]
+    package_buckets = []
+  }
 }

@@ -4,16 +4,20 @@
 module "bastion" {
   source = "../../modules/bastion"
 
-  vpc_id     = module.network.vpc_id
-  vpc_cidr   = module.network.vpc_cidr
-  subnet_ids = module.network.public_subnet_ids
+  vpc_id                     = module.network.vpc_id
+  vpc_cidr                   = module.network.vpc_cidr
+  subnet_ids                 = module.network.public_subnet_ids
+  s3_prefix_list_id          = module.network.s3_prefix_list_id
+  endpoint_security_group_id = module.network.endpoint_security_group_id
 
   name          = "wide-prod-bastion"
   allowed_cidrs = ["192.0.2.0/28", "198.51.100.10/32"]
   users = {
     ops = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHdpZGUtb3BzLWV4YW1wbGUta2V5LWZvci10ZXN0cw ops@example"
   }
-  instance_type = "t3.micro"
+  instance_type  = "t3.micro"
+  internet_https = true
+  aws_endpoints  = true
 }
 
 # Each environment's application servers carry their group: SSH only from
@@ -27,4 +31,9 @@ module "app_access" {
   vpc_cidr                  = module.network.vpc_cidr
   has_bastion               = true
   bastion_security_group_id = module.bastion.security_group_id
+
+  s3_prefix_list_id          = module.network.s3_prefix_list_id
+  aws_endpoints              = true
+  endpoint_security_group_id = module.network.endpoint_security_group_id
+  internet_https             = true
 }

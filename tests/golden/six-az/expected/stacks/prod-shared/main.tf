@@ -50,4 +50,15 @@ module "network" {
   database_port           = 3306
   flow_log_retention_days = 365
   flow_log_traffic        = "ALL"
+  interface_endpoints     = ["ec2"]
+  endpoint_zones          = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1e", "us-east-1f"]
+  endpoints_name          = "wide-prod-endpoints"
+  endpoint_scope = {
+    buckets         = ["wide-prod-*"]
+    names           = ["wide-prod-*"]
+    parameter_paths = ["/wide/prod/*"]
+    secret_names    = ["wide/prod/*"]
+    log_groups      = ["/aws/lambda/wide-prod-*", "/wide/prod/*"]
+    package_buckets = ["al2023-repos-us-east-1-de612dc2"]
+  }
 }

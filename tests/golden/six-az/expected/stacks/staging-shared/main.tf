@@ -50,4 +50,15 @@ module "network" {
   database_port           = 3306
   flow_log_retention_days = 365
   flow_log_traffic        = "ALL"
+  interface_endpoints     = []
+  endpoint_zones          = []
+  endpoints_name          = "wide-staging-endpoints"
+  endpoint_scope = {
+    buckets         = ["wide-staging-*", "wide-preview-*"]
+    names           = ["wide-staging-*", "wide-preview-*"]
+    parameter_paths = ["/wide/staging/*", "/wide/preview/*"]
+    secret_names    = ["wide/staging/*", "wide/preview/*"]
+    log_groups      = ["/aws/lambda/wide-staging-*", "/aws/lambda/wide-preview-*", "/wide/staging/*", "/wide/preview/*"]
+    package_buckets = ["al2023-repos-us-east-1-de612dc2"]
+  }
 }

@@ -11,6 +11,8 @@ output "network" {
     private_subnet_cidrs       = module.network.private_subnet_cidrs
     database_subnet_ids        = module.network.database_subnet_ids
     database_subnet_group_name = module.network.database_subnet_group_name
+    s3_prefix_list_id          = module.network.s3_prefix_list_id
+    endpoint_security_group_id = module.network.endpoint_security_group_id
   }
 }
 

@@ -11,4 +11,9 @@ module "app_access" {
   vpc_cidr                  = module.network.vpc_cidr
   has_bastion               = false
   bastion_security_group_id = null
+
+  s3_prefix_list_id          = module.network.s3_prefix_list_id
+  aws_endpoints              = false
+  endpoint_security_group_id = module.network.endpoint_security_group_id
+  internet_https             = true
 }

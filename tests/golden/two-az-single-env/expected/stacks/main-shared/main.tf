@@ -27,4 +27,15 @@ module "network" {
   database_port           = 3306
   flow_log_retention_days = 30
   flow_log_traffic        = "REJECT"
+  interface_endpoints     = []
+  endpoint_zones          = []
+  endpoints_name          = "tiny-main-endpoints"
+  endpoint_scope = {
+    buckets         = ["tiny-live-*"]
+    names           = ["tiny-live-*"]
+    parameter_paths = ["/tiny/live/*"]
+    secret_names    = ["tiny/live/*"]
+    log_groups      = ["/aws/lambda/tiny-live-*", "/tiny/live/*"]
+    package_buckets = []
+  }
 }
