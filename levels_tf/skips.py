@@ -300,6 +300,34 @@ SKIPS: tuple[Skip, ...] = (
         )
         for tier in ("public", "private")
     ),
+    *(
+        Skip(
+            "trivy",
+            "AWS-0102",
+            "modules/network",
+            f"aws_network_acl_rule.{tier}",
+            "A network ACL cannot name a prefix list or a security group, and S3 through the "
+            "gateway endpoint still goes to S3's public addresses: this fence lets every protocol "
+            "out, and the stateful security groups narrow egress (tests/test_security_invariants.py"
+            "::test_the_internet_is_reached_only_by_the_optional_https_rule).",
+            params="egress=true",
+        )
+        for tier in ("public", "private")
+    ),
+    # -- Egress to the internet -------------------------------------------------------------
+    *(
+        Skip(
+            "trivy",
+            "AWS-0104",
+            place,
+            "aws_vpc_security_group_egress_rule.internet_https",
+            "Present only when infra.yaml vpc_groups.<group>.internet_https lists these instances "
+            "(count): OS package mirrors and third-party APIs are on the internet; AWS APIs go "
+            "through the VPC endpoints (tests/test_security_invariants.py"
+            "::test_the_internet_is_reached_only_by_the_optional_https_rule).",
+        )
+        for place in ("modules/app-access", "modules/bastion")
+    ),
 )
 
 
