@@ -69,11 +69,17 @@ def _no_home_writes(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def run():
-    """Run the CLI in-process: run('validate', config=path) -> click Result."""
+    """Run the CLI in-process: run('validate', config=path) -> click Result.
+
+    Everything a command prints is scanned for secret values (tests/secret_scan.py):
+    no plan, output or message may show one."""
+    from .secret_scan import assert_clean
 
     def invoke(*args: str, config: Path | str | None = None):
         argv = (["-c", str(config)] if config is not None else []) + list(args)
-        return CliRunner().invoke(cli, argv, catch_exceptions=False)
+        result = CliRunner().invoke(cli, argv, catch_exceptions=False)
+        assert_clean(result.output, "levels-tf " + " ".join(args))
+        return result
 
     return invoke
 
