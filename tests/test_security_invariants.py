@@ -120,41 +120,106 @@ def test_rules_live_only_in_standalone_rule_resources(rendered):
     assert list(resources(parsed, "aws_vpc_security_group_ingress_rule"))
 
 
-def test_ssh_only_on_the_bastion_from_allowed_cidrs_and_on_app_servers_from_the_bastion(rendered):
-    _, parsed = rendered
+def _no_cidr(rule: dict) -> bool:
+    return "cidr_ipv4" not in rule and "cidr_ipv6" not in rule and "prefix_list_id" not in rule
+
+
+def access_problems(config, parsed) -> list[str]:
+    """SSH reaches the bastion only from the configured allow list (security
+    group and network ACL alike), application servers only from the
+    bastion's group, and nothing else; the database admits only the
+    application servers' groups."""
+    problems = []
     seen = set()
     for path, name, rule in resources(parsed, "aws_vpc_security_group_ingress_rule"):
+        module = path.split("/")[1]
+        if module == "database":
+            from_clients = (
+                rule.get("for_each") == "${var.client_security_group_ids}"
+                and rule.get("referenced_security_group_id") == "${each.value}"
+            )
+            if not from_clients or not _no_cidr(rule):
+                problems.append(f"{path}: {name} admits more than the application servers")
         if 22 not in _ports(rule):
             continue
-        module = path.split("/")[1]
         seen.add(module)
         if module == "bastion":
-            assert rule["for_each"] == "${toset(var.allowed_cidrs)}"
-            assert rule["cidr_ipv4"] == "${each.key}"
-            assert "referenced_security_group_id" not in rule
+            allowed = (
+                rule.get("for_each") == "${toset(var.allowed_cidrs)}"
+                and rule.get("cidr_ipv4") == "${each.key}"
+                and not set(rule) & {"referenced_security_group_id", "cidr_ipv6", "prefix_list_id"}
+            )
         elif module == "app-access":
-            assert rule["referenced_security_group_id"] == "${var.bastion_security_group_id}"
-            assert "cidr_ipv4" not in rule and "cidr_ipv6" not in rule
+            allowed = rule.get(
+                "referenced_security_group_id"
+            ) == "${var.bastion_security_group_id}" and _no_cidr(rule)
         else:
-            pytest.fail(f"{path}: {name} admits SSH")
-    assert seen == {"bastion", "app-access"}
-
-
-def test_bastion_allow_list_is_the_configured_one_and_never_the_internet(rendered):
-    config, parsed = rendered
+            allowed = False
+        if not allowed:
+            problems.append(f"{path}: {name} admits SSH from elsewhere")
+    if seen != {"bastion", "app-access"}:
+        problems.append(f"SSH rules in {sorted(seen)}")
+    bastion = config.infra.bastion
+    allowed_cidrs = sorted(bastion.allowed_cidrs) if bastion else []
     for group in config.infra.vpc_groups:
         calls = dict(module_calls(parsed, f"{group}-shared"))
-        if config.infra.bastion is None:
-            assert "bastion" not in calls
-            assert calls["app_access"]["bastion_security_group_id"] is None
-            continue
-        allowed = calls["bastion"]["allowed_cidrs"]
-        assert allowed == sorted(config.infra.bastion.allowed_cidrs)
-        assert "0.0.0.0/0" not in allowed
-        assert (
-            calls["app_access"]["bastion_security_group_id"]
-            == "${module.bastion.security_group_id}"
-        )
+        nacl = calls["network"].get("ssh_ingress_cidrs")
+        if nacl != allowed_cidrs:
+            problems.append(f"{group}: the network ACLs admit SSH from {nacl}")
+        source = calls["app_access"].get("bastion_security_group_id")
+        if source != ("${module.bastion.security_group_id}" if bastion else None):
+            problems.append(f"{group}: application servers admit SSH from {source}")
+        if bastion is None and "bastion" in calls:
+            problems.append(f"{group}: a bastion nobody configured")
+        if bastion is not None:
+            cidrs = calls.get("bastion", {}).get("allowed_cidrs")
+            if cidrs != allowed_cidrs or "0.0.0.0/0" in cidrs:
+                problems.append(f"{group}: the bastion admits {cidrs}")
+        clients = calls.get("database", {}).get("client_security_group_ids")
+        if "database" in calls and clients != (
+            "${{for env, access in module.app_access : env => access.security_group_id}}"
+        ):
+            problems.append(f"{group}: the database admits {clients}")
+    return problems
+
+
+def test_ssh_and_database_access_follow_the_allow_lists(rendered):
+    config, parsed = rendered
+    assert access_problems(config, parsed) == []
+
+
+def _ingress(parsed, module: str, name: str) -> dict:
+    return _resource(
+        parsed, f"modules/{module}/main.tf", "aws_vpc_security_group_ingress_rule", name
+    )
+
+
+def _production_shared_call(parsed, name: str) -> dict:
+    (call,) = [c for n, c in module_calls(parsed, "production-shared") if n == name]
+    return call
+
+
+def test_access_fails_on_a_broken_tree():
+    _each_break_is_noticed(
+        access_problems,
+        [
+            lambda p: _ingress(p, "bastion", "ssh").update(cidr_ipv4="0.0.0.0/0"),
+            lambda p: _ingress(p, "app-access", "ssh_from_bastion").update(
+                cidr_ipv4="${var.vpc_cidr}"
+            ),
+            lambda p: _ingress(p, "service", "from_load_balancer").update(from_port=22, to_port=22),
+            lambda p: _ingress(p, "database", "from_applications").update(
+                cidr_ipv4="${var.vpc_cidr}"
+            ),
+            lambda p: _production_shared_call(p, "bastion")["allowed_cidrs"].append("0.0.0.0/0"),
+            lambda p: _production_shared_call(p, "network")["ssh_ingress_cidrs"].append(
+                "198.51.100.0/24"
+            ),
+            lambda p: _production_shared_call(p, "database").update(
+                client_security_group_ids="${{bastion = module.bastion.security_group_id}}"
+            ),
+        ],
+    )
 
 
 def test_the_internet_reaches_only_the_load_balancer_on_80_and_443(rendered):
