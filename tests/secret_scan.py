@@ -24,6 +24,9 @@ PLACEHOLDERS = frozenset({"set-me-out-of-band", "testing", "emulator"})
 # secret lives, not what it is.
 NOT_A_VALUE = ("$", "%{", "{{", "<", "var.", "local.", "module.", "each.", "data.", "arn:", "/")
 
+# The key id AWS's documentation uses as its example, which moto also reports
+# as the caller's user id (a real GetCallerIdentity answers a unique id, AIDA...).
+EXAMPLE_KEY_IDS = frozenset({"AKIAIOSFODNN7EXAMPLE"})
 ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")
 PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 # `password = "x"`, `"db_secret": "x"`, `token: x`, `secret_key = "x"`, ...: a
@@ -71,7 +74,8 @@ def scan(text: str, source: str, seeded: Iterable[str] = ()) -> list[Finding]:
     findings = []
     for number, line in enumerate(text.splitlines(), start=1):
         for match in ACCESS_KEY_ID.finditer(line):
-            findings.append(Finding(source, number, "AWS access key id", _redacted(match[0])))
+            if match[0] not in EXAMPLE_KEY_IDS:
+                findings.append(Finding(source, number, "AWS access key id", _redacted(match[0])))
         if PRIVATE_KEY.search(line):
             findings.append(Finding(source, number, "private key", "-----BEGIN … PRIVATE KEY"))
         for match in ASSIGNED.finditer(line):

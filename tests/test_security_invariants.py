@@ -434,7 +434,7 @@ def test_the_secret_scan_finds_what_a_broken_tree_would_leak():
     leaks = {
         "modules/database/main.tf": '  master_password = "correct-horse-battery"\n',
         "modules/bastion/user-data.sh.tftpl": "-----BEGIN OPENSSH PRIVATE KEY-----\n",
-        "packer/api.pkr.hcl": '    access_key = "AKIAIOSFODNN7EXAMPLE"\n',
+        "packer/api.pkr.hcl": '    access_key = "AKIAQ3VQ2XKJ4R7ZB6TN"\n',
         "stacks/production/outputs.tf": 'output "x" {\n  value = { token: "ghp_0123456789" }\n}\n',
     }
     for path, leak in leaks.items():
