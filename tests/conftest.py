@@ -126,7 +126,11 @@ def reference_copy(tmp_path) -> Path:
 # these fixtures run on one worker together, so it is built once, not once per
 # worker. Collection fails when a module uses one and is not listed here.
 SHARED_SESSION_FIXTURES = {
-    "planned_platforms": ("test_configure_before_use", "test_unique_names"),
+    "planned_platforms": (
+        "test_configure_before_use",
+        "test_unique_names",
+        "test_plan_invariants",
+    ),
     "zip_provider_mirror": ("test_plugin_cache", "test_provider_locks"),
     "zip_terraform_env": ("test_plugin_cache", "test_provider_locks"),
 }
