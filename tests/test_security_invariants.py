@@ -1094,19 +1094,17 @@ def wildcard_problems(config, parsed) -> list[str]:
     return problems
 
 
-# The AWS managed policies levels-tf attaches, each the narrowest AWS offers for its job.
+# The AWS managed policies levels-tf attaches, each the narrowest AWS offers
+# for its job. Each one's document, by its name without the path:
+# https://docs.aws.amazon.com/aws-managed-policy/latest/reference/<name>.html
 MANAGED_POLICIES = {
-    # Enhanced Monitoring's agent writes OS metrics to CloudWatch Logs:
-    # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_Monitoring.OS.Enabling.html
+    # Enhanced Monitoring's agent writes the cluster's OS metrics to CloudWatch Logs.
     "service-role/AmazonRDSEnhancedMonitoringRole",
-    # AWS Backup's default role policy for backing up the cluster:
-    # https://docs.aws.amazon.com/aws-backup/latest/devguide/iam-service-roles.html
+    # AWS Backup's default role for backing up (not restoring) the cluster.
     "service-role/AWSBackupServiceRolePolicyForBackup",
-    # Network interfaces of a function in a VPC, and its logs:
-    # https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html
+    # A function in a VPC: its network interfaces and its logs.
     "service-role/AWSLambdaVPCAccessExecutionRole",
-    # Trace segments to X-Ray (tracing_config Active):
-    # https://docs.aws.amazon.com/xray/latest/devguide/security_iam_id-based-policy-examples.html
+    # Trace segments to X-Ray (tracing_config Active).
     "AWSXRayDaemonWriteAccess",
 }
 ATTACHMENTS = (
