@@ -552,12 +552,23 @@ ROUTE_ELSEWHERE = (
     "local_gateway_id",
     "network_interface_id",
 )
+# The id of a network, subnet, security group, route table, gateway,
+# peering, transit gateway or endpoint, written out rather than referenced.
+NETWORK_ID = re.compile(r"\b(?:vpc|subnet|sg|rtb|igw|nat|eigw|pcx|tgw|vpce|pl)-[0-9a-f]{8,17}\b")
 RESOURCE_REFERENCE = re.compile(r"\b(aws_[a-z0-9_]+)\.([A-Za-z0-9_-]+)")
 
 
+def _all_strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _all_strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _all_strings(item)]
+    return [value] if isinstance(value, str) else []
+
+
 def network_isolation_problems(config, parsed) -> list[str]:
-    """Nothing joins two VPC groups: no joining resource, no network lookup,
-    every route and route table inside its own module's one VPC, every
+    """Nothing joins two VPC groups: no joining resource, no network lookup
+    or network id written out, every route and route table inside its own module's one VPC, every
     environment reading only its own group's shared state, each group its
     own state bucket and CI role."""
     problems = []
@@ -577,6 +588,9 @@ def network_isolation_problems(config, parsed) -> list[str]:
             for kind in block:
                 if kind in NETWORK_LOOKUPS:
                     problems.append(f"{path}: data {kind} could find another group's network")
+        for text in _all_strings(body):
+            for found in NETWORK_ID.findall(text):
+                problems.append(f"{path}: names {found} literally, which may be anyone's")
     vpcs = {folder: name for folder, kind, name in declared if kind == "aws_vpc"}
     own_vpc = "${aws_vpc.%s.id}"
     for kind in (
@@ -720,6 +734,9 @@ def test_network_isolation_fails_on_a_broken_tree():
         ),
         lambda p: _resource(p, "modules/network/main.tf", "aws_route", "public_internet").update(
             transit_gateway_id="tgw-0123456789abcdef0"
+        ),
+        lambda p: _first(p, "stacks/dev/services.tf", "module")["service"].update(
+            security_group_ids=["sg-0123456789abcdef0"]
         ),
         lambda p: _first(p, "stacks/dev/shared.tf", "data")["terraform_remote_state"]["shared"][
             "config"
