@@ -14,6 +14,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from levels_tf.stacks import stacks
 from levels_tf.validation import load_config
 
@@ -136,6 +138,8 @@ def network_problems(plans: dict[str, dict[str, Any]], groups: dict[str, str]) -
     return problems
 
 
+@pytest.mark.terraform
+@pytest.mark.slow
 def test_planned_platforms_keep_the_security_invariants(planned_platforms):
     by_config: dict[str, dict[str, dict[str, Any]]] = {}
     problems: list[str] = []
