@@ -76,11 +76,17 @@ def _no_home_writes(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def run():
-    """Run the CLI in-process: run('validate', config=path) -> click Result."""
+    """Run the CLI in-process: run('validate', config=path) -> click Result.
+
+    Everything a command prints is scanned for secret values (tests/secret_scan.py):
+    no plan, output or message may show one."""
+    from .secret_scan import assert_clean
 
     def invoke(*args: str, config: Path | str | None = None):
         argv = (["-c", str(config)] if config is not None else []) + list(args)
-        return CliRunner().invoke(cli, argv, catch_exceptions=False)
+        result = CliRunner().invoke(cli, argv, catch_exceptions=False)
+        assert_clean(result.output, "levels-tf " + " ".join(args))
+        return result
 
     return invoke
 
@@ -127,7 +133,12 @@ def reference_copy(tmp_path) -> Path:
 # these fixtures run on one worker together, so it is built once, not once per
 # worker. Collection fails when a module uses one and is not listed here.
 SHARED_SESSION_FIXTURES = {
-    "planned_platforms": ("test_configure_before_use", "test_unique_names", "test_plan_scan"),
+    "planned_platforms": (
+        "test_configure_before_use",
+        "test_unique_names",
+        "test_plan_scan",
+        "test_plan_invariants",
+    ),
     "zip_provider_mirror": ("test_plugin_cache", "test_provider_locks"),
     "zip_terraform_env": ("test_plugin_cache", "test_provider_locks"),
 }
