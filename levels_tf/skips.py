@@ -90,7 +90,7 @@ def _short_flow_logs(where: Where) -> bool:
     return where.infra.vpc_groups[where.group].flow_logs.retention_days < 365
 
 
-_SSH_TEST = "tests/test_security_invariants.py::test_ssh_only_on_the_bastion_from_allowed_cidrs_and_on_app_servers_from_the_bastion"
+_SSH_TEST = "tests/test_security_invariants.py::test_ssh_and_database_access_follow_the_allow_lists"
 
 SKIPS: tuple[Skip, ...] = (
     # -- The load balancer: public by design ------------------------------------------

@@ -179,3 +179,21 @@ def test_readme_lists_every_skip():
         "README.md's table of inline skips is stale: replace it with the output of "
         'python -c "from levels_tf import skips; print(skips.markdown_table(), end=str())"'
     )
+
+
+def test_every_test_a_reason_names_exists():
+    """A reason that leaves the proof to one of our tests names it as
+    `tests/<file>.py::<test>`; a renamed or removed test would leave the skip
+    resting on nothing."""
+    named = [
+        (skip.check_id, path, name)
+        for skip in skips.SKIPS
+        for path, name in re.findall(r"(tests/[\w/]+\.py)::(\w+)", skip.reason)
+    ]
+    assert named, "no reason names a test"
+    for check_id, path, name in named:
+        source = ROOT / path
+        assert source.is_file(), f"{check_id}: {path} does not exist"
+        assert re.search(rf"^def {name}\(", source.read_text(encoding="utf-8"), re.M), (
+            f"{check_id}: {path} defines no test {name}"
+        )

@@ -18,7 +18,7 @@ resource "aws_security_group" "this" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "ssh_from_bastion" {
-  # checkov:skip=CKV_AWS_24:The source is the bastion's security group, not a CIDR; checkov does not read referenced_security_group_id. tests/test_security_invariants.py::test_ssh_only_on_the_bastion_from_allowed_cidrs_and_on_app_servers_from_the_bastion proves it.
+  # checkov:skip=CKV_AWS_24:The source is the bastion's security group, not a CIDR; checkov does not read referenced_security_group_id. tests/test_security_invariants.py::test_ssh_and_database_access_follow_the_allow_lists proves it.
   count = var.has_bastion ? 1 : 0
 
   security_group_id            = aws_security_group.this.id
