@@ -20,9 +20,12 @@ from dataclasses import dataclass
 # Packer emulator source's "emulator").
 PLACEHOLDERS = frozenset({"set-me-out-of-band", "testing", "emulator"})
 
-# Expressions, references and shell variables; ARNs and paths say where a
+# Expressions, references and shell variables; ARNs, paths and the names RDS
+# gives the secrets it manages (rds!cluster-<id>, rds!db-<id>) say where a
 # secret lives, not what it is.
-NOT_A_VALUE = ("$", "%{", "{{", "<", "var.", "local.", "module.", "each.", "data.", "arn:", "/")
+NOT_A_VALUE = (
+    "$", "%{", "{{", "<", "var.", "local.", "module.", "each.", "data.", "arn:", "/", "rds!",
+)  # fmt: skip
 
 # The key id AWS's documentation uses as its example, which moto also reports
 # as the caller's user id (a real GetCallerIdentity answers a unique id, AIDA...).

@@ -448,6 +448,9 @@ def test_the_secret_scan_finds_what_a_broken_tree_would_leak():
     assert [f.kind for f in secret_scan.scan_files(broken, seeded=[seeded])] == [
         "seeded secret value"
     ]
+    # The name RDS gives a secret it manages says where the secret is, not what.
+    assert secret_scan.scan('"secret": "rds!cluster-0f1e2d3c-4b5a"', "plan") == []
+    assert secret_scan.scan('"secret": "rds-cluster-password"', "plan") != []
 
 
 def test_buckets_are_versioned_as_infra_yaml_says(rendered):
