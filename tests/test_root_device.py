@@ -191,6 +191,9 @@ module "bastion" {
   allowed_cidrs = ["203.0.113.0/24"]
   users         = { ops = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHdUQTlBW9h5l5n1J6w8vH5h2lS0sP2wQmV0p0nP1q2r ops" }
   ami_parameter = "/roots/bastion-ami"
+  # The test registers the AMI itself, in the emulator's account.
+  ami_owners        = ["self"]
+  s3_prefix_list_id = "pl-12345678"
 }
 """
 
