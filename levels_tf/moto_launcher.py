@@ -12,6 +12,12 @@ ListRecoveryPointsByBackupVault, which the aws provider calls before it
 deletes a vault with force_destroy. moto runs no backup jobs, so a vault on
 it holds no recovery points, and an empty list is the true answer.
 
+And it answers a DeleteNetworkAclEntry of an entry that is not there as EC2
+does, with InvalidNetworkAclEntry.NotFound (a client error, which the aws
+provider takes as "already deleted"). moto fails such a call with a 500: a
+delete the provider repeats under load, after the first one went through,
+then fails until the rehearsal's watchdog stops the destroy.
+
     python -m levels_tf.moto_launcher HOST PORT
 """
 
@@ -41,11 +47,32 @@ def with_recovery_points(app):
     return wrapped
 
 
+def answer_missing_network_acl_entries() -> None:
+    """Make moto's DeleteNetworkAclEntry of a missing entry a client error
+    (InvalidNetworkAclEntry.NotFound, as EC2 answers it) instead of a 500."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.network_acls import NetworkAclBackend
+
+    delete = NetworkAclBackend.delete_network_acl_entry
+
+    def delete_or_not_found(self, network_acl_id: str, rule_number: int, egress: bool):
+        entries = self.get_network_acl(network_acl_id).network_acl_entries
+        if not any(e.egress == egress and e.rule_number == rule_number for e in entries):
+            raise EC2ClientError(
+                "InvalidNetworkAclEntry.NotFound",
+                f"The network acl entry identified by {rule_number} does not exist.",
+            )
+        return delete(self, network_acl_id, rule_number, egress)
+
+    NetworkAclBackend.delete_network_acl_entry = delete_or_not_found  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import WSGIRequestHandler, run_simple
 
     host, port = argv[0], int(argv[1])
+    answer_missing_network_acl_entries()
 
     class OneRequestPerConnection(WSGIRequestHandler):
         protocol_version = "HTTP/1.0"
