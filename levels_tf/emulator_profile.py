@@ -346,10 +346,7 @@ def bastion_ami(records: list[dict]) -> str:
     return next(r["ami_id"] for r in records if r["name"] == wanted)
 
 
-_RULES = "moto reads a security group rule back without its description and with the referenced group in another form"
-_PREFIX_LIST_RULES = (
-    "moto reads a security group rule to a prefix list back without its description"
-)
+_RULES = "moto reads a security group rule to another group back with the referenced group in another form"
 _TEMPLATE_TAGS = "moto does not read back a launch template's tag specifications (a new version at every apply otherwise)"
 _GROUP = "moto does not read back an Auto Scaling group's capacity reservation and instance warm-up settings"
 _EVENTBRIDGE = "moto accepts EventBridge notifications on a bucket but does not read them back"
@@ -384,23 +381,14 @@ MOTO = Profile(
         ReadBack(
             "app-access",
             "aws_vpc_security_group_ingress_rule.ssh_from_bastion",
-            ("description", "referenced_security_group_id"),
+            ("referenced_security_group_id",),
             _RULES,
         ),
         *(
             ReadBack(
                 module,
-                "aws_vpc_security_group_egress_rule.s3",
-                ("description",),
-                _PREFIX_LIST_RULES,
-            )
-            for module in ("app-access", "bastion", "function")
-        ),
-        *(
-            ReadBack(
-                module,
                 "aws_vpc_security_group_egress_rule.aws_endpoints",
-                ("description", "referenced_security_group_id"),
+                ("referenced_security_group_id",),
                 _RULES,
             )
             for module in ("app-access", "bastion")
@@ -408,13 +396,13 @@ MOTO = Profile(
         ReadBack(
             "database",
             "aws_vpc_security_group_ingress_rule.from_applications",
-            ("description", "referenced_security_group_id"),
+            ("referenced_security_group_id",),
             _RULES,
         ),
         ReadBack(
             "service",
             "aws_vpc_security_group_ingress_rule.from_load_balancer",
-            ("description", "referenced_security_group_id"),
+            ("referenced_security_group_id",),
             _RULES,
         ),
         ReadBack(

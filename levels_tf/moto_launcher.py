@@ -18,6 +18,11 @@ provider takes as "already deleted"). moto fails such a call with a 500: a
 delete the provider repeats under load, after the first one went through,
 then fails until the rehearsal's watchdog stops the destroy.
 
+And it reads a security group rule's description back whatever the rule
+points to. moto keeps the description of a rule to a CIDR range only; a rule
+to a prefix list or to another security group lost it, so every plan after
+an apply changed it again.
+
     python -m levels_tf.moto_launcher HOST PORT
 """
 
@@ -67,12 +72,33 @@ def answer_missing_network_acl_entries() -> None:
     NetworkAclBackend.delete_network_acl_entry = delete_or_not_found  # type: ignore[method-assign]
 
 
+def keep_security_group_rule_descriptions() -> None:
+    """Make moto read back the description of a security group rule to a
+    prefix list or to another group, as EC2 does, not only of a rule to a CIDR."""
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    create = SecurityGroupRule.__init__
+
+    def create_keeping_description(self, *args, **kwargs) -> None:
+        create(self, *args, **kwargs)
+        target = self.ip_range or self.source_group or kwargs.get("prefix_list_id") or {}
+        if not target and len(args) >= 8:  # prefix_list_id given by position
+            target = args[7] or {}
+        self.kept_description = target.get("Description")
+
+    SecurityGroupRule.__init__ = create_keeping_description  # type: ignore[method-assign]
+    SecurityGroupRule.description = property(  # type: ignore[assignment,method-assign]
+        lambda self: getattr(self, "kept_description", None) or self.ip_range.get("Description")
+    )
+
+
 def main(argv: list[str]) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import WSGIRequestHandler, run_simple
 
     host, port = argv[0], int(argv[1])
     answer_missing_network_acl_entries()
+    keep_security_group_rule_descriptions()
 
     class OneRequestPerConnection(WSGIRequestHandler):
         protocol_version = "HTTP/1.0"

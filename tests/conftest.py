@@ -339,20 +339,21 @@ def _skip_or_fail(message: str) -> NoReturn:
     pytest.skip(message)
 
 
-def _moto_server_command() -> list[str] | None:
-    """How to start moto's server: this interpreter's moto first, then a moto_server
-    executable beside it or on PATH; None where moto[server] is not installed."""
+def _moto_installed() -> bool:
+    """Whether this interpreter has moto's server (pip install 'moto[server]')."""
     import importlib.util
-    import sys
 
     modules = ("moto", "flask", "flask_cors", "moto.server")
-    if all(importlib.util.find_spec(name) is not None for name in modules):
-        return [sys.executable, "-m", "moto.server"]
-    beside = Path(sys.executable).parent / "moto_server"
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("moto_server")
-    return [found] if found else None
+    return all(importlib.util.find_spec(name) is not None for name in modules)
+
+
+def _moto_server_command(host: str, port: int) -> list[str]:
+    """How to start moto's server on `host`:`port`: the launcher the rehearsal
+    runs (levels_tf/moto_launcher.py, moto's server with the answers it adds),
+    so every test meets the same emulator."""
+    import sys
+
+    return [sys.executable, "-m", "levels_tf.moto_launcher", host, str(port)]
 
 
 def _free_local_port() -> int:
@@ -385,8 +386,7 @@ def moto_server(tmp_path_factory):
     import subprocess
     import time
 
-    command = _moto_server_command()
-    if command is None:
+    if not _moto_installed():
         _skip_or_fail("moto's server is not installed (pip install 'moto[server]')")
     folder = tmp_path_factory.mktemp("moto")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -398,7 +398,7 @@ def moto_server(tmp_path_factory):
         log_path = folder / f"server-{attempt}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [*command, "-H", "127.0.0.1", "-p", str(port)],
+                _moto_server_command("127.0.0.1", port),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

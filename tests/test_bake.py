@@ -23,6 +23,7 @@ from levels_tf.commands.bake import default_version
 from .conftest import (
     _free_local_port,
     _local_http,
+    _moto_installed,
     _moto_server_command,
     _skip_or_fail,
     copy_reference,
@@ -58,8 +59,7 @@ ENVIRONMENTS = ("production", "dev", "test", "qa")
 
 def _moto_offering(folder: Path, seed: list[dict]):
     """A moto server on 127.0.0.1 whose EC2 offers the AMIs of `seed`, and no others; yields its URL."""
-    command = _moto_server_command()
-    if command is None:
+    if not _moto_installed():
         _skip_or_fail(
             "moto's server is not installed (pip install 'moto[server]'): no AWS emulator to bake against"
         )
@@ -75,7 +75,7 @@ def _moto_offering(folder: Path, seed: list[dict]):
     url = f"http://127.0.0.1:{port}"
     with open(folder / "server.log", "wb") as log:
         server = subprocess.Popen(
-            [*command, "-H", "127.0.0.1", "-p", str(port)],
+            _moto_server_command("127.0.0.1", port),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

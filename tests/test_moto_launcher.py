@@ -50,18 +50,22 @@ def launcher(tmp_path):
         process.wait(timeout=30)
 
 
-def test_deleting_a_network_acl_entry_twice_is_not_found_not_a_server_error(launcher):
-    """A delete the provider repeats after the first went through must read
-    as already deleted (InvalidNetworkAclEntry.NotFound), as EC2 answers it;
-    moto alone fails it with a 500, which the provider retries until the
-    rehearsal's watchdog stops the destroy."""
-    ec2 = boto3.client(
+@pytest.fixture
+def ec2(launcher):
+    return boto3.client(
         "ec2",
         region_name="us-east-1",
         endpoint_url=launcher,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+def test_deleting_a_network_acl_entry_twice_is_not_found_not_a_server_error(ec2):
+    """A delete the provider repeats after the first went through must read
+    as already deleted (InvalidNetworkAclEntry.NotFound), as EC2 answers it;
+    moto alone fails it with a 500, which the provider retries until the
+    rehearsal's watchdog stops the destroy."""
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
     entry = {"NetworkAclId": acl, "RuleNumber": 100, "Egress": False}
@@ -84,3 +88,50 @@ def test_deleting_a_network_acl_entry_twice_is_not_found_not_a_server_error(laun
     ec2.delete_network_acl_entry(**entry)
     (found,) = ec2.describe_network_acls(NetworkAclIds=[acl])["NetworkAcls"]
     assert not [e for e in found["Entries"] if e["RuleNumber"] == 100 and not e["Egress"]]
+
+
+def test_a_rule_keeps_its_description_whatever_it_points_to(ec2):
+    """EC2 reads back the description of every security group rule. moto alone
+    keeps it only on a rule to a CIDR range, so a rule to a prefix list (the
+    S3 gateway's) or to another group changed again at every plan."""
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    group, other = (
+        ec2.create_security_group(GroupName=name, Description=name, VpcId=vpc)["GroupId"]
+        for name in ("app", "bastion")
+    )
+    s3 = ec2.describe_managed_prefix_lists(
+        Filters=[{"Name": "prefix-list-name", "Values": ["com.amazonaws.us-east-1.s3"]}]
+    )["PrefixLists"][0]["PrefixListId"]
+    https = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443}
+    ec2.authorize_security_group_egress(
+        GroupId=group,
+        IpPermissions=[{**https, "PrefixListIds": [{"PrefixListId": s3, "Description": "to S3"}]}],
+    )
+    ec2.authorize_security_group_ingress(
+        GroupId=group,
+        IpPermissions=[
+            {**https, "UserIdGroupPairs": [{"GroupId": other, "Description": "from the bastion"}]},
+            {**https, "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "from the VPC"}]},
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 22,
+                "ToPort": 22,
+                "IpRanges": [{"CidrIp": "10.1.0.0/16"}],
+            },
+        ],
+    )
+
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])
+    described = {
+        rule.get("PrefixListId")
+        or rule.get("ReferencedGroupInfo", {}).get("GroupId")
+        or rule["CidrIpv4"] + f":{rule['FromPort']}": rule.get("Description")
+        for rule in rules["SecurityGroupRules"]
+    }
+    assert described == {
+        s3: "to S3",
+        other: "from the bastion",
+        "10.0.0.0/8:443": "from the VPC",
+        "10.1.0.0/16:22": None,
+        "0.0.0.0/0:-1": None,  # the default egress rule, which has no description
+    }
