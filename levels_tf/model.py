@@ -615,6 +615,18 @@ class GithubSubject(Record):
         return [self.environment] if self.environment else [*self.branches, *self.tags]
 
 
+def _some_subject(subjects: dict) -> dict:
+    """`subjects` unless empty: a trust needs a `sub` condition naming the
+    repository and the environment, branches or tags, so a ci.github that
+    names no subject would trust nothing, and is refused rather than dropped."""
+    if not subjects:
+        raise ValueError(
+            "no subject: name, per VPC group, the GitHub environment, branches or tags whose "
+            "workflow runs may assume its CI role, e.g. {production: {environment: production}}"
+        )
+    return subjects
+
+
 @record
 class Github(Record):
     """GitHub Actions OIDC: the workflow runs that may assume each VPC group's CI role."""
@@ -629,8 +641,13 @@ class Github(Record):
     ]
     subjects: Annotated[
         dict[Name, GithubSubject],
-        Doc("Per VPC group: the environment, branches or tags whose runs may assume its role."),
-    ] = _dict()
+        Check(_some_subject),
+        Length(1),
+        Doc(
+            "Per VPC group: the environment, branches or tags whose runs may assume its role; "
+            "required, with at least one group."
+        ),
+    ]
     provider_arn: Annotated[
         str | None,
         Pattern(
