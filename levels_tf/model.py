@@ -651,6 +651,22 @@ class GithubSubject(Record):
         return [self.environment] if self.environment else [*self.branches, *self.tags]
 
 
+# The words the documentation uses for a repository not yet named.
+_PLACEHOLDER_WORDS = {"owner/repo", "owner/repository"}
+
+
+def _not_placeholder(value: str) -> str:
+    """`value` unless it is a placeholder: anything with `<` or `>` (such as
+    github_oidc.REPOSITORY_PLACEHOLDER), or OWNER/REPO as the documentation writes it;
+    ValueError telling the user to write their repository."""
+    if "<" in value or ">" in value or value.lower() in _PLACEHOLDER_WORDS:
+        raise ValueError(
+            f"{value!r} is a placeholder: write the GitHub repository whose workflows deploy, "
+            "as OWNER/REPO (its CI runs may then assume the CI roles)"
+        )
+    return value
+
+
 def _some_subject(subjects: dict) -> dict:
     """`subjects` unless empty: a trust needs a `sub` condition naming the
     repository and the environment, branches or tags, so a ci.github that
@@ -669,11 +685,12 @@ class Github(Record):
 
     repository: Annotated[
         str,
+        Check(_not_placeholder),
         Pattern(
             r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9_.-]{1,100}",
-            "not a GitHub repository OWNER/REPO such as acme/platform",
+            "not a GitHub repository in the form OWNER/REPO",
         ),
-        Doc("OWNER/REPO whose workflows deploy."),
+        Doc("OWNER/REPO whose workflows deploy (the starter's <owner>/<repository> is refused)."),
     ]
     subjects: Annotated[
         dict[Name, GithubSubject],

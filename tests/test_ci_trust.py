@@ -10,6 +10,7 @@ import pytest
 
 from levels_tf import github_oidc, writer
 from levels_tf.context import github_trust
+from levels_tf.github_oidc import REPOSITORY_PLACEHOLDER
 from levels_tf.model import GithubSubject
 from levels_tf.render import render
 from levels_tf.validation import load_config
@@ -121,6 +122,20 @@ def test_every_github_trust_rendered_has_a_sub_condition():
             if trust is not None:
                 assert trust["subjects"], group
                 assert all(s.startswith("repo:acme/shop:") for s in trust["subjects"])
+
+
+@pytest.mark.parametrize(
+    "repository",
+    [REPOSITORY_PLACEHOLDER, "<org>/infra", "acme/<repo>", "OWNER/REPO", "owner/repository"],
+)
+def test_a_placeholder_repository_is_refused_with_what_to_write(repository):
+    text = make({"ci.github.repository": repository})
+    problem = only(text)
+    assert (problem.path, problem.line) == ("ci.github.repository", line_of(text, "repository:"))
+    assert problem.message == (
+        f"{repository!r} is a placeholder: write the GitHub repository whose workflows deploy, "
+        "as OWNER/REPO (its CI runs may then assume the CI roles)"
+    )
 
 
 @pytest.mark.parametrize(
