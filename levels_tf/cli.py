@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 import sys
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__, console
+from . import __version__, console, errors
 from .cache_dir import cache_dir
 from .errors import LevelsError
 
@@ -60,7 +61,9 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def _run(ctx: click.Context, action: Callable[[], int]) -> None:
-    """Run a command; every error becomes a message and an exit code.
+    """Run a command; every error becomes a message and an exit code, and,
+    when the command was asked for JSON (`--json`, `--format json`), also
+    errors.document's JSON on stdout.
 
     While it runs, SIGTERM (a CI job cancelled, `timeout`, `kill`) is
     turned into `Terminated`: without that Python would end at once and
@@ -68,26 +71,38 @@ def _run(ctx: click.Context, action: Callable[[], int]) -> None:
     debug = ctx.obj["debug"]
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main else None
+    # A command asked for JSON prints JSON on stdout even when it fails.
+    as_json = bool(ctx.params.get("as_json")) or ctx.params.get("output_format") == "json"
+    failure: dict | None = None
     try:
         code = action()
     except LevelsError as exc:
         code = _report(exc)
+        failure = errors.document(exc)
     except Terminated:
         console.err("terminated")
         code = 143
+        failure = errors.failure("terminated", code, ["terminated"])
     except KeyboardInterrupt:
         console.err("interrupted")
         code = 130
+        failure = errors.failure("interrupted", code, ["interrupted"])
     except Exception as exc:
         if debug:
             raise
         report = _crash_report()
-        console.err(f"levels-tf: internal error: {type(exc).__name__}: {exc}".splitlines()[0])
-        console.err(f"the full report is in {report}; rerun with --debug to see it here")
+        lines = [
+            f"levels-tf: internal error: {type(exc).__name__}: {exc}".splitlines()[0],
+            f"the full report is in {report}; rerun with --debug to see it here",
+        ]
+        console.lines(lines, to_err=True)
         code = 1
+        failure = errors.failure("internal", code, lines)
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    if as_json and failure is not None:
+        console.out(json.dumps(failure, indent=2))
     ctx.exit(code)
 
 

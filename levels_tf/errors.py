@@ -43,6 +43,36 @@ def _printable(text: str) -> str:
     )
 
 
+def document(error: LevelsError) -> dict:
+    """The JSON a command asked for `--json` (or `--format json`) prints on
+    stdout instead of its report when it ends with `error`, so a program
+    reading stdout always gets JSON:
+    `{"error": {"type": str, "exit_code": int, "message": str, "problems": [...]}}`.
+    `message` is what stderr says (lines joined by newlines); `problems`
+    lists a ConfigError's problems as `{"file", "line", "column", "path",
+    "message"}` (line and column 1-based), else it is empty."""
+    problems = [
+        {"file": p.file, "line": p.line, "column": p.column, "path": p.path, "message": p.message}
+        for p in (error.problems if isinstance(error, ConfigError) else [])
+    ]
+    return failure(type(error).__name__, error.exit_code, error.lines(), problems)
+
+
+def failure(
+    kind: str, exit_code: int, lines: list[str], problems: list[dict] | None = None
+) -> dict:
+    """The JSON of a command that failed (see `document`) from its parts:
+    `kind` names the failure (an error class, `interrupted`, `internal`)."""
+    return {
+        "error": {
+            "type": kind,
+            "exit_code": exit_code,
+            "message": "\n".join(lines),
+            "problems": problems or [],
+        }
+    }
+
+
 class ConfigError(LevelsError):
     """infra.yaml cannot be used; carries every problem found."""
 

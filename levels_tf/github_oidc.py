@@ -32,6 +32,12 @@ ISSUER_URL = f"https://{ISSUER_HOST}"
 AUDIENCE = "sts.amazonaws.com"
 AUDIENCE_KEY = f"{ISSUER_HOST}:aud"
 SUBJECT_KEY = f"{ISSUER_HOST}:sub"
+REPOSITORY_PLACEHOLDER = "<owner>/<repository>"
+"""What `levels-tf init` writes for ci.github.repository: `<` and `>` are in
+no GitHub owner or repository name, so it can never name someone's
+repository, and validation (model.Github) refuses it until the user writes
+theirs."""
+
 # StringLike's wildcards (IAM User Guide, "IAM JSON policy elements: Condition
 # operators", string condition operators).
 WILDCARDS = ("*", "?")

@@ -458,6 +458,39 @@ class BucketClass(Record):
     noncurrent_days: Annotated[int, Range(1)] = 90
 
 
+# Codes ISO 3166-1 reserves without assigning them to a country, that people
+# write for one: its exceptional reservations
+# (https://en.wikipedia.org/wiki/ISO_3166-1_alpha-2#Exceptional_reservations).
+_RESERVED = {
+    "UK": "did you mean GB?",  # reserved at the United Kingdom's request; GB is its code
+    "EU": "the European Union is no country: list its member states",
+    "EZ": "the eurozone is no country: list its member states",
+    "UN": "the United Nations is no country: list the countries",
+    "FX": "did you mean FR?",  # metropolitan France
+    "EA": "did you mean ES?",  # Ceuta and Melilla
+    "IC": "did you mean ES?",  # the Canary Islands
+    "AC": "did you mean SH?",  # Ascension Island
+    "TA": "did you mean SH?",  # Tristan da Cunha
+    "DG": "did you mean IO?",  # Diego Garcia
+    "CP": "did you mean FR?",  # Clipperton Island
+}
+
+
+def _country(code: str) -> str:
+    """`code` when ISO 3166-1 assigns it as the alpha-2 code of a country,
+    which is what CloudFront's geo restriction takes
+    (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/georestrictions.html);
+    ValueError otherwise, with the assigned code for a reserved one such as
+    UK. The list of assigned codes is pycountry's copy of the standard
+    (https://pypi.org/project/pycountry/, from Debian's iso-codes)."""
+    import pycountry  # loaded by the one check that needs it, not by every import of the model
+
+    if pycountry.countries.get(alpha_2=code) is not None:
+        return code
+    hint = _RESERVED.get(code, "the codes are listed at https://www.iso.org/obp/ui/#search")
+    raise ValueError(f"{code!r} is not the ISO 3166-1 alpha-2 code of a country; {hint}")
+
+
 @record
 class Cdn(Record):
     price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
@@ -470,10 +503,13 @@ class Cdn(Record):
             Annotated[
                 str,
                 Pattern(r"[A-Z]{2}", "not an ISO 3166-1 alpha-2 country code such as DE"),
+                Check(_country),
             ]
         ],
+        Check(_distinct),
         Doc(
-            "Countries (ISO 3166-1 alpha-2) allowed to reach CloudFront; empty allows every country."
+            "Countries (ISO 3166-1 alpha-2 codes, e.g. GB, not UK) allowed to reach CloudFront, "
+            "each once; empty allows every country."
         ),
     ] = _list()
     hsts_preload: Annotated[
@@ -615,22 +651,56 @@ class GithubSubject(Record):
         return [self.environment] if self.environment else [*self.branches, *self.tags]
 
 
+# The words the documentation uses for a repository not yet named.
+_PLACEHOLDER_WORDS = {"owner/repo", "owner/repository"}
+
+
+def _not_placeholder(value: str) -> str:
+    """`value` unless it is a placeholder: anything with `<` or `>` (such as
+    github_oidc.REPOSITORY_PLACEHOLDER), or OWNER/REPO as the documentation writes it;
+    ValueError telling the user to write their repository."""
+    if "<" in value or ">" in value or value.lower() in _PLACEHOLDER_WORDS:
+        raise ValueError(
+            f"{value!r} is a placeholder: write the GitHub repository whose workflows deploy, "
+            "as OWNER/REPO (its CI runs may then assume the CI roles)"
+        )
+    return value
+
+
+def _some_subject(subjects: dict) -> dict:
+    """`subjects` unless empty: a trust needs a `sub` condition naming the
+    repository and the environment, branches or tags, so a ci.github that
+    names no subject would trust nothing, and is refused rather than dropped."""
+    if not subjects:
+        raise ValueError(
+            "no subject: name, per VPC group, the GitHub environment, branches or tags whose "
+            "workflow runs may assume its CI role, e.g. {production: {environment: production}}"
+        )
+    return subjects
+
+
 @record
 class Github(Record):
     """GitHub Actions OIDC: the workflow runs that may assume each VPC group's CI role."""
 
     repository: Annotated[
         str,
+        Check(_not_placeholder),
         Pattern(
             r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9_.-]{1,100}",
-            "not a GitHub repository OWNER/REPO such as acme/platform",
+            "not a GitHub repository in the form OWNER/REPO",
         ),
-        Doc("OWNER/REPO whose workflows deploy."),
+        Doc("OWNER/REPO whose workflows deploy (the starter's <owner>/<repository> is refused)."),
     ]
     subjects: Annotated[
         dict[Name, GithubSubject],
-        Doc("Per VPC group: the environment, branches or tags whose runs may assume its role."),
-    ] = _dict()
+        Check(_some_subject),
+        Length(1),
+        Doc(
+            "Per VPC group: the environment, branches or tags whose runs may assume its role; "
+            "required, with at least one group."
+        ),
+    ]
     provider_arn: Annotated[
         str | None,
         Pattern(

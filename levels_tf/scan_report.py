@@ -172,6 +172,7 @@ def markdown(results: Iterable[ScanResult], limit: int = 60000) -> str:
     else:
         parts = [f"{failed} failed" if failed else "", f"{len(errors)} errors" if errors else ""]
         head.append(f"❌ **{', '.join(p for p in parts if p)}** (see below).\n\n")
+    head.append("_passed / failed / skipped_\n\n")  # a caption before the table, not inside it
     head.append("| stack | " + " | ".join(scanners) + " |\n")
     head.append("| --- | " + " | ".join("--:" for _ in scanners) + " |\n")
     rows = [
@@ -201,4 +202,4 @@ def markdown(results: Iterable[ScanResult], limit: int = 60000) -> str:
                 for f in findings
             ]
             lists.append(folded(f"{stack}: {len(findings)} failed", items, fold=len(findings) > 10))
-    return fit(limit, "".join(head) + "_passed / failed / skipped_\n\n", rows, lists)
+    return fit(limit, "".join(head), rows, lists)

@@ -32,7 +32,8 @@ PENDING_PLAN = "levels-tf-pending.tfplan"
 # A destroy's own plan: never one that `levels-tf apply` takes without --confirm.
 DESTROY_PLAN = "levels-tf-destroy.tfplan"
 LOCK_FILE = ".terraform.lock.hcl"
-INIT_MARK = "levels-tf-init"  # in .terraform: what the last successful init saw
+DATA_DIR = ".terraform"  # where init leaves a stack's providers and modules
+INIT_MARK = "levels-tf-init"  # in DATA_DIR: what the last successful init saw
 ADVICE = "install Terraform >= 1.10 (or OpenTofu) or pass --terraform-bin"
 TIMEOUT = 3 * 3600
 
@@ -142,8 +143,12 @@ class Terraform:
         configuration are what the last successful init here saw, and the
         providers it linked are still there, init would change nothing and
         is skipped: with the aws provider it costs about a second a stack.
+
+        TerraformError when init fails, or ends without error but leaves no
+        .terraform folder in `folder` (TF_DATA_DIR set, or a program that
+        is not Terraform): levels-tf reads the stack's providers there.
         """
-        mark = folder / ".terraform" / INIT_MARK
+        mark = folder / DATA_DIR / INIT_MARK
         if (
             inputs is not None
             and mark.is_file()
@@ -162,9 +167,31 @@ class Terraform:
             )
         if result.returncode != 0:
             raise TerraformError("terraform init failed:\n" + _tail(result.stderr or result.stdout))
+        if not (folder / DATA_DIR).is_dir():
+            raise self._left_nothing("init", folder, f"no {DATA_DIR} folder")
         if inputs is not None:
-            mark.write_text(self._init_key(folder, inputs), encoding="utf-8")
+            with contextlib.suppress(OSError):  # no mark: the next init runs, that is all
+                mark.write_text(self._init_key(folder, inputs), encoding="utf-8")
         return True
+
+    def _left_nothing(self, verb: str, folder: Path, missing: str) -> TerraformError:
+        """The error of a `verb` that ended without error yet left `missing`
+        (what levels-tf reads next) out of `folder`, with what to do: unset
+        TF_DATA_DIR when it is set (Terraform then keeps a stack's providers
+        and modules there, not in the stack's own .terraform, and one shared
+        folder would mix the stacks up), else check which program runs."""
+        what = f"{self.name} {verb} in {folder} ended without error but left {missing} there"
+        moved = self.env.get("TF_DATA_DIR")
+        if moved:
+            return TerraformError(
+                f"{what}: TF_DATA_DIR is set ({moved}), so Terraform keeps the stack's providers "
+                f"and modules there instead; unset TF_DATA_DIR (levels-tf gives every stack a "
+                f"{DATA_DIR} of its own)"
+            )
+        return TerraformError(
+            f"{what}: check that `{' '.join(self.command)}` runs Terraform >= 1.10 or OpenTofu "
+            "and that the folder holds a stack `levels-tf render` wrote"
+        )
 
     def _cache(self, *, exclusive: bool) -> AbstractContextManager[None]:
         """The plugin cache held for one Terraform run in a stack: alone for
@@ -246,7 +273,8 @@ class Terraform:
         On success `folder/.terraform.lock.hcl` holds the checksums of every
         provider the stack and its modules need, for each platform. Terraform
         writes nothing when a platform's package cannot be fetched and names
-        the first such platform in the TerraformError. It fetches from each
+        the first such platform in the TerraformError; a run that ends
+        without error but writes no lock file is a TerraformError too. It fetches from each
         provider's origin registry (ignoring the CLI configuration's
         provider_installation), or from `fs_mirror` (a folder) or
         `net_mirror` (an https URL).
@@ -269,6 +297,8 @@ class Terraform:
                 result = process.run(step, timeout=TIMEOUT, cwd=folder, env=self.env, check=False)
             if result.returncode != 0:
                 raise TerraformError(" ".join((result.stderr or result.stdout).split()))
+        if not (folder / LOCK_FILE).is_file():
+            raise self._left_nothing("providers lock", folder, f"no {LOCK_FILE}")
 
     def output(self, folder: Path, name: str | None = None) -> object:
         argv = [*self.command, "output", "-no-color", "-json"] + ([name] if name else [])
@@ -371,7 +401,7 @@ def _read(path: Path) -> str:
 
 def _providers_intact(folder: Path) -> bool:
     """Whether the providers init linked into `folder` (from the plugin cache) still exist."""
-    providers = folder / ".terraform" / "providers"
+    providers = folder / DATA_DIR / "providers"
     if not providers.is_dir():
         return False
     return all(os.path.exists(path) for path in providers.rglob("*") if path.is_symlink())

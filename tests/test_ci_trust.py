@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from levels_tf import github_oidc, writer
+from levels_tf.context import github_trust
+from levels_tf.github_oidc import REPOSITORY_PLACEHOLDER
 from levels_tf.model import GithubSubject
 from levels_tf.render import render
 from levels_tf.validation import load_config
@@ -86,6 +88,54 @@ def test_every_group_needs_a_subject_unless_roles_are_trusted():
         }
     )
     assert validate(both).infra.ci.github is not None
+
+
+ROLES = {"ci.assumed_by": ["arn:aws:iam::123456789012:role/runner"]}
+
+
+@pytest.mark.parametrize("roles", [{}, ROLES], ids=["alone", "beside role ARNs"])
+@pytest.mark.parametrize("subjects", [DELETE, {}], ids=["missing", "empty"])
+def test_a_github_trust_without_subjects_is_refused_never_dropped(subjects, roles):
+    """A ci.github naming no subject would trust no workflow run: refused at
+    its place, even when role ARNs make the roles trust someone anyway."""
+    text = make({"ci.github.subjects": subjects, **roles})
+    problem = only(text)
+    assert problem.path == "ci.github.subjects"
+    if subjects is DELETE:
+        assert (problem.line, problem.message) == (
+            line_of(text, "github:"),
+            "required key is missing",
+        )
+    else:
+        assert problem.line == line_of(text, "subjects:")
+        assert problem.message.startswith("no subject: name, per VPC group, the GitHub environment")
+
+
+def test_every_github_trust_rendered_has_a_sub_condition():
+    """Whatever validates, each group's rendered GitHub trust names subjects:
+    a ci.github never becomes a trust without a `sub` condition, nor vanishes."""
+    for text in (make(), make(ROLES), make({"ci.github.subjects.nonprod": DELETE, **ROLES})):
+        infra = validate(text).infra
+        trusts = {group: github_trust(infra, group) for group in infra.vpc_groups}
+        assert any(trusts.values()), "ci.github given, yet no group trusts GitHub"
+        for group, trust in trusts.items():
+            if trust is not None:
+                assert trust["subjects"], group
+                assert all(s.startswith("repo:acme/shop:") for s in trust["subjects"])
+
+
+@pytest.mark.parametrize(
+    "repository",
+    [REPOSITORY_PLACEHOLDER, "<org>/infra", "acme/<repo>", "OWNER/REPO", "owner/repository"],
+)
+def test_a_placeholder_repository_is_refused_with_what_to_write(repository):
+    text = make({"ci.github.repository": repository})
+    problem = only(text)
+    assert (problem.path, problem.line) == ("ci.github.repository", line_of(text, "repository:"))
+    assert problem.message == (
+        f"{repository!r} is a placeholder: write the GitHub repository whose workflows deploy, "
+        "as OWNER/REPO (its CI runs may then assume the CI roles)"
+    )
 
 
 @pytest.mark.parametrize(

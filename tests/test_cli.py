@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import yaml
+
 from levels_tf import resources
+from levels_tf.commands.init import starter_text
+from levels_tf.github_oidc import REPOSITORY_PLACEHOLDER
 from levels_tf.schema import json_schema_text
 
 from .conftest import REFERENCE, ROOT
@@ -15,9 +20,29 @@ def test_init_writes_starter_and_schema(run, tmp_path):
     result = run("init", str(tmp_path / "new"))
     assert result.exit_code == 0, result.output
     written = tmp_path / "new" / "infra.yaml"
-    assert written.read_text() == REFERENCE.read_text()
+    # The reference, but for the repository the CI roles trust: a placeholder.
+    changed = [
+        (mine, reference)
+        for mine, reference in zip(
+            written.read_text().splitlines(), REFERENCE.read_text().splitlines(), strict=True
+        )
+        if mine != reference
+    ]
+    assert [mine for mine, _ in changed] == [
+        f'    repository: "{REPOSITORY_PLACEHOLDER}" # OWNER/REPO whose workflows deploy'
+    ]
     assert (tmp_path / "new" / "infra.schema.json").read_text() == json_schema_text()
     assert written.read_text().startswith("# yaml-language-server: $schema=./infra.schema.json\n")
+
+
+def test_the_starter_trusts_no_one_real():
+    """Nothing in the starter lets someone deploy: no repository but the
+    placeholder, no role ARN, so a starter applied unedited trusts no stranger."""
+    text = starter_text()
+    ci = yaml.safe_load(text)["ci"]
+    assert ci["github"]["repository"] == REPOSITORY_PLACEHOLDER
+    assert ci.get("assumed_by", []) == []
+    assert not re.search(r"arn:aws[a-z-]*:iam::\d{12}:", text)
 
 
 def test_init_refuses_to_overwrite_and_writes_nothing(run, tmp_path):
@@ -29,9 +54,24 @@ def test_init_refuses_to_overwrite_and_writes_nothing(run, tmp_path):
     assert not (tmp_path / "infra.schema.json").exists()
 
 
-def test_init_then_render_in_an_empty_folder(run, tmp_path, monkeypatch):
+def test_the_starter_is_refused_until_its_repository_is_written(run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run("init").exit_code == 0
+    text = (tmp_path / "infra.yaml").read_text()
+    line = text.splitlines().index(
+        f'    repository: "{REPOSITORY_PLACEHOLDER}" # OWNER/REPO whose workflows deploy'
+    )
+    for command in (["validate"], ["render"]):
+        result = run(*command)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.splitlines() == [
+            f"infra.yaml:{line + 1}:17: ci.github.repository: '{REPOSITORY_PLACEHOLDER}' is a "
+            "placeholder: write the GitHub repository whose workflows deploy, as OWNER/REPO "
+            "(its CI runs may then assume the CI roles)"
+        ]
+    assert not (tmp_path / "stacks").exists() and not (tmp_path / "modules").exists()
+
+    (tmp_path / "infra.yaml").write_text(text.replace(REPOSITORY_PLACEHOLDER, "my-org/platform"))
     assert run("validate").exit_code == 0
     result = run("render")
     assert result.exit_code == 0, result.output

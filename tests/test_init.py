@@ -10,7 +10,7 @@ import pytest
 
 from levels_tf.options import RenderOptions
 from levels_tf.plugin_cache import folder as plugin_cache
-from levels_tf.terraform import EngineChoice, TerraformError
+from levels_tf.terraform import EngineChoice, Terraform, TerraformError
 from levels_tf.workspace import open_workspace
 
 from .conftest import ROOT
@@ -65,3 +65,51 @@ def test_init_runs_again_only_when_what_it_reads_changed(run, tmp_path, terrafor
         workspace.init(stack)
     (folder / "broken.tf").unlink()
     assert workspace.init(stack) is True
+
+
+def test_an_init_that_leaves_no_data_folder_says_why_and_what_to_do(
+    run, tmp_path, terraform_env, monkeypatch
+):
+    """TF_DATA_DIR moves what init installs out of the stack: levels-tf, which
+    reads the stack's .terraform next, stops with the cause and the fix (exit
+    1, one line), not a traceback."""
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", terraform_env["TF_CLI_CONFIG_FILE"])
+    config = tmp_path / "infra.yaml"
+    shutil.copy(CONFIG, config)
+    assert run("render", "--backend", "local", config=config).exit_code == 0
+    elsewhere = tmp_path / "data"
+    monkeypatch.setenv("TF_DATA_DIR", str(elsewhere))
+    result = run("output", "main-shared", config=config)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.splitlines()
+    folder = tmp_path / "stacks" / "main-shared"
+    assert line.startswith(f"terraform init in {folder} ended without error but left no .terraform")
+    assert f"TF_DATA_DIR is set ({elsewhere})" in line and "unset TF_DATA_DIR" in line
+    assert (elsewhere / "providers").is_dir()  # init did run, only elsewhere
+
+
+def test_a_program_that_writes_nothing_is_an_error_naming_it(tmp_path, terraform_env):
+    """Real terraform leaves no .terraform for a configuration that needs no
+    provider, as a program that is not Terraform leaves none: either way the
+    error says to check which program runs."""
+    engine = Terraform.locate(EngineChoice("binary"))
+    engine.env["TF_CLI_CONFIG_FILE"] = terraform_env["TF_CLI_CONFIG_FILE"]
+    engine.env.pop("TF_DATA_DIR", None)
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    (folder / "main.tf").write_text("locals {\n  a = 1\n}\n")
+    with pytest.raises(TerraformError, match=r"left no \.terraform folder there: check that `"):
+        engine.init(folder, "inputs")
+
+    # A stand-in that answers every verb with success and writes nothing.
+    fake = tmp_path / "not-terraform"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    stand_in = Terraform((str(fake),), dict(engine.env), name="not-terraform")
+    with pytest.raises(TerraformError, match=r"not-terraform init in .* left no \.terraform"):
+        stand_in.init(folder, "inputs")
+    with pytest.raises(
+        TerraformError, match=r"providers lock in .* left no \.terraform\.lock\.hcl"
+    ):
+        stand_in.providers_lock(folder, ["linux_amd64"])

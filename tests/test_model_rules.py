@@ -824,6 +824,47 @@ def test_geo_allow_list_takes_country_codes_only():
     assert "not an ISO 3166-1 alpha-2 country code such as DE" in problem.message
 
 
+@pytest.mark.parametrize(
+    "code, hint",
+    [
+        ("UK", "did you mean GB?"),
+        ("EU", "the European Union is no country"),
+        ("XX", "the codes are listed at https://www.iso.org/obp/ui/#search"),
+        ("ZZ", "the codes are listed at"),
+    ],
+)
+def test_geo_allow_list_takes_assigned_country_codes_only(code, hint):
+    """Two capitals are not a country: CloudFront takes the codes ISO 3166-1
+    assigns, so a reserved or unassigned one is refused at its line."""
+    text = make({"cdn.geo_allow_list": ["DE", code]})
+    problem = only(text)
+    assert (problem.path, problem.line) == ("cdn.geo_allow_list[1]", line_of(text, f"- {code}"))
+    assert problem.message.startswith(
+        f"'{code}' is not the ISO 3166-1 alpha-2 code of a country; {hint}"
+    )
+
+
+def test_every_assigned_country_code_is_taken_and_every_reserved_one_refused():
+    import pycountry
+
+    from levels_tf.model import _RESERVED
+
+    assigned = sorted(country.alpha_2 for country in pycountry.countries)
+    assert len(assigned) >= 249 and {"GB", "DE", "US", "FR", "ES", "SH", "IO"} <= set(assigned)
+    assert validate(make({"cdn.geo_allow_list": assigned})).infra.cdn.geo_allow_list == assigned
+    for code, hint in _RESERVED.items():
+        assert code not in assigned
+        suggested = hint.removeprefix("did you mean ").removesuffix("?")
+        assert suggested == hint or suggested in assigned, (code, hint)
+
+
+def test_geo_allow_list_names_each_country_once():
+    text = make({"cdn.geo_allow_list": ["DE", "GB", "DE", "FR", "GB"]})
+    problem = only(text)
+    assert (problem.path, problem.line) == ("cdn.geo_allow_list", line_of(text, "- DE"))
+    assert problem.message == "DE, GB listed more than once"
+
+
 def test_cdn_controls_default_to_every_country_and_no_preload():
     config = validate(make())
     assert config.infra.cdn.geo_allow_list == []

@@ -1,0 +1,103 @@
+"""A command asked for JSON (`--json`, `--format json`) prints JSON on stdout
+whatever happens: its report, or, when it fails, the error, while stderr says
+the same in words. Every command with such an option is tried, so a new one
+cannot forget it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import click
+import pytest
+
+from levels_tf.cli import cli
+
+from .conftest import ROOT
+
+SMALL = ROOT / "tests" / "configs" / "rehearsal-small" / "infra.yaml"
+
+
+def _json_commands() -> dict[str, list[str]]:
+    """Each command with a JSON option -> the arguments that ask for JSON
+    (and select every stack, where the command takes stacks)."""
+    found = {}
+    for name, command in cli.commands.items():
+        options = {p.name: p for p in command.params if isinstance(p, click.Option)}
+        if "as_json" in options:
+            args = ["--json"]
+        elif "output_format" in options and "json" in getattr(
+            options["output_format"].type, "choices", ()
+        ):
+            args = ["--format", "json"]
+        else:
+            continue
+        if "all_stacks" in options:
+            args.append("--all")
+        found[name] = args
+    return found
+
+
+COMMANDS = _json_commands()
+
+
+def test_the_commands_with_json_are_found():
+    assert {"plan", "drift", "check", "stacks", "rehearse"} <= set(COMMANDS)
+
+
+def _error(result) -> dict:
+    assert result.stdout.strip(), f"no JSON on stdout; stderr: {result.stderr}"
+    document = json.loads(result.stdout)
+    assert set(document) == {"error"}, document
+    error = document["error"]
+    assert error["exit_code"] == result.exit_code
+    assert error["message"] == result.stderr.rstrip("\n")
+    return error
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_an_invalid_config_is_json_with_its_file_and_line(command, run, tmp_path):
+    config = tmp_path / "infra.yaml"
+    text = SMALL.read_text().replace("azs: 2", "azs: many", 1)
+    config.write_text(text)
+    line = text.splitlines().index("    azs: many") + 1
+    result = run(command, *COMMANDS[command], config=config)
+    assert result.exit_code == 2, result.output
+    error = _error(result)
+    assert error["type"] == "ConfigError"
+    (problem,) = error["problems"]
+    assert problem["file"] == str(config) and problem["line"] == line, problem
+    assert problem["path"].endswith(".azs"), problem
+
+
+@pytest.mark.parametrize("command", sorted(c for c, args in COMMANDS.items() if "--all" in args))
+def test_a_stale_tree_is_json(command, run, tmp_path):
+    config = tmp_path / "infra.yaml"
+    shutil.copy(SMALL, config)
+    shutil.copytree(SMALL.parent / "scripts", tmp_path / "scripts")
+    assert run("render", config=config).exit_code == 0
+    config.write_text(config.read_text() + "\n# changed\ntags: {team: web}\n")
+    result = run(command, *COMMANDS[command], config=config)
+    assert result.exit_code == 2, result.output
+    error = _error(result)
+    assert "stale" in error["message"] and error["problems"] == []
+
+
+def test_an_unexpected_error_is_json_too(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something nobody planned for")
+
+    monkeypatch.setattr("levels_tf.commands.stacks.stacks", broken)
+    result = run("stacks", "--json", config=SMALL)
+    assert result.exit_code == 1
+    error = _error(result)
+    assert error["type"] == "internal" and "something nobody planned for" in error["message"]
+
+
+def test_without_json_stdout_stays_empty_on_error(run, tmp_path):
+    config = tmp_path / "infra.yaml"
+    config.write_text(SMALL.read_text().replace("azs: 2", "azs: many", 1))
+    result = run("stacks", config=config)
+    assert result.exit_code == 2 and result.stdout == ""
