@@ -346,7 +346,6 @@ def bastion_ami(records: list[dict]) -> str:
     return next(r["ami_id"] for r in records if r["name"] == wanted)
 
 
-_RULES = "moto reads a security group rule to another group back with the referenced group in another form"
 _TEMPLATE_TAGS = "moto does not read back a launch template's tag specifications (a new version at every apply otherwise)"
 _GROUP = "moto does not read back an Auto Scaling group's capacity reservation and instance warm-up settings"
 _EVENTBRIDGE = "moto accepts EventBridge notifications on a bucket but does not read them back"
@@ -378,33 +377,6 @@ MOTO = Profile(
         ),
     ),
     read_back=(
-        ReadBack(
-            "app-access",
-            "aws_vpc_security_group_ingress_rule.ssh_from_bastion",
-            ("referenced_security_group_id",),
-            _RULES,
-        ),
-        *(
-            ReadBack(
-                module,
-                "aws_vpc_security_group_egress_rule.aws_endpoints",
-                ("referenced_security_group_id",),
-                _RULES,
-            )
-            for module in ("app-access", "bastion")
-        ),
-        ReadBack(
-            "database",
-            "aws_vpc_security_group_ingress_rule.from_applications",
-            ("referenced_security_group_id",),
-            _RULES,
-        ),
-        ReadBack(
-            "service",
-            "aws_vpc_security_group_ingress_rule.from_load_balancer",
-            ("referenced_security_group_id",),
-            _RULES,
-        ),
         ReadBack(
             "database",
             "aws_backup_plan.this",

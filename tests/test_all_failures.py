@@ -192,7 +192,7 @@ def test_every_stack_is_in_every_summary_with_its_status(four_statuses, tmp_path
         "live": "failed",
         "lab-shared": "changes",
         "trial": "waiting",
-    }
+    }, stacks["prod-shared"]
     assert (stacks["live"]["file"], stacks["live"]["line"], stacks["live"]["reason"]) == (
         where.split(":")[0],
         int(where.split(":")[1]),
