@@ -13,7 +13,7 @@ import html
 from collections.abc import Iterable, Sequence
 
 from .markdown import cell, check_limit, code, fit, folded
-from .scanning import SCANNERS, ScanResult
+from .scanning import SCANNERS, Finding, ScanResult
 
 __all__ = ["as_json", "exit_code", "markdown", "text"]
 
@@ -107,11 +107,23 @@ def as_json(results: Iterable[ScanResult]) -> dict:
     {"version": 1, "exit_code": 0|1,
      "stacks": [{"stack": str, "scanners": {scanner: {"passed", "failed",
         "skipped": int, "error": str|null, "no_plan": str|null,
-        "findings": [{"check_id", "resource", "file", "line", "title"}]}}}],
+        "findings": [{"check_id", "resource", "file", "line", "title"}],
+        "skips": [{"check_id", "resource", "file", "line", "title", "reason"}]}}}],
      "totals": {scanner: {"passed", "failed", "skipped", "errors": int}}}
 
-    scanner is one of checkov, trivy, checkov-plan; a stack lists the scanners that ran."""
+    scanner is one of checkov, trivy, checkov-plan; a stack lists the
+    scanners that ran. `skips` lists checkov's skipped checks with the
+    reason of their inline skip (trivy's are only counted)."""
     results = list(results)
+
+    def finding(f: Finding) -> dict:
+        return {
+            "check_id": f.check_id,
+            "resource": f.resource,
+            "file": f.file,
+            "line": f.line or None,
+            "title": f.title,
+        }
 
     def scan(r: ScanResult) -> dict:
         return {
@@ -120,16 +132,8 @@ def as_json(results: Iterable[ScanResult]) -> dict:
             "skipped": r.skipped,
             "error": r.error or None,
             "no_plan": r.no_plan or None,
-            "findings": [
-                {
-                    "check_id": f.check_id,
-                    "resource": f.resource,
-                    "file": f.file,
-                    "line": f.line or None,
-                    "title": f.title,
-                }
-                for f in r.findings
-            ],
+            "findings": [finding(f) for f in r.findings],
+            "skips": [dict(finding(f), reason=f.reason) for f in r.skips],
         }
 
     return {

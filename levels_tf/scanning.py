@@ -33,10 +33,10 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import process
+from . import code_skips, process
 from .cache_dir import cache_dir
 from .terraform import PLAN_FILE
 
@@ -71,11 +71,12 @@ SCANNED = ("stacks", "modules")
 
 @dataclass(frozen=True)
 class Finding:
-    """A failed check: which scanner, its check id (CKV_AWS_144, AWS-0104),
-    the stack it counts for, the resource address, the file (relative to
-    the rendered tree, e.g. modules/bucket/main.tf; the plan JSON's name
-    for a plan finding without code) and line (1-based, 0 unknown), and
-    the check's title."""
+    """A failed (or skipped) check: which scanner, its check id
+    (CKV_AWS_144, AWS-0104), the stack it counts for, the resource address,
+    the file (relative to the rendered tree, e.g. modules/bucket/main.tf;
+    the saved plan's name for a plan finding whose code is not in the tree)
+    and line (1-based, 0 unknown), the check's title, and for a skipped
+    check the reason its inline skip gives."""
 
     scanner: str
     check_id: str
@@ -84,6 +85,7 @@ class Finding:
     file: str
     line: int
     title: str
+    reason: str = ""
 
     @property
     def location(self) -> str:
@@ -96,7 +98,9 @@ class ScanResult:
     checks, its failures, or why it did not run (`error`), or why there was
     nothing to scan (`no_plan`, for checkov-plan). How a count is counted is
     the scanner's own: checkov counts checks per resource, trivy a passed
-    check once per stack and a failure per resource."""
+    check once per stack and a failure per resource. checkov's skipped
+    checks are also `skips`, each with its reason (trivy names none: it
+    only leaves them out)."""
 
     stack: str
     scanner: str
@@ -105,6 +109,7 @@ class ScanResult:
     findings: tuple[Finding, ...] = field(default=())
     error: str = ""
     no_plan: str = ""
+    skips: tuple[Finding, ...] = field(default=())
 
     @property
     def failed(self) -> int:
@@ -175,17 +180,56 @@ def checkov_plans(
     checkov: str, tree: Path, plans: dict[str, Path], parallelism: int = 2
 ) -> list[ScanResult]:
     """checkov over the JSON plan of each stack in `plans` (stack -> file of
-    `terraform show -json`), one run a plan, in the order of `plans`.
+    `terraform show -json`), one run a plan, in the order of `plans`; then
+    the inline skips of the code in `tree` applied to its failures
+    (`with_code_skips`).
 
-    `--repo-root-for-plan-enrichment` maps each planned resource to its code
-    in `tree`, so inline `checkov:skip` comments apply to plan findings too."""
+    Without `--repo-root-for-plan-enrichment`: checkov 3.3 finds a planned
+    resource's code by its type and name alone, so it can take another
+    module's skips (and hide a real failure) or miss its own; file and line
+    come from the exact mapping instead."""
+    code = code_skips.Tree(tree)
 
     def one(stack: str) -> ScanResult:
         argv = [checkov, "-f", str(plans[stack]), "--framework", "terraform_plan"]
-        argv += ["--repo-root-for-plan-enrichment", str(tree)]
-        return _checkov(argv, tree, stack, CHECKOV_PLAN)
+        result = _checkov(argv, tree, stack, CHECKOV_PLAN)
+        if result.error:
+            return result
+        try:
+            plan = json.loads(plans[stack].read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            return ScanResult(stack, CHECKOV_PLAN, error=_one_line(CHECKOV_PLAN, error))
+        return with_code_skips(result, plan.get("configuration") or {}, code)
 
     return _each(list(plans), one, parallelism)
+
+
+def with_code_skips(result: ScanResult, configuration: dict, code: code_skips.Tree) -> ScanResult:
+    """`result` (checkov over one stack's plan) with each failure whose code
+    skips its check (an inline `checkov:skip` or `checkov-plan:skip` on the
+    resource's block or on a module call leading to it, see code_skips.py)
+    moved to the skipped, with the skip's reason; and every finding whose
+    code is found named by the code's file and line. `configuration` is the
+    plan's (`terraform show -json`), whose module calls lead to the code."""
+    failed: list[Finding] = []
+    skipped: list[Finding] = []
+    for finding in result.findings:
+        found = code.code(configuration, result.stack, finding.resource)
+        if found is None:
+            failed.append(finding)
+            continue
+        placed = replace(finding, file=found.resource.file, line=found.resource.line)
+        reason = found.skip_reason(finding.check_id)
+        if reason is None:
+            failed.append(placed)
+        else:
+            skipped.append(replace(placed, reason=reason))
+    return replace(
+        result,
+        skipped=result.skipped + len(skipped),
+        findings=tuple(sorted(failed, key=_order)),
+        skips=tuple(sorted([*result.skips, *skipped], key=_order)),
+    )
 
 
 def _each(
@@ -216,50 +260,57 @@ def parse_checkov(report: str, tree: Path, stack: str, scanner: str = CHECKOV) -
     The report is one object per framework, or a list of them; a run that
     found nothing to check prints a summary alone. Files are named relative
     to `tree` from `file_abs_path` (`file_path` is relative to the folder
-    scanned); for a plan, `file_path` is the code's file relative to the
-    tree when checkov found the resource's code (plan enrichment), else the
-    finding names the stack's saved plan, without a line. (checkov 3.3
-    finds the code by resource type and name, so for a name several modules
-    use, e.g. aws_security_group.this, it may name another module's file.) A parsing error of checkov is this stack's error. ValueError
-    when the report is not checkov's JSON."""
+    scanned); a finding on a plan (whose JSON lies outside the tree) names
+    the stack's saved plan, without a line, until `with_code_skips` finds
+    its code. A skipped check keeps the reason of its skip comment. A
+    parsing error of checkov is this stack's error. ValueError when the
+    report is not checkov's JSON."""
     data = json.loads(report)
     reports = data if isinstance(data, list) else [data]
-    passed = skipped = 0
+    passed = 0
     findings: list[Finding] = []
+    skips: list[Finding] = []
     errors: list[str] = []
+
+    def record(check: dict) -> Finding:
+        return Finding(
+            scanner,
+            str(check["check_id"]),
+            stack,
+            str(check.get("resource") or ""),
+            *_checkov_place(check, tree, stack),
+            str(check.get("check_name") or ""),
+            str((check.get("check_result") or {}).get("suppress_comment") or ""),
+        )
+
     for one in reports:
         if not isinstance(one, dict):
             raise ValueError("a report is not an object")
         results = one.get("results") or {}
         passed += len(results.get("passed_checks") or [])
-        skipped += len(results.get("skipped_checks") or [])
         errors += [str(e) for e in results.get("parsing_errors") or []]
-        for check in results.get("failed_checks") or []:
-            findings.append(
-                Finding(
-                    scanner,
-                    str(check["check_id"]),
-                    stack,
-                    str(check.get("resource") or ""),
-                    *_checkov_place(check, tree, stack),
-                    str(check.get("check_name") or ""),
-                )
-            )
+        findings += map(record, results.get("failed_checks") or [])
+        skips += map(record, results.get("skipped_checks") or [])
     error = (
         f"{scanner} could not parse {', '.join(_relative(e, tree) for e in errors)}"
         if errors
         else ""
     )
-    return ScanResult(stack, scanner, passed, skipped, tuple(sorted(findings, key=_order)), error)
+    return ScanResult(
+        stack,
+        scanner,
+        passed,
+        len(skips),
+        tuple(sorted(findings, key=_order)),
+        error,
+        skips=tuple(sorted(skips, key=_order)),
+    )
 
 
 def _checkov_place(check: dict, tree: Path, stack: str) -> tuple[str, int]:
     """Where a checkov record is: (file relative to `tree`, first line; 0 unknown)."""
     lines = check.get("file_line_range") or [0]
-    path = str(check.get("file_path") or "")
-    if path and not path.startswith("/"):  # plan enrichment: the code's file, relative to the tree
-        return Path(path).as_posix(), int(lines[0] or 0)
-    file = _relative(str(check.get("file_abs_path") or path), tree)
+    file = _relative(str(check.get("file_abs_path") or check.get("file_path") or ""), tree)
     if Path(file).is_absolute():  # the plan's JSON, outside the tree: name the saved plan
         return f"stacks/{stack}/{PLAN_FILE}", 0
     return file, int(lines[0] or 0)

@@ -9,6 +9,11 @@ write them through the macros of `templates/macros/skips.j2`:
 - checkov: `# checkov:skip=<ID>:<reason>` as the first lines inside the block
   (https://www.checkov.io/2.Basics/Suppressing%20and%20Skipping%20Policies.html).
   Inside a `module` call it applies to every resource of the module.
+- checkov-plan: `# checkov-plan:skip=<ID>:<reason>`, after those: a check
+  that fails only on a plan, where a value known only after apply (a key's
+  ARN, a web ACL's id) reads as missing. checkov itself does not read this
+  form, so on the code it still judges the check; `levels-tf check` applies
+  both forms to checkov's findings on a plan (levels_tf/code_skips.py).
 - trivy: `# trivy:ignore:<ID>[<attribute>=<value>] <reason>` on the lines
   directly above the block; only consecutive ignore lines chain, and trivy
   reads the words after the id as nothing (https://trivy.dev/latest/docs/scanner/misconfiguration/#skipping-resources-by-inline-comments).
@@ -29,9 +34,9 @@ from typing import Literal
 
 from .model import Infra
 
-Scanner = Literal["checkov", "trivy"]
+Scanner = Literal["checkov", "checkov-plan", "trivy"]
 
-SCANNERS: tuple[Scanner, ...] = ("checkov", "trivy")
+SCANNERS: tuple[Scanner, ...] = ("checkov", "checkov-plan", "trivy")
 
 # Stack templates a skip can sit in (stacks/<kind>/), by the kind of stack.
 STACK_PLACES = ("stacks/shared", "stacks/environment")
@@ -79,8 +84,8 @@ class Skip:
     def comment(self, where: Where | None = None) -> str:
         """The comment line, without indentation."""
         reason = self.reason_at(where)
-        if self.scanner == "checkov":
-            return f"# checkov:skip={self.check_id}:{reason}"
+        if self.scanner in ("checkov", "checkov-plan"):
+            return f"# {self.scanner}:skip={self.check_id}:{reason}"
         params = f"[{self.params}]" if self.params else ""
         return f"# trivy:ignore:{self.check_id}{params} {reason}"
 
@@ -90,7 +95,35 @@ def _short_flow_logs(where: Where) -> bool:
     return where.infra.vpc_groups[where.group].flow_logs.retention_days < 365
 
 
+def _cdn_without_aliases(where: Where) -> bool:
+    """the environment serves buckets through CloudFront without cdn.aliases"""
+    infra = where.infra
+    served = any(spec.cdn for spec in infra.buckets.values())
+    return served and not infra.cdn.aliases.get(where.environment or "")
+
+
+def _unversioned_buckets(where: Where) -> bool:
+    """a bucket class of the environment says versioning: false"""
+    return any(not spec.versioning for spec in where.infra.buckets.values())
+
+
 _SSH_TEST = "tests/test_security_invariants.py::test_ssh_and_database_access_follow_the_allow_lists"
+_AFTER_APPLY_TEST = (
+    "tests/test_plan_invariants.py"
+    "::test_values_known_only_after_apply_come_from_the_platforms_own_resources"
+)
+
+
+def _after_apply(what: str, source: str) -> str:
+    """The reason of a plan-only skip: `what` is known only after apply."""
+    return (
+        f"{what} is known only after apply, and checkov reads it as missing on a plan; on the "
+        f"code checkov passes this check, and {_AFTER_APPLY_TEST} proves that every plan sets "
+        f"it from {source}."
+    )
+
+
+_KEY = "the platform's own KMS key"
 
 SKIPS: tuple[Skip, ...] = (
     # -- The load balancer: public by design ------------------------------------------
@@ -327,6 +360,109 @@ SKIPS: tuple[Skip, ...] = (
             "::test_the_internet_is_reached_only_by_the_optional_https_rule).",
         )
         for place in ("modules/app-access", "modules/bastion")
+    ),
+    *(
+        Skip(
+            "checkov",
+            "CKV_AWS_352",
+            "modules/network",
+            f"aws_network_acl_rule.{tier}",
+            "Inside the VPC every protocol passes this second fence; the security groups decide "
+            "which ports each host admits (tests/test_plan_invariants.py"
+            "::test_only_the_vpc_itself_passes_the_network_acls_on_every_port).",
+        )
+        for tier in ("public", "private")
+    ),
+    # -- Chosen in infra.yaml -----------------------------------------------------------
+    Skip(
+        "checkov",
+        "CKV2_AWS_42",
+        "stacks/environment",
+        "module.cdn",
+        "This environment has no cdn.aliases in infra.yaml, so CloudFront serves its own "
+        "cloudfront.net certificate; with aliases the distribution uses cdn.certificate_arn.",
+        when=_cdn_without_aliases,
+    ),
+    Skip(
+        "checkov",
+        "CKV_AWS_21",
+        "stacks/environment",
+        "module.bucket",
+        "A bucket class of this environment says versioning: false in infra.yaml buckets; "
+        "tests/test_security_invariants.py::test_buckets_are_versioned_as_infra_yaml_says "
+        "proves every other bucket is versioned.",
+        when=_unversioned_buckets,
+    ),
+    # -- Values known only after apply (checkov on a plan only) --------------------------
+    *(
+        Skip("checkov-plan", "CKV_AWS_27", place, block, _after_apply("The queue's key", _KEY))
+        for place, block in (
+            ("modules/queue", "aws_sqs_queue.this"),
+            ("modules/queue", "aws_sqs_queue.dead_letter"),
+            ("modules/function", "aws_sqs_queue.dead_letter"),
+        )
+    ),
+    Skip(
+        "checkov-plan",
+        "CKV_AWS_26",
+        "modules/topic",
+        "aws_sns_topic.this",
+        _after_apply("The topic's key", _KEY),
+    ),
+    Skip(
+        "checkov-plan",
+        "CKV_AWS_158",
+        "modules/function",
+        "aws_cloudwatch_log_group.this",
+        _after_apply("The log group's key", _KEY),
+    ),
+    Skip(
+        "checkov-plan",
+        "CKV_AWS_173",
+        "modules/function",
+        "aws_lambda_function.this",
+        _after_apply("The key of the function's environment variables", _KEY),
+    ),
+    Skip(
+        "checkov-plan",
+        "CKV_AWS_337",
+        "modules/parameters",
+        "aws_ssm_parameter.this",
+        _after_apply("The parameter's key", _KEY),
+    ),
+    Skip(
+        "checkov-plan",
+        "CKV_AWS_149",
+        "modules/parameters",
+        "aws_secretsmanager_secret.this",
+        _after_apply("The secret's key", _KEY),
+    ),
+    Skip(
+        "checkov-plan",
+        "CKV_AWS_86",
+        "modules/cdn",
+        "aws_cloudfront_distribution.this",
+        _after_apply("The log bucket's domain name", "the environment's log bucket"),
+    ),
+    Skip(
+        "checkov-plan",
+        "CKV2_AWS_47",
+        "modules/cdn",
+        "aws_cloudfront_distribution.this",
+        _after_apply(
+            "The web ACL's id",
+            "the waf module's web ACL, whose managed rules include AWSManagedRulesKnownBadInputsRuleSet",
+        ),
+    ),
+    Skip(
+        "checkov-plan",
+        "CKV2_AWS_76",
+        "modules/load-balancer",
+        "aws_lb.this",
+        _after_apply(
+            "The web ACL's ARN in the association",
+            "the waf module's web ACL, whose managed rules include AWSManagedRulesKnownBadInputsRuleSet",
+        ),
     ),
 )
 

@@ -136,6 +136,7 @@ SHARED_SESSION_FIXTURES = {
     "planned_platforms": (
         "test_configure_before_use",
         "test_unique_names",
+        "test_plan_scan",
         "test_plan_invariants",
     ),
     "zip_provider_mirror": ("test_plugin_cache", "test_provider_locks"),

@@ -276,10 +276,9 @@ def trace(plan: dict[str, Any], path: tuple[str, ...], references: list[str]) ->
         elif parts[0] == "module":
             if len(parts) < 3:
                 continue
-            output = config_module(plan, (*path, parts[1]))["outputs"][parts[2]]
-            found |= trace(
-                plan, (*path, parts[1]), output.get("expression", {}).get("references", [])
-            )
+            call = parts[1].split("[")[0]  # module.waf[0].arn: the call, without its instance key
+            output = config_module(plan, (*path, call))["outputs"][parts[2]]
+            found |= trace(plan, (*path, call), output.get("expression", {}).get("references", []))
         elif parts[0] == "data":
             found.add(_prefix(path) + ".".join(parts[:3]))
         else:

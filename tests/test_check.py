@@ -2,9 +2,10 @@
 formats, the exit codes, and real runs of checkov and trivy.
 
 The samples in tests/scans/ are cut from real runs over the reference tree
-(checkov 3.3 over stacks/production and over the saved plan of the shared
-stack of tests/configs/rehearsal-small, trivy 0.76 over stacks/ and
-modules/), with checkov's absolute paths rewritten under /tree and /plans.
+(checkov 3.3 over stacks/production, and over the saved plan of
+production-shared with the module calls of that plan's configuration; trivy
+0.76 over stacks/ and modules/), with checkov's absolute paths rewritten
+under /tree and /plans.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import json
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from levels_tf import scan_report, scanning
+from levels_tf import code_skips, scan_report, scanning, skips
 from levels_tf.markdown import GITHUB_COMMENT_LIMIT
 from levels_tf.scanning import CHECKOV, CHECKOV_PLAN, TRIVY, Finding, ScanResult
 
@@ -74,25 +76,48 @@ def test_checkov_parsing_errors_are_the_stacks_error():
     assert scan_report.exit_code([result]) == 1
 
 
-def test_checkov_plan_findings_name_the_code_or_the_saved_plan():
-    report = json.loads(_sample("checkov-plan-main-shared.json"))
-    raw = report["results"]
-    # a record checkov did not map to code names the plan's JSON, as its passed records do
-    unmapped = dict(raw["failed_checks"][0], file_path="/main-shared.json", file_line_range=[0, 0])
-    raw["failed_checks"].append(unmapped)
-    result = scanning.parse_checkov(json.dumps(report), Path("/tree"), "main-shared", CHECKOV_PLAN)
-    assert (result.passed, result.skipped) == (
+def test_checkov_plan_findings_name_the_saved_plan_until_their_code_is_found():
+    report = _sample("checkov-plan-production-shared.json")
+    raw = json.loads(report)["results"]
+    result = scanning.parse_checkov(report, Path("/tree"), "production-shared", CHECKOV_PLAN)
+    assert (result.passed, result.failed, result.skipped) == (
         len(raw["passed_checks"]),
-        len(raw["skipped_checks"]),
+        len(raw["failed_checks"]),
+        0,
     )
-    assert sorted((f.check_id, f.file, f.line) for f in result.findings) == sorted(
-        [
-            (c["check_id"], c["file_path"], c["file_line_range"][0])
-            for c in raw["failed_checks"][:-1]
-        ]
-        + [(unmapped["check_id"], "stacks/main-shared/levels-tf.tfplan", 0)]
-    )
+    # The plan's JSON lies outside the tree: each finding names the saved plan, without a line.
+    assert {(f.file, f.line) for f in result.findings} == {
+        ("stacks/production-shared/levels-tf.tfplan", 0)
+    }
     assert {f.scanner for f in result.findings} == {CHECKOV_PLAN}
+
+
+def test_the_codes_skips_reach_plan_findings_through_the_plans_module_calls():
+    """The reference tree's own skips (levels_tf/skips.py) over checkov's
+    findings on the plan of production-shared: each is found in its module,
+    through nested calls too (load_balancer.access_logs), and counted as
+    skipped with the registry's reason."""
+    report = _sample("checkov-plan-production-shared.json")
+    configuration = json.loads(_sample("plan-configuration-production-shared.json"))
+    result = scanning.with_code_skips(
+        scanning.parse_checkov(report, ROOT, "production-shared", CHECKOV_PLAN),
+        configuration,
+        code_skips.Tree(ROOT),
+    )
+    raw = json.loads(report)["results"]["failed_checks"]
+    assert result.failed == 0, result.findings
+    assert result.skipped == len(result.skips) == len(raw)
+    reasons = {(s.place, s.block, s.check_id): s.reason for s in skips.SKIPS}
+    for skip in result.skips:
+        lines = (ROOT / skip.file).read_text(encoding="utf-8").splitlines()
+        opening = lines[skip.line - 1]
+        place = "/".join(skip.file.split("/")[:2])
+        block = ".".join(opening.split('"')[1:4:2])
+        assert opening.startswith("resource "), (skip, opening)
+        assert reasons[(place, block, skip.check_id)] == skip.reason, skip
+    nested = [s for s in result.skips if ".module.access_logs." in s.resource]
+    assert {s.file for s in nested} == {"modules/log-bucket/main.tf"}
+    assert {s.check_id for s in nested} == {"CKV_AWS_18", "CKV_AWS_144", "CKV_AWS_145"}
 
 
 def test_unreadable_reports_are_value_errors():
@@ -188,6 +213,7 @@ def test_json_report_schema():
         "error": None,
         "no_plan": None,
         "findings": [],
+        "skips": [],
     }
     assert production["checkov-plan"]["no_plan"] == "no saved plan"
     assert production["trivy"]["findings"] == [
@@ -448,3 +474,21 @@ def test_checkov_reads_a_real_saved_plan(rehearse, run, aws_env, tmp_path):
     for f in shared["findings"]:  # each names code in the tree, or the saved plan
         assert f["check_id"] and f["resource"]
         assert (config.parent / f["file"]).is_file(), f
+
+
+def test_json_report_lists_each_skip_with_its_reason():
+    skip = replace(_finding("dev", CHECKOV_PLAN, 27), reason="The queue's key is known later.")
+    data = scan_report.as_json(
+        [ScanResult("dev", CHECKOV_PLAN, passed=1, skipped=1, skips=(skip,))]
+    )
+    assert data["stacks"][0]["scanners"]["checkov-plan"]["skips"] == [
+        {
+            "check_id": "CKV_AWS_27",
+            "resource": "module.x.aws_s3_bucket.b27",
+            "file": "modules/x/main.tf",
+            "line": 27,
+            "title": "A title",
+            "reason": "The queue's key is known later.",
+        }
+    ]
+    assert data["totals"]["checkov-plan"]["skipped"] == 1

@@ -23,9 +23,9 @@ CONFIGS = {"reference": REFERENCE} | {
 }
 
 OPENER = re.compile(r'^(?:(resource|data) "([^"]+)" "([^"]+)"|module "([^"]+)") \{$')
-CHECKOV = re.compile(r"^\s*# checkov:skip=([A-Z0-9_]+):(.*)$")
+CHECKOV = re.compile(r"^\s*# (checkov|checkov-plan):skip=([A-Z0-9_]+):(.*)$")
 TRIVY = re.compile(r"^# trivy:ignore:([A-Za-z0-9-]+)(?:\[([^\]]*)\])? (.*)$")
-MARKER = re.compile(r"checkov:skip|trivy:ignore|tfsec:ignore")
+MARKER = re.compile(r"checkov:skip|checkov-plan:skip|trivy:ignore|tfsec:ignore")
 
 
 def _address(line: str) -> str | None:
@@ -59,8 +59,8 @@ def found_skips(path: str, text: str, kinds: dict[str, str]) -> list[tuple]:
         where = f"{path}:{number}"
         if checkov := CHECKOV.match(line):
             assert block, f"{where}: a checkov skip outside any block"
-            check_id, reason = checkov.groups()
-            result.append(("checkov", check_id, "", block, reason.strip(), number))
+            scanner, check_id, reason = checkov.groups()
+            result.append((scanner, check_id, "", block, reason.strip(), number))
         elif trivy := TRIVY.match(line):
             following = number
             while TRIVY.match(lines[following]):

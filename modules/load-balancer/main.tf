@@ -47,6 +47,7 @@ resource "aws_vpc_security_group_egress_rule" "to_vpc" {
 
 # trivy:ignore:AWS-0053 The platform's load balancer faces the internet by design: it serves HTTPS to anyone and redirects HTTP.
 resource "aws_lb" "this" {
+  # checkov-plan:skip=CKV2_AWS_76:The web ACL's ARN in the association is known only after apply, and checkov reads it as missing on a plan; on the code checkov passes this check, and tests/test_plan_invariants.py::test_values_known_only_after_apply_come_from_the_platforms_own_resources proves that every plan sets it from the waf module's web ACL, whose managed rules include AWSManagedRulesKnownBadInputsRuleSet.
   name                       = var.name
   load_balancer_type         = "application"
   internal                   = false

@@ -66,6 +66,7 @@ resource "aws_network_acl" "public" {
 # trivy:ignore:AWS-0102[egress=false] Inside the VPC every protocol passes this second fence; the security groups decide which ports each host admits.
 # trivy:ignore:AWS-0102[egress=true] A network ACL cannot name a prefix list or a security group, and S3 through the gateway endpoint still goes to S3's public addresses: this fence lets every protocol out, and the stateful security groups narrow egress (tests/test_security_invariants.py::test_the_internet_is_reached_only_by_the_optional_https_rule).
 resource "aws_network_acl_rule" "public" {
+  # checkov:skip=CKV_AWS_352:Inside the VPC every protocol passes this second fence; the security groups decide which ports each host admits (tests/test_plan_invariants.py::test_only_the_vpc_itself_passes_the_network_acls_on_every_port).
   for_each = local.public_rules
 
   network_acl_id = aws_network_acl.public.id
@@ -88,6 +89,7 @@ resource "aws_network_acl" "private" {
 # trivy:ignore:AWS-0102[egress=false] Inside the VPC every protocol passes this second fence; the security groups decide which ports each host admits.
 # trivy:ignore:AWS-0102[egress=true] A network ACL cannot name a prefix list or a security group, and S3 through the gateway endpoint still goes to S3's public addresses: this fence lets every protocol out, and the stateful security groups narrow egress (tests/test_security_invariants.py::test_the_internet_is_reached_only_by_the_optional_https_rule).
 resource "aws_network_acl_rule" "private" {
+  # checkov:skip=CKV_AWS_352:Inside the VPC every protocol passes this second fence; the security groups decide which ports each host admits (tests/test_plan_invariants.py::test_only_the_vpc_itself_passes_the_network_acls_on_every_port).
   for_each = local.private_rules
 
   network_acl_id = aws_network_acl.private.id

@@ -13,6 +13,7 @@ locals {
 # The dead-letter queue keeps a failed message as long as SQS allows, so
 # there is time to look at it and redrive it after a fix.
 resource "aws_sqs_queue" "dead_letter" {
+  # checkov-plan:skip=CKV_AWS_27:The queue's key is known only after apply, and checkov reads it as missing on a plan; on the code checkov passes this check, and tests/test_plan_invariants.py::test_values_known_only_after_apply_come_from_the_platforms_own_resources proves that every plan sets it from the platform's own KMS key.
   name                              = "${var.name}-dlq"
   message_retention_seconds         = 14 * 86400
   kms_master_key_id                 = var.kms_key_arn
@@ -22,6 +23,7 @@ resource "aws_sqs_queue" "dead_letter" {
 }
 
 resource "aws_sqs_queue" "this" {
+  # checkov-plan:skip=CKV_AWS_27:The queue's key is known only after apply, and checkov reads it as missing on a plan; on the code checkov passes this check, and tests/test_plan_invariants.py::test_values_known_only_after_apply_come_from_the_platforms_own_resources proves that every plan sets it from the platform's own KMS key.
   name                              = var.name
   visibility_timeout_seconds        = var.visibility_timeout
   message_retention_seconds         = var.retention_days * 86400

@@ -8,6 +8,7 @@ data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
 resource "aws_sns_topic" "this" {
+  # checkov-plan:skip=CKV_AWS_26:The topic's key is known only after apply, and checkov reads it as missing on a plan; on the code checkov passes this check, and tests/test_plan_invariants.py::test_values_known_only_after_apply_come_from_the_platforms_own_resources proves that every plan sets it from the platform's own KMS key.
   name              = var.name
   kms_master_key_id = var.kms_key_arn
 

@@ -84,6 +84,7 @@ locals {
 }
 
 module "bucket" {
+  # checkov:skip=CKV_AWS_21:A bucket class of this environment says versioning: false in infra.yaml buckets; tests/test_security_invariants.py::test_buckets_are_versioned_as_infra_yaml_says proves every other bucket is versioned.
   source   = "../../modules/bucket"
   for_each = local.buckets
 
@@ -102,6 +103,7 @@ module "bucket" {
 # CloudFront in front of the served buckets: HTTPS only, each bucket
 # reachable only through it (origin access control), one path per bucket.
 module "cdn" {
+  # checkov:skip=CKV2_AWS_42:This environment has no cdn.aliases in infra.yaml, so CloudFront serves its own cloudfront.net certificate; with aliases the distribution uses cdn.certificate_arn.
   source = "../../modules/cdn"
 
   providers = {
