@@ -35,10 +35,11 @@ PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----
 # `password = "x"`, `"db_secret": "x"`, `token: x`, `secret_key = "x"`, ...: a
 # name that ends in a word saying secret, then a literal value (not an
 # interpolation or a shell variable). Names such as `http_tokens` or
-# `secretsmanager:` (an IAM action) do not end in such a word.
+# `secretsmanager:` (an IAM action) do not end in such a word, and a word
+# after a colon is a part of an ARN (`...:secret:prefix/*`), not a name.
 ASSIGNED = re.compile(
     r"""(?ix)
-    (?<![\w.-])
+    (?<![\w.:-])
     (?P<name>[\w.-]*?(?:password|passwd|secret|token|api[_-]?key|private[_-]?key
                       |secret[_-]?(?:access[_-]?)?key|access[_-]?key))
     (?![\w])["']?\s*(?:=|:)\s*

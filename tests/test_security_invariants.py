@@ -451,6 +451,10 @@ def test_the_secret_scan_finds_what_a_broken_tree_would_leak():
     # The name RDS gives a secret it manages says where the secret is, not what.
     assert secret_scan.scan('"secret": "rds!cluster-0f1e2d3c-4b5a"', "plan") == []
     assert secret_scan.scan('"secret": "rds-cluster-password"', "plan") != []
+    # Nor does an ARN's resource type: a policy names the secrets it allows.
+    arn = '"Resource": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:heavy/live/*"'
+    assert secret_scan.scan(arn, "plan") == []
+    assert secret_scan.scan('"db_secret": "heavy-live-value"', "plan") != []
 
 
 def test_buckets_are_versioned_as_infra_yaml_says(rendered):
