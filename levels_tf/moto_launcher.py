@@ -12,6 +12,12 @@ ListRecoveryPointsByBackupVault, which the aws provider calls before it
 deletes a vault with force_destroy. moto runs no backup jobs, so a vault on
 it holds no recovery points, and an empty list is the true answer.
 
+It also serves one request at a time: moto's backends are plain Python
+objects that no lock guards, and two Terraform runs at once could have a
+request fail halfway (a 500 the provider then retries against a change
+already made: "already exists"). moto's work per request is short and
+holds the interpreter lock anyway, so little is lost.
+
 And it answers a DeleteNetworkAclEntry of an entry that is not there as EC2
 does, with InvalidNetworkAclEntry.NotFound (a client error, which the aws
 provider takes as "already deleted"). moto fails such a call with a 500: a
@@ -31,6 +37,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 
 RECOVERY_POINTS = re.compile(r"^/backup-vaults/[^/]+/recovery-points/?$")
 
@@ -48,6 +55,23 @@ def with_recovery_points(app):
             )
             return [body]
         return app(environ, start_response)
+
+    return wrapped
+
+
+def one_at_a_time(app):
+    """`app`, running one request at a time (the response is read out inside
+    the lock too, as a WSGI body may still be computed while it is read)."""
+    lock = threading.Lock()
+
+    def wrapped(environ, start_response):
+        with lock:
+            response = app(environ, start_response)
+            try:
+                return list(response)
+            finally:
+                if hasattr(response, "close"):
+                    response.close()
 
     return wrapped
 
@@ -103,7 +127,7 @@ def main(argv: list[str]) -> None:
     class OneRequestPerConnection(WSGIRequestHandler):
         protocol_version = "HTTP/1.0"
 
-    app = with_recovery_points(DomainDispatcherApplication(create_backend_app))
+    app = one_at_a_time(with_recovery_points(DomainDispatcherApplication(create_backend_app)))
     run_simple(host, port, app, threaded=True, request_handler=OneRequestPerConnection)
 
 

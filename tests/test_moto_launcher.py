@@ -135,3 +135,37 @@ def test_a_rule_keeps_its_description_whatever_it_points_to(ec2):
         "10.1.0.0/16:22": None,
         "0.0.0.0/0:-1": None,  # the default egress rule, which has no description
     }
+
+
+def test_the_launcher_serves_one_request_at_a_time():
+    """Requests of Terraform runs at once reach moto's unguarded backends one
+    after the other, the body of each read out before the next begins."""
+    import threading
+
+    from levels_tf.moto_launcher import one_at_a_time
+
+    inside, most = 0, 0
+    count = threading.Lock()
+
+    def slow_app(environ, start_response):
+        nonlocal inside, most
+        with count:
+            inside += 1
+            most = max(most, inside)
+        start_response("200 OK", [])
+        time.sleep(0.01)
+        yield b"body"
+        with count:
+            inside -= 1
+
+    app = one_at_a_time(slow_app)
+    bodies = []
+    threads = [
+        threading.Thread(target=lambda: bodies.append(app({}, lambda *a: None))) for _ in range(20)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert bodies == [[b"body"]] * 20
+    assert most == 1
