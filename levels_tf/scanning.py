@@ -59,8 +59,16 @@ TRIVY_ADVICE = (
     "install trivy from https://trivy.dev, or set $LEVELS_TF_TRIVY"
 )
 
-CHECKOV_ENV = {"BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
-"""Keeps checkov offline: no mapping of checks fetched from Prisma Cloud, no package scan."""
+CHECKOV_ENV = {
+    "BC_SKIP_MAPPING": "TRUE",
+    "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
+    "HCL_PARSE_TIMEOUT_SEC": "0",
+}
+"""Keeps checkov offline (no mapping of checks fetched from Prisma Cloud, no
+package scan) and lets it parse a file for as long as it needs: by default
+checkov reports a file it parsed for more than 10 s as unparsable
+(checkov/common/util/env_vars_config.py, HCL_PARSE_TIMEOUT_SEC), which on a
+loaded machine hit the service module. TIMEOUT bounds the whole run instead."""
 
 TRIVY_IGNORE = "trivy:ignore:"
 """How an inline trivy suppression starts (trivy's pkg/iac/ignore/parse.go)."""
