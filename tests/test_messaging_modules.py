@@ -17,11 +17,20 @@ from pathlib import Path
 import jinja2
 import pytest
 
+from levels_tf import scanning, skips
+
 from .conftest import ROOT, checkov_binary
 
 TEMPLATES = ROOT / "templates" / "modules"
 MODULES = ("queue", "topic")
-VERSIONS = {"terraform_version": ">= 1.10", "aws_provider_module": ">= 5.100"}
+# What the module templates see of the common values: the versions, and the
+# registry's skip comments (the queue's are for plans only, which checkov on
+# the code does not read, so the modules still pass it without skips).
+VALUES = {
+    "terraform_version": ">= 1.10",
+    "aws_provider_module": ">= 5.100",
+    "skips": skips.comments(),
+}
 
 ROOT_MODULE = """\
 terraform {
@@ -137,7 +146,7 @@ def tree(tmp_path_factory) -> Path:
         folder.mkdir(parents=True)
         for template in templates:
             source = template.read_text(encoding="utf-8")
-            text = env.get_template(f"modules/{module}/{template.name}").render(VERSIONS)
+            text = env.get_template(f"modules/{module}/{template.name}").render(VALUES)
             if "{%" not in source and template.name != "versions.tf.j2":
                 # Plain Terraform: Jinja must leave it exactly as written.
                 assert text == source, f"{module}/{template.name} is changed by Jinja"
@@ -176,7 +185,7 @@ def _checkov() -> str:
 @pytest.mark.slow
 def test_checkov_passes_without_skips(tree):
     checkov = _checkov()
-    env = dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false")
+    env = dict(os.environ, **scanning.CHECKOV_ENV)
     result = subprocess.run(
         [checkov, "-d", str(tree), "--framework", "terraform", "--skip-download", "-o", "json"],
         capture_output=True,
