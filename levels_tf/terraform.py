@@ -145,8 +145,11 @@ class Terraform:
         is skipped: with the aws provider it costs about a second a stack.
 
         TerraformError when init fails, or ends without error but leaves no
-        .terraform folder in `folder` (TF_DATA_DIR set, or a program that
-        is not Terraform): levels-tf reads the stack's providers there.
+        .terraform folder in `folder` although the stack uses providers (it
+        has a lock file: TF_DATA_DIR set, or a program that is not
+        Terraform): levels-tf reads the stack's providers there. A
+        configuration without providers gets no .terraform from Terraform
+        either, and needs none.
         """
         mark = folder / DATA_DIR / INIT_MARK
         if (
@@ -167,7 +170,7 @@ class Terraform:
             )
         if result.returncode != 0:
             raise TerraformError("terraform init failed:\n" + _tail(result.stderr or result.stdout))
-        if not (folder / DATA_DIR).is_dir():
+        if not (folder / DATA_DIR).is_dir() and (folder / LOCK_FILE).is_file():
             raise self._left_nothing("init", folder, f"no {DATA_DIR} folder")
         if inputs is not None:
             with contextlib.suppress(OSError):  # no mark: the next init runs, that is all

@@ -90,17 +90,19 @@ def test_an_init_that_leaves_no_data_folder_says_why_and_what_to_do(
 
 
 def test_a_program_that_writes_nothing_is_an_error_naming_it(tmp_path, terraform_env):
-    """Real terraform leaves no .terraform for a configuration that needs no
-    provider, as a program that is not Terraform leaves none: either way the
-    error says to check which program runs."""
+    """A stack that uses providers (it has a lock file, as every rendered
+    stack does after `levels-tf lock` or a first init) and gets no .terraform
+    from init: the error says to check which program runs. Real terraform
+    leaves none for a configuration without providers, which needs none."""
     engine = Terraform.locate(EngineChoice("binary"))
     engine.env["TF_CLI_CONFIG_FILE"] = terraform_env["TF_CLI_CONFIG_FILE"]
     engine.env.pop("TF_DATA_DIR", None)
     folder = tmp_path / "stack"
     folder.mkdir()
     (folder / "main.tf").write_text("locals {\n  a = 1\n}\n")
-    with pytest.raises(TerraformError, match=r"left no \.terraform folder there: check that `"):
-        engine.init(folder, "inputs")
+    assert engine.init(folder, "inputs") is True
+    assert not (folder / ".terraform").exists() and not (folder / ".terraform.lock.hcl").exists()
+    (folder / ".terraform.lock.hcl").write_text("# the stack's providers\n")
 
     # A stand-in that answers every verb with success and writes nothing.
     fake = tmp_path / "not-terraform"
@@ -109,6 +111,7 @@ def test_a_program_that_writes_nothing_is_an_error_naming_it(tmp_path, terraform
     stand_in = Terraform((str(fake),), dict(engine.env), name="not-terraform")
     with pytest.raises(TerraformError, match=r"not-terraform init in .* left no \.terraform"):
         stand_in.init(folder, "inputs")
+    (folder / ".terraform.lock.hcl").unlink()
     with pytest.raises(
         TerraformError, match=r"providers lock in .* left no \.terraform\.lock\.hcl"
     ):
