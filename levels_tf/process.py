@@ -159,14 +159,18 @@ def stream(
     its folder and before a closing line with the exit code, so the run can
     be read after the fact however it ended."""
     grace = STOP_GRACE if stop_grace is None else stop_grace
-    child = _start(
-        argv, cwd, env, advice, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
-    )
+    # Started and registered as one step: a Ctrl-C or SIGTERM handled in the
+    # main thread (interrupt_running) while this thread starts the program
+    # must find it, or the program would run on unstopped and be waited for.
+    with _running_lock:
+        child = _start(
+            argv, cwd, env, advice, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            bufsize=1,
+        )  # fmt: skip
+        _running.add(child)
     # Both are pipes: asked for above.
     stdout, stderr = child.stdout, child.stderr
     assert stdout is not None and stderr is not None
-    with _running_lock:
-        _running.add(child)
     record = _Log(log, argv, cwd)
     errors: list[str] = []
 

@@ -385,3 +385,40 @@ def test_only_a_lock_this_run_took_is_named_for_release():
     assert state_lock._ours("not json", since) is None
     assert state_lock._ours(info(ID=None), since) is None
     assert re.fullmatch(r"[^@\s]+@[^@\s]+", state_lock.who())
+
+
+def test_an_interrupt_while_a_program_starts_in_a_thread_still_reaches_it(tmp_path, monkeypatch):
+    """A SIGTERM or Ctrl-C that the main thread handles just after another
+    thread forked a program, before it was registered, must still stop it:
+    otherwise the program runs on and levels-tf waits for it. The thread is
+    held right after the fork, where a loaded machine may deschedule it."""
+    import threading
+
+    forked = threading.Event()
+    start = process._start
+
+    def held_after_the_fork(*args, **kwargs):
+        child = start(*args, **kwargs)
+        forked.set()
+        time.sleep(1)
+        return child
+
+    monkeypatch.setattr(process, "_start", held_after_the_fork)
+    ended: list[object] = []
+
+    def plan() -> None:
+        try:
+            ended.append(
+                process.stream(["sleep", "60"], lambda line: None, timeout=120, check=False)
+            )
+        except BaseException as error:  # the interruption, as the caller gets it
+            ended.append(error)
+
+    thread = threading.Thread(target=plan)
+    began = time.monotonic()
+    thread.start()
+    assert forked.wait(30)
+    process.interrupt_running(grace=10)
+    thread.join(30)
+    assert not thread.is_alive() and ended, "the program was never stopped"
+    assert time.monotonic() - began < 30
