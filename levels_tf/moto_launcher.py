@@ -29,6 +29,12 @@ points to. moto keeps the description of a rule to a CIDR range only; a rule
 to a prefix list or to another security group lost it, so every plan after
 an apply changed it again.
 
+And it answers a revoke of a security group rule ID the group does not have
+as EC2 does, with InvalidSecurityGroupRuleId.NotFound, which the aws
+provider takes as "already deleted" when it deletes a rule. moto answers
+InvalidPermission.NotFound, so a revoke the provider repeated after the
+first went through failed the destroy.
+
     python -m levels_tf.moto_launcher HOST PORT
 """
 
@@ -116,6 +122,37 @@ def keep_security_group_rule_descriptions() -> None:
     )
 
 
+def answer_missing_security_group_rule_ids() -> None:
+    """Make moto's RevokeSecurityGroupIngress/Egress by SecurityGroupRuleIds
+    answer a rule ID the group does not have with
+    InvalidSecurityGroupRuleId.NotFound, EC2's code (the one the aws
+    provider's rule delete takes as already deleted), not
+    InvalidPermission.NotFound."""
+    from moto.ec2.exceptions import InvalidSecurityGroupRuleIdNotFoundError
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+
+    def by_id_or_not_found(revoke, rules_of):
+        def revoke_or_not_found(self, group_name_or_id, *args, **kwargs):
+            rule_ids = kwargs.get("security_rule_ids") or []
+            group = self.get_security_group_by_name_or_id(group_name_or_id, kwargs.get("vpc_id"))
+            if group is not None:
+                present = {rule.id for rule in rules_of(group)}
+                for rule_id in rule_ids:
+                    if rule_id not in present:
+                        raise InvalidSecurityGroupRuleIdNotFoundError(rule_id)
+            return revoke(self, group_name_or_id, *args, **kwargs)
+
+        return revoke_or_not_found
+
+    backend = SecurityGroupBackend
+    backend.revoke_security_group_ingress = by_id_or_not_found(  # type: ignore[method-assign]
+        backend.revoke_security_group_ingress, lambda group: group.ingress_rules
+    )
+    backend.revoke_security_group_egress = by_id_or_not_found(  # type: ignore[method-assign]
+        backend.revoke_security_group_egress, lambda group: group.egress_rules
+    )
+
+
 def main(argv: list[str]) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import WSGIRequestHandler, run_simple
@@ -123,6 +160,7 @@ def main(argv: list[str]) -> None:
     host, port = argv[0], int(argv[1])
     answer_missing_network_acl_entries()
     keep_security_group_rule_descriptions()
+    answer_missing_security_group_rule_ids()
 
     class OneRequestPerConnection(WSGIRequestHandler):
         protocol_version = "HTTP/1.0"

@@ -3,6 +3,7 @@ real on loopback: the answers it adds to moto's are AWS's answers."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -169,3 +170,134 @@ def test_the_launcher_serves_one_request_at_a_time():
         thread.join()
     assert bodies == [[b"body"]] * 20
     assert most == 1
+
+
+@pytest.mark.parametrize("direction", ["ingress", "egress"])
+def test_revoking_a_rule_id_twice_is_the_ec2_not_found_the_provider_takes_as_deleted(
+    ec2, direction
+):
+    """A revoke the provider repeats after the first went through must read
+    as already deleted: EC2 answers InvalidSecurityGroupRuleId.NotFound, the
+    code the aws provider's rule delete ignores. moto alone answers
+    InvalidPermission.NotFound, which failed a whole destroy."""
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    group = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
+    authorize = getattr(ec2, f"authorize_security_group_{direction}")
+    revoke = getattr(ec2, f"revoke_security_group_{direction}")
+    permission = {
+        "IpProtocol": "tcp",
+        "FromPort": 443,
+        "ToPort": 443,
+        "IpRanges": [{"CidrIp": "10.0.0.0/16", "Description": "HTTPS"}],
+    }
+    kept, gone = (
+        authorize(GroupId=group, IpPermissions=[{**permission, "FromPort": p, "ToPort": p}])[
+            "SecurityGroupRules"
+        ][0]["SecurityGroupRuleId"]
+        for p in (22, 443)
+    )
+
+    revoke(GroupId=group, SecurityGroupRuleIds=[gone])
+    with pytest.raises(ClientError) as again:
+        revoke(GroupId=group, SecurityGroupRuleIds=[gone])
+    assert again.value.response["Error"]["Code"] == "InvalidSecurityGroupRuleId.NotFound"
+    assert gone in again.value.response["Error"]["Message"]
+
+    # A revoke naming a missing and a present rule removes neither, as EC2 does.
+    with pytest.raises(ClientError):
+        revoke(GroupId=group, SecurityGroupRuleIds=[kept, gone])
+    left = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])
+    assert kept in {r["SecurityGroupRuleId"] for r in left["SecurityGroupRules"]}
+
+    # A rule named by its permission is still revoked, and a missing one still refused.
+    revoke(GroupId=group, IpPermissions=[{**permission, "FromPort": 22, "ToPort": 22}])
+    with pytest.raises(ClientError) as by_permission:
+        revoke(GroupId=group, IpPermissions=[{**permission, "FromPort": 22, "ToPort": 22}])
+    assert by_permission.value.response["Error"]["Code"] == "InvalidPermission.NotFound"
+
+
+ALREADY_GONE = """
+resource "aws_vpc" "this" {
+  cidr_block = "10.0.0.0/16"
+}
+
+resource "aws_security_group" "app" {
+  name_prefix = "app-"
+  description = "app"
+  vpc_id      = aws_vpc.this.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "https" {
+  security_group_id = aws_security_group.app.id
+  description       = "HTTPS from the VPC"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = aws_vpc.this.cidr_block
+}
+
+resource "aws_vpc_security_group_egress_rule" "ssh" {
+  security_group_id = aws_security_group.app.id
+  description       = "SSH to the VPC"
+  ip_protocol       = "tcp"
+  from_port         = 22
+  to_port           = 22
+  cidr_ipv4         = aws_vpc.this.cidr_block
+}
+
+resource "aws_network_acl" "this" {
+  vpc_id = aws_vpc.this.id
+}
+
+resource "aws_network_acl_rule" "https" {
+  network_acl_id = aws_network_acl.this.id
+  rule_number    = 100
+  egress         = false
+  protocol       = "tcp"
+  rule_action    = "allow"
+  cidr_block     = aws_vpc.this.cidr_block
+  from_port      = 443
+  to_port        = 443
+}
+"""
+
+
+@pytest.mark.terraform
+def test_a_destroy_whose_deletes_already_went_through_still_succeeds(
+    tmp_path, aws_env, terraform_env
+):
+    """The real aws provider deletes, from a saved destroy plan, security
+    group rules and a network ACL entry that are already gone (as after a
+    delete it repeated): on EC2 that is "already deleted", and on the
+    launcher it must be too, or a rehearsal's destroy fails."""
+    from .conftest import emulator_provider
+    from .test_vpc_endpoints import _terraform
+
+    folder = tmp_path / "root"
+    folder.mkdir()
+    provider = emulator_provider(aws_env, ("ec2", "sts"))
+    (folder / "main.tf").write_text(provider + ALREADY_GONE, encoding="utf-8")
+    env = dict(terraform_env)
+    _terraform(folder, env, "init", "-input=false", "-no-color")
+    _terraform(folder, env, "apply", "-input=false", "-no-color", "-auto-approve")
+    _terraform(folder, env, "plan", "-destroy", "-input=false", "-no-color", "-out=destroy.tfplan")
+
+    state = json.loads(_terraform(folder, env, "show", "-json", "-no-color").stdout)
+    values = {r["address"]: r["values"] for r in state["values"]["root_module"]["resources"]}
+    ec2 = boto3.client("ec2", endpoint_url=aws_env, region_name="us-east-1")
+    group = values["aws_security_group.app"]["id"]
+    ec2.revoke_security_group_ingress(
+        GroupId=group,
+        SecurityGroupRuleIds=[values["aws_vpc_security_group_ingress_rule.https"]["id"]],
+    )
+    ec2.revoke_security_group_egress(
+        GroupId=group, SecurityGroupRuleIds=[values["aws_vpc_security_group_egress_rule.ssh"]["id"]]
+    )
+    ec2.delete_network_acl_entry(
+        NetworkAclId=values["aws_network_acl.this"]["id"], RuleNumber=100, Egress=False
+    )
+
+    _terraform(folder, env, "apply", "-input=false", "-no-color", "destroy.tfplan")
+    assert not ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [group]}])[
+        "SecurityGroups"
+    ]

@@ -164,7 +164,14 @@ def rehearsals(request, tmp_path_factory):
 def _assert_complete(result, report, folder: Path, before: dict[str, bytes], scratch: Path) -> None:
     failed = [s for s in report["steps"] if s["status"] != "passed"]
     bad_checks = [c for c in report["checks"] if not c["passed"]]
-    assert result.returncode == 0 and report["ok"], (failed, bad_checks, result.stderr[-6000:])
+    if result.returncode != 0 or not report["ok"]:
+        # pytest.fail, not assert: an assertion's message is cut to a line,
+        # and the step's detail is what says which resource failed and why.
+        pytest.fail(
+            f"exit {result.returncode}\nfailed steps: {json.dumps(failed, indent=1)}\n"
+            f"failed checks: {json.dumps(bad_checks, indent=1)}\n{result.stderr[-6000:]}",
+            pytrace=False,
+        )
     assert [s["name"] for s in report["steps"]] == STEPS
     assert report["checks_failed"] == 0
     drift = [c for c in report["replan"] if not c["emulator_difference"]]
