@@ -230,12 +230,20 @@ def validate(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["json", "markdown"]),
+    default="json",
+    show_default=True,
+    help="json: the JSON Schema; markdown: the configuration reference, a table of every key.",
+)
 @click.pass_context
-def schema(ctx: click.Context) -> None:
-    """Print the JSON Schema of infra.yaml."""
+def schema(ctx: click.Context, output_format: str) -> None:
+    """Print the JSON Schema of infra.yaml, or the configuration reference drawn from it."""
     from .commands import schema as schema_cmd
 
-    _run(ctx, schema_cmd.schema)
+    _run(ctx, lambda: schema_cmd.schema(output_format))
 
 
 @cli.command()

@@ -255,7 +255,11 @@ class LoadBalancer(Record):
         dict[Name, Annotated[list[Hostname], Length(1)]],
         Doc("Hostnames per environment; default [<environment>.<dns.domain>]."),
     ] = _dict()
-    idle_timeout: Annotated[int, Range(1, 4000)] = 60
+    idle_timeout: Annotated[
+        int,
+        Range(1, 4000),
+        Doc("Seconds a connection may stay idle before the load balancer closes it."),
+    ] = 60
     access_log_days: Annotated[int, Range(1, 3650), Doc("Days the access logs are kept.")] = 90
 
 
@@ -270,10 +274,15 @@ class SubnetSizes(Record):
 
 @record
 class FlowLogs(Record):
+    """The VPC's flow logs, in CloudWatch Logs under the group's KMS key."""
+
     retention_days: Annotated[
         RetentionDays, Doc("CloudWatch Logs retention of the VPC flow logs.")
     ] = 365
-    traffic: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
+    traffic: Annotated[
+        Literal["ALL", "ACCEPT", "REJECT"],
+        Doc("Which connections are logged: all, accepted or rejected."),
+    ] = "ALL"
 
 
 # The AWS services whose interface endpoints a VPC group may have, by the
@@ -334,7 +343,9 @@ class VpcGroup(Record):
             "this way too. [] closes it."
         ),
     ] = field(default_factory=lambda: ["servers", "bastion"])
-    environments: Annotated[list[Name], Length(1)]
+    environments: Annotated[
+        list[Name], Length(1), Doc("The environments that share this VPC, each in one group only.")
+    ]
 
     @property
     def nat_mode(self) -> str:
@@ -345,7 +356,7 @@ class VpcGroup(Record):
 class Bastion(Record):
     """The only SSH door into a VPC group."""
 
-    instance_type: InstanceType = "t3.micro"
+    instance_type: Annotated[InstanceType, Doc("EC2 instance type of the bastion.")] = "t3.micro"
     allowed_cidrs: Annotated[list[Cidr], Length(1), Doc("Only these may reach port 22.")]
     users: Annotated[
         dict[LinuxUser, SshKey],
@@ -358,18 +369,24 @@ class Bastion(Record):
 class Image(Record):
     """A server class baked into an AMI by Packer."""
 
-    base: Literal["ubuntu-22.04", "ubuntu-24.04", "debian-12", "amazon-linux-2023"] | None = None
-    source_ami: (
+    base: Annotated[
+        Literal["ubuntu-22.04", "ubuntu-24.04", "debian-12", "amazon-linux-2023"] | None,
+        Doc("The distribution to start from, its publisher's latest AMI; or give source_ami."),
+    ] = None
+    source_ami: Annotated[
         Annotated[
             str, Pattern(r"ami-[0-9a-f]{8,17}", "not an AMI id such as ami-0123456789abcdef0")
         ]
-        | None
-    ) = None
-    instance_type: InstanceType = "t3.small"
+        | None,
+        Doc("An AMI of your own to start from, instead of base."),
+    ] = None
+    instance_type: Annotated[InstanceType, Doc("EC2 instance type Packer builds on.")] = "t3.small"
     ssh_user: Annotated[
         LinuxUser | None, Doc("Login Packer uses; default the base image's usual one.")
     ] = None
-    scripts: list[str] = _list()
+    scripts: Annotated[
+        list[str], Doc("Shell scripts, relative to infra.yaml, run in order on the build instance.")
+    ] = _list()
 
     def problems(self) -> list[tuple[tuple, str]]:
         if (self.base is None) == (self.source_ami is None):
@@ -379,40 +396,60 @@ class Image(Record):
 
 @record
 class Scaling(Record):
-    min: Annotated[int, Range(0, 1000)] = 1
-    max: Annotated[int, Range(1, 1000)] = 2
+    """The fleet's Auto Scaling group size and its target tracking policies."""
+
+    min: Annotated[int, Range(0, 1000), Doc("Fewest instances.")] = 1
+    max: Annotated[int, Range(1, 1000), Doc("Most instances.")] = 2
     desired: Annotated[int | None, Range(0, 1000), Doc("Defaults to min.")] = None
     cpu_target: Annotated[int | None, Range(1, 100), Doc("Target average CPU percent.")] = None
-    requests_per_target: Annotated[int | None, Range(1)] = None
-    queue_backlog_per_instance: Annotated[int | None, Range(1)] = None
+    requests_per_target: Annotated[
+        int | None, Range(1), Doc("Target load balancer requests per instance (web services).")
+    ] = None
+    queue_backlog_per_instance: Annotated[
+        int | None, Range(1), Doc("Target visible messages per instance of the consumed queues.")
+    ] = None
 
 
 @record
 class Rollout(Record):
-    min_healthy_percentage: Annotated[int, Range(0, 100)] = 90
-    checkpoints: list[Annotated[int, Range(1, 100)]] = _list()
-    checkpoint_delay_seconds: Annotated[int, Range(0)] = 300
+    """How a new image reaches the fleet: an instance refresh of the Auto Scaling group."""
+
+    min_healthy_percentage: Annotated[
+        int, Range(0, 100), Doc("Share of the fleet kept in service while instances are replaced.")
+    ] = 90
+    checkpoints: Annotated[
+        list[Annotated[int, Range(1, 100)]],
+        Doc("Percentages of the fleet replaced after which the refresh pauses."),
+    ] = _list()
+    checkpoint_delay_seconds: Annotated[
+        int, Range(0), Doc("Seconds the refresh pauses at each checkpoint.")
+    ] = 300
 
 
 @record
 class BucketAccess(Record):
-    read: list[Name] = _list()
-    write: list[Name] = _list()
+    """The asset classes whose buckets a service's instances may use."""
+
+    read: Annotated[list[Name], Doc("Asset classes it may read.")] = _list()
+    write: Annotated[list[Name], Doc("Asset classes it may read and write.")] = _list()
 
 
 @record
 class Service(Record):
     """A fleet of instances from one image: a web service (port) or a worker."""
 
-    image: Name
-    instance_type: InstanceType = "t3.small"
+    image: Annotated[Name, Doc("The image (images.<name>) its instances boot.")]
+    instance_type: Annotated[InstanceType, Doc("EC2 instance type of its instances.")] = "t3.small"
     port: Annotated[
         int | None, Range(1, 65535), Doc("Set for web services behind the load balancer.")
     ] = None
     health_check: HealthCheckPath = "/health"
-    routes: list[RoutePath] = _list()
-    consumes: list[Name] = _list()
-    publishes: list[Name] = _list()
+    routes: Annotated[
+        list[RoutePath],
+        Doc("Path patterns the load balancer sends to it; none: the default route."),
+    ] = _list()
+    consumes: Annotated[list[Name], Doc("Queues it receives from.")] = _list()
+    publishes: Annotated[list[Name], Doc("Topics it publishes to.")] = _list()
     buckets: BucketAccess = BucketAccess()
     scaling: Scaling = Scaling()
     rollout: Rollout = Rollout()
@@ -424,13 +461,17 @@ class Service(Record):
 
 @record
 class Serverless(Record):
-    min_capacity: Annotated[float, Range(0, 256)] = 0.5
-    max_capacity: Annotated[float, Range(1, 256)] = 4.0
+    """Aurora Serverless v2 instead of provisioned instances, in Aurora capacity units."""
+
+    min_capacity: Annotated[float, Range(0, 256), Doc("Fewest capacity units (0 pauses it).")] = 0.5
+    max_capacity: Annotated[float, Range(1, 256), Doc("Most capacity units.")] = 4.0
 
 
 @record
 class Database(Record):
-    engine: Literal["aurora-mysql"] = "aurora-mysql"
+    """The Aurora MySQL cluster of each VPC group: a writer and its readers."""
+
+    engine: Annotated[Literal["aurora-mysql"], Doc("The database engine.")] = "aurora-mysql"
     engine_version: Annotated[
         str,
         Pattern(
@@ -443,19 +484,30 @@ class Database(Record):
         ),
     ] = "8.0.mysql_aurora.3.08.0"
     instance_class: Annotated[
-        str, Pattern(r"db\.[a-z0-9]+\.[a-z0-9]+", "not an RDS instance class such as db.r6g.large")
+        str,
+        Pattern(r"db\.[a-z0-9]+\.[a-z0-9]+", "not an RDS instance class such as db.r6g.large"),
+        Doc("Instance class of the writer and every reader."),
     ] = "db.r6g.large"
-    replicas: Annotated[int, Range(0, 15)] = 1
-    backup_retention_days: Annotated[int, Range(1, 35)] = 7
+    replicas: Annotated[
+        int, Range(0, 15), Doc("Read replicas beside the writer (Aurora allows 15).")
+    ] = 1
+    backup_retention_days: Annotated[
+        int, Range(1, 35), Doc("Days of automated backups, the window of point-in-time restore.")
+    ] = 7
     serverless: Serverless | None = None
 
 
 @record
 class BucketClass(Record):
+    """An asset class: one S3 bucket per environment, <bucket_prefix>-<environment>-<class>;
+    backup and logs are reserved names."""
+
     cdn: Annotated[bool, Doc("Serve through CloudFront.")] = False
     backup: Annotated[bool, Doc("Copy every original to the backup bucket.")] = False
-    versioning: bool = True
-    noncurrent_days: Annotated[int, Range(1)] = 90
+    versioning: Annotated[bool, Doc("Keep earlier versions of every object.")] = True
+    noncurrent_days: Annotated[
+        int, Range(1), Doc("Days an earlier version is kept before it expires.")
+    ] = 90
 
 
 # Codes ISO 3166-1 reserves without assigning them to a country, that people
@@ -493,7 +545,12 @@ def _country(code: str) -> str:
 
 @record
 class Cdn(Record):
-    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
+    """The CloudFront distribution of each environment, in front of its cdn asset classes."""
+
+    price_class: Annotated[
+        Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"],
+        Doc("Which edge locations serve: the cheapest regions (100), most (200) or all."),
+    ] = "PriceClass_100"
     certificate_arn: Annotated[
         CertificateArn | None, Doc("ACM certificate in us-east-1 covering every alias.")
     ] = None
@@ -523,17 +580,29 @@ class Cdn(Record):
 
 @record
 class Queue(Record):
-    dead_letter_after: Annotated[int, Range(1, 1000)] = 5
-    visibility_timeout: Annotated[int, Range(0, 43200)] = 30
-    retention_days: Annotated[int, Range(1, 14)] = 4
+    """An SQS queue per environment, with its dead-letter queue."""
+
+    dead_letter_after: Annotated[
+        int, Range(1, 1000), Doc("Receives before a message moves to the dead-letter queue.")
+    ] = 5
+    visibility_timeout: Annotated[
+        int, Range(0, 43200), Doc("Seconds a received message stays hidden from other consumers.")
+    ] = 30
+    retention_days: Annotated[int, Range(1, 14), Doc("Days a message is kept.")] = 4
 
 
 @record
 class Topic(Record):
-    subscribers: list[
-        Annotated[
-            str, Pattern(r"queue\.[a-z][a-z0-9-]*[a-z0-9]", "write subscribers as queue.<name>")
-        ]
+    """An SNS topic per environment."""
+
+    subscribers: Annotated[
+        list[
+            Annotated[
+                str,
+                Pattern(r"queue\.[a-z][a-z0-9-]*[a-z0-9]", "write subscribers as queue.<name>"),
+            ]
+        ],
+        Doc("Queues that receive every message, as queue.<name>."),
     ] = _list()
 
 
@@ -544,11 +613,17 @@ class Function(Record):
     code: Annotated[Literal["image-variants"], Doc("Which of levels-tf's functions runs.")] = (
         "image-variants"
     )
-    runtime: Literal["python3.11", "python3.12", "python3.13"] = "python3.12"
-    on_upload_to: Name
-    sizes: Annotated[list[Annotated[int, Range(16, 8192)]], Length(1)]
+    runtime: Annotated[
+        Literal["python3.11", "python3.12", "python3.13"], Doc("The Lambda runtime.")
+    ] = "python3.12"
+    on_upload_to: Annotated[Name, Doc("The asset class whose uploads start it.")]
+    sizes: Annotated[
+        list[Annotated[int, Range(16, 8192)]], Length(1), Doc("Widths in pixels of the variants.")
+    ]
     variants_prefix: Annotated[
-        str, Pattern(r"[a-z0-9][a-z0-9/_-]*/", "a key prefix ending in '/', e.g. variants/")
+        str,
+        Pattern(r"[a-z0-9][a-z0-9/_-]*/", "a key prefix ending in '/', e.g. variants/"),
+        Doc("Key prefix the variants are written under."),
     ] = "variants/"
     variants_bucket: Annotated[
         Name | None,
@@ -556,9 +631,11 @@ class Function(Record):
             "Asset class receiving the variants; default the uploads bucket itself, under variants_prefix."
         ),
     ] = None
-    memory: Annotated[int, Range(128, 10240)] = 512
-    timeout: Annotated[int, Range(1, 900)] = 60
-    concurrency: Annotated[int, Range(1, 1000)] = 10
+    memory: Annotated[int, Range(128, 10240), Doc("Memory in MB (Lambda: 128 to 10240).")] = 512
+    timeout: Annotated[
+        int, Range(1, 900), Doc("Seconds one run may take (Lambda: at most 900).")
+    ] = 60
+    concurrency: Annotated[int, Range(1, 1000), Doc("Runs at once, reserved for it.")] = 10
 
 
 ParameterName = Annotated[
@@ -584,7 +661,12 @@ class Prefix(Record):
 
 @record
 class Secrets(Record):
-    store: Literal["ssm", "secretsmanager"] = "ssm"
+    """Secrets and parameters under per-environment prefixes, with access by prefix."""
+
+    store: Annotated[
+        Literal["ssm", "secretsmanager"],
+        Doc("SSM Parameter Store (SecureString) or Secrets Manager."),
+    ] = "ssm"
     prefixes: dict[Name, Prefix] = _dict()
 
 
@@ -732,15 +814,18 @@ class Ci(Record):
 class Overrides(Record):
     """Per-environment values deep-merged over the top-level defaults."""
 
-    tags: dict[str, Any] | None = None
-    services: dict[str, Any] | None = None
-    database: dict[str, Any] | None = None
-    buckets: dict[str, Any] | None = None
-    cdn: dict[str, Any] | None = None
-    queues: dict[str, Any] | None = None
-    topics: dict[str, Any] | None = None
-    functions: dict[str, Any] | None = None
-    secrets: dict[str, Any] | None = None
+    tags: Annotated[dict[str, Any] | None, Doc("Merged over the top-level tags.")] = None
+    services: Annotated[dict[str, Any] | None, Doc("Merged over the top-level services.")] = None
+    database: Annotated[
+        dict[str, Any] | None,
+        Doc("Merged over the top-level database; only in a group of one environment."),
+    ] = None
+    buckets: Annotated[dict[str, Any] | None, Doc("Merged over the top-level buckets.")] = None
+    cdn: Annotated[dict[str, Any] | None, Doc("Merged over the top-level cdn.")] = None
+    queues: Annotated[dict[str, Any] | None, Doc("Merged over the top-level queues.")] = None
+    topics: Annotated[dict[str, Any] | None, Doc("Merged over the top-level topics.")] = None
+    functions: Annotated[dict[str, Any] | None, Doc("Merged over the top-level functions.")] = None
+    secrets: Annotated[dict[str, Any] | None, Doc("Merged over the top-level secrets.")] = None
 
 
 @record
@@ -753,7 +838,13 @@ class Infra(Record):
         Pattern(r"[a-z]{2}(-[a-z]+)+-[0-9]", "not an AWS region name such as us-east-1"),
         Doc("AWS region, e.g. us-east-1."),
     ]
-    tags: TagMap = _dict()
+    tags: Annotated[
+        TagMap,
+        Doc(
+            "Tags on every resource (the provider's default_tags); Project, VpcGroup, Stack, "
+            "Environment and ManagedBy are added."
+        ),
+    ] = _dict()
     bucket_prefix: Annotated[
         Name | None,
         Doc("Asset buckets are <bucket_prefix>-<env>-<class>; default the project name."),
