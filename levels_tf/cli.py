@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__, console, errors
+from . import __version__, completion, console, errors
 from .cache_dir import cache_dir
 from .errors import LevelsError
 
@@ -305,7 +305,9 @@ def _summary_format(command):
 
 
 def _stack_selection(command):
-    command = click.argument("stack_names", nargs=-1, metavar="STACK...")(command)
+    command = click.argument(
+        "stack_names", nargs=-1, metavar="STACK...", shell_complete=completion.stack_names
+    )(command)
     return click.option(
         "--all", "all_stacks", is_flag=True, help="Every stack, in dependency order."
     )(command)
@@ -478,7 +480,7 @@ def lock(ctx, stack_names, all_stacks, options, engine, fs_mirror, net_mirror) -
 
 
 @cli.command()
-@click.argument("stack_name", metavar="STACK")
+@click.argument("stack_name", metavar="STACK", shell_complete=completion.stack_names)
 @click.argument("name", required=False)
 @_terraform_options
 @click.pass_context
@@ -495,7 +497,7 @@ def output(ctx, stack_name, name, options, engine) -> None:
 
 
 @cli.command()
-@click.argument("stack_name", metavar="STACK")
+@click.argument("stack_name", metavar="STACK", shell_complete=completion.stack_names)
 @click.option("--confirm", "confirm_name", metavar="STACK", help="The stack's name again.")
 @click.option("--allow-production", is_flag=True, help="Also needed for a production stack.")
 @click.option(
@@ -546,7 +548,7 @@ def destroy(
 
 
 @cli.command()
-@click.argument("functions", nargs=-1)
+@click.argument("functions", nargs=-1, shell_complete=completion.function_names)
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
@@ -561,7 +563,7 @@ def package(ctx: click.Context, functions: tuple[str, ...], out: Path | None) ->
 
 
 @cli.command()
-@click.argument("images", nargs=-1)
+@click.argument("images", nargs=-1, shell_complete=completion.image_names)
 @click.option("--all", "all_images", is_flag=True, help="Bake every image in infra.yaml.")
 @click.option("--packer-bin", metavar="PATH", help="The packer binary (default: packer on PATH).")
 @click.option(
@@ -592,7 +594,7 @@ def bake(
 
 
 @cli.command()
-@click.argument("group", required=False)
+@click.argument("group", required=False, shell_complete=completion.group_names)
 @_render_options
 @click.pass_context
 def bootstrap(ctx: click.Context, group: str | None, options) -> None:
