@@ -264,16 +264,6 @@ def render(ctx: click.Context, out: Path | None, check: bool, options) -> None:
     _run(ctx, lambda: render_cmd.render(ctx.obj["config"], out, check, options))
 
 
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_context
-def stacks(ctx: click.Context, as_json: bool) -> None:
-    """List the stacks in dependency order."""
-    from .commands import stacks as stacks_cmd
-
-    _run(ctx, lambda: stacks_cmd.stacks(ctx.obj["config"], as_json))
-
-
 def _terraform_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Options every Terraform-driving command shares: the engine and the render options."""
     return _render_options(_engine_options(command))
@@ -308,9 +298,50 @@ def _stack_selection(command):
     command = click.argument(
         "stack_names", nargs=-1, metavar="STACK...", shell_complete=completion.stack_names
     )(command)
+    command = _affected_options(command)
     return click.option(
         "--all", "all_stacks", is_flag=True, help="Every stack, in dependency order."
     )(command)
+
+
+def _affected_options(command):
+    """--affected and --base REF (see _since)."""
+    command = click.option(
+        "--base",
+        metavar="REF",
+        default="HEAD",
+        show_default=True,
+        help="With --affected: the git commit to compare with (in CI: the pull request's base).",
+    )(command)
+    return click.option(
+        "--affected",
+        is_flag=True,
+        help="The stacks whose rendered files changed since --base (a module: every stack "
+        "calling it), and the stacks that read them.",
+    )(command)
+
+
+def _since(ctx: click.Context, affected: bool, base: str) -> str | None:
+    """The commit --affected compares with, or None without --affected."""
+    from click.core import ParameterSource
+
+    if not affected:
+        if ctx.get_parameter_source("base") is ParameterSource.COMMANDLINE:
+            raise click.UsageError("--base goes with --affected")
+        return None
+    return base
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_affected_options
+@click.pass_context
+def stacks(ctx: click.Context, as_json: bool, affected: bool, base: str) -> None:
+    """List the stacks in dependency order."""
+    from .commands import stacks as stacks_cmd
+
+    since = _since(ctx, affected, base)
+    _run(ctx, lambda: stacks_cmd.stacks(ctx.obj["config"], as_json, since))
 
 
 def _many_stacks(command):
@@ -336,11 +367,21 @@ def _many_stacks(command):
 )
 @click.pass_context
 def plan(
-    ctx, stack_names, all_stacks, parallelism, options, engine, output_format, allow_destroy
+    ctx,
+    stack_names,
+    all_stacks,
+    affected,
+    base,
+    parallelism,
+    options,
+    engine,
+    output_format,
+    allow_destroy,
 ) -> None:
     """Plan stacks, save each plan for apply, and summarize them all. Exit 0: no changes, 2: changes or stacks waiting for another's first apply, 1: error."""
     from .commands import plan as plan_cmd
 
+    since = _since(ctx, affected, base)
     _run(
         ctx,
         lambda: plan_cmd.plan(
@@ -352,6 +393,7 @@ def plan(
             output_format=output_format,
             allow_destroy=allow_destroy,
             parallelism=parallelism,
+            since=since,
         ),
     )
 
@@ -361,10 +403,13 @@ def plan(
 @_terraform_options
 @_summary_format
 @click.pass_context
-def drift(ctx, stack_names, all_stacks, parallelism, options, engine, output_format) -> None:
+def drift(
+    ctx, stack_names, all_stacks, affected, base, parallelism, options, engine, output_format
+) -> None:
     """Compare stacks with what really exists (a refresh-only plan). Exit 0: none, 2: drift, 1: error."""
     from .commands import plan as plan_cmd
 
+    since = _since(ctx, affected, base)
     _run(
         ctx,
         lambda: plan_cmd.plan(
@@ -377,6 +422,7 @@ def drift(ctx, stack_names, all_stacks, parallelism, options, engine, output_for
             allow_destroy=True,
             parallelism=parallelism,
             refresh_only=True,
+            since=since,
         ),
     )
 
@@ -393,10 +439,13 @@ def drift(ctx, stack_names, all_stacks, parallelism, options, engine, output_for
     help="Run only this scanner (repeat for more); default: all three.",
 )
 @click.pass_context
-def check(ctx, stack_names, all_stacks, options, engine, output_format, scanners) -> None:
+def check(
+    ctx, stack_names, all_stacks, affected, base, options, engine, output_format, scanners
+) -> None:
     """Run checkov and trivy over the rendered stacks, and checkov over their saved plans; report passed, failed and skipped checks per stack. Exit 0: nothing failed, 1: a check failed or a scanner could not run."""
     from .commands import check as check_cmd
 
+    since = _since(ctx, affected, base)
     _run(
         ctx,
         lambda: check_cmd.check(
@@ -407,6 +456,7 @@ def check(ctx, stack_names, all_stacks, options, engine, output_format, scanners
             engine=engine,
             scanners=scanners,
             output_format=output_format,
+            since=since,
         ),
     )
 
@@ -425,10 +475,13 @@ def check(ctx, stack_names, all_stacks, options, engine, output_format, scanners
     help="Plan, show, ask and apply wave by wave (each wave reads what the one before applied): a first bring-up in one go.",
 )
 @click.pass_context
-def apply(ctx, stack_names, all_stacks, parallelism, options, engine, yes, waves) -> None:
+def apply(
+    ctx, stack_names, all_stacks, affected, base, parallelism, options, engine, yes, waves
+) -> None:
     """Apply the plans saved by `plan` (never a fresh one), showing progress; --all leaves out stacks without a plan and says what is next."""
     from .commands import apply as apply_cmd
 
+    since = _since(ctx, affected, base)
     _run(
         ctx,
         lambda: apply_cmd.apply(
@@ -440,6 +493,7 @@ def apply(ctx, stack_names, all_stacks, parallelism, options, engine, yes, waves
             yes=yes,
             parallelism=parallelism,
             waves=waves,
+            since=since,
         ),
     )
 
@@ -459,13 +513,16 @@ def apply(ctx, stack_names, all_stacks, parallelism, options, engine, yes, waves
     help="Fetch the provider packages from this network mirror (https), not the registry.",
 )
 @click.pass_context
-def lock(ctx, stack_names, all_stacks, options, engine, fs_mirror, net_mirror) -> None:
+def lock(
+    ctx, stack_names, all_stacks, affected, base, options, engine, fs_mirror, net_mirror
+) -> None:
     """Write each stack's .terraform.lock.hcl with provider checksums for every platform in terraform.platforms."""
     from .commands import lock as lock_cmd
     from .provider_locks import Sources
 
     if fs_mirror and net_mirror:
         raise click.UsageError("--fs-mirror and --net-mirror name two sources: give one")
+    since = _since(ctx, affected, base)
     _run(
         ctx,
         lambda: lock_cmd.lock(
@@ -475,6 +532,7 @@ def lock(ctx, stack_names, all_stacks, options, engine, fs_mirror, net_mirror) -
             options=options,
             engine=engine,
             sources=Sources(fs_mirror, net_mirror),
+            since=since,
         ),
     )
 

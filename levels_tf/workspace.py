@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import console, lambda_package, plugin_cache, writer
+from .affected import affected
 from .errors import UsageError
+from .git_changes import changed_paths
 from .names import function_package
 from .options import RenderOptions, apply, resolve
 from .render import render
@@ -82,28 +84,36 @@ def open_tree(
     all_stacks: bool,
     options: RenderOptions,
     out: Path | None = None,
+    *,
+    since: str | None = None,
 ) -> Tree:
     """The configuration at `config_path`, its rendered tree (default: beside
-    it) and the stacks named, or every stack with `all_stacks`, in
-    dependency order.
+    it) and the stacks named, or every stack with `all_stacks`, or with
+    `since` (a git commit) the stacks the changes since it touch
+    (affected.py; possibly none), in dependency order.
 
-    UsageError when the tree is stale against the configuration, when both
-    or neither of `names` and `all_stacks` are given, or a name is no stack;
-    the configuration's own errors (exit 2) from load_config."""
+    UsageError when the tree is stale against the configuration, when not
+    exactly one of `names`, `all_stacks` and `since` is given, or a name is
+    no stack; the configuration's own errors (exit 2) from load_config."""
     base = load_config(config_path)
     out = out if out is not None else config_path.parent
     options = resolve(out, options, base.infra.state.backend)
     config = apply(base, options)
-    if writer.plan_changes(out, render(config)):
+    files = render(config)
+    if writer.plan_changes(out, files):
         raise UsageError(
             f"the rendered tree in {out} is stale against {config_path}: run `levels-tf render{options.flags}` first"
         )
     ordered = stacks(config.infra)
     known = [stack.name for stack in ordered]
+    if since is not None:
+        if names or all_stacks:
+            raise UsageError("--affected selects the stacks: name none and leave out --all")
+        return Tree(config, out, affected(changed_paths(out, since), files, ordered))
     if all_stacks and names:
         raise UsageError("name stacks or give --all, not both")
     if not all_stacks and not names:
-        raise UsageError(f"name the stacks ({', '.join(known)}) or give --all")
+        raise UsageError(f"name the stacks ({', '.join(known)}), give --all or --affected")
     unknown = [name for name in names if name not in known]
     if unknown:
         raise UsageError(f"no stack {unknown[0]!r}; the stacks are {', '.join(known)}")
@@ -118,8 +128,10 @@ def open_workspace(
     options: RenderOptions,
     engine: EngineChoice,
     out: Path | None = None,
+    *,
+    since: str | None = None,
 ) -> Workspace:
-    tree = open_tree(config_path, names, all_stacks, options, out)
+    tree = open_tree(config_path, names, all_stacks, options, out, since=since)
     return with_terraform(tree, engine)
 
 

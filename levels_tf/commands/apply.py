@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .. import console, plan_report, scheduler, state_lock
+from .. import affected, console, plan_report, scheduler, state_lock
 from ..errors import UsageError
 from ..options import RenderOptions
 from ..plan_summary import NotPlanned, Status
@@ -24,21 +24,27 @@ def apply(
     yes: bool,
     parallelism: int,
     waves: bool = False,
+    since: str | None = None,
 ) -> int:
     """Apply the plans `levels-tf plan` saved, and only those.
 
     Named stacks must each have a fresh saved plan. With --all, the stacks
     that have none (a stack waiting for another's first apply has none) are
     left for the next round, which is said; a plan older than infra.yaml or
-    the tree still refuses the whole run. With `waves`, plan and apply wave
-    by wave instead (see `walk_waves`)."""
-    workspace = open_workspace(config_path, names, all_stacks, options, engine)
+    the tree still refuses the whole run; so with `since`, the stacks the
+    changes since that commit touch (none: nothing to do). With `waves`,
+    plan and apply wave by wave instead (see `walk_waves`)."""
+    workspace = open_workspace(config_path, names, all_stacks, options, engine, since=since)
+    if since is not None:
+        console.err(affected.describe(workspace.stacks, since))
+        if not workspace.stacks:
+            return 0
     if waves:
         return walk_waves(workspace, yes=yes, parallelism=parallelism)
     reasons = {stack.name: stale_plan_reason(workspace, stack) for stack in workspace.stacks}
     unplanned = (
         [s.name for s in workspace.stacks if not workspace.plan_file(s).exists()]
-        if all_stacks
+        if all_stacks or since is not None
         else []
     )
     refused = {name: reason for name, reason in reasons.items() if reason and name not in unplanned}

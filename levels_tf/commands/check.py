@@ -4,7 +4,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from .. import console, scan_report, scanning
+from .. import affected, console, scan_report, scanning
 from ..options import RenderOptions
 from ..process import ToolError
 from ..scanning import CHECKOV, CHECKOV_PLAN, TRIVY, ScannerMissing, ScanResult
@@ -21,6 +21,7 @@ def check(
     engine: EngineChoice,
     scanners: tuple[str, ...],
     output_format: str,
+    since: str | None = None,
 ) -> int:
     """Run the security scanners over the rendered tree of the stacks asked
     for and report passed, failed and skipped checks per stack and scanner.
@@ -34,7 +35,9 @@ def check(
     Exit 0 nothing failed, 1 a check failed or a scanner could not run (each
     such scanner named on stderr with what to install), 2 the configuration
     is invalid or the tree is stale. The JSON schema is scan_report.as_json's."""
-    tree = open_tree(config_path, names, all_stacks, options)
+    tree = open_tree(config_path, names, all_stacks, options, since=since)
+    if since is not None:
+        console.err(affected.describe(tree.stacks, since))
     chosen = [s for s in scanning.SCANNERS if not scanners or s in scanners]
     stacks = [stack.name for stack in tree.stacks]
     results: list[ScanResult] = []

@@ -16,10 +16,11 @@ def lock(
     options: RenderOptions,
     engine: EngineChoice,
     sources: provider_locks.Sources,
+    since: str | None = None,
 ) -> int:
     """Write each stack's .terraform.lock.hcl with the provider checksums of every
     platform in terraform.platforms, or none of them when a platform cannot be fetched."""
-    workspace = open_workspace(config_path, names, all_stacks, options, engine)
+    workspace = open_workspace(config_path, names, all_stacks, options, engine, since=since)
     platforms = ", ".join(workspace.config.infra.terraform.platforms)
     console.out(f"locking providers for {platforms} from {sources.describe()}")
     locks = provider_locks.compute(workspace, sources)

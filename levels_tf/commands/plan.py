@@ -6,7 +6,7 @@ import os
 import posixpath
 from pathlib import Path
 
-from .. import console, plan_reading, plan_report, scheduler, state_lock
+from .. import affected, console, plan_reading, plan_report, scheduler, state_lock
 from ..options import RenderOptions
 from ..plan_summary import Item, NotPlanned, Status
 from ..progress import printer
@@ -31,12 +31,15 @@ def plan(
     allow_destroy: bool,
     parallelism: int,
     refresh_only: bool = False,
+    since: str | None = None,
 ) -> int:
     """Plan the stacks (saved per stack for apply), and summarize them together.
 
     Exit 0 no changes, 2 changes or stacks waiting for another's first
     apply, 1 a stack failed or a production plan is blocked."""
-    workspace = open_workspace(config_path, names, all_stacks, options, engine)
+    workspace = open_workspace(config_path, names, all_stacks, options, engine, since=since)
+    if since is not None:
+        console.err(affected.describe(workspace.stacks, since))
     for path in ensure_function_packages(workspace):
         console.err(f"built {path}")  # stdout carries the summary alone (--format json)
     items = plan_stacks(

@@ -3,31 +3,40 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import console
+from .. import affected, console
+from ..options import RenderOptions
+from ..stacks import Stack
 from ..stacks import stacks as stack_list
 from ..validation import load_config
+from ..workspace import open_tree
 
 
-def stacks(config_path: Path, as_json: bool) -> int:
-    """The stacks in dependency order, with what each depends on."""
-    config = load_config(config_path)
-    ordered = stack_list(config.infra)
+def stacks(config_path: Path, as_json: bool, since: str | None = None) -> int:
+    """The stacks in dependency order, with what each depends on; with
+    `since` (a git commit), only those the changes since it touch, read
+    from the rendered tree (which must be up to date), for a CI matrix."""
+    if since is None:
+        ordered = stack_list(load_config(config_path).infra)
+    else:
+        ordered = open_tree(config_path, (), False, RenderOptions(), since=since).stacks
+        if not as_json:
+            console.err(affected.describe(ordered, since))
     if as_json:
-        rows = [
-            {
-                "name": s.name,
-                "kind": s.kind,
-                "group": s.group,
-                "environment": s.environment,
-                "depends_on": list(s.depends_on),
-                "path": f"stacks/{s.name}",
-            }
-            for s in ordered
-        ]
-        console.out(json.dumps(rows, indent=2))
+        console.out(json.dumps([_row(s) for s in ordered], indent=2))
         return 0
-    width = max(len(s.name) for s in ordered)
+    width = max((len(s.name) for s in ordered), default=0)
     for s in ordered:
         after = ", ".join(s.depends_on) if s.depends_on else "-"
         console.out(f"{s.name.ljust(width)}  {s.kind:<11}  group {s.group:<12}  after {after}")
     return 0
+
+
+def _row(stack: Stack) -> dict:
+    return {
+        "name": stack.name,
+        "kind": stack.kind,
+        "group": stack.group,
+        "environment": stack.environment,
+        "depends_on": list(stack.depends_on),
+        "path": f"stacks/{stack.name}",
+    }
