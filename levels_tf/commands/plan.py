@@ -6,7 +6,7 @@ import os
 import posixpath
 from pathlib import Path
 
-from .. import affected, console, plan_reading, plan_report, scheduler, state_lock
+from .. import affected, console, plan_reading, plan_report, remedies, scheduler, state_lock
 from ..options import RenderOptions
 from ..plan_summary import Item, NotPlanned, Status
 from ..progress import printer
@@ -142,7 +142,9 @@ def item_of(outcome: scheduler.Outcome) -> Item:
         return outcome.value
     if outcome.status is scheduler.FAILED:
         log = getattr(outcome.error, "log", None)
-        return NotPlanned(outcome.stack, Status.FAILED, str(outcome.error), log=log)
+        # A TerraformError's own words: report_not_planned adds the next step after the log.
+        reason = getattr(outcome.error, "message", None) or str(outcome.error)
+        return NotPlanned(outcome.stack, Status.FAILED, reason, log=log)
     return NotPlanned(outcome.stack, Status.SKIPPED, str(outcome.value))
 
 
@@ -197,5 +199,8 @@ def report_not_planned(items: list[Item]) -> None:
     for item in items:
         if isinstance(item, NotPlanned) and item.status is Status.FAILED:
             console.err(f"{item.stack}: failed: {item.sentence}{output_note(item.log)}")
+            remedy = remedies.find(item.reason)
+            if remedy and remedy.line() not in item.reason:
+                console.err(f"  {remedy.line()}")
         elif isinstance(item, NotPlanned) and item.status is not Status.WAITING:
             console.err(f"{item.stack}: {item.status.value}: {item.reason}")
