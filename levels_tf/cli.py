@@ -48,6 +48,7 @@ DEFAULT_CONFIG = "infra.yaml"
 def cli(ctx: click.Context, config: Path, debug: bool) -> None:
     """Turn one infra.yaml into the Terraform and Packer of an AWS platform."""
     ctx.obj = {"config": config, "debug": debug}
+    console.allow_live(True)  # until the command's own --no-progress says otherwise
 
 
 class Terminated(KeyboardInterrupt):
@@ -264,9 +265,26 @@ def render(ctx: click.Context, out: Path | None, check: bool, options) -> None:
     _run(ctx, lambda: render_cmd.render(ctx.obj["config"], out, check, options))
 
 
+def _progress_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--no-progress: plain lines instead of the live view on a terminal."""
+
+    def plain(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:
+            console.allow_live(False)
+
+    return click.option(
+        "--no-progress",
+        is_flag=True,
+        expose_value=False,
+        callback=plain,
+        help="Print progress as plain lines, not a live view (as when not on a terminal).",
+    )(command)
+
+
 def _terraform_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Options every Terraform-driving command shares: the engine and the render options."""
-    return _render_options(_engine_options(command))
+    """Options every Terraform-driving command shares: the engine, the render
+    options and --no-progress."""
+    return _progress_option(_render_options(_engine_options(command)))
 
 
 def _summary_format(command):
@@ -621,6 +639,7 @@ def package(ctx: click.Context, functions: tuple[str, ...], out: Path | None) ->
 
 
 @cli.command()
+@_progress_option
 @click.argument("images", nargs=-1, shell_complete=completion.image_names)
 @click.option("--all", "all_images", is_flag=True, help="Bake every image in infra.yaml.")
 @click.option("--packer-bin", metavar="PATH", help="The packer binary (default: packer on PATH).")
@@ -663,6 +682,7 @@ def bootstrap(ctx: click.Context, group: str | None, options) -> None:
 
 
 @cli.command()
+@_progress_option
 @click.argument("service")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--env", "env", required=True, metavar="ENV", help="The environment to deploy to.")
@@ -684,6 +704,7 @@ def deploy(
 
 
 @cli.command()
+@_progress_option
 @click.option(
     "--emulator",
     "emulator_name",

@@ -43,7 +43,7 @@ REMEDIES: tuple[Remedy, ...] = (
             r"refresh cached SSO token failed",
         ),
         "the AWS session has expired",
-        "sign in again (for example `aws sso login --profile NAME`) and run the command again",
+        "sign in again (for example with `aws sso login`) and run the command again",
     ),
     Remedy(
         "rejected-credentials",
