@@ -87,11 +87,7 @@ def test_an_svg_stands_alone_and_shows_every_part(run, reference, tmp_path):
     assert result.exit_code == 0, result.output
     svg = out.read_bytes()
     root = ET.fromstring(svg)
-    links = [
-        element.get(XLINK) or element.get("href")
-        for element in root.iter()
-        if element.get(XLINK) or element.get("href")
-    ]
+    links = [link for element in root.iter() if (link := element.get(XLINK) or element.get("href"))]
     images = list(root.iter(f"{SVG}image"))
     assert len(images) > 20  # an icon for each part
     for link in links:
