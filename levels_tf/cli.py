@@ -624,6 +624,38 @@ def destroy(
 
 
 @cli.command()
+@click.option(
+    "--env",
+    "env",
+    metavar="ENV",
+    shell_complete=completion.environment_names,
+    help="Only this environment, in its VPC (default: the whole platform).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["png", "svg"]),
+    default="png",
+    show_default=True,
+    help="svg carries its icons inside, so the file stands alone.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The image to write (default: docs/architecture[-ENV].FORMAT beside infra.yaml).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Say what was drawn as JSON.")
+@click.pass_context
+def diagram(
+    ctx: click.Context, env: str | None, output_format: str, out: Path | None, as_json: bool
+) -> None:
+    """Draw the architecture from infra.yaml with AWS icons (needs Graphviz's dot)."""
+    from .commands import diagram as diagram_cmd
+
+    _run(ctx, lambda: diagram_cmd.diagram(ctx.obj["config"], env, output_format, out, as_json))
+
+
+@cli.command()
 @click.argument("functions", nargs=-1, shell_complete=completion.function_names)
 @click.option(
     "--out",
