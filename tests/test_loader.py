@@ -508,7 +508,7 @@ def test_file_over_one_mib_is_refused_without_parsing(tmp_path):
     path.write_bytes(b"a: [" + b"1," * (loader.MAX_FILE_BYTES // 2) + b"1]\n")
     start = time.process_time()  # this process's CPU: other load does not count
     problem = load_problem(path)
-    assert time.perf_counter() - start < 1
+    assert time.process_time() - start < 1
     assert (problem.line, problem.column) == (1, 1)
     assert "over the 1024 KiB limit" in problem.message
 
