@@ -345,7 +345,9 @@ def _since(ctx: click.Context, affected: bool, base: str) -> str | None:
 
     if not affected:
         if ctx.get_parameter_source("base") is ParameterSource.COMMANDLINE:
-            raise click.UsageError("--base goes with --affected")
+            raise click.UsageError(
+                "--base goes with --affected: add --affected, or leave --base out"
+            )
         return None
     return base
 

@@ -51,7 +51,10 @@ def apply(
     if refused:
         for name, reason in refused.items():
             console.err(f"{name}: {reason}")
-        raise UsageError("nothing was applied: every stack needs a fresh saved plan")
+        raise UsageError(
+            "nothing was applied: every stack needs a fresh saved plan; run `levels-tf plan` "
+            "for the stacks above, review, then apply"
+        )
     ready = [stack for stack in workspace.stacks if not reasons[stack.name]]
     if not ready:
         raise UsageError(

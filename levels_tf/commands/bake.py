@@ -117,7 +117,10 @@ def _selected(config: Config, names: tuple[str, ...], all_images: bool) -> list[
         raise UsageError("name images or give --all, not both")
     if all_images:
         if not defined:
-            raise UsageError(f"{config.path} defines no images to bake")
+            raise UsageError(
+                f"{config.path} defines no images to bake; add one under `images:` "
+                "(see `levels-tf schema --format markdown`)"
+            )
         return sorted(defined)
     if not names:
         raise UsageError(
@@ -323,7 +326,8 @@ def _record(lock_path: Path, image: str, region: str, entry: image_lock.LockEntr
     except OSError as exc:
         raise WriteError(
             f"{lock_path}: cannot write: {exc.strerror or exc}; {image} was baked as {entry.ami} "
-            f"but is not recorded"
+            f"but is not recorded: make the file writable and run `levels-tf bake {image}` again "
+            f"(deregister {entry.ami} if you do not keep it)"
         ) from None
     return previous
 
