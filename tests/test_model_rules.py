@@ -332,7 +332,8 @@ def test_default_subnet_sizes_do_not_fit_a_slash_24():
     assert problem.line == line_of(text, "cidr: 10.1.0.0/24")
     assert (
         problem.message
-        == "subnet plan does not fit: public subnets would be /29, smaller than AWS's /28"
+        == "subnet plan does not fit: public subnets would be /29, smaller than AWS's /28; "
+        "give the VPC group a larger `cidr` (a /16 fits every tier)"
     )
 
 
