@@ -683,6 +683,35 @@ def deploy(
     _run(ctx, lambda: deploy_cmd.deploy(ctx.obj["config"], service, bundle, env, version, options))
 
 
+@cli.group()
+def ci() -> None:
+    """Generate the CI workflows of infra.yaml."""
+
+
+@ci.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Output folder (default: .github/workflows beside infra.yaml).",
+)
+@click.option(
+    "--check", is_flag=True, help="Write nothing; show a diff and exit 1 when a workflow is stale."
+)
+@click.option(
+    "--default-branch",
+    default="main",
+    show_default=True,
+    metavar="BRANCH",
+    help="The branch whose pushes apply reviewed plans and bake images.",
+)
+@click.pass_context
+def github(ctx: click.Context, out: Path | None, check: bool, default_branch: str) -> None:
+    """Write GitHub Actions workflows: plan on pull requests, apply the reviewed plans on merge, bake, drift."""
+    from .commands import ci as ci_cmd
+
+    _run(ctx, lambda: ci_cmd.github(ctx.obj["config"], out, check, default_branch))
+
+
 @cli.command()
 @click.option(
     "--emulator",
