@@ -210,7 +210,7 @@ def trust_gaps(infra: Infra) -> list[str]:
     if github is None:
         return ["ci.github is not set: no workflow job can assume a CI role through OIDC"]
     gaps = []
-    for name, group in groups(infra).items():
+    for name in infra.vpc_groups:
         subject = github.subjects.get(name)
         if subject is None:
             gaps.append(f"ci.github.subjects has no {name}: its jobs cannot assume its CI role")
