@@ -246,15 +246,26 @@ def schema(ctx: click.Context, output_format: str) -> None:
     _run(ctx, lambda: schema_cmd.schema(output_format))
 
 
+def _out_and_check(default: str, stale: str) -> Callable[[FC], FC]:
+    """--out DIR (`default` says where without it) and --check (`stale`: what may be stale)."""
+
+    def decorate(command: FC) -> FC:
+        command = click.option(
+            "--check",
+            is_flag=True,
+            help=f"Write nothing; show a diff and exit 1 when {stale} is stale.",
+        )(command)
+        return click.option(
+            "--out",
+            type=click.Path(path_type=Path, file_okay=False),
+            help=f"Output folder (default: {default}).",
+        )(command)
+
+    return decorate
+
+
 @cli.command()
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Output folder (default: infra.yaml's folder).",
-)
-@click.option(
-    "--check", is_flag=True, help="Write nothing; show a diff and exit 1 when the tree is stale."
-)
+@_out_and_check("infra.yaml's folder", "the tree")
 @_render_options
 @click.pass_context
 def render(ctx: click.Context, out: Path | None, check: bool, options) -> None:
@@ -689,14 +700,7 @@ def ci() -> None:
 
 
 @ci.command()
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Output folder (default: .github/workflows beside infra.yaml).",
-)
-@click.option(
-    "--check", is_flag=True, help="Write nothing; show a diff and exit 1 when a workflow is stale."
-)
+@_out_and_check(".github/workflows beside infra.yaml", "a workflow")
 @click.option(
     "--default-branch",
     default="main",

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from .. import ci_github, console, writer
 from ..validation import load_config
+from .render import report_check
 
 
 def github(config_path: Path, out: Path | None, check: bool, default_branch: str) -> int:
@@ -20,14 +21,7 @@ def github(config_path: Path, out: Path | None, check: bool, default_branch: str
         console.err(f"warning: {gap}")
     if check:
         changes = writer.plan_marked(out, files, ci_github.HEADER)
-        if not changes:
-            console.out(f"{out}: up to date ({len(files)} workflows)")
-            return 0
-        console.out(writer.diff(changes), nl=False)
-        console.err(
-            f"{out}: {len(changes)} workflows differ from infra.yaml; run `levels-tf ci github`"
-        )
-        return 1
+        return report_check(out, changes, f"{len(files)} workflows", "ci github")
     changes = writer.write_marked(out, files, ci_github.HEADER)
     written = {change.path for change in changes}
     for name in files:
