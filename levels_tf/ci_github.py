@@ -254,6 +254,7 @@ def workflows(infra: Infra, default_branch: str = "main") -> dict[str, str]:
         "groups": list(groups(infra).values()),
         "group_stacks": {g: [s.name for s in ordered if s.group == g] for g in infra.vpc_groups},
         "images": images(infra),
+        "has_functions": bool(infra.functions),
         "bake_group": bake_group(infra),
         "files": {"pull_request": PULL_REQUEST, "apply": APPLY},
     }
