@@ -403,3 +403,20 @@ def test_the_pull_request_plan_job_runs_its_scripts_against_the_emulator(
     # An environment waits for its shared stack's first apply: no plan to keep, no failure.
     _run_steps(jobs["plan-2-main"], folder, {**values, "${{ matrix.stack }}": "staging"}, bin_dir)
     assert not (folder / "stacks" / "staging" / "levels-tf.tfplan").exists()
+
+
+def test_every_run_script_passes_shellcheck(tmp_path):
+    """GitHub runs each `run:` with bash -e; shellcheck reads them as bash."""
+    shellcheck = require_tool("shellcheck")
+    scripts = []
+    for case, config in CASES.items():
+        for name, text in _workflows(config).items():
+            for number, (job_id, _, step) in enumerate(_steps(_data(text))):
+                if "run" in step:
+                    path = tmp_path / f"{case}-{name}-{job_id}-{number}.sh"
+                    path.write_text("#!/bin/bash -e\n" + step["run"])
+                    scripts.append(str(path))
+    result = subprocess.run(
+        [shellcheck, "-s", "bash", *scripts], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
