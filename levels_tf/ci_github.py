@@ -25,9 +25,11 @@ The texts come from templates/ci/github/; `workflows` is the whole render.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from . import __version__, github_oidc, names, scheduler, templating
+from .errors import UsageError
 from .model import Infra
 from .stacks import Stack, stacks
 
@@ -224,9 +226,27 @@ def trust_gaps(infra: Infra) -> list[str]:
     return gaps
 
 
+# A branch name as the workflows write it, unquoted in YAML and quoted in
+# shell: letters, digits and `. _ / -`, a letter or digit first, no `..`
+# (a subset of what git check-ref-format allows).
+_BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+
+
+def check_branch(name: str) -> str:
+    """`name` when it is a branch name the workflows can carry, else UsageError."""
+    if not _BRANCH.fullmatch(name) or ".." in name or name.endswith((".", "/", ".lock")):
+        raise UsageError(
+            f"--default-branch {name!r}: not a branch name levels-tf writes into a workflow "
+            "(letters, digits, '.', '_', '/', '-'; a letter or digit first)"
+        )
+    return name
+
+
 def workflows(infra: Infra, default_branch: str = "main") -> dict[str, str]:
     """The generated workflows: file name in `.github/workflows/` -> text.
-    Raises TemplateError on a template fault (a bug, not bad input)."""
+    UsageError for a `default_branch` check_branch refuses; TemplateError on
+    a template fault (a bug, not bad input)."""
+    check_branch(default_branch)
     ordered: list[Stack] = stacks(infra)
     context = {
         "header": HEADER,

@@ -291,6 +291,17 @@ def test_ci_github_writes_then_checks_then_refuses_a_foreign_file(run, reference
     assert drift.read_text().endswith("# edited\n")  # nothing written
 
 
+def test_a_branch_name_that_would_break_out_of_the_workflow_is_refused(run, reference_copy):
+    for branch in ('main"; curl x', "a..b", "-x", "main]"):
+        result = run("ci", "github", "--default-branch", branch, config=reference_copy)
+        assert result.exit_code == 2 and "--default-branch" in result.output, branch
+    assert not (reference_copy.parent / ".github").exists()
+    result = run("ci", "github", "--default-branch", "release/v2", config=reference_copy)
+    assert result.exit_code == 0, result.output
+    text = (reference_copy.parent / ".github" / "workflows" / ci_github.APPLY).read_text()
+    assert _data(text)["on"]["push"]["branches"] == ["release/v2"]
+
+
 def test_ci_github_on_an_invalid_file_writes_nothing(run, tmp_path):
     config = tmp_path / "infra.yaml"
     config.write_text("project: x\n")

@@ -14,6 +14,7 @@ def github(config_path: Path, out: Path | None, check: bool, default_branch: str
     that levels-tf did not generate is never overwritten (WriteError, exit 1).
     Says, on stderr, which VPC groups' pull request plans their CI role does
     not trust."""
+    ci_github.check_branch(default_branch)
     config = load_config(config_path)
     out = out if out is not None else config_path.parent / ci_github.FOLDER
     files = ci_github.workflows(config.infra, default_branch)
