@@ -431,3 +431,98 @@ def test_every_run_script_passes_shellcheck(tmp_path):
         [shellcheck, "-s", "bash", *scripts], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout
+
+
+# The github-script steps, run by node as actions/github-script runs them: the
+# script is the body of an async function of (github, context, core, require).
+HARNESS = """
+const fs = require('fs');
+const calls = [];
+const record = (verb) => async (args) => { calls.push([verb, args]); return {}; };
+const github = {
+  paginate: async () => JSON.parse(process.env.EXISTING),
+  rest: { issues: {
+    listComments: 'listComments', listForRepo: 'listForRepo',
+    createComment: record('createComment'), updateComment: record('updateComment'),
+    create: record('create'), update: record('update'),
+  } },
+};
+const context = { serverUrl: 'https://github.com', repo: { owner: 'o', repo: 'r' }, runId: 7, issue: { number: 5 } };
+const core = { setFailed: (message) => calls.push(['setFailed', message]) };
+const body = fs.readFileSync(process.argv[2], 'utf8');
+const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor;
+new AsyncFunction('github', 'context', 'core', 'require', body)(github, context, core, require)
+  .then(() => console.log(JSON.stringify(calls)));
+"""
+
+
+def _github_script(job: dict, folder: Path, env: dict[str, str], existing: list) -> list:
+    """Run the github-script step of `job` in `folder`; the API calls it made."""
+    import json
+
+    node = require_tool("node")
+    step = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/github-script@"))
+    (folder / "harness.js").write_text(HARNESS)
+    (folder / "script.js").write_text(step["with"]["script"])
+    step_env = {k: v for k, v in step["env"].items() if "${{" not in v}
+    result = subprocess.run(
+        [node, "harness.js", "script.js"],
+        cwd=folder,
+        env={**os.environ, **step_env, **env, "EXISTING": json.dumps(existing)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_pull_request_comment_is_one_updated_comment_within_githubs_limit(tmp_path):
+    import json
+
+    job = _data(_workflows(REFERENCE)[ci_github.PULL_REQUEST])["jobs"]["comment"]
+    summaries = tmp_path / "summaries"
+    summaries.mkdir()
+    (summaries / "plan-dev.md").write_text("### dev\n" + "x" * 40000)
+    (summaries / "plan-production-shared.md").write_text("### production-shared\n" + "y" * 40000)
+    (summaries / "check.md").write_text("### checks\n")
+    results = json.dumps({"validate": {"result": "success"}, "check": {"result": "success"}})
+    marker = ci_github.COMMENT_MARKER
+    ours = {"id": 11, "user": {"type": "Bot"}, "body": f"{marker}\nold"}
+    someone = {"id": 12, "user": {"type": "User"}, "body": f"quoting {marker}"}
+    calls = _github_script(job, tmp_path, {"RESULTS": results}, [someone, ours])
+    assert [verb for verb, _ in calls] == ["updateComment"]
+    args = calls[0][1]
+    assert args["comment_id"] == 11
+    body = args["body"]
+    assert len(body) <= ci_github.COMMENT_LIMIT and body.startswith(marker)
+    assert "Cut to GitHub's 65536-character comment limit" in body
+    # In dependency order, the checks first: production-shared before dev.
+    assert body.index("### checks") < body.index("### production-shared") < body.index("### dev")
+    assert "y" * 40000 in body and "x" * 30000 not in body  # dev's summary is the one cut
+    calls = _github_script(job, tmp_path, {"RESULTS": results}, [someone])
+    assert [verb for verb, _ in calls] == ["createComment"]
+    assert calls[0][1]["issue_number"] == 5
+
+
+def test_drift_opens_updates_and_closes_one_issue(tmp_path):
+    import json
+
+    job = _data(_workflows(REFERENCE)[ci_github.DRIFT])["jobs"]["report"]
+    results = json.dumps({"drift-production": {"result": "success"}})
+    marker = ci_github.DRIFT_MARKER
+    summaries = tmp_path / "summaries"
+    summaries.mkdir()
+    (summaries / "drift-production.md").write_text("### drift: production\n")
+    (summaries / "drift-production.drifted").write_text("drifted\n")
+    calls = _github_script(job, tmp_path, {"RESULTS": results}, [])
+    assert [verb for verb, _ in calls] == ["create"]
+    assert marker in calls[0][1]["body"] and "### drift: production" in calls[0][1]["body"]
+    issue = {"number": 3, "body": f"{marker}\nbefore"}
+    calls = _github_script(job, tmp_path, {"RESULTS": results}, [issue])
+    assert [(verb, args.get("issue_number")) for verb, args in calls] == [("update", 3)]
+    (summaries / "drift-production.drifted").unlink()
+    calls = _github_script(job, tmp_path, {"RESULTS": results}, [issue])
+    assert [verb for verb, _ in calls] == ["createComment", "update"]
+    assert calls[1][1]["state"] == "closed"
