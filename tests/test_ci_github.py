@@ -382,6 +382,7 @@ def test_the_pull_request_plan_job_runs_its_scripts_against_the_emulator(
     assert (
         run("render", "--aws-endpoint", aws_env, "--backend", "local", config=config).exit_code == 0
     )
+    assert run("ci", "github", config=config).exit_code == 0  # committed with the tree
     _git(folder, "init", "-q", "-b", "main")
     _git(folder, "add", "-A")
     _git(folder, "commit", "-q", "-m", "base")
@@ -391,7 +392,8 @@ def test_the_pull_request_plan_job_runs_its_scripts_against_the_emulator(
     assert run("render", config=config).exit_code == 0
     _git(folder, "commit", "-q", "-am", "change")
 
-    jobs = _data(ci_github.workflows(load_config(config).infra)[ci_github.PULL_REQUEST])["jobs"]
+    workflow = folder / ci_github.FOLDER / ci_github.PULL_REQUEST
+    jobs = _data(workflow.read_text())["jobs"]
     values = {"${{ github.event.pull_request.base.sha }}": base}
     _run_steps(jobs["validate"], folder, values, bin_dir)
     selected = _run_steps(jobs["affected"], folder, values, bin_dir)
