@@ -653,7 +653,8 @@ class Aws:
                 return None
             if _code(exc) == "NoSuchBucket":
                 raise AwsError(
-                    f"bucket {bucket} does not exist (has its environment's stack been applied?)"
+                    f"bucket {bucket} does not exist: apply the stack that creates it first "
+                    "(`levels-tf plan`, then `levels-tf apply`)"
                 ) from None
             raise self._error(exc, "s3:PutObject", f"{bucket}/{key}") from None
         except BOTO_ERRORS as exc:

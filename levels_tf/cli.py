@@ -48,6 +48,7 @@ DEFAULT_CONFIG = "infra.yaml"
 def cli(ctx: click.Context, config: Path, debug: bool) -> None:
     """Turn one infra.yaml into the Terraform and Packer of an AWS platform."""
     ctx.obj = {"config": config, "debug": debug}
+    console.allow_live(True)  # until the command's own --no-progress says otherwise
 
 
 class Terminated(KeyboardInterrupt):
@@ -275,9 +276,26 @@ def render(ctx: click.Context, out: Path | None, check: bool, options) -> None:
     _run(ctx, lambda: render_cmd.render(ctx.obj["config"], out, check, options))
 
 
+def _progress_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--no-progress: plain lines instead of the live view on a terminal."""
+
+    def plain(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:
+            console.allow_live(False)
+
+    return click.option(
+        "--no-progress",
+        is_flag=True,
+        expose_value=False,
+        callback=plain,
+        help="Print progress as plain lines, not a live view (as when not on a terminal).",
+    )(command)
+
+
 def _terraform_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Options every Terraform-driving command shares: the engine and the render options."""
-    return _render_options(_engine_options(command))
+    """Options every Terraform-driving command shares: the engine, the render
+    options and --no-progress."""
+    return _progress_option(_render_options(_engine_options(command)))
 
 
 def _summary_format(command):
@@ -338,7 +356,9 @@ def _since(ctx: click.Context, affected: bool, base: str) -> str | None:
 
     if not affected:
         if ctx.get_parameter_source("base") is ParameterSource.COMMANDLINE:
-            raise click.UsageError("--base goes with --affected")
+            raise click.UsageError(
+                "--base goes with --affected: add --affected, or leave --base out"
+            )
         return None
     return base
 
@@ -617,6 +637,38 @@ def destroy(
 
 
 @cli.command()
+@click.option(
+    "--env",
+    "env",
+    metavar="ENV",
+    shell_complete=completion.environment_names,
+    help="Only this environment, in its VPC (default: the whole platform).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["png", "svg"]),
+    default="png",
+    show_default=True,
+    help="svg carries its icons inside, so the file stands alone.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The image to write (default: docs/architecture[-ENV].FORMAT beside infra.yaml).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Say what was drawn as JSON.")
+@click.pass_context
+def diagram(
+    ctx: click.Context, env: str | None, output_format: str, out: Path | None, as_json: bool
+) -> None:
+    """Draw the architecture from infra.yaml with AWS icons (needs Graphviz's dot)."""
+    from .commands import diagram as diagram_cmd
+
+    _run(ctx, lambda: diagram_cmd.diagram(ctx.obj["config"], env, output_format, out, as_json))
+
+
+@cli.command()
 @click.argument("functions", nargs=-1, shell_complete=completion.function_names)
 @click.option(
     "--out",
@@ -632,6 +684,7 @@ def package(ctx: click.Context, functions: tuple[str, ...], out: Path | None) ->
 
 
 @cli.command()
+@_progress_option
 @click.argument("images", nargs=-1, shell_complete=completion.image_names)
 @click.option("--all", "all_images", is_flag=True, help="Bake every image in infra.yaml.")
 @click.option("--packer-bin", metavar="PATH", help="The packer binary (default: packer on PATH).")
@@ -674,6 +727,7 @@ def bootstrap(ctx: click.Context, group: str | None, options) -> None:
 
 
 @cli.command()
+@_progress_option
 @click.argument("service")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--env", "env", required=True, metavar="ENV", help="The environment to deploy to.")
@@ -717,6 +771,7 @@ def github(ctx: click.Context, out: Path | None, check: bool, default_branch: st
 
 
 @cli.command()
+@_progress_option
 @click.option(
     "--emulator",
     "emulator_name",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import click
 
@@ -12,15 +15,25 @@ import click
 # report) or "none" (a step's own chatter is not wanted).
 _target = "stdout"
 _lock = threading.Lock()
+# The live view drawing now (rich.live.Live), if any: lines go above it.
+_live: Any = None
+# False after --no-progress (or LEVELS_TF_NO_PROGRESS=1): never draw a live view.
+_live_allowed = True
 
 
 def out(text: str = "", nl: bool = True) -> None:
     if _target == "none":
         return
+    if _live is not None and _target == "stdout":
+        _live.console.print(text, end="\n" if nl else "", markup=False, highlight=False)
+        return
     click.echo(text, nl=nl, err=_target == "stderr")
 
 
 def err(text: str) -> None:
+    if _live is not None and sys.stderr.isatty():
+        _live.console.print(text, markup=False, highlight=False)
+        return
     click.echo(text, err=True)
 
 
@@ -65,3 +78,51 @@ def muted() -> contextlib.AbstractContextManager[None]:
 def report(text: str) -> None:
     """The one report of a command, on standard output whatever the block around it says."""
     click.echo(text)
+
+
+def allow_live(allowed: bool) -> None:
+    """--no-progress: `allowed` False keeps every command to plain lines."""
+    global _live_allowed
+    _live_allowed = allowed
+
+
+def live_possible() -> bool:
+    """Whether a live view may draw: on a terminal (standard output), not
+    asked for plain lines (--no-progress, LEVELS_TF_NO_PROGRESS=1), not
+    with TERM=dumb, and while out() writes to standard output."""
+    return (
+        _live_allowed
+        and os.environ.get("LEVELS_TF_NO_PROGRESS", "") in ("", "0")
+        and os.environ.get("TERM", "") != "dumb"
+        and _target == "stdout"
+        and _live is None
+        and sys.stdout.isatty()
+    )
+
+
+@contextlib.contextmanager
+def live(render: Callable[[], Any]) -> Iterator[bool]:
+    """Draw `render()` (a rich renderable) in place, a few times a second,
+    while the block runs, when live_possible(); yields whether it draws.
+    Lines printed meanwhile (out, err) appear above the view; the view's
+    last drawing stays on the screen."""
+    global _live
+    if not live_possible():
+        yield False
+        return
+    from rich.console import Console
+    from rich.live import Live
+
+    view = Live(
+        get_renderable=render,
+        console=Console(file=sys.stdout),
+        refresh_per_second=4,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    with view:
+        _live = view
+        try:
+            yield True
+        finally:
+            _live = None

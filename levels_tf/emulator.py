@@ -153,7 +153,10 @@ def start(kind: Kind, folder: Path, env: dict[str, str], extra_env: dict[str, st
         server.stop()
         last = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
         failure = "; ".join(last)
-    raise EmulatorError(f"{kind.name} did not start on {LOOPBACK}: {failure or 'no output'}")
+    raise EmulatorError(
+        f"{kind.name} did not start on {LOOPBACK}: {failure or 'no output'}; check that it is "
+        "installed (pip install 'levels-tf[rehearse]'), or start one and pass --endpoint"
+    )
 
 
 def user_run(kind: Kind, url: str) -> Emulator:

@@ -113,3 +113,16 @@ def fit(limit: int, head: str, rows: Sequence[str], lists: Sequence[Section]) ->
     if left_out:
         out += trailer(left_out)
     return out
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A GitHub-flavoured Markdown table, one line each: the header, the
+    separator, then one line per row. Cells are made safe with `cell`;
+    newlines inside a cell become spaces."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cell(" ".join(c.split())) for c in cells) + " |"
+
+    return [line(header), "| " + " | ".join("---" for _ in header) + " |"] + [
+        line(row) for row in rows
+    ]

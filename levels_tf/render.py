@@ -10,7 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import context, module_readme, options, packer_files, resources, templating
+from . import (
+    architecture_doc,
+    context,
+    module_readme,
+    options,
+    overview,
+    packer_files,
+    resources,
+    templating,
+)
 from .stacks import ENVIRONMENT, stacks
 from .validation import Config
 
@@ -100,6 +109,7 @@ def render(config: Config) -> dict[str, str]:
     for module, names in module_files().items():
         rendered = {name: files[f"{MODULES_DIR}/{module}/{name}"] for name in names}
         files[f"{MODULES_DIR}/{module}/README.md"] = module_readme.readme(module, rendered)
+    files[architecture_doc.PATH] = architecture_doc.document(overview.describe(config), files)
     stored = options.stored_text(config.options)
     if stored is not None:
         files[options.STORED] = stored

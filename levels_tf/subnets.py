@@ -32,7 +32,7 @@ def plan(cidr: str, zones: list[str], newbits: dict[str, int]) -> list[ZoneSubne
     """Subnets for each zone; `newbits` gives each tier's subnet size relative to the VPC."""
     network = ipaddress.ip_network(cidr)
     if len(zones) > SLOTS:
-        raise PlanError(f"at most {SLOTS} zones fit the subnet plan")
+        raise PlanError(f"at most {SLOTS} zones fit the subnet plan; give `azs` {SLOTS} or fewer")
     cursor = 0
     start: dict[str, int] = {}
     total = network.num_addresses
@@ -40,7 +40,8 @@ def plan(cidr: str, zones: list[str], newbits: dict[str, int]) -> list[ZoneSubne
         prefix = network.prefixlen + newbits[tier]
         if prefix > SMALLEST_SUBNET_PREFIX:
             raise PlanError(
-                f"{tier} subnets would be /{prefix}, smaller than AWS's /{SMALLEST_SUBNET_PREFIX}"
+                f"{tier} subnets would be /{prefix}, smaller than AWS's /{SMALLEST_SUBNET_PREFIX}; "
+                "give the VPC group a larger `cidr` (a /16 fits every tier)"
             )
         size = total >> newbits[tier]
         start[tier] = cursor

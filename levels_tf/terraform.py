@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cache_dir, embedded_terraform, plugin_cache, process
+from . import cache_dir, embedded_terraform, plugin_cache, process, remedies
 from .errors import LevelsError, UsageError
 
 PLAN_FILE = "levels-tf.tfplan"  # the saved plan `levels-tf apply` takes, and no other
@@ -50,12 +50,17 @@ class TerraformError(LevelsError):
     the state lock."""
 
     def __init__(self, message: str, *, log: Path | None = None, abnormal: bool = False):
-        super().__init__(message)
+        self.remedy = remedies.find(message)
+        super().__init__(message + (f"\n{self.remedy.line()}" if self.remedy else ""))
+        self.message = message
         self.log = log
         self.abnormal = abnormal
 
     def lines(self) -> list[str]:
-        return [str(self) + output_note(self.log)]
+        """The message, the log it was kept in, then what to do next when the
+        cause is a known one (remedies.py)."""
+        next_step = f"\n{self.remedy.line()}" if self.remedy else ""
+        return [self.message + output_note(self.log) + next_step]
 
 
 def output_note(log: Path | None) -> str:

@@ -58,7 +58,10 @@ def read_manifest(out: Path) -> list[str]:
     except FileNotFoundError:
         return []
     except OSError as exc:
-        raise WriteError(f"{out / MANIFEST}: cannot read the manifest: {exc.strerror}") from None
+        raise WriteError(
+            f"{out / MANIFEST}: cannot read the manifest: {exc.strerror}; make it readable, "
+            "or delete it and run `levels-tf render` again"
+        ) from None
     return [line for line in text.splitlines() if line and not line.startswith("#")]
 
 
@@ -143,7 +146,10 @@ def recover(out: Path) -> bool:
     except FileNotFoundError:
         return False
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise WriteError(f"{journal}: unreadable journal of an interrupted render: {exc}") from None
+        raise WriteError(
+            f"{journal}: unreadable journal of an interrupted render: {exc}; delete it and run "
+            "`levels-tf render` again (it rewrites every file)"
+        ) from None
     emptied = []
     for entry in entries:
         target = out / entry["path"]
@@ -300,7 +306,10 @@ def create_new(folder: Path, files: dict[str, str]) -> list[Path]:
     targets = {folder / name: text for name, text in files.items()}
     existing = [str(path) for path in targets if path.exists() or path.is_symlink()]
     if existing:
-        raise WriteError(f"{existing[0]}: already exists; levels-tf init never overwrites")
+        raise WriteError(
+            f"{existing[0]}: already exists; levels-tf init never overwrites: "
+            "choose a new folder, or move the file away"
+        )
     if folder.exists() and not folder.is_dir():
         raise WriteError(f"{folder}: is not a folder")
     created: list[Path] = []

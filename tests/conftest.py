@@ -460,6 +460,20 @@ def aws_env(moto_server, monkeypatch) -> str:
     return moto_server
 
 
+@pytest.fixture
+def no_aws_credentials(monkeypatch) -> None:
+    """No AWS credentials anywhere an SDK looks (no AWS_* variable, empty config
+    and credentials files), and no instance metadata service."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
 def emulator_provider(endpoint: str, services: tuple[str, ...]) -> str:
     """An aws provider block whose `services` all go to the emulator at `endpoint`, with test credentials."""
     endpoints = "\n".join(f'    {name} = "{endpoint}"' for name in services)

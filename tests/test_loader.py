@@ -221,9 +221,9 @@ BILLION_LAUGHS = (
 
 def test_alias_bomb_is_refused_quickly_with_a_line():
     assert len(BILLION_LAUGHS) < 1000
-    start = time.perf_counter()
+    start = time.process_time()  # this process's CPU: other load does not count
     problem = only_problem(BILLION_LAUGHS)
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 10, "expanded the aliases instead of refusing"
     assert "alias bomb" in problem.message
     assert str(loader.MAX_NODES) in problem.message
     assert 1 <= problem.line <= BILLION_LAUGHS.count("\n")
@@ -236,9 +236,9 @@ def test_merge_key_bomb_is_refused_quickly():
     for name in "fghij":
         lines.append(f"{name}: &{name} {{<<: [" + ", ".join([f"*{previous}"] * 40) + "]}")
         previous = name
-    start = time.perf_counter()
+    start = time.process_time()  # this process's CPU: other load does not count
     problem = only_problem("\n".join(lines) + "\n")
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 10, "expanded the aliases instead of refusing"
     assert "alias bomb" in problem.message
 
 
@@ -506,9 +506,9 @@ def test_file_over_one_mib_is_refused_without_parsing(tmp_path):
     path = tmp_path / "infra.yaml"
     # valid YAML would take long to parse; the size check must come first
     path.write_bytes(b"a: [" + b"1," * (loader.MAX_FILE_BYTES // 2) + b"1]\n")
-    start = time.perf_counter()
+    start = time.process_time()  # this process's CPU: other load does not count
     problem = load_problem(path)
-    assert time.perf_counter() - start < 1
+    assert time.process_time() - start < 1
     assert (problem.line, problem.column) == (1, 1)
     assert "over the 1024 KiB limit" in problem.message
 

@@ -33,6 +33,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from levels_tf import remedies
+
 from .conftest import ROOT, require_module
 from .test_security_invariants import parse
 
@@ -228,6 +230,7 @@ def test_two_applies_at_once_one_gets_the_lock_the_other_stops_cleanly(s3_rehear
     assert f"{STACK}: applied in" in won
     assert LOCK_ERROR in lost_err, shown
     assert f"{STACK}: failed: terraform apply failed: {LOCK_ERROR}" in lost_err, shown
+    assert lost_err.count(remedies.named("state-locked").line()) == 1, shown  # what to do next
     assert "Creating..." not in lost_out, "the apply without the lock changed something"
     assert "Traceback" not in lost_out + lost_err and "internal error" not in lost_err, shown
 

@@ -135,3 +135,70 @@ def test_the_scan_would_catch_an_option_that_does_not_exist():
     assert misnamed("run `levels-tf plan --allow-destroy`", BY_COMMAND["destroy"] | GLOBAL) == []
     assert misnamed("give --no-such-option", EVERY) == ["--no-such-option"]
     assert _module_commands()["plan"] == {"plan", "drift"}
+
+
+# A refusal says what to do next: it names an option or a command, lists the
+# choices, or gives the step after a semicolon. Module-level string constants
+# a message interpolates count with their text.
+NEXT_STEP = re.compile(
+    r"--[a-z]|`|defined:|one of|known:|the stacks are|levels-tf |"
+    r"[;:] (use|give|add|run|pass|set|choose|remove|name|answer|install|check|delete|fix|"
+    r"rename|put|keep|drop|move|wait|try|make|start|apply|plan|render|bake|build)\b",
+    re.I,
+)
+REFUSING_MODULES = sorted((ROOT / "levels_tf" / "commands").glob("*.py")) + [
+    ROOT / "levels_tf" / name
+    for name in ("cli.py", "workspace.py", "options.py", "terraform.py", "writer.py", "subnets.py")
+]
+
+
+def _refusals(path: Path) -> list[tuple[int, str]]:
+    source = path.read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    constants = {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args):
+            continue
+        func = node.exc.func
+        name = getattr(func, "id", getattr(func, "attr", ""))
+        if name not in ("UsageError", "WriteError", "PlanError") or path.name == "plan_reading.py":
+            continue
+        text = ast.get_source_segment(source, node.exc.args[0]) or ""
+        for constant, value in constants.items():
+            text = text.replace("{" + constant + "}", value)
+        found.append((node.lineno, " ".join(text.split())))
+    return found
+
+
+@pytest.mark.parametrize("path", REFUSING_MODULES, ids=lambda p: p.name)
+def test_every_refusal_says_what_to_do_next(path):
+    silent = [
+        f"{path.name}:{line}: {text}"
+        for line, text in _refusals(path)
+        # What the system refused (cannot read or write: the reason is the OS's own), or
+        # a guard against a path a template could never produce, needs no step.
+        if not NEXT_STEP.search(text)
+        and not any(
+            os_said in text for os_said in ("cannot read", "cannot write", "is not a folder")
+        )
+        and "refusing a path outside" not in text
+    ]
+    assert not silent, "\n".join(silent)
+
+
+def test_the_next_step_scan_would_catch_a_bare_refusal(tmp_path):
+    bare = tmp_path / "bare.py"
+    bare.write_text('raise UsageError(f"stack {name} is broken")\n', encoding="utf-8")
+    told = tmp_path / "told.py"
+    told.write_text('HINT = "run `levels-tf render`"\nraise UsageError(f"x; {HINT}")\n', "utf-8")
+    assert [t for _, t in _refusals(bare) if not NEXT_STEP.search(t)]
+    assert not [t for _, t in _refusals(told) if not NEXT_STEP.search(t)]

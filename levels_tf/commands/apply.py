@@ -3,11 +3,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .. import affected, console, plan_report, scheduler, state_lock
+from .. import affected, console, plan_report, progress, scheduler, state_lock
 from ..errors import UsageError
 from ..options import RenderOptions
 from ..plan_summary import NotPlanned, Status
-from ..progress import printer
+from ..progress import watcher
 from ..stacks import Stack
 from ..terraform import EngineChoice
 from ..workspace import Workspace, ensure_function_packages, open_workspace, stale_plan_reason
@@ -51,7 +51,10 @@ def apply(
     if refused:
         for name, reason in refused.items():
             console.err(f"{name}: {reason}")
-        raise UsageError("nothing was applied: every stack needs a fresh saved plan")
+        raise UsageError(
+            "nothing was applied: every stack needs a fresh saved plan; run `levels-tf plan` "
+            "for the stacks above, review, then apply"
+        )
     ready = [stack for stack in workspace.stacks if not reasons[stack.name]]
     if not ready:
         raise UsageError(
@@ -84,12 +87,19 @@ def apply_stacks(
 
     def action(stack: Stack) -> float:
         start = time.monotonic()
+        board.start(stack.name)
         with state_lock.watch(workspace, stack):
-            workspace.terraform.apply(workspace.folder(stack), on_event=printer(stack.name, start))
+            workspace.terraform.apply(
+                workspace.folder(stack), on_event=watcher(board, stack.name, start)
+            )
         workspace.plan_file(stack).unlink(missing_ok=True)
         return time.monotonic() - start
 
-    outcomes = scheduler.run(stacks, action, parallelism)
+    with progress.view([stack.name for stack in stacks], "applying") as board:
+        outcomes = scheduler.run(stacks, action, parallelism)
+        for name, outcome in outcomes.items():
+            state = {scheduler.OK: progress.DONE, scheduler.FAILED: progress.FAILED}
+            board.finish(name, state.get(outcome.status, progress.SKIPPED))
     for name, outcome in outcomes.items():
         if outcome.status is scheduler.OK:
             console.out(f"{name}: applied in {outcome.value:.0f}s")

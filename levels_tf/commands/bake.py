@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import console, image_lock, packer_files, process, typed, writer
+from .. import console, image_lock, packer_files, process, progress, typed, writer
 from ..aws import Aws, AwsError
 from ..errors import LevelsError, UsageError, WriteError
 from ..options import RenderOptions, apply, resolve
@@ -91,29 +91,9 @@ def bake(
         console.out("packer init: the plugins packer/plugins requires are installed")
 
     ec2 = Aws(region, aws_endpoint, EMULATOR_CREDENTIALS if aws_endpoint else None)
-    baked: list[Baked] = []
-    failed: list[str] = []
-    for image in selected:
-        try:
-            entry = _bake_one(packer, ec2, config, folder, image, build, variables)
-        except PackerError as exc:
-            console.lines(exc.lines(), to_err=True)
-            failed.append(image)
-            continue
-        except KeyboardInterrupt:
-            # Packer was stopped (it deletes what the build made); the images
-            # recorded before still get their launch templates.
-            console.err(
-                f"{image}: bake interrupted; {image_lock.LOCK_FILE} is unchanged for it"
-                + (f" (recorded: {', '.join(b.image for b in baked)})" if baked else "")
-            )
-            if baked:
-                _render_again(config_path, options, baked)
-            raise
-        previous = _record(folder / image_lock.LOCK_FILE, image, region, entry)
-        baked.append(Baked(image, entry, previous))
-        console.out(
-            f"{image}: {entry.ami} in {region}, version {entry.version}; recorded in {image_lock.LOCK_FILE}"
+    with progress.view(list(selected), "baking") as board:
+        baked, failed = _bake_all(
+            packer, ec2, config, folder, selected, build, variables, board, config_path, options
         )
 
     if baked:
@@ -137,7 +117,10 @@ def _selected(config: Config, names: tuple[str, ...], all_images: bool) -> list[
         raise UsageError("name images or give --all, not both")
     if all_images:
         if not defined:
-            raise UsageError(f"{config.path} defines no images to bake")
+            raise UsageError(
+                f"{config.path} defines no images to bake; add one under `images:` "
+                "(see `levels-tf schema --format markdown`)"
+            )
         return sorted(defined)
     if not names:
         raise UsageError(
@@ -188,19 +171,80 @@ def git_revision(folder: Path) -> str:
     return revision if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{7,64}", revision) else ""
 
 
+def _bake_all(
+    packer: Packer,
+    ec2: Aws,
+    config: Config,
+    folder: Path,
+    selected: list[str],
+    build: str,
+    variables: dict,
+    board: progress.Board,
+    config_path: Path,
+    options: RenderOptions,
+) -> tuple[list[Baked], list[str]]:
+    """Bake `selected` one after the other, recording each AMI as it is made;
+    (what was baked, the images whose bake failed). On Ctrl-C the images
+    baked before still get their launch templates, then it goes on up."""
+    baked: list[Baked] = []
+    failed: list[str] = []
+    region = variables["region"]
+    for image in selected:
+        board.start(image)
+        try:
+            entry = _bake_one(packer, ec2, config, folder, image, build, variables, board)
+        except PackerError as exc:
+            board.finish(image, progress.FAILED)
+            console.lines(exc.lines(), to_err=True)
+            failed.append(image)
+            continue
+        except KeyboardInterrupt:
+            board.finish(image, progress.FAILED, "interrupted")
+            # Packer was stopped (it deletes what the build made); the images
+            # recorded before still get their launch templates.
+            console.err(
+                f"{image}: bake interrupted; {image_lock.LOCK_FILE} is unchanged for it"
+                + (f" (recorded: {', '.join(b.image for b in baked)})" if baked else "")
+            )
+            if baked:
+                _render_again(config_path, options, baked)
+            raise
+        previous = _record(folder / image_lock.LOCK_FILE, image, region, entry)
+        baked.append(Baked(image, entry, previous))
+        board.finish(image, progress.DONE, entry.ami)
+        console.out(
+            f"{image}: {entry.ami} in {region}, version {entry.version}; recorded in {image_lock.LOCK_FILE}"
+        )
+    return baked, failed
+
+
 # --- one image ------------------------------------------------------------------
 
 
-def _progress(label: str, started: float):
+def _progress(label: str, started: float, board: progress.Board | None = None):
+    """An on_line for Packer: its lines, each with `label` and the seconds
+    since `started`; on `board`'s row instead while a live view shows it."""
+
     def show(line: str) -> None:
-        if line.strip():
+        if not line.strip():
+            return
+        if board is not None and board.shown:
+            board.say(label, line)
+        else:
             console.out(f"[{label} {time.monotonic() - started:.0f}s] {line.rstrip()}")
 
     return show
 
 
 def _bake_one(
-    packer: Packer, ec2: Aws, config: Config, folder: Path, image: str, build: str, variables: dict
+    packer: Packer,
+    ec2: Aws,
+    config: Config,
+    folder: Path,
+    image: str,
+    build: str,
+    variables: dict,
+    board: progress.Board | None = None,
 ) -> image_lock.LockEntry:
     """Build `image`; its lock entry, from the manifest of this very run and
     the root device name EC2 gives for the source AMI."""
@@ -212,7 +256,7 @@ def _bake_one(
         only=build,
         variables=variables,
         cwd=folder,
-        on_line=_progress(image, started),
+        on_line=_progress(image, started, board),
     )
     region = variables["region"]
     runs = [b for b in read_manifest(manifest) if b.run_uuid not in before]
@@ -282,7 +326,8 @@ def _record(lock_path: Path, image: str, region: str, entry: image_lock.LockEntr
     except OSError as exc:
         raise WriteError(
             f"{lock_path}: cannot write: {exc.strerror or exc}; {image} was baked as {entry.ami} "
-            f"but is not recorded"
+            f"but is not recorded: make the file writable and run `levels-tf bake {image}` again "
+            f"(deregister {entry.ami} if you do not keep it)"
         ) from None
     return previous
 

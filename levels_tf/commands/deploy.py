@@ -71,7 +71,8 @@ def deploy(
     if DEPLOYMENTS not in effective.buckets:
         raise UsageError(
             f"{config_path} declares no {DEPLOYMENTS!r} bucket class (buckets.{DEPLOYMENTS}) for {env}, "
-            "so there is no bucket to deploy to"
+            f"so there is no bucket to deploy to; add `{DEPLOYMENTS}` under `buckets:`, render, "
+            f"then plan and apply {env}'s stack"
         )
     bundle = read_bundle(bundle_path)
     named = version is not None
@@ -136,29 +137,41 @@ def deploy(
     return 0
 
 
+# What to do about a bundle deploy refuses.
+BUILD_BUNDLE = (
+    "build it with `tar -czf bundle.tar.gz -C BUILD_DIR .` (relative paths, at least one file)"
+)
+
+
 def read_bundle(path: Path) -> Bundle:
     """The bundle's bytes, once they proved to be a non-empty gzip tarball with safe member names."""
     if not path.exists():
-        raise UsageError(f"bundle {path} does not exist")
+        raise UsageError(f"bundle {path} does not exist; {BUILD_BUNDLE}")
     if not path.is_file():
-        raise UsageError(f"bundle {path} is not a file")
+        raise UsageError(f"bundle {path} is not a file; {BUILD_BUNDLE}")
     size = path.stat().st_size
     if size > MAX_BUNDLE:
-        raise UsageError(f"bundle {path} is {size} bytes, over the 5 GiB of one upload")
+        raise UsageError(
+            f"bundle {path} is {size} bytes, over the 5 GiB of one upload; {BUILD_BUNDLE}"
+        )
     data = path.read_bytes()
     if not data.startswith(GZIP_MAGIC):
         raise UsageError(
-            f"bundle {path} is not gzip-compressed (a .tar.gz starts with the bytes 1f 8b)"
+            f"bundle {path} is not gzip-compressed (a .tar.gz starts with the bytes 1f 8b); {BUILD_BUNDLE}"
         )
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
             members = archive.getmembers()
     except (tarfile.TarError, EOFError, OSError, zlib.error, gzip.BadGzipFile) as exc:
-        raise UsageError(f"bundle {path} is gzip but not a readable tar archive: {exc}") from None
+        raise UsageError(
+            f"bundle {path} is gzip but not a readable tar archive: {exc}; {BUILD_BUNDLE}"
+        ) from None
     if not members:
-        raise UsageError(f"bundle {path} is an empty tar archive")
+        raise UsageError(f"bundle {path} is an empty tar archive; {BUILD_BUNDLE}")
     for member in members:
         parts = PurePosixPath(member.name).parts
         if member.name.startswith("/") or ".." in parts:
-            raise UsageError(f"bundle {path} has a member outside its root: {member.name!r}")
+            raise UsageError(
+                f"bundle {path} has a member outside its root: {member.name!r}; {BUILD_BUNDLE}"
+            )
     return Bundle(path, data, hashlib.sha256(data).digest(), len(members))

@@ -4,13 +4,13 @@ import dataclasses
 import time
 from pathlib import Path
 
-from .. import console, plan_reading, plan_report, state_lock, teardown
+from .. import console, plan_reading, plan_report, progress, state_lock, teardown
 from ..aws import Aws
 from ..errors import UsageError
 from ..names import log_only_buckets
 from ..options import RenderOptions
 from ..plan_summary import StackSummary
-from ..progress import printer
+from ..progress import printer, watcher
 from ..stacks import Stack
 from ..stacks import stacks as all_stacks
 from ..terraform import DESTROY_PLAN, EngineChoice, Event, TerraformError
@@ -69,8 +69,14 @@ def destroy(
     to_empty = _buckets_to_empty(workspace, stack_name, found, aws, consent, options)
     start = time.monotonic()
     try:
-        with state_lock.watch(workspace, stack):
-            _run_destroy(workspace, stack, protected, to_empty, aws, start)
+        with state_lock.watch(workspace, stack), progress.view([stack_name], "destroying") as board:
+            board.start(stack_name)
+            try:
+                _run_destroy(workspace, stack, protected, to_empty, aws, start, board)
+            except BaseException:
+                board.finish(stack_name, progress.FAILED)
+                raise
+            board.finish(stack_name, progress.DONE)
     except TerraformError as error:
         raise TerraformError(
             f"{stack_name}: {error}", log=error.log, abnormal=error.abnormal
@@ -92,12 +98,15 @@ def _run_destroy(
     to_empty: list[str],
     aws: Aws,
     start: float,
+    board: progress.Board,
 ) -> None:
     """Lift protection when asked, then plan and apply the destroy, emptying
-    `to_empty` before each apply (again when logs filled a bucket meanwhile)."""
+    `to_empty` before each apply (again when logs filled a bucket meanwhile);
+    `board` counts the resources destroyed."""
     folder = workspace.folder(stack)
     if protected:
         _lift_protection(workspace, stack, protected, start)
+        board.start(stack.name)
     for attempt in range(LOG_REFILLS + 1):
         _destroy_plan(workspace, stack, show=attempt == 0)
         for bucket in to_empty:
@@ -108,7 +117,7 @@ def _run_destroy(
                 )
         try:
             workspace.terraform.apply(
-                folder, on_event=printer(stack.name, start), plan=DESTROY_PLAN
+                folder, on_event=watcher(board, stack.name, start), plan=DESTROY_PLAN
             )
             return
         except TerraformError as error:

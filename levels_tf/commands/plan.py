@@ -1,15 +1,24 @@
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import posixpath
 from pathlib import Path
 
-from .. import affected, console, plan_reading, plan_report, scheduler, state_lock
+from .. import (
+    affected,
+    console,
+    plan_reading,
+    plan_report,
+    remedies,
+    scheduler,
+    state_lock,
+)
 from ..options import RenderOptions
 from ..plan_summary import Item, NotPlanned, Status
-from ..progress import printer
+from ..progress import DONE, FAILED, SKIPPED, WAITING, Board, view, watcher
 from ..stacks import Stack
 from ..terraform import PENDING_PLAN, EngineChoice, TerraformError, output_note
 from ..workspace import Workspace, ensure_function_packages, open_workspace
@@ -101,7 +110,8 @@ def plan_stacks(
         if stack.name in init_errors:
             raise init_errors[stack.name]
         errors: list[dict] = []
-        show = printer(stack.name) if progress else None
+        show = watcher(board, stack.name) if progress else None
+        board.start(stack.name)
 
         def on_event(event: dict) -> None:
             if event.get("type") == "diagnostic" and event.get("@level") == "error":
@@ -132,8 +142,26 @@ def plan_stacks(
             pending.unlink(missing_ok=True)
 
     independent = [dataclasses.replace(stack, depends_on=()) for stack in stacks]
-    outcomes = scheduler.run(independent, action, parallelism)
-    return [item_of(outcome) for outcome in outcomes.values()]
+    names = [stack.name for stack in stacks]
+    with view(names, "planning") if progress else _no_view(names) as board:
+        outcomes = scheduler.run(independent, action, parallelism)
+        items = [item_of(outcome) for outcome in outcomes.values()]
+        for item in items:
+            board.finish(item.stack, *_row_end(item))
+    return items
+
+
+def _no_view(names: list[str]) -> contextlib.AbstractContextManager[Board]:
+    """A board nobody draws (--format json: stdout carries the report alone)."""
+    return contextlib.nullcontext(Board(names, "planning"))
+
+
+def _row_end(item: Item) -> tuple[str, str]:
+    """How a planned stack's row ends in the live view: state, note."""
+    if isinstance(item, NotPlanned):
+        state = {Status.FAILED: FAILED, Status.WAITING: WAITING}.get(item.status, SKIPPED)
+        return state, item.reason if item.status is Status.WAITING else ""
+    return DONE, ""
 
 
 def item_of(outcome: scheduler.Outcome) -> Item:
@@ -142,7 +170,9 @@ def item_of(outcome: scheduler.Outcome) -> Item:
         return outcome.value
     if outcome.status is scheduler.FAILED:
         log = getattr(outcome.error, "log", None)
-        return NotPlanned(outcome.stack, Status.FAILED, str(outcome.error), log=log)
+        # A TerraformError's own words: report_not_planned adds the next step after the log.
+        reason = getattr(outcome.error, "message", None) or str(outcome.error)
+        return NotPlanned(outcome.stack, Status.FAILED, reason, log=log)
     return NotPlanned(outcome.stack, Status.SKIPPED, str(outcome.value))
 
 
@@ -197,5 +227,8 @@ def report_not_planned(items: list[Item]) -> None:
     for item in items:
         if isinstance(item, NotPlanned) and item.status is Status.FAILED:
             console.err(f"{item.stack}: failed: {item.sentence}{output_note(item.log)}")
+            remedy = remedies.find(item.reason)
+            if remedy and remedy.line() not in item.reason:
+                console.err(f"  {remedy.line()}")
         elif isinstance(item, NotPlanned) and item.status is not Status.WAITING:
             console.err(f"{item.stack}: {item.status.value}: {item.reason}")
