@@ -237,7 +237,7 @@ def check_branch(name: str) -> str:
     if not _BRANCH.fullmatch(name) or ".." in name or name.endswith((".", "/", ".lock")):
         raise UsageError(
             f"--default-branch {name!r}: not a branch name levels-tf writes into a workflow "
-            "(letters, digits, '.', '_', '/', '-'; a letter or digit first)"
+            "(letters, digits, '.', '_', '/', '-'; a letter or digit first); give one such as main"
         )
     return name
 
