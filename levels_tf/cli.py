@@ -247,15 +247,26 @@ def schema(ctx: click.Context, output_format: str) -> None:
     _run(ctx, lambda: schema_cmd.schema(output_format))
 
 
+def _out_and_check(default: str, stale: str) -> Callable[[FC], FC]:
+    """--out DIR (`default` says where without it) and --check (`stale`: what may be stale)."""
+
+    def decorate(command: FC) -> FC:
+        command = click.option(
+            "--check",
+            is_flag=True,
+            help=f"Write nothing; show a diff and exit 1 when {stale} is stale.",
+        )(command)
+        return click.option(
+            "--out",
+            type=click.Path(path_type=Path, file_okay=False),
+            help=f"Output folder (default: {default}).",
+        )(command)
+
+    return decorate
+
+
 @cli.command()
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Output folder (default: infra.yaml's folder).",
-)
-@click.option(
-    "--check", is_flag=True, help="Write nothing; show a diff and exit 1 when the tree is stale."
-)
+@_out_and_check("infra.yaml's folder", "the tree")
 @_render_options
 @click.pass_context
 def render(ctx: click.Context, out: Path | None, check: bool, options) -> None:
@@ -735,6 +746,28 @@ def deploy(
     from .commands import deploy as deploy_cmd
 
     _run(ctx, lambda: deploy_cmd.deploy(ctx.obj["config"], service, bundle, env, version, options))
+
+
+@cli.group()
+def ci() -> None:
+    """Generate the CI workflows of infra.yaml."""
+
+
+@ci.command()
+@_out_and_check(".github/workflows beside infra.yaml", "a workflow")
+@click.option(
+    "--default-branch",
+    default="main",
+    show_default=True,
+    metavar="BRANCH",
+    help="The branch whose pushes apply reviewed plans and bake images.",
+)
+@click.pass_context
+def github(ctx: click.Context, out: Path | None, check: bool, default_branch: str) -> None:
+    """Write GitHub Actions workflows: plan on pull requests, apply the reviewed plans on merge, bake, drift."""
+    from .commands import ci as ci_cmd
+
+    _run(ctx, lambda: ci_cmd.github(ctx.obj["config"], out, check, default_branch))
 
 
 @cli.command()

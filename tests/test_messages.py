@@ -32,8 +32,16 @@ def _options(command: click.Command) -> set[str]:
     return names
 
 
+def _subcommands(command: click.Command) -> list[click.Command]:
+    return list(command.commands.values()) if isinstance(command, click.Group) else []
+
+
 GLOBAL = _options(cli)
-BY_COMMAND = {name: _options(command) for name, command in cli.commands.items()}
+# A group's (`ci`) options are those of its subcommands too.
+BY_COMMAND = {
+    name: _options(command).union(*(_options(sub) for sub in _subcommands(command)))
+    for name, command in cli.commands.items()
+}
 EVERY = GLOBAL.union(*BY_COMMAND.values())
 
 
@@ -41,10 +49,11 @@ def _module_commands() -> dict[str, set[str]]:
     """Which CLI commands each `levels_tf/commands/<module>.py` serves (plan serves drift too)."""
     served: dict[str, set[str]] = {}
     for name, command in cli.commands.items():
-        assert command.callback is not None
-        source = inspect.getsource(inspect.unwrap(command.callback))
-        for module in re.findall(r"from \.commands import (\w+)", source):
-            served.setdefault(module, set()).add(name)
+        for leaf in _subcommands(command) or [command]:
+            assert leaf.callback is not None
+            source = inspect.getsource(inspect.unwrap(leaf.callback))
+            for module in re.findall(r"from \.commands import (\w+)", source):
+                served.setdefault(module, set()).add(name)
     return served
 
 

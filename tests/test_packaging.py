@@ -46,7 +46,8 @@ def test_pip_install_then_init_and_render_in_an_empty_folder(tmp_path):
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     levels_tf = env_dir / "bin" / "levels-tf"
-    for args in (["init"], ["validate"], ["render"], ["render", "--check"]):
+    steps = (["init"], ["validate"], ["render"], ["render", "--check"], ["ci", "github"])
+    for args in (*steps, ["ci", "github", "--check"]):
         result = subprocess.run(
             [str(levels_tf), *args], cwd=work, env=env, capture_output=True, text=True, timeout=120
         )
@@ -63,6 +64,9 @@ def test_pip_install_then_init_and_render_in_an_empty_folder(tmp_path):
         str(p.relative_to(ROOT)) for p in (ROOT / "modules").rglob("*.tf")
     )
     assert rendered == sorted(expected)
+    assert sorted(p.name for p in (work / ".github" / "workflows").iterdir()) == sorted(
+        p.name for p in (ROOT / "tests" / "ci_github" / "reference").iterdir()
+    )
     for path in rendered:
         assert (work / path).read_text() == (ROOT / path).read_text(), path
     where = subprocess.run(

@@ -40,6 +40,7 @@ TREE_FREE = {
     "stacks": "reads infra.yaml only",
     "rehearse": "renders a temporary tree of its own; never reads the one beside infra.yaml",
     "package": "builds function zips from their sources",
+    "ci": "writes CI workflows from infra.yaml only; the jobs they run read the tree",
     "diagram": "draws infra.yaml, not the rendered tree",
 }
 # Everything else reads the tree: the arguments that get each one as far as its options.

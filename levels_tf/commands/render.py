@@ -23,14 +23,7 @@ def render(
     files = render_files(config)
     if check:
         changes = writer.plan_changes(out, files)
-        if not changes:
-            console.out(f"{out}: up to date ({len(files)} files)")
-            return 0
-        console.out(writer.diff(changes), nl=False)
-        console.err(
-            f"{out}: {len(changes)} files differ from infra.yaml; run `levels-tf render{options.flags}`"
-        )
-        return 1
+        return report_check(out, changes, f"{len(files)} files", f"render{options.flags}")
     changes = writer.write(out, files)
     counts = {
         action: sum(1 for c in changes if c.action == action)
@@ -42,3 +35,15 @@ def render(
         f"{counts['delete']} removed, {unchanged} unchanged"
     )
     return 0
+
+
+def report_check(out: Path, changes: list[writer.Change], total: str, command: str) -> int:
+    """What a `--check` found: `out` up to date (with `total`, e.g. "12
+    files"), exit 0; else the diff, a line saying to run `levels-tf
+    COMMAND`, exit 1."""
+    if not changes:
+        console.out(f"{out}: up to date ({total})")
+        return 0
+    console.out(writer.diff(changes), nl=False)
+    console.err(f"{out}: {len(changes)} files differ from infra.yaml; run `levels-tf {command}`")
+    return 1
