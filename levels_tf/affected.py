@@ -46,14 +46,33 @@ def modules_called(files: Mapping[str, str]) -> dict[str, set[str]]:
     return closed
 
 
+# What Terraform and levels-tf leave in a stack's folder as they work, which is
+# no input of the stack: Terraform's data folder (providers, modules, a local
+# backend's lock), saved plans, a local backend's state, and the files of a
+# write in progress. A changed .terraform.lock.hcl is an input: it stays.
+_WORKING_DIRS = {".terraform"}
+_WORKING_SUFFIXES = (
+    ".tfplan", ".tfstate", ".tfstate.backup", ".tfstate.lock.info",
+    ".levels-tf-new", ".levels-tf-old",
+)  # fmt: skip
+
+
+def is_working_file(path: str) -> bool:
+    """Whether `path` (relative to the tree) is Terraform's or levels-tf's own
+    working data rather than an input of a stack."""
+    parts = path.split("/")
+    return bool(_WORKING_DIRS.intersection(parts[:-1])) or parts[-1].endswith(_WORKING_SUFFIXES)
+
+
 def affected(changed: Iterable[str], files: Mapping[str, str], ordered: list[Stack]) -> list[Stack]:
     """The stacks of `ordered` (dependency order, kept) that `changed` paths
     touch, with every stack that reads one of them.
 
     `changed`: paths relative to the tree's root that differ between the
-    base and now (added, removed or modified; other paths are ignored);
+    base and now (added, removed or modified; paths outside stacks/ and
+    modules/, and Terraform's working files (is_working_file), are ignored);
     `files`: the rendered tree now, to see which modules each stack calls."""
-    changed = set(changed)
+    changed = {path for path in changed if not is_working_file(path)}
     if STORED in changed:  # the provider settings of every stack
         return list(ordered)
     changed_modules = {p.split("/")[1] for p in changed if p.startswith(f"{MODULES_DIR}/")}

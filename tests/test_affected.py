@@ -72,6 +72,27 @@ def test_one_environments_override_affects_that_environment_only(repo, run):
     assert _affected(run, repo, "--base", "HEAD~1") == ["dev"]
 
 
+def test_terraforms_working_files_affect_nothing_but_a_new_lock_file_does(repo, run):
+    # What a local plan leaves behind, untracked: it is no change of the stack.
+    dev = repo.parent / "stacks" / "dev"
+    for name in (
+        ".terraform/providers/registry.terraform.io/hashicorp/aws/5.100.0/linux_amd64/x",
+        ".terraform/terraform.tfstate",
+        "levels-tf.tfplan",
+        "levels-tf-destroy.tfplan",
+        "terraform.tfstate",
+        "terraform.tfstate.backup",
+        ".terraform.tfstate.lock.info",
+        "main.tf.levels-tf-new",
+    ):
+        (dev / name).parent.mkdir(parents=True, exist_ok=True)
+        (dev / name).write_text("x", encoding="utf-8")
+    assert _affected(run, repo) == []
+    # A lock file names the providers the stack runs with: that is a change.
+    (dev / ".terraform.lock.hcl").write_text("# providers\n", encoding="utf-8")
+    assert _affected(run, repo) == ["dev"]
+
+
 def test_a_shared_stack_change_affects_the_environments_that_read_it(repo, run):
     _edit(repo, "    azs: 4\n    nat: single", "    azs: 3\n    nat: single")
     assert run("render", config=repo).exit_code == 0
