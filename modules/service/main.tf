@@ -61,6 +61,7 @@ resource "aws_launch_template" "this" {
     region    = data.aws_region.current.name
     bucket    = var.bundle.bucket
     parameter = var.bundle.parameter
+    users     = var.users
   }))
 
   iam_instance_profile {
