@@ -68,19 +68,21 @@ def address_patterns(cidr: str) -> list[str]:
 
     A prefix on an octet boundary is one pattern ("10.1.0.0/16" ->
     ["10.1.*"]); any other prefix lists the next octet's values
-    ("10.0.0.0/23" -> ["10.0.0.*", "10.0.1.*"]); /32 is the address itself.
+    ("10.0.0.0/23" -> ["10.0.0.*", "10.0.1.*"]; a /25 to /31 its
+    addresses); /32 is the address itself.
     UsageError for anything but an IPv4 network."""
     try:
         network = ipaddress.IPv4Network(cidr)
     except ValueError:
         raise UsageError(f"{cidr!r} is no IPv4 CIDR block") from None
-    if network.prefixlen == 32:
-        return [str(network.network_address)]
     whole = -(-network.prefixlen // 8) * 8  # up to the next octet boundary
     patterns = []
     for part in network.subnets(new_prefix=whole) if whole > network.prefixlen else [network]:
         octets = str(part.network_address).split(".")[: part.prefixlen // 8]
-        patterns.append(".".join(octets) + ".*" if octets else "*")
+        if len(octets) == 4:
+            patterns.append(".".join(octets))
+        else:
+            patterns.append(".".join(octets) + ".*" if octets else "*")
     return patterns
 
 

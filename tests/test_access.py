@@ -78,7 +78,7 @@ def hosts(tmp_path_factory):
     # Debian keeps sshd in /usr/sbin, which is not on every PATH.
     sshd = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
     if sshd is None:
-        require_tool("sshd")
+        sshd = require_tool("sshd")
     require_tool("ssh")
     require_tool("ssh-keygen")
     if os.geteuid() != 0:
