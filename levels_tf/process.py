@@ -358,6 +358,16 @@ class Held:
         """SIGTERM to the whole group, SIGKILL after `grace` seconds; waits
         for the end. Idempotent; the group is gone when it returns."""
         _end_group(self._child, grace)
+        # SIGKILL is sent, not yet done: give the group a moment to be gone. A
+        # child left as a zombie for its new parent to reap still counts, so
+        # the wait is bounded.
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self._child.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(0.02)
         self._reader.join(timeout=5)
 
 
