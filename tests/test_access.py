@@ -374,10 +374,29 @@ def test_bytes_flow_through_both_hops_and_a_stop_leaves_no_ssh(
     finally:
         returncode, errors = _stop(tunnel, signum)
     assert returncode == code, errors
+    assert errors.splitlines()[-1] == ("interrupted" if signum == signal.SIGINT else "terminated")
     assert _no_ssh_left(str(client))
     bastion_log = hosts["logs"]["bastion"].read_text(errors="replace")[bastion_log_start:]
     assert f"to {SERVER} port {hosts['ssh_port']}" in bastion_log
     assert WRITER not in bastion_log and READER not in bastion_log
+
+
+def test_without_json_it_says_how_to_connect(platform, hosts, tmp_path):
+    config = platform()
+    client = _client_config(hosts, tmp_path)
+    local_port = _free_port("127.0.0.1")
+    tunnel = _levels_tf(config, "tunnel", "db", "--env", ENV, "--local-port", str(local_port),
+                        "-F", str(client))  # fmt: skip
+    try:
+        assert tunnel.stdout is not None
+        line = tunnel.stdout.readline()
+        assert line == f"connect with: mysql -h 127.0.0.1 -P {local_port} -u <user> -p\n"
+        assert _exchange(local_port, b"ping") == b"writer:ping"
+    finally:
+        returncode, errors = _stop(tunnel, signal.SIGINT)
+    assert returncode == 130, errors
+    assert f"through bastion small-main-bastion ({BASTION})" in errors
+    assert _no_ssh_left(str(client))
 
 
 def test_a_bastion_the_database_admits_is_refused(platform, hosts, tmp_path):
@@ -444,3 +463,10 @@ def test_the_written_configuration_reaches_the_server_through_the_bastion(
     refused = run("ssh-config", "--write", str(other), config=config)
     assert refused.exit_code == 2
     assert other.read_text() == "Host work\n  HostName 192.0.2.1\n"
+    listed = run("ssh-config", "--json", config=config)
+    assert listed.exit_code == 0, listed.output
+    hosts_found = json.loads(listed.stdout)
+    assert hosts_found["user"] == LOGIN and hosts_found["patterns"] == {GROUP: ["10.20.*"]}
+    assert [(s["host"], s["address"], s["proxy_jump"]) for s in hosts_found["servers"]] == [
+        (f"small-{ENV}-web-1", SERVER, "small-main-bastion")
+    ]
