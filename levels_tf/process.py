@@ -339,6 +339,7 @@ class Held:
         return self._child.poll()
 
     def running(self) -> bool:
+        """Whether the program (the group's leader) has not ended yet."""
         return self._child.poll() is None
 
     def wait(self, timeout: float | None = None) -> int | None:
