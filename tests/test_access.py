@@ -27,7 +27,7 @@ import pytest
 
 from levels_tf import names
 
-from .conftest import ROOT, require_tool
+from .conftest import ROOT, _skip_or_fail, require_tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.terraform]
 
@@ -82,7 +82,7 @@ def hosts(tmp_path_factory):
     require_tool("ssh")
     require_tool("ssh-keygen")
     if os.geteuid() != 0:
-        pytest.skip("sshd needs root to log in as another user")
+        _skip_or_fail("sshd needs root to log in as another user; run the access tests as root")
     folder = tmp_path_factory.mktemp("access")
     for name in ("host_key", "user_key"):
         subprocess.run(
