@@ -74,7 +74,7 @@ def address_patterns(cidr: str) -> list[str]:
     try:
         network = ipaddress.IPv4Network(cidr)
     except ValueError:
-        raise UsageError(f"{cidr!r} is no IPv4 CIDR block") from None
+        raise UsageError(f"{cidr!r} is no IPv4 CIDR block: give one such as 10.0.0.0/16") from None
     whole = -(-network.prefixlen // 8) * 8  # up to the next octet boundary
     patterns = []
     for part in network.subnets(new_prefix=whole) if whole > network.prefixlen else [network]:
@@ -178,7 +178,8 @@ def _quoted(path: str) -> str:
     """A path as ssh_config(5) reads one argument: in double quotes when it has a space."""
     if '"' in path or "\n" in path:
         raise UsageError(
-            f"--identity {path!r}: a path with a double quote or newline cannot be written"
+            f"--identity {path!r}: ssh_config cannot hold a path with a double quote or "
+            "newline; move the key to another path"
         )
     return f'"{path}"' if " " in path else path
 

@@ -93,7 +93,8 @@ class Lookup:
         for host in (found.endpoint, found.reader_endpoint):
             if not HOST_RE.fullmatch(host):
                 raise LevelsError(
-                    f"stack {stack}'s database output names endpoint {host!r}, no host name"
+                    f"stack {stack}'s database output names endpoint {host!r}, no host name: "
+                    f"check `levels-tf output {stack} database`"
                 )
         if not found.security_group_id:
             raise LevelsError(
@@ -127,7 +128,10 @@ def login_user(config: Config, user: str | None) -> str:
     `user` is not one of its users, or there are several and none was chosen."""
     bastion = config.infra.bastion
     if bastion is None:
-        raise UsageError(f"{config.path} defines no bastion: there is no SSH door to reach")
+        raise UsageError(
+            f"{config.path} defines no bastion, the only SSH door into a VPC: add one (bastion: "
+            "allowed_cidrs, users), then plan and apply the shared stacks"
+        )
     users = sorted(bastion.users)
     if user is None:
         if len(users) == 1:

@@ -44,7 +44,9 @@ def tunnel(
     login = login_user(config, user)
     group = config.infra.group_of(env)
     if config.environments[env].database is None:
-        raise UsageError(f"environment {env} of {config.path} has no database")
+        raise UsageError(
+            f"environment {env} of {config.path} has no database: choose an environment that has one"
+        )
     bastion = lookup.bastion(group)
     database = lookup.database(group)
     candidates = lookup.servers(env)
@@ -131,6 +133,6 @@ def _ended(held: process.Held, code: int | None) -> str:
     hint = (
         "; connect once with ssh to check and accept the host keys"
         if "Host key verification failed" in held.errors()
-        else ""
+        else "; check that ssh reaches the bastion and the server (levels-tf ssh-config)"
     )
     return f"the tunnel's ssh ended (exit {code}){said}{hint}"
