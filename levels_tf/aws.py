@@ -756,6 +756,38 @@ class Aws:
             )
         return int(answer.get("Version", 0))
 
+    # -- EC2: what operator access reads ----------------------------------------------
+
+    def instances_named(self, names: list[str]) -> list[dict[str, Any]]:
+        """The running EC2 instances whose Name tag is one of `names`, as
+        DescribeInstances gives them (Instances items: InstanceId,
+        PrivateIpAddress, LaunchTime, SecurityGroups, Tags, ...), by launch
+        time, then id. [] for no names. AwsError (ec2:DescribeInstances) on failure."""
+        if not names:
+            return []
+        reservations = self.read_all(
+            "ec2",
+            "describe_instances",
+            "Reservations",
+            Filters=[
+                {"Name": "tag:Name", "Values": sorted(set(names))},
+                {"Name": "instance-state-name", "Values": ["running"]},
+            ],
+        )
+        found = [item for reservation in reservations for item in reservation.get("Instances", [])]
+        return sorted(found, key=lambda item: (str(item.get("LaunchTime", "")), item["InstanceId"]))
+
+    def security_groups(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The security groups `ids` as DescribeSecurityGroups gives them
+        (GroupId, GroupName, IpPermissions: the ingress rules). [] for no ids;
+        AwsError (ec2:DescribeSecurityGroups) on failure, a group that does not
+        exist included (InvalidGroup.NotFound)."""
+        if not ids:
+            return []
+        return self.read_all(
+            "ec2", "describe_security_groups", "SecurityGroups", GroupIds=sorted(set(ids))
+        )
+
 
 PUBLIC_ACCESS_BLOCK = (
     "BlockPublicAcls",

@@ -585,6 +585,107 @@ def output(ctx, stack_name, name, options, engine) -> None:
     )
 
 
+def _env_option(required: bool, help: str) -> Callable[[FC], FC]:
+    """--env ENV, completed from infra.yaml's environments."""
+    return click.option(
+        "--env",
+        "env",
+        required=required,
+        metavar="ENV",
+        shell_complete=completion.environment_names,
+        help=help,
+    )
+
+
+def _user_option(command: FC) -> FC:
+    return click.option(
+        "--user",
+        metavar="NAME",
+        help="The login on the bastion and the servers, one of bastion.users (default: the only one).",
+    )(command)
+
+
+@cli.command("ssh-config")
+@_env_option(False, "Only this environment's servers and its group's bastion (default: all).")
+@click.option(
+    "--write",
+    metavar="PATH",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the configuration to PATH atomically (only over a file ssh-config wrote) instead of printing it.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The hosts as JSON instead.")
+@click.option(
+    "--identity", metavar="FILE", help="The private key file to log in with (IdentityFile)."
+)
+@_user_option
+@_terraform_options
+@click.pass_context
+def ssh_config(ctx, env, write, as_json, identity, user, options, engine) -> None:
+    """Print an OpenSSH client configuration: each group's bastion, and its application servers behind it (ProxyJump)."""
+    from .commands import ssh_config as ssh_config_cmd
+
+    _run(
+        ctx,
+        lambda: ssh_config_cmd.ssh_config(
+            ctx.obj["config"],
+            env,
+            write=write,
+            as_json=as_json,
+            identity=identity,
+            user=user,
+            options=options,
+            engine=engine,
+        ),
+    )
+
+
+@cli.command()
+@click.argument("target", metavar="db", type=click.Choice(["db"]))
+@_env_option(True, "The environment whose database to reach.")
+@click.option(
+    "--local-port",
+    type=click.IntRange(1, 65535),
+    metavar="N",
+    help="Listen on 127.0.0.1:N (default: the database's port).",
+)
+@click.option("--reader", is_flag=True, help="The reader endpoint instead of the writer.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Once open, one JSON line saying where it listens."
+)
+@_user_option
+@click.option(
+    "-F",
+    "--ssh-config",
+    "ssh_config_file",
+    metavar="FILE",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    envvar="LEVELS_TF_SSH_CONFIG",
+    help="The ssh client configuration file for both hops (ssh -F; default: ssh's own).",
+)
+@_terraform_options
+@click.pass_context
+def tunnel(
+    ctx, target, env, local_port, reader, as_json, user, ssh_config_file, options, engine
+) -> None:
+    """Open the double SSH tunnel to ENV's database: bastion, then an application server, until Ctrl-C."""
+    from .commands import tunnel as tunnel_cmd
+
+    _run(
+        ctx,
+        lambda: tunnel_cmd.tunnel(
+            ctx.obj["config"],
+            env,
+            local_port=local_port,
+            reader=reader,
+            as_json=as_json,
+            user=user,
+            ssh_config_file=ssh_config_file,
+            options=options,
+            engine=engine,
+        ),
+    )
+
+
 @cli.command()
 @click.argument("stack_name", metavar="STACK", shell_complete=completion.stack_names)
 @click.option("--confirm", "confirm_name", metavar="STACK", help="The stack's name again.")

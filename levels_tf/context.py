@@ -463,6 +463,7 @@ class DataValues(TypedDict):
 class EnvironmentStackValues(StackValues):
     remote_state: RemoteState
     services: dict[str, ServiceValues]
+    logins: dict[str, str]
     data: DataValues
     web: bool
 
@@ -700,6 +701,13 @@ def services(
             "bundle": {"bucket": deployments, "parameter": bundle_parameter(infra, env, name)},
         }
     return result
+
+
+def logins(infra: Infra) -> dict[str, str]:
+    """The accounts of the application servers: bastion.users (login name ->
+    public key), so the second hop of a tunnel (bastion -> server) can log in;
+    none without a bastion."""
+    return dict(sorted(infra.bastion.users.items())) if infra.bastion else {}
 
 
 def service_role(name: str) -> Expression:
@@ -971,6 +979,7 @@ def environment_context(config: Config, stack: Stack, env: str) -> EnvironmentSt
         **_stack_values(config, infra, stack),
         "remote_state": remote_state(infra, stack, config.options.aws_endpoint),
         "services": services(infra, env, config.ami_for, config.root_device_for),
+        "logins": logins(infra),
         "data": data(infra, env),
         "web": bool(infra.web_services()),
     }

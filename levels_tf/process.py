@@ -295,15 +295,7 @@ class Server:
 
     def stop(self, grace: float = 10) -> None:
         """SIGTERM to the group, SIGKILL after `grace` seconds; waits for the end. Idempotent."""
-        if self._child.poll() is None:
-            _signal_group(self._child, signal.SIGTERM)
-            try:
-                self._child.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                _signal_group(self._child, signal.SIGKILL)
-                self._child.wait()
-        # The leader may be gone while children it started live on.
-        _signal_group(self._child, signal.SIGKILL)
+        _end_group(self._child, grace)
 
 
 def serve(
@@ -315,6 +307,87 @@ def serve(
     with open(log, "ab") as out:
         child = _start(argv, cwd, env, "", stdout=out, stderr=subprocess.STDOUT)
     return Server(argv, child, log)
+
+
+class Held:
+    """A long-running program started by hold(), in a process group of its
+    own: whatever it starts (ssh's ProxyJump child) is in that group too, so
+    `stop` ends them all. Its standard error is kept for the failure message."""
+
+    def __init__(self, argv: Sequence[str], child: subprocess.Popen):
+        self.argv = tuple(argv)
+        self._child = child
+        self._errors: list[str] = []
+        stderr = child.stderr
+        assert stderr is not None  # a pipe: asked for in hold()
+
+        def read_errors() -> None:
+            for text in stderr:
+                self._errors.append(text)
+
+        self._reader = threading.Thread(target=read_errors, daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        """The process id of the program, which is also its process group id."""
+        return self._child.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """Its exit code once it ended (negative: the signal that ended it), else None."""
+        return self._child.poll()
+
+    def running(self) -> bool:
+        """Whether the program (the group's leader) has not ended yet."""
+        return self._child.poll() is None
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait up to `timeout` seconds (None: until it ends); its exit code, or None if still running."""
+        try:
+            return self._child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def errors(self) -> str:
+        """What it wrote to standard error so far (all of it once it has ended)."""
+        if self._child.poll() is not None:
+            self._reader.join(timeout=5)
+        return "".join(self._errors)
+
+    def stop(self, grace: float = 5) -> None:
+        """SIGTERM to the whole group, SIGKILL after `grace` seconds; waits
+        for the end. Idempotent; the group is gone when it returns."""
+        _end_group(self._child, grace)
+        # SIGKILL is sent, not yet done: give the group a moment to be gone. A
+        # child left as a zombie for its new parent to reap still counts, so
+        # the wait is bounded.
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self._child.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(0.02)
+        self._reader.join(timeout=5)
+
+
+def hold(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    advice: str = "",
+) -> Held:
+    """Start `argv`, a program meant to run until stopped (an SSH tunnel), in
+    a process group of its own with stdin closed, standard output discarded
+    and standard error kept; ToolError when it cannot start. The caller must
+    `stop()` it in a `finally`, so Ctrl-C or SIGTERM leaves nothing running."""
+    child = _start(
+        argv, cwd, env, advice, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        errors="replace",
+    )  # fmt: skip
+    return Held(argv, child)
 
 
 def _start(
@@ -362,6 +435,20 @@ def interrupt_running(grace: float = 300) -> None:
         except subprocess.TimeoutExpired:
             _signal_group(child, signal.SIGKILL)
             child.wait()
+
+
+def _end_group(child: subprocess.Popen, grace: float) -> None:
+    """SIGTERM to `child`'s process group, SIGKILL after `grace` seconds;
+    waits for the leader, then kills what it left in the group."""
+    if child.poll() is None:
+        _signal_group(child, signal.SIGTERM)
+        try:
+            child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(child, signal.SIGKILL)
+            child.wait()
+    # The leader may be gone while children it started live on.
+    _signal_group(child, signal.SIGKILL)
 
 
 def _signal_group(child: subprocess.Popen, signum: int) -> None:

@@ -1,6 +1,6 @@
 """Shell completion through click's own mechanism, run for real: the
 installed `levels-tf` answers bash, zsh and fish, and completes the names
-infra.yaml defines (stacks, images, functions, VPC groups)."""
+infra.yaml defines (stacks, images, functions, VPC groups, environments)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def test_other_names_complete_from_infra_yaml():
     assert _complete("levels-tf bake ", ROOT) == ["api", "worker"]
     assert _complete("levels-tf bootstrap ", ROOT) == ["production", "nonprod"]
     assert _complete("levels-tf package ", ROOT) == ["image-variants"]
+    assert _complete("levels-tf tunnel db --env ", ROOT) == ["production", "dev", "test", "qa"]
+    assert _complete("levels-tf ssh-config --env d", ROOT) == ["dev"]
 
 
 def test_the_config_named_by_c_is_the_one_read(tmp_path):

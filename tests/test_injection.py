@@ -262,21 +262,47 @@ def test_payload_is_refused_at_its_line_or_rendered_inert(
 
 # --- the bastion's boot script, as Terraform renders it ----------------------------
 
-BOOT_SCRIPT = "modules/bastion/user-data.sh.tftpl"
+BOOT_SCRIPTS = {
+    # Which boot script, the file and the module call passing it `users`, and its other variables.
+    "bastion": (
+        "modules/bastion/user-data.sh.tftpl",
+        ' region = "us-east-1", allocation_id = "eipalloc-0123456789abcdef0"',
+    ),
+    "service": (
+        "modules/service/user-data.sh.tftpl",
+        ' service = "api", region = "us-east-1", bucket = "levels-production-deployments",'
+        ' parameter = "/levels/production/api/bundle-version"',
+    ),
+}
 
 
-def boot_script(files: dict[str, bytes], folder: Path) -> str:
-    """The bastion user data Terraform's templatefile makes of the rendered
-    tree: the production stack's `users` map, passed as the module passes it."""
-    stack = decoded(hcl2.load(io.StringIO(files["stacks/production-shared/access.tf"].decode())))
-    (call,) = [m["bastion"] for m in stack["module"] if "bastion" in m]
+def _users(files: dict[str, bytes], which: str) -> object:
+    """The `users` map the production stacks pass to the bastion or the fleets."""
+    if which == "bastion":
+        stack = decoded(
+            hcl2.load(io.StringIO(files["stacks/production-shared/access.tf"].decode()))
+        )
+        (call,) = [m["bastion"] for m in stack["module"] if "bastion" in m]
+        return call["users"]
+    stack = decoded(hcl2.load(io.StringIO(files["stacks/production/services.tf"].decode())))
+    (call,) = [m["service"] for m in stack["module"] if "service" in m]
+    assert call["users"] == "${local.logins}"
+    (logins,) = [block["logins"] for block in stack["locals"] if "logins" in block]
+    return logins
+
+
+def boot_script(files: dict[str, bytes], folder: Path, which: str = "bastion") -> str:
+    """The user data Terraform's templatefile makes of the rendered tree's
+    boot script `which` (bastion or service): the production stacks' `users`
+    map, passed as the stack passes it."""
+    path, variables = BOOT_SCRIPTS[which]
     folder.mkdir()
-    (folder / "user-data.sh.tftpl").write_bytes(files[BOOT_SCRIPT])
-    (folder / "users.json").write_text(json.dumps(call["users"]), encoding="utf-8")
+    (folder / "user-data.sh.tftpl").write_bytes(files[path])
+    (folder / "users.json").write_text(json.dumps(_users(files, which)), encoding="utf-8")
     (folder / "cli.tfrc").write_text("", encoding="utf-8")
     expression = (
         'base64encode(templatefile("user-data.sh.tftpl", {users = jsondecode(file("users.json")),'
-        ' region = "us-east-1", allocation_id = "eipalloc-0123456789abcdef0"}))'
+        f"{variables}}}))"
     )
     result = subprocess.run(
         [require_tool("terraform"), "console"],
@@ -292,14 +318,15 @@ def boot_script(files: dict[str, bytes], folder: Path) -> str:
 
 
 @pytest.mark.terraform
+@pytest.mark.parametrize("which", sorted(BOOT_SCRIPTS))
 @pytest.mark.parametrize("payload", PAYLOADS, ids=PAYLOAD_IDS)
-def test_a_key_comment_reaches_the_boot_script_only_base64_encoded(payload, tmp_path):
+def test_a_key_comment_reaches_the_boot_script_only_base64_encoded(payload, which, tmp_path):
     field = next(f for f in FIELDS if f.id == "ssh-key-comment")
     key = field.form.format(payload)
     outcome = render_cli(write_config(tmp_path, with_value(field, payload)), tmp_path / "out")
     if outcome.exit_code == 2:
         return  # refused: test_payload_is_refused_at_its_line_or_rendered_inert checks where
-    script = boot_script(outcome.files, tmp_path / "console")
+    script = boot_script(outcome.files, tmp_path / "console", which)
     assert key not in script and payload not in script.split("base64 -d")[0].split("# ")[-1]
     assert base64.b64encode(key.encode()).decode() in script
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)

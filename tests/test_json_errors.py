@@ -21,6 +21,8 @@ SMALL = ROOT / "tests" / "configs" / "rehearsal-small" / "infra.yaml"
 # Commands that print what levels-tf knows, never reading infra.yaml: no
 # configuration of the user's can be invalid for them.
 READ_NO_CONFIG = {"schema"}
+# What a command needs besides its JSON option to get as far as reading infra.yaml.
+REQUIRED = {"tunnel": ["db", "--env", "trial"]}
 
 
 def _json_commands() -> dict[str, list[str]]:
@@ -41,7 +43,7 @@ def _json_commands() -> dict[str, list[str]]:
             continue
         if "all_stacks" in options:
             args.append("--all")
-        found[name] = args
+        found[name] = REQUIRED.get(name, []) + args
     return found
 
 

@@ -56,6 +56,8 @@ TREE_READERS = {
     "deploy": ("worker", "bundle.tar.gz", "--env", "trial"),
     "lock": ("trial",),
     "check": ("trial",),
+    "ssh-config": (),
+    "tunnel": ("db", "--env", "trial"),
 }
 
 

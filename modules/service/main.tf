@@ -10,6 +10,13 @@ locals {
   # device name, which differs by distribution; any other name would add a
   # second, empty volume and leave the root at the AMI's size.
   root_device_name = var.root_device_name != null ? var.root_device_name : one(data.aws_ami.this[*].root_device_name)
+  user_data = templatefile("${path.module}/user-data.sh.tftpl", {
+    service   = var.service
+    region    = data.aws_region.current.name
+    bucket    = var.bundle.bucket
+    parameter = var.bundle.parameter
+    users     = var.users
+  })
 }
 
 data "aws_region" "current" {}
@@ -56,12 +63,7 @@ resource "aws_launch_template" "this" {
   instance_type          = var.instance_type
   update_default_version = true
   vpc_security_group_ids = concat([aws_security_group.this.id], var.security_group_ids)
-  user_data = base64encode(templatefile("${path.module}/user-data.sh.tftpl", {
-    service   = var.service
-    region    = data.aws_region.current.name
-    bucket    = var.bundle.bucket
-    parameter = var.bundle.parameter
-  }))
+  user_data              = base64encode(local.user_data)
 
   iam_instance_profile {
     arn = aws_iam_instance_profile.this.arn
@@ -104,6 +106,12 @@ resource "aws_launch_template" "this" {
     precondition {
       condition     = var.ami_id != null
       error_message = "image ${var.image} has no AMI yet: run levels-tf bake ${var.image}"
+    }
+    # EC2 takes at most 16 KB of user data, counted before base64:
+    # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/user-data.html
+    precondition {
+      condition     = length(local.user_data) <= 16384
+      error_message = "the boot script of ${var.name} is ${length(local.user_data)} bytes, over EC2's 16 KB user data limit: give bastion.users fewer or shorter keys"
     }
   }
 }

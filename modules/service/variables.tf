@@ -141,6 +141,17 @@ variable "bundle" {
   })
 }
 
+variable "users" {
+  description = "Login name to OpenSSH public key: the accounts of every instance (the bastion's users, for the second hop of a tunnel); the keys are the only way in."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for user in keys(var.users) : can(regex("^[a-z_][a-z0-9_-]{0,31}$", user))])
+    error_message = "Each user must be a Linux login name (a-z, 0-9, _ and -, up to 32); it is written into the boot script as it is."
+  }
+}
+
 variable "tags" {
   description = "Tags for every resource of the module, on top of the provider's default tags."
   type        = map(string)

@@ -83,6 +83,11 @@ locals {
       }
     }
   }
+
+  # The bastion's users are the servers' accounts too: the second hop of a tunnel logs in there.
+  logins = {
+    alice = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleQ alice@laptop"
+  }
 }
 
 module "service" {
@@ -107,4 +112,5 @@ module "service" {
   rollout            = each.value.rollout
   access             = each.value.access
   bundle             = each.value.bundle
+  users              = local.logins
 }

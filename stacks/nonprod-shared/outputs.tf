@@ -45,11 +45,12 @@ output "load_balancer" {
 }
 
 output "database" {
-  description = "Endpoints of the group's database and where its master secret lives (never the secret itself)."
+  description = "Endpoints of the group's database, its security group (what may reach it) and where its master secret lives (never the secret itself)."
   value = {
     endpoint               = module.database.endpoint
     reader_endpoint        = module.database.reader_endpoint
     port                   = module.database.port
+    security_group_id      = module.database.security_group_id
     master_user_secret_arn = module.database.master_user_secret_arn
   }
 }

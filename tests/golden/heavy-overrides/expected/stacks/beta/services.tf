@@ -88,6 +88,9 @@ locals {
       }
     }
   }
+
+  # The bastion's users are the servers' accounts too: the second hop of a tunnel logs in there.
+  logins = {}
 }
 
 module "service" {
@@ -112,4 +115,5 @@ module "service" {
   rollout            = each.value.rollout
   access             = each.value.access
   bundle             = each.value.bundle
+  users              = local.logins
 }
