@@ -113,7 +113,7 @@ def state_statements(partition: str, bucket: str | None, *, write: bool) -> list
     if bucket is None:
         return []
     arn = f"arn:{partition}:s3:::{bucket}"
-    statements = [
+    statements: list[dict[str, Any]] = [
         {"Sid": "StateList", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn},
         {"Sid": "StateRead", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{arn}/*"},
         {
