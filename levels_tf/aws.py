@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import json
 import re
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -618,6 +619,74 @@ class Aws:
                 Url=url, ClientIDList=client_ids, Tags=_tag_set(tags)
             )
         return str(answer["OpenIDConnectProviderArn"])
+
+    # -- IAM roles -----------------------------------------------------------------
+
+    def get_role(self, name: str) -> dict[str, Any] | None:
+        """Role `name` as IAM GetRole describes it (Arn, AssumeRolePolicyDocument
+        as a dict, Tags), or None when there is no such role."""
+        answer = self.read("iam", "get_role", missing=("NoSuchEntity",), RoleName=name)
+        if answer is None:
+            return None
+        role = dict(answer["Role"])
+        document = role.get("AssumeRolePolicyDocument")
+        if isinstance(document, str):  # botocore decodes it; an emulator may not
+            role["AssumeRolePolicyDocument"] = json.loads(urllib.parse.unquote(document))
+        return role
+
+    def create_role(
+        self, name: str, trust: dict[str, Any], tags: dict[str, str], description: str
+    ) -> str:
+        """Create role `name` trusting `trust`, tagged; its ARN."""
+        with self._calling("iam:CreateRole", name):
+            answer = self.client("iam").create_role(
+                RoleName=name,
+                AssumeRolePolicyDocument=json.dumps(trust),
+                Description=description,
+                Tags=_tag_set(tags),
+            )
+        return str(answer["Role"]["Arn"])
+
+    def update_assume_role_policy(self, name: str, trust: dict[str, Any]) -> None:
+        with self._calling("iam:UpdateAssumeRolePolicy", name):
+            self.client("iam").update_assume_role_policy(
+                RoleName=name, PolicyDocument=json.dumps(trust)
+            )
+
+    def role_policy(self, name: str, policy: str) -> dict[str, Any] | None:
+        """Inline policy `policy` of role `name` as a dict, or None when it has none so named."""
+        answer = self.read(
+            "iam", "get_role_policy", missing=("NoSuchEntity",), RoleName=name, PolicyName=policy
+        )
+        if answer is None:
+            return None
+        document = answer["PolicyDocument"]
+        return json.loads(urllib.parse.unquote(document)) if isinstance(document, str) else document
+
+    def put_role_policy(self, name: str, policy: str, document: dict[str, Any]) -> None:
+        with self._calling("iam:PutRolePolicy", name):
+            self.client("iam").put_role_policy(
+                RoleName=name, PolicyName=policy, PolicyDocument=json.dumps(document)
+            )
+
+    def list_attached_role_policies(self, name: str) -> list[str]:
+        """The ARNs of the managed policies attached to role `name`."""
+        items = self.read_all(
+            "iam", "list_attached_role_policies", "AttachedPolicies", RoleName=name
+        )
+        return sorted(str(item["PolicyArn"]) for item in items)
+
+    def attach_role_policy(self, name: str, arn: str) -> None:
+        with self._calling("iam:AttachRolePolicy", name):
+            self.client("iam").attach_role_policy(RoleName=name, PolicyArn=arn)
+
+    def detach_role_policy(self, name: str, arn: str) -> None:
+        with self._calling("iam:DetachRolePolicy", name):
+            self.client("iam").detach_role_policy(RoleName=name, PolicyArn=arn)
+
+    def tag_role(self, name: str, tags: dict[str, str]) -> None:
+        with self._calling("iam:TagRole", name):
+            self.client("iam").tag_role(RoleName=name, Tags=_tag_set(tags))
 
     # -- S3 objects --------------------------------------------------------------
 

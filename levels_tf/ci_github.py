@@ -14,11 +14,14 @@ Four workflows, each a file of `.github/workflows/`:
 - `levels-tf-drift.yml`: every day, `drift` of every stack, and an issue
   opened or updated when something drifted.
 
-Jobs get AWS credentials through GitHub's OIDC token, traded for the CI
-role of the stack's VPC group (names.ci_role_name; the account comes from
-the repository variable `AWS_ACCOUNT_ID`). A job whose group trusts a
-GitHub environment names it, so the environment's protection rules run
-before the token exists. Every action is pinned to a full commit SHA.
+Jobs get AWS credentials through GitHub's OIDC token, traded for a role of
+the stack's VPC group that `levels-tf bootstrap` creates (ci_roles.py; the
+account comes from the repository variable `AWS_ACCOUNT_ID`): plan and drift
+jobs the read-only `<project>-<group>-tf-plan`, which also trusts pull
+request runs, so a pull request's plan needs no environment; apply and bake
+jobs `<project>-<group>-tf-apply`. Those jobs, and drift's, name the group's
+GitHub environment when it trusts one, so the environment's protection
+rules run before the token exists. Every action is pinned to a full commit SHA.
 
 The texts come from templates/ci/github/; `workflows` is the whole render.
 """
@@ -28,7 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import __version__, github_oidc, names, scheduler, templating
+from . import __version__, names, scheduler, templating
 from .errors import UsageError
 from .model import Infra
 from .stacks import Stack, stacks
@@ -107,11 +110,13 @@ ACTIONS = {
 
 @dataclass(frozen=True)
 class Group:
-    """How a job of VPC group `name` gets its CI role: the role's ARN (the
-    account as a GitHub expression) and the GitHub environment it names, if any."""
+    """How a job of VPC group `name` gets a role: the ARNs of its plan and
+    apply roles (the account as a GitHub expression) and the GitHub
+    environment its apply, bake and drift jobs name, if any."""
 
     name: str
-    role_arn: str
+    plan_role_arn: str
+    apply_role_arn: str
     environment: str | None
     production: bool
 
@@ -142,20 +147,18 @@ class Image:
     paths: tuple[str, ...]
 
 
-def role_arn(infra: Infra, group: str) -> str:
-    """The ARN of VPC group `group`'s CI role, e.g.
-    `arn:aws:iam::${{ vars.AWS_ACCOUNT_ID }}:role/levels-production-ci`.
+def role_arn(name: str) -> str:
+    """The ARN of role `name` in the CI's account, e.g.
+    `arn:aws:iam::${{ vars.AWS_ACCOUNT_ID }}:role/levels-production-tf-plan`.
     Every region levels-tf knows (regions.py) is in the `aws` partition."""
-    return (
-        f"arn:aws:iam::${{{{ vars.{ACCOUNT_VARIABLE} }}}}:role/{names.ci_role_name(infra, group)}"
-    )
+    return f"arn:aws:iam::${{{{ vars.{ACCOUNT_VARIABLE} }}}}:role/{name}"
 
 
 def groups(infra: Infra) -> dict[str, Group]:
     """Every VPC group, in infra.yaml's order, with how its jobs authenticate.
 
-    A group whose GitHub subject is an environment has its jobs name that
-    environment (the token's `sub` is then repo:OWNER/REPO:environment:NAME);
+    A group whose GitHub subject is an environment has its apply, bake and
+    drift jobs name that environment (the token's `sub` is then repo:OWNER/REPO:environment:NAME);
     a production group's apply jobs name one always, `production` unless its
     subject names another."""
     github = infra.ci.github
@@ -165,7 +168,13 @@ def groups(infra: Infra) -> dict[str, Group]:
         environment = subject.environment if subject is not None else None
         if group.production and environment is None:
             environment = "production"
-        result[name] = Group(name, role_arn(infra, name), environment, group.production)
+        result[name] = Group(
+            name,
+            role_arn(names.tf_plan_role_name(infra, name)),
+            role_arn(names.tf_apply_role_name(infra, name)),
+            environment,
+            group.production,
+        )
     return result
 
 
@@ -203,11 +212,10 @@ def bake_group(infra: Infra) -> Group:
 
 
 def trust_gaps(infra: Infra) -> list[str]:
-    """Why a pull request's plan jobs cannot assume a group's CI role, one
-    line per group: a pull request run's token has the subject
-    repo:OWNER/REPO:pull_request, which a subject of branches or tags does
-    not admit (github_oidc.subjects). Empty when every group's plan jobs
-    name an environment the group trusts."""
+    """Why a group's jobs cannot assume its roles, one line per group: no
+    ci.github, or no subject for the group (bootstrap then creates no roles
+    for it, ci_roles.roles). A pull request run's subject
+    repo:OWNER/REPO:pull_request is always admitted by the plan role."""
     github = infra.ci.github
     if github is None:
         return ["ci.github is not set: no workflow job can assume a CI role through OIDC"]
@@ -215,13 +223,9 @@ def trust_gaps(infra: Infra) -> list[str]:
     for name in infra.vpc_groups:
         subject = github.subjects.get(name)
         if subject is None:
-            gaps.append(f"ci.github.subjects has no {name}: its jobs cannot assume its CI role")
-        elif subject.environment is None:
-            admitted = ", ".join(github_oidc.subjects(github.repository, subject))
             gaps.append(
-                f"ci.github.subjects.{name} admits {admitted}: the pull request plan jobs of "
-                f"{name}'s stacks (subject repo:{github.repository}:pull_request) cannot assume "
-                f"its CI role"
+                f"ci.github.subjects has no {name}: levels-tf bootstrap creates no roles for it, "
+                "so its jobs cannot assume one"
             )
     return gaps
 

@@ -821,7 +821,7 @@ def bake(
 @_render_options
 @click.pass_context
 def bootstrap(ctx: click.Context, group: str | None, options) -> None:
-    """Create (or converge) the Terraform state bucket of GROUP (default: every VPC group)."""
+    """Create (or converge) the state bucket and the CI's Terraform roles of GROUP (default: every VPC group)."""
     from .commands import bootstrap as bootstrap_cmd
 
     _run(ctx, lambda: bootstrap_cmd.bootstrap(ctx.obj["config"], group, options))

@@ -18,6 +18,8 @@ Limits AWS sets on names, and where AWS documents them:
 - Lambda function names: at most 64 characters (AWS Lambda API Reference,
   CreateFunction, `FunctionName`,
   https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html).
+- IAM role names: at most 64 characters (IAM API Reference, CreateRole,
+  `RoleName`, https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 LOAD_BALANCER_NAME_LIMIT = 32
 # Characters in a Lambda function name (see the module docstring).
 FUNCTION_NAME_LIMIT = 64
+# Characters in an IAM role name (see the module docstring).
+ROLE_NAME_LIMIT = 64
 # Characters in an S3 bucket name, at least and at most (see the module docstring).
 BUCKET_NAME_LENGTH = (3, 63)
 
@@ -148,6 +152,27 @@ def endpoint_security_group(infra: Infra, group: str) -> str:
 def ci_role_name(infra: Infra, group: str) -> str:
     """<project>-<group>-ci: VPC group `group`'s CI/CD role."""
     return f"{group_resource(infra, group)}-ci"
+
+
+def tf_plan_role_name(infra: Infra, group: str) -> str:
+    """<project>-<group>-tf-plan, shortened to IAM's role name limit: the role
+    `levels-tf bootstrap` creates for CI jobs that plan VPC group `group`'s stacks."""
+    return short_name(f"{group_resource(infra, group)}-tf-plan", ROLE_NAME_LIMIT)
+
+
+def tf_apply_role_name(infra: Infra, group: str) -> str:
+    """<project>-<group>-tf-apply, shortened to IAM's role name limit: the role
+    `levels-tf bootstrap` creates for CI jobs that apply VPC group `group`'s stacks."""
+    return short_name(f"{group_resource(infra, group)}-tf-apply", ROLE_NAME_LIMIT)
+
+
+def tf_role_names(infra: Infra) -> list[str]:
+    """The plan and apply roles of every VPC group, in infra.yaml's order."""
+    return [
+        name
+        for group in infra.vpc_groups
+        for name in (tf_plan_role_name(infra, group), tf_apply_role_name(infra, group))
+    ]
 
 
 # Resources of an environment.

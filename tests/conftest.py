@@ -392,6 +392,9 @@ def moto_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("moto")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(HOME=str(folder), NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    # AWS managed policies (ReadOnlyAccess, PowerUserAccess), which bootstrap
+    # attaches to the CI's Terraform roles; moto loads them only when asked.
+    env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     failure = ""
     for attempt in range(3):  # the free port may be taken between probe and bind
         port = _free_local_port()

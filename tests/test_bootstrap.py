@@ -153,7 +153,8 @@ def test_bootstrap_converges_drift_and_keeps_what_is_not_its_own(run, reference_
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
 
     again = _bootstrap(run, reference_copy, endpoint)
-    assert "updated" not in again.stdout and again.stdout.count("up to date") == 3
+    # The buckets, the OIDC provider and the four roles of test_bootstrap_roles.py.
+    assert "updated" not in again.stdout and again.stdout.count("up to date") == 7
 
 
 def test_an_equivalent_tls_statement_of_another_name_is_enough(run, reference_copy, endpoint):
@@ -462,7 +463,7 @@ def test_create_permission_is_not_needed_for_existing_buckets_of_a_role(
 
     result = _bootstrap(run, reference_copy, endpoint)
     assert result.exit_code == 0, result.output
-    assert result.stdout.count("up to date") == 3  # the buckets and the OIDC provider
+    assert result.stdout.count("up to date") == 7  # the buckets, the OIDC provider, the roles
     # The assumed-role ARN has no path; the simulated principal is the role's real ARN.
     assert {call[0] for call in calls} == {f"arn:aws:iam::{ACCOUNT}:role/ci/deployer"}
 
@@ -504,6 +505,9 @@ def enforced_user(endpoint, monkeypatch):
                     "iam:GetOpenIDConnectProvider",
                     "iam:CreateOpenIDConnectProvider",
                     "iam:TagOpenIDConnectProvider",
+                    "iam:GetRole",
+                    "iam:GetRolePolicy",
+                    "iam:ListAttachedRolePolicies",
                 ],
                 "Resource": "*",
             },

@@ -161,29 +161,47 @@ def test_run_scripts_hold_no_expression():
 
 
 def _role_jobs(workflow: dict):
-    """(job id, job, role ARN) of every job assuming a CI role."""
+    """(job id, job, role ARN) of every job assuming a role."""
     for job_id, job, step in _steps(workflow):
         if step.get("uses", "").startswith("aws-actions/configure-aws-credentials@"):
             yield job_id, job, step["with"]["role-to-assume"]
 
 
-def test_each_job_assumes_its_groups_ci_role_and_production_waits_for_its_environment():
+def test_plan_jobs_assume_the_plan_role_apply_jobs_the_apply_role():
+    """Plan and drift read (tf-plan), apply and bake change (tf-apply); a
+    production pull request's plan waits for no environment, its apply does."""
     infra = load_config(REFERENCE).infra
-    seen_production = 0
+    roles = {names.tf_plan_role_name(infra, g): (g, "plan") for g in infra.vpc_groups} | {
+        names.tf_apply_role_name(infra, g): (g, "apply") for g in infra.vpc_groups
+    }
+    seen: dict[tuple[str, bool], int] = {}
     for name, text in _workflows(REFERENCE).items():
         for job_id, job, arn in _role_jobs(_data(text)):
-            group = next(
-                g for g in infra.vpc_groups if arn.endswith(f":role/{names.ci_role_name(infra, g)}")
-            )
-            assert arn.startswith("arn:aws:iam::${{ vars.AWS_ACCOUNT_ID }}:role/"), arn
-            if job_id.startswith(("plan-", "apply-")):
+            prefix = "arn:aws:iam::${{ vars.AWS_ACCOUNT_ID }}:role/"
+            assert arn.startswith(prefix), arn
+            group, role = roles[arn[len(prefix) :]]
+            kind = job_id.split("-", 1)[0]
+            assert (
+                role == {"plan": "plan", "drift": "plan", "apply": "apply", "bake": "apply"}[kind]
+            ), (name, job_id, arn)
+            if kind in ("plan", "apply"):
                 assert job_id.split("-", 2)[2] == group, (name, job_id)
-            if infra.vpc_groups[group].production:
+            production = infra.vpc_groups[group].production
+            if production and kind != "plan":
                 assert job["environment"] == "production", (name, job_id)
-                seen_production += 1
             else:
                 assert "environment" not in job, (name, job_id)
-    assert seen_production >= 3  # plan waves, apply waves, drift
+            seen[kind, production] = seen.get((kind, production), 0) + 1
+    # Plan waves, apply waves and drift of both groups; bake in nonprod.
+    assert set(seen) == {
+        ("plan", True),
+        ("plan", False),
+        ("apply", True),
+        ("apply", False),
+        ("drift", True),
+        ("drift", False),
+        ("bake", False),
+    }
 
 
 def _jq_sets(job: dict) -> dict[str, list[str]]:
@@ -274,7 +292,7 @@ def test_ci_github_writes_then_checks_then_refuses_a_foreign_file(run, reference
     result = run("ci", "github", config=reference_copy)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in folder.iterdir()) == sorted(ci_github.FILES)
-    assert "cannot assume its CI role" in result.output  # nonprod trusts branch main only
+    assert "warning" not in result.output  # the plan role trusts every pull request
     result = run("ci", "github", "--check", config=reference_copy)
     assert result.exit_code == 0, result.output
     drift = folder / ci_github.DRIFT

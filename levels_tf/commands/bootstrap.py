@@ -24,6 +24,13 @@ it costs a KMS request per object. Who may read state is decided by IAM and
 this bucket's policy. An existing bucket whose default is already SSE-KMS is
 left as it is (a customer key is a deliberate, stronger choice).
 
+For each VPC group that ci.github trusts, two IAM roles for the CI's
+Terraform runs (ci_roles.py: `<project>-<group>-tf-plan` and
+`-tf-apply`), converged on every run to their trust policy, inline policy,
+attached managed policies and tags. A role of that name without the tags
+ManagedBy=levels-tf and this Project is someone else's: an error, before
+anything is created, and the role is never touched.
+
 The order is: who am I, may I (IAM policy simulation), what exists (read
 only), then create and converge. Nothing is created before every check passed.
 """
@@ -33,7 +40,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import console, context, github_oidc
+from .. import ci_roles, console, context, github_oidc
 from ..aws import PUBLIC_ACCESS_BLOCK, Aws, AwsError, BucketTaken, Identity, MissingPermissions
 from ..errors import UsageError
 from ..model import Infra
@@ -70,6 +77,17 @@ PROVIDER_LIST_ACTIONS = ["iam:ListOpenIDConnectProviders"]
 PROVIDER_READ_ACTIONS = ["iam:GetOpenIDConnectProvider"]
 PROVIDER_CREATE_ACTIONS = ["iam:CreateOpenIDConnectProvider", "iam:TagOpenIDConnectProvider"]
 PROVIDER_ACTIONS = PROVIDER_READ_ACTIONS + PROVIDER_CREATE_ACTIONS
+# The CI's Terraform roles: all act on the role's ARN.
+ROLE_READ_ACTIONS = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies"]
+ROLE_CREATE_ACTIONS = ["iam:CreateRole"]
+ROLE_CONVERGE_ACTIONS = [
+    "iam:TagRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:DetachRolePolicy",
+]
+ROLE_ACTIONS = ROLE_READ_ACTIONS + ROLE_CREATE_ACTIONS + ROLE_CONVERGE_ACTIONS
 
 
 def bootstrap(
@@ -101,13 +119,14 @@ def bootstrap(
             f"{github.provider_arn} is managed elsewhere"
         )
     wants_provider = github is not None and github.provider_arn is None
+    wants_roles = github is not None and any(g in github.subjects for g in groups)
     if infra.state.backend != "s3":
         source = "the tree was rendered with --backend" if options.backend else "state.backend is"
         console.out(
             f"{config_path}: {source} {infra.state.backend}: Terraform keeps each stack's state "
             "in a local file, so there is no state bucket to create"
         )
-        if not wants_provider:
+        if not wants_provider and not wants_roles:
             return 0
     buckets = {g: state_bucket(infra, g) for g in groups} if infra.state.backend == "s3" else {}
     aws = Aws(infra.region, options.aws_endpoint)
@@ -118,23 +137,34 @@ def bootstrap(
 
     provider = github_oidc.provider_arn(who.partition, who.account) if wants_provider else None
     arns = [f"arn:{who.partition}:s3:::{name}" for name in buckets.values()]
+    specs = [
+        spec
+        for g in groups
+        for spec in ci_roles.roles(
+            infra, g, who.partition, who.account, buckets.get(g), bucket_tags(config, g)
+        )
+    ]
+    roles = {_role_arn(who, spec.name): spec for spec in specs}
     checks: list[tuple[list[str], list[str] | None]] = [
         (ACCOUNT_ACTIONS if buckets else [], None),
         (BUCKET_ACTIONS if buckets else [], arns),
         (PROVIDER_LIST_ACTIONS if provider else [], None),
         (PROVIDER_ACTIONS if provider else [], [provider] if provider else None),
+        (ROLE_ACTIONS if roles else [], list(roles) or None),
     ]
     check = aws.check_permissions(who, [(actions, on) for actions, on in checks if actions])
     if not check.verified:
         console.err(f"warning: cannot verify permissions ({check.reason}); proceeding")
     doing = "bootstrap the state buckets" if buckets else "bootstrap"
-    reads = set(ACCOUNT_ACTIONS + READ_ACTIONS + PROVIDER_LIST_ACTIONS)
+    reads = set(ACCOUNT_ACTIONS + READ_ACTIONS + PROVIDER_LIST_ACTIONS + ROLE_READ_ACTIONS)
     if check.missing and reads & set(check.missing):
         raise MissingPermissions(check.principal, check.missing, doing)
 
     plan = _plan(aws, who, buckets) if buckets else {}
     if provider:
         plan[provider] = _provider_plan(aws, provider)
+    for arn, spec in roles.items():
+        plan[arn] = _role_plan(aws, spec, infra.project)
     missing = _needed(check.missing, plan)
     if missing:
         raise MissingPermissions(check.principal, missing, doing)
@@ -159,7 +189,76 @@ def bootstrap(
             console.out(f"{name}: exists (group {group_name}), up to date")
     if provider:
         console.out(ensure_provider(aws, plan[provider], account_tags(config)))
+    for arn, spec in roles.items():
+        console.out(ensure_role(aws, spec, plan[arn]))
     return 0
+
+
+def _role_arn(who: Identity, name: str) -> str:
+    return f"arn:{who.partition}:iam::{who.account}:role/{name}"
+
+
+def _role_plan(aws: Aws, spec: ci_roles.RoleSpec, project: str) -> str:
+    """'create' or 'exists' for role `spec`. Read-only; an AwsError when a role
+    of that name exists without our tags (someone else's: never touched)."""
+    role = aws.get_role(spec.name)
+    if role is None:
+        return "create"
+    tags = {t["Key"]: t["Value"] for t in role.get("Tags") or []}
+    if tags.get("ManagedBy") != "levels-tf" or tags.get("Project") != project:
+        raise AwsError(
+            f"role {spec.name} exists but levels-tf bootstrap did not create it (no tags "
+            f"ManagedBy=levels-tf and Project={project}); delete or rename it, or tag it so "
+            "if it is this project's, then run levels-tf bootstrap again; nothing was changed"
+        )
+    return "exists"
+
+
+def ensure_role(aws: Aws, spec: ci_roles.RoleSpec, state: str) -> str:
+    """Create role `spec` when `state` (see _role_plan) says so, else converge
+    its trust policy, inline policy, managed policies and tags; the line to print."""
+    name = f"role {spec.name}"
+    if state == "create":
+        aws.create_role(spec.name, spec.trust, spec.tags, "levels-tf CI: Terraform (bootstrap)")
+        try:
+            _converge_role(aws, spec, trust=False)
+        except AwsError as exc:
+            raise AwsError(
+                f"{exc} - role {spec.name} was created but is not fully configured; "
+                "fix that and run levels-tf bootstrap again, it converges"
+            ) from None
+        managed = ", ".join(arn.rsplit("/", 1)[-1] for arn in spec.managed)
+        return f"{name}: created: {managed}, inline policy {ci_roles.INLINE_POLICY}, {len(spec.tags)} tags"
+    changed = _converge_role(aws, spec, trust=True)
+    return f"{name}: updated {', '.join(changed)}" if changed else f"{name}: up to date"
+
+
+def _converge_role(aws: Aws, spec: ci_roles.RoleSpec, *, trust: bool) -> list[str]:
+    """Bring role `spec` to its documents; what had to change. Other inline
+    policies on the role are left alone; other managed policies are detached."""
+    changed = []
+    role = aws.get_role(spec.name) or {}
+    if trust and ci_roles.normal(role.get("AssumeRolePolicyDocument")) != ci_roles.normal(
+        spec.trust
+    ):
+        aws.update_assume_role_policy(spec.name, spec.trust)
+        changed.append("trust policy")
+    inline = aws.role_policy(spec.name, ci_roles.INLINE_POLICY)
+    if ci_roles.normal(inline) != ci_roles.normal(spec.inline):
+        aws.put_role_policy(spec.name, ci_roles.INLINE_POLICY, spec.inline)
+        changed.append("inline policy")
+    attached = set(aws.list_attached_role_policies(spec.name))
+    for arn in sorted(set(spec.managed) - attached):
+        aws.attach_role_policy(spec.name, arn)
+    for arn in sorted(attached - set(spec.managed)):
+        aws.detach_role_policy(spec.name, arn)
+    if attached != set(spec.managed):
+        changed.append("managed policies")
+    tags = {t["Key"]: t["Value"] for t in role.get("Tags") or []}
+    if trust and any(tags.get(key) != value for key, value in spec.tags.items()):
+        aws.tag_role(spec.name, spec.tags)
+        changed.append("tags")
+    return changed
 
 
 def _provider_plan(aws: Aws, arn: str) -> str:
@@ -217,7 +316,7 @@ def _needed(missing: dict[str, list[str]], plan: dict[str, str]) -> dict[str, li
     """The missing permissions that matter: creating only what is to be created."""
     needed: dict[str, list[str]] = {}
     for action, resources in missing.items():
-        if action in CREATE_ACTIONS + PROVIDER_CREATE_ACTIONS:
+        if action in CREATE_ACTIONS + PROVIDER_CREATE_ACTIONS + ROLE_CREATE_ACTIONS:
             resources = [r for r in resources if plan.get(r) == "create"]
         if resources:
             needed[action] = resources
