@@ -78,13 +78,21 @@ def bootstrap(
     options: RenderOptions = RenderOptions(),
     *,
     tls_only: bool = True,
+    as_json: bool = False,
 ) -> int:
     """Create or converge the state bucket of `group` (or of every group).
 
     `options` must agree with those the tree beside infra.yaml was rendered
     with: its backend decides whether there are buckets, its endpoint where.
     `tls_only=False` leaves the TLS-only policy statement out, for an
-    emulator that denies every request under it (emulator_profile.py)."""
+    emulator that denies every request under it (emulator_profile.py).
+
+    With `as_json`, ends with `{"region": str, "endpoint": str | null,
+    "backend": "s3" | "local", "account": str | null, "buckets": [{"group":
+    str, "bucket": str, "state": "created" | "updated" | "up to date",
+    "changed": [setting]}], "oidc_provider": {"arn": str, "state": "created"
+    | "exists" | "managed elsewhere"} | null}` (no buckets with a local
+    backend; account null when AWS was not asked)."""
     config = load_config(config_path)
     options = resolve(config_path.parent, options, config.infra.state.backend)
     config = apply(config, options)
@@ -95,7 +103,16 @@ def bootstrap(
         )
     groups = [group] if group is not None else list(infra.vpc_groups)
     github = infra.ci.github
+    document: dict[str, Any] = {
+        "region": infra.region,
+        "endpoint": options.aws_endpoint,
+        "backend": infra.state.backend,
+        "account": None,
+        "buckets": [],
+        "oidc_provider": None,
+    }
     if github is not None and github.provider_arn is not None:
+        document["oidc_provider"] = {"arn": github.provider_arn, "state": "managed elsewhere"}
         console.out(
             f"{config_path}: ci.github.provider_arn is set: the OIDC provider "
             f"{github.provider_arn} is managed elsewhere"
@@ -108,11 +125,14 @@ def bootstrap(
             "in a local file, so there is no state bucket to create"
         )
         if not wants_provider:
+            if as_json:
+                console.report_json(document)
             return 0
     buckets = {g: state_bucket(infra, g) for g in groups} if infra.state.backend == "s3" else {}
     aws = Aws(infra.region, options.aws_endpoint)
 
     who = aws.identity()
+    document["account"] = who.account
     via = f" via {aws.endpoint}" if aws.endpoint else ""
     console.out(f"account {who.account} as {who.arn}, region {infra.region}{via}")
 
@@ -151,6 +171,10 @@ def bootstrap(
                 f"{exc} - bucket {name} was created but is not fully configured; "
                 "fix that and run levels-tf bootstrap again, it converges"
             ) from None
+        state = "created" if created else "updated" if changed else "up to date"
+        document["buckets"].append(
+            {"group": group_name, "bucket": name, "state": state, "changed": changed}
+        )
         if created:
             console.out(f"{name}: created (group {group_name}): {describe(tags, tls_only)}")
         elif changed:
@@ -159,6 +183,12 @@ def bootstrap(
             console.out(f"{name}: exists (group {group_name}), up to date")
     if provider:
         console.out(ensure_provider(aws, plan[provider], account_tags(config)))
+        document["oidc_provider"] = {
+            "arn": provider,
+            "state": "created" if plan[provider] == "create" else "exists",
+        }
+    if as_json:
+        console.report_json(document)
     return 0
 
 
