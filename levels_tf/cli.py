@@ -115,14 +115,20 @@ def _report(exc: LevelsError) -> int:
 def _json_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """--json: the command gets `as_json`; with it, everything printed for
     people goes to stderr and the command ends with one JSON document on
-    stdout (console.report_json), or _run's error document when it fails."""
+    stdout (console.report_json), or _run's error document when it fails,
+    or errors.failure's for a usage error found before _run (options that
+    do not go together), which click then explains on stderr as usual."""
 
     @functools.wraps(command)
     def with_json(*args: Any, as_json: bool, **kwargs: Any) -> Any:
         if not as_json:
             return command(*args, as_json=False, **kwargs)
-        with console.progress_to_stderr():
-            return command(*args, as_json=True, **kwargs)
+        try:
+            with console.progress_to_stderr():
+                return command(*args, as_json=True, **kwargs)
+        except click.UsageError as exc:
+            console.report_json(errors.failure("UsageError", exc.exit_code, [exc.format_message()]))
+            raise
 
     return click.option(
         "--json",

@@ -67,7 +67,9 @@ def render(
                         ("removed", "delete"),
                     )
                 },
-                "unchanged": sorted(path for path in files if path not in changed),
+                "unchanged": sorted(
+                    path for path in [*files, writer.MANIFEST] if path not in changed
+                ),
             }
         )
     return 0
