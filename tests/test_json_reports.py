@@ -266,6 +266,13 @@ def test_apply_and_destroy(run, rehearse, aws_env):
     assert all(isinstance(count, int) for count in gone["emptied"].values())
     assert "main-shared: destroyed in" in destroyed.stderr
 
+    # Wave by wave: the report names the waves walked.
+    walked = emulated(run, config, aws_env, "apply", "main-shared", "--waves", "--json", "--yes")
+    document = _document(walked, {"stacks", "waves"})
+    assert document["waves"] == [["main-shared"]]
+    assert [(s["name"], s["status"]) for s in document["stacks"]] == [("main-shared", "applied")]
+    assert "wave 1 of 1: planning main-shared" in walked.stderr
+
 
 @pytest.mark.slow
 def test_bake(run, tmp_path, moto, real_packer):  # noqa: F811
