@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import signal
 import sys
@@ -103,7 +102,7 @@ def _run(ctx: click.Context, action: Callable[[], int]) -> None:
         if main:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     if as_json and failure is not None:
-        console.out(json.dumps(failure, indent=2))
+        console.report_json(failure)
     ctx.exit(code)
 
 
@@ -111,6 +110,32 @@ def _report(exc: LevelsError) -> int:
     """Print an error the user can act on; its exit code."""
     console.lines(exc.lines(), to_err=True)
     return exc.exit_code
+
+
+def _json_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--json: the command gets `as_json`; with it, everything printed for
+    people goes to stderr and the command ends with one JSON document on
+    stdout (console.report_json), or _run's error document when it fails,
+    or errors.failure's for a usage error found before _run (options that
+    do not go together), which click then explains on stderr as usual."""
+
+    @functools.wraps(command)
+    def with_json(*args: Any, as_json: bool, **kwargs: Any) -> Any:
+        if not as_json:
+            return command(*args, as_json=False, **kwargs)
+        try:
+            with console.progress_to_stderr():
+                return command(*args, as_json=True, **kwargs)
+        except click.UsageError as exc:
+            console.report_json(errors.failure("UsageError", exc.exit_code, [exc.format_message()]))
+            raise
+
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="One JSON document on stdout; progress and messages go to stderr.",
+    )(with_json)
 
 
 BACKENDS = ("s3", "local")
@@ -213,21 +238,23 @@ def _crash_report() -> str:
 
 @cli.command()
 @click.argument("directory", required=False, default=".", type=click.Path(path_type=Path))
+@_json_option
 @click.pass_context
-def init(ctx: click.Context, directory: Path) -> None:
+def init(ctx: click.Context, directory: Path, as_json: bool) -> None:
     """Write a commented starter infra.yaml (and its schema) to DIRECTORY."""
     from .commands import init as init_cmd
 
-    _run(ctx, lambda: init_cmd.init(directory))
+    _run(ctx, lambda: init_cmd.init(directory, as_json))
 
 
 @cli.command()
+@_json_option
 @click.pass_context
-def validate(ctx: click.Context) -> None:
+def validate(ctx: click.Context, as_json: bool) -> None:
     """Check infra.yaml; every problem is reported as FILE:LINE:COL: path: message."""
     from .commands import validate as validate_cmd
 
-    _run(ctx, lambda: validate_cmd.validate(ctx.obj["config"]))
+    _run(ctx, lambda: validate_cmd.validate(ctx.obj["config"], as_json))
 
 
 @cli.command()
@@ -268,12 +295,13 @@ def _out_and_check(default: str, stale: str) -> Callable[[FC], FC]:
 @cli.command()
 @_out_and_check("infra.yaml's folder", "the tree")
 @_render_options
+@_json_option
 @click.pass_context
-def render(ctx: click.Context, out: Path | None, check: bool, options) -> None:
+def render(ctx: click.Context, out: Path | None, check: bool, options, as_json: bool) -> None:
     """Render modules/, stacks/ and packer/ from infra.yaml."""
     from .commands import render as render_cmd
 
-    _run(ctx, lambda: render_cmd.render(ctx.obj["config"], out, check, options))
+    _run(ctx, lambda: render_cmd.render(ctx.obj["config"], out, check, options, as_json))
 
 
 def _progress_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -364,7 +392,7 @@ def _since(ctx: click.Context, affected: bool, base: str) -> str | None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_json_option
 @_affected_options
 @click.pass_context
 def stacks(ctx: click.Context, as_json: bool, affected: bool, base: str) -> None:
@@ -505,9 +533,10 @@ def check(
     is_flag=True,
     help="Plan, show, ask and apply wave by wave (each wave reads what the one before applied): a first bring-up in one go.",
 )
+@_json_option
 @click.pass_context
 def apply(
-    ctx, stack_names, all_stacks, affected, base, parallelism, options, engine, yes, waves
+    ctx, stack_names, all_stacks, affected, base, parallelism, options, engine, yes, waves, as_json
 ) -> None:
     """Apply the plans saved by `plan` (never a fresh one), showing progress; --all leaves out stacks without a plan and says what is next."""
     from .commands import apply as apply_cmd
@@ -525,6 +554,7 @@ def apply(
             parallelism=parallelism,
             waves=waves,
             since=since,
+            as_json=as_json,
         ),
     )
 
@@ -543,9 +573,10 @@ def apply(
     metavar="URL",
     help="Fetch the provider packages from this network mirror (https), not the registry.",
 )
+@_json_option
 @click.pass_context
 def lock(
-    ctx, stack_names, all_stacks, affected, base, options, engine, fs_mirror, net_mirror
+    ctx, stack_names, all_stacks, affected, base, options, engine, fs_mirror, net_mirror, as_json
 ) -> None:
     """Write each stack's .terraform.lock.hcl with provider checksums for every platform in terraform.platforms."""
     from .commands import lock as lock_cmd
@@ -564,6 +595,7 @@ def lock(
             engine=engine,
             sources=Sources(fs_mirror, net_mirror),
             since=since,
+            as_json=as_json,
         ),
     )
 
@@ -706,6 +738,7 @@ def tunnel(
     help="Delete every object of the stack's asset buckets (log buckets are always emptied).",
 )
 @_terraform_options
+@_json_option
 @click.pass_context
 def destroy(
     ctx,
@@ -717,6 +750,7 @@ def destroy(
     empty_asset_buckets,
     options,
     engine,
+    as_json,
 ) -> None:
     """Destroy one stack: needs --confirm STACK, and --allow-production in production."""
     from .commands import destroy as destroy_cmd
@@ -733,6 +767,7 @@ def destroy(
             consent=consent,
             options=options,
             engine=engine,
+            as_json=as_json,
         ),
     )
 
@@ -758,7 +793,7 @@ def destroy(
     type=click.Path(path_type=Path, dir_okay=False),
     help="The image to write (default: docs/architecture[-ENV].FORMAT beside infra.yaml).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Say what was drawn as JSON.")
+@_json_option
 @click.pass_context
 def diagram(
     ctx: click.Context, env: str | None, output_format: str, out: Path | None, as_json: bool
@@ -776,12 +811,15 @@ def diagram(
     type=click.Path(path_type=Path, file_okay=False),
     help="Output folder (default: infra.yaml's folder).",
 )
+@_json_option
 @click.pass_context
-def package(ctx: click.Context, functions: tuple[str, ...], out: Path | None) -> None:
+def package(
+    ctx: click.Context, functions: tuple[str, ...], out: Path | None, as_json: bool
+) -> None:
     """Build the deployment zip of each function (all by default) into build/functions/."""
     from .commands import package as package_cmd
 
-    _run(ctx, lambda: package_cmd.package(ctx.obj["config"], out, functions))
+    _run(ctx, lambda: package_cmd.package(ctx.obj["config"], out, functions, as_json))
 
 
 @cli.command()
@@ -796,6 +834,7 @@ def package(ctx: click.Context, functions: tuple[str, ...], out: Path | None) ->
     help="Version of the bake (default: UTC time, e.g. 20261126.0512).",
 )
 @_render_options
+@_json_option
 @click.pass_context
 def bake(
     ctx: click.Context,
@@ -804,6 +843,7 @@ def bake(
     packer_bin: str | None,
     version: str | None,
     options,
+    as_json: bool,
 ) -> None:
     """Bake each IMAGE (or --all) with Packer, record its AMI in images.lock, render again.
 
@@ -812,19 +852,25 @@ def bake(
 
     _run(
         ctx,
-        lambda: bake_cmd.bake(ctx.obj["config"], images, all_images, options, packer_bin, version),
+        lambda: bake_cmd.bake(
+            ctx.obj["config"], images, all_images, options, packer_bin, version, as_json
+        ),
     )
 
 
 @cli.command()
 @click.argument("group", required=False, shell_complete=completion.group_names)
 @_render_options
+@_json_option
 @click.pass_context
-def bootstrap(ctx: click.Context, group: str | None, options) -> None:
+def bootstrap(ctx: click.Context, group: str | None, options, as_json: bool) -> None:
     """Create (or converge) the state bucket and the CI's Terraform roles of GROUP (default: every VPC group)."""
     from .commands import bootstrap as bootstrap_cmd
 
-    _run(ctx, lambda: bootstrap_cmd.bootstrap(ctx.obj["config"], group, options))
+    _run(
+        ctx,
+        lambda: bootstrap_cmd.bootstrap(ctx.obj["config"], group, options, as_json=as_json),
+    )
 
 
 @cli.command()
@@ -839,14 +885,26 @@ def bootstrap(ctx: click.Context, group: str | None, options) -> None:
     help="Version name (default: first 12 hex digits of the bundle's sha256).",
 )
 @_render_options
+@_json_option
 @click.pass_context
 def deploy(
-    ctx: click.Context, service: str, bundle: Path, env: str, version: str | None, options
+    ctx: click.Context,
+    service: str,
+    bundle: Path,
+    env: str,
+    version: str | None,
+    options,
+    as_json: bool,
 ) -> None:
     """Upload BUNDLE (.tar.gz) as SERVICE's next version in ENV and record that version."""
     from .commands import deploy as deploy_cmd
 
-    _run(ctx, lambda: deploy_cmd.deploy(ctx.obj["config"], service, bundle, env, version, options))
+    _run(
+        ctx,
+        lambda: deploy_cmd.deploy(
+            ctx.obj["config"], service, bundle, env, version, options, as_json
+        ),
+    )
 
 
 @cli.group()
@@ -863,12 +921,15 @@ def ci() -> None:
     metavar="BRANCH",
     help="The branch whose pushes apply reviewed plans and bake images.",
 )
+@_json_option
 @click.pass_context
-def github(ctx: click.Context, out: Path | None, check: bool, default_branch: str) -> None:
+def github(
+    ctx: click.Context, out: Path | None, check: bool, default_branch: str, as_json: bool
+) -> None:
     """Write GitHub Actions workflows: plan on pull requests, apply the reviewed plans on merge, bake, drift."""
     from .commands import ci as ci_cmd
 
-    _run(ctx, lambda: ci_cmd.github(ctx.obj["config"], out, check, default_branch))
+    _run(ctx, lambda: ci_cmd.github(ctx.obj["config"], out, check, default_branch, as_json))
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import threading
@@ -78,6 +79,12 @@ def muted() -> contextlib.AbstractContextManager[None]:
 def report(text: str) -> None:
     """The one report of a command, on standard output whatever the block around it says."""
     click.echo(text)
+
+
+def report_json(document: Any) -> None:
+    """The one JSON document of a command run with --json (indented by 2),
+    on standard output whatever the block around it says."""
+    report(json.dumps(document, indent=2))
 
 
 def allow_live(allowed: bool) -> None:

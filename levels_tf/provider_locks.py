@@ -15,6 +15,7 @@ init there, so no such lock is ever written.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -98,6 +99,17 @@ def write(workspace: Workspace, locks: dict[str, bytes]) -> dict[str, bool]:
         name: writer.write_artifact(workspace.out / "stacks" / name / LOCK_FILE, data)
         for name, data in locks.items()
     }
+
+
+# A provider block of a lock file and the version it pins, as `terraform
+# providers lock` writes them (the dependency lock file format:
+# developer.hashicorp.com/terraform/language/files/dependency-lock).
+_PROVIDER_VERSION = re.compile(r'^provider "([^"]+)" \{\n\s+version\s+= "([^"]+)"', re.MULTILINE)
+
+
+def versions(lock: bytes) -> dict[str, str]:
+    """The providers a lock file pins: source address (registry.terraform.io/hashicorp/aws) -> version."""
+    return dict(_PROVIDER_VERSION.findall(lock.decode("utf-8")))
 
 
 def _lock(workspace: Workspace, stack: str, platforms: list[str], sources: Sources) -> bytes:

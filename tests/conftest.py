@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import NoReturn
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -525,3 +526,17 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("-", "counts recorded by the tests")
         for name, value in sorted(_COUNTS.items()):
             terminalreporter.write_line(f"{name}: {value}")
+
+
+def leaf_commands(group: click.Group | None = None, prefix: str = "") -> dict[str, click.Command]:
+    """Every command a user runs, by its words ("plan", "ci github"): a
+    group's subcommands, never the group itself."""
+    from levels_tf.cli import cli
+
+    found: dict[str, click.Command] = {}
+    for name, command in (group or cli).commands.items():
+        if isinstance(command, click.Group):
+            found.update(leaf_commands(command, f"{prefix}{name} "))
+        else:
+            found[f"{prefix}{name}"] = command
+    return found

@@ -171,7 +171,7 @@ def test_unexpected_error_writes_a_report_not_a_traceback(
 ):
     from levels_tf.commands import validate as validate_cmd
 
-    def boom(path):
+    def boom(*args, **kwargs):
         raise RuntimeError("something broke")
 
     monkeypatch.setattr(validate_cmd, "validate", boom)
@@ -190,7 +190,7 @@ def test_debug_shows_the_traceback(reference_copy, monkeypatch):
     from levels_tf.cli import cli
     from levels_tf.commands import validate as validate_cmd
 
-    def boom(path):
+    def boom(*args, **kwargs):
         raise RuntimeError("something broke")
 
     monkeypatch.setattr(validate_cmd, "validate", boom)

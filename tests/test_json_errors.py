@@ -11,25 +11,29 @@ import shutil
 import click
 import pytest
 
-from levels_tf.cli import cli
-
-from .conftest import ROOT
+from .conftest import ROOT, leaf_commands
 
 SMALL = ROOT / "tests" / "configs" / "rehearsal-small" / "infra.yaml"
 
 
 # Commands that print what levels-tf knows, never reading infra.yaml: no
 # configuration of the user's can be invalid for them.
-READ_NO_CONFIG = {"schema"}
-# What a command needs besides its JSON option to get as far as reading infra.yaml.
-REQUIRED = {"tunnel": ["db", "--env", "trial"]}
+READ_NO_CONFIG = {"schema", "init"}
+
+# The arguments a command needs before it reads infra.yaml.
+REQUIRED = {
+    "deploy": ["web", "bundle.tar.gz", "--env", "dev"],
+    "destroy": ["dev", "--confirm", "dev"],
+    "bake": ["--all"],
+    "tunnel": ["db", "--env", "trial"],
+}
 
 
 def _json_commands() -> dict[str, list[str]]:
     """Each command with a JSON option -> the arguments that ask for JSON
     (and select every stack, where the command takes stacks)."""
     found = {}
-    for name, command in cli.commands.items():
+    for name, command in leaf_commands().items():
         if name in READ_NO_CONFIG:
             continue
         options = {p.name: p for p in command.params if isinstance(p, click.Option)}
@@ -51,7 +55,7 @@ COMMANDS = _json_commands()
 
 
 def test_the_commands_with_json_are_found():
-    assert {"plan", "drift", "check", "stacks", "rehearse"} <= set(COMMANDS)
+    assert {"plan", "drift", "check", "stacks", "rehearse", "apply", "bake"} <= set(COMMANDS)
 
 
 def _error(result) -> dict:
@@ -70,7 +74,7 @@ def test_an_invalid_config_is_json_with_its_file_and_line(command, run, tmp_path
     text = SMALL.read_text().replace("azs: 2", "azs: many", 1)
     config.write_text(text)
     line = text.splitlines().index("    azs: many") + 1
-    result = run(command, *COMMANDS[command], config=config)
+    result = run(*command.split(), *COMMANDS[command], config=config)
     assert result.exit_code == 2, result.output
     error = _error(result)
     assert error["type"] == "ConfigError"
@@ -79,14 +83,19 @@ def test_an_invalid_config_is_json_with_its_file_and_line(command, run, tmp_path
     assert problem["path"].endswith(".azs"), problem
 
 
-@pytest.mark.parametrize("command", sorted(c for c, args in COMMANDS.items() if "--all" in args))
+TAKE_STACKS = sorted(
+    c for c in COMMANDS if any(p.name == "all_stacks" for p in leaf_commands()[c].params)
+)
+
+
+@pytest.mark.parametrize("command", TAKE_STACKS)
 def test_a_stale_tree_is_json(command, run, tmp_path):
     config = tmp_path / "infra.yaml"
     shutil.copy(SMALL, config)
     shutil.copytree(SMALL.parent / "scripts", tmp_path / "scripts")
     assert run("render", config=config).exit_code == 0
     config.write_text(config.read_text() + "\n# changed\ntags: {team: web}\n")
-    result = run(command, *COMMANDS[command], config=config)
+    result = run(*command.split(), *COMMANDS[command], config=config)
     assert result.exit_code == 2, result.output
     error = _error(result)
     assert "stale" in error["message"] and error["problems"] == []

@@ -52,11 +52,14 @@ def bake(
     options: RenderOptions = RenderOptions(),
     packer_bin: str | None = None,
     version: str | None = None,
+    as_json: bool = False,
 ) -> int:
     """Bake `names` (or every image), record each AMI built, render again; 1 when any failed.
 
     `options` must agree with those the tree was rendered with, which the
-    bake uses: with an endpoint, Packer builds on that emulator."""
+    bake uses: with an endpoint, Packer builds on that emulator. It never
+    asks, so --json needs no other option. With `as_json`, ends with
+    `report`'s document."""
     base = load_config(config_path)
     folder = config_path.parent
     selected = _selected(base, names, all_images)
@@ -98,6 +101,8 @@ def bake(
 
     if baked:
         _render_again(config_path, options, baked)
+    if as_json:
+        console.report_json(report(version, region, aws_endpoint, baked, failed))
     if failed:
         console.err(
             f"bake failed for {', '.join(failed)}; {image_lock.LOCK_FILE} is unchanged for "
@@ -106,6 +111,34 @@ def bake(
         )
         return 1
     return 0
+
+
+def report(
+    version: str, region: str, endpoint: str | None, baked: list[Baked], failed: list[str]
+) -> dict:
+    """The JSON document of `bake --json`: `{"version": str, "region": str,
+    "endpoint": str | null (the emulator baked on), "images": [{"image": str,
+    "ami": str, "previous_ami": str | null (images.lock's before), "version":
+    str, "source_ami": str, "git_revision": str, "built_at": str (ISO 8601
+    UTC)}], "failed": [image]}`; images.lock holds the entries of `images`."""
+    return {
+        "version": version,
+        "region": region,
+        "endpoint": endpoint,
+        "images": [
+            {
+                "image": b.image,
+                "ami": b.entry.ami,
+                "previous_ami": b.previous,
+                "version": b.entry.version,
+                "source_ami": b.entry.source_ami,
+                "git_revision": b.entry.git_revision,
+                "built_at": b.entry.built_at,
+            }
+            for b in baked
+        ],
+        "failed": failed,
+    }
 
 
 # --- before the builds -------------------------------------------------------

@@ -96,13 +96,22 @@ def bootstrap(
     options: RenderOptions = RenderOptions(),
     *,
     tls_only: bool = True,
+    as_json: bool = False,
 ) -> int:
     """Create or converge the state bucket of `group` (or of every group).
 
     `options` must agree with those the tree beside infra.yaml was rendered
     with: its backend decides whether there are buckets, its endpoint where.
     `tls_only=False` leaves the TLS-only policy statement out, for an
-    emulator that denies every request under it (emulator_profile.py)."""
+    emulator that denies every request under it (emulator_profile.py).
+
+    With `as_json`, ends with `{"region": str, "endpoint": str | null,
+    "backend": "s3" | "local", "account": str | null, "buckets": [{"group":
+    str, "bucket": str, "state": "created" | "updated" | "up to date",
+    "changed": [setting]}], "oidc_provider": {"arn": str, "state": "created"
+    | "exists" | "managed elsewhere"} | null, "roles": [{"name": str, "arn":
+    str, "state": "created" | "updated" | "up to date"}]}` (no buckets with a
+    local backend; account null when AWS was not asked)."""
     config = load_config(config_path)
     options = resolve(config_path.parent, options, config.infra.state.backend)
     config = apply(config, options)
@@ -113,7 +122,17 @@ def bootstrap(
         )
     groups = [group] if group is not None else list(infra.vpc_groups)
     github = infra.ci.github
+    document: dict[str, Any] = {
+        "region": infra.region,
+        "endpoint": options.aws_endpoint,
+        "backend": infra.state.backend,
+        "account": None,
+        "buckets": [],
+        "oidc_provider": None,
+        "roles": [],
+    }
     if github is not None and github.provider_arn is not None:
+        document["oidc_provider"] = {"arn": github.provider_arn, "state": "managed elsewhere"}
         console.out(
             f"{config_path}: ci.github.provider_arn is set: the OIDC provider "
             f"{github.provider_arn} is managed elsewhere"
@@ -127,11 +146,14 @@ def bootstrap(
             "in a local file, so there is no state bucket to create"
         )
         if not wants_provider and not wants_roles:
+            if as_json:
+                console.report_json(document)
             return 0
     buckets = {g: state_bucket(infra, g) for g in groups} if infra.state.backend == "s3" else {}
     aws = Aws(infra.region, options.aws_endpoint)
 
     who = aws.identity()
+    document["account"] = who.account
     via = f" via {aws.endpoint}" if aws.endpoint else ""
     console.out(f"account {who.account} as {who.arn}, region {infra.region}{via}")
 
@@ -181,6 +203,10 @@ def bootstrap(
                 f"{exc} - bucket {name} was created but is not fully configured; "
                 "fix that and run levels-tf bootstrap again, it converges"
             ) from None
+        state = "created" if created else "updated" if changed else "up to date"
+        document["buckets"].append(
+            {"group": group_name, "bucket": name, "state": state, "changed": changed}
+        )
         if created:
             console.out(f"{name}: created (group {group_name}): {describe(tags, tls_only)}")
         elif changed:
@@ -189,8 +215,16 @@ def bootstrap(
             console.out(f"{name}: exists (group {group_name}), up to date")
     if provider:
         console.out(ensure_provider(aws, plan[provider], account_tags(config)))
+        document["oidc_provider"] = {
+            "arn": provider,
+            "state": "created" if plan[provider] == "create" else "exists",
+        }
     for arn, spec in roles.items():
-        console.out(ensure_role(aws, spec, plan[arn]))
+        state, line = ensure_role(aws, spec, plan[arn])
+        document["roles"].append({"name": spec.name, "arn": arn, "state": state})
+        console.out(line)
+    if as_json:
+        console.report_json(document)
     return 0
 
 
@@ -214,9 +248,10 @@ def _role_plan(aws: Aws, spec: ci_roles.RoleSpec, project: str) -> str:
     return "exists"
 
 
-def ensure_role(aws: Aws, spec: ci_roles.RoleSpec, state: str) -> str:
+def ensure_role(aws: Aws, spec: ci_roles.RoleSpec, state: str) -> tuple[str, str]:
     """Create role `spec` when `state` (see _role_plan) says so, else converge
-    its trust policy, inline policy, managed policies and tags; the line to print."""
+    its trust policy, inline policy, managed policies and tags. Returns what
+    happened ("created", "updated" or "up to date") and the line to print."""
     name = f"role {spec.name}"
     if state == "create":
         aws.create_role(spec.name, spec.trust, spec.tags, "levels-tf CI: Terraform (bootstrap)")
@@ -228,9 +263,14 @@ def ensure_role(aws: Aws, spec: ci_roles.RoleSpec, state: str) -> str:
                 "fix that and run levels-tf bootstrap again, it converges"
             ) from None
         managed = ", ".join(arn.rsplit("/", 1)[-1] for arn in spec.managed)
-        return f"{name}: created: {managed}, inline policy {ci_roles.INLINE_POLICY}, {len(spec.tags)} tags"
+        return (
+            "created",
+            f"{name}: created: {managed}, inline policy {ci_roles.INLINE_POLICY}, {len(spec.tags)} tags",
+        )
     changed = _converge_role(aws, spec, trust=True)
-    return f"{name}: updated {', '.join(changed)}" if changed else f"{name}: up to date"
+    if changed:
+        return "updated", f"{name}: updated {', '.join(changed)}"
+    return "up to date", f"{name}: up to date"
 
 
 def _converge_role(aws: Aws, spec: ci_roles.RoleSpec, *, trust: bool) -> list[str]:

@@ -50,11 +50,20 @@ def deploy(
     env: str,
     version: str | None,
     options: RenderOptions = RenderOptions(),
+    as_json: bool = False,
 ) -> int:
     """Upload the bundle as `service`'s next version in `env`, then record that version.
 
     `options` must agree with those the tree beside infra.yaml was rendered
-    with; its endpoint is where the bundle goes."""
+    with; its endpoint is where the bundle goes.
+
+    With `as_json`, ends with `{"service": str, "environment": str,
+    "version": str, "bundle": {"path": str, "bytes": int, "sha256": str,
+    "entries": int}, "object": {"bucket": str, "key": str, "uploaded": bool
+    (false: it was there already), "encryption": str | null, "version_id":
+    str | null}, "parameter": {"name": str, "previous": str | null
+    ("unknown" when it could not be read), "changed": bool,
+    "parameter_version": int | null}}`."""
     config = load_config(config_path)
     aws_endpoint = resolve(config_path.parent, options, config.infra.state.backend).aws_endpoint
     infra = config.infra
@@ -115,6 +124,7 @@ def deploy(
             f"{where} was stored with {upload.encryption or 'no'} encryption, not the bucket's KMS key: "
             f"{bucket} is not configured as its stack renders it; {parameter} was left at {previous or 'nothing'}"
         )
+    number = None
     if previous != version:
         number = aws.put_parameter(
             parameter,
@@ -133,6 +143,33 @@ def deploy(
     else:
         console.out(
             f"{parameter}: {previous or '(none)'} -> {version} (parameter version {number})"
+        )
+    if as_json:
+        console.report_json(
+            {
+                "service": service,
+                "environment": env,
+                "version": version,
+                "bundle": {
+                    "path": str(bundle.path),
+                    "bytes": len(bundle.data),
+                    "sha256": bundle.digest,
+                    "entries": bundle.members,
+                },
+                "object": {
+                    "bucket": bucket,
+                    "key": key,
+                    "uploaded": upload is not None,
+                    "encryption": upload.encryption if upload else None,
+                    "version_id": upload.version_id if upload else None,
+                },
+                "parameter": {
+                    "name": parameter,
+                    "previous": previous,
+                    "changed": previous != version,
+                    "parameter_version": number,
+                },
+            }
         )
     return 0
 

@@ -40,6 +40,7 @@ def destroy(
     consent: Consent,
     options: RenderOptions,
     engine: EngineChoice,
+    as_json: bool = False,
 ) -> int:
     """Destroy one stack, with guard rails; 0 when it is gone.
 
@@ -49,7 +50,13 @@ def destroy(
     backend), unless --ignore-dependents; while a resource refuses deletion,
     unless --lift-protection (then a reviewed apply turns protection off
     first); while an asset bucket holds objects, unless
-    --empty-asset-buckets. Log-only buckets are emptied as part of it."""
+    --empty-asset-buckets. Log-only buckets are emptied as part of it.
+    It never asks: `--confirm STACK` is the consent, so --json needs nothing more.
+
+    With `as_json`, ends with `{"stack": str, "destroyed": true,
+    "production": bool, "seconds": float, "resources": int (in the state
+    before), "protection_lifted": [resource address], "emptied": {bucket:
+    object versions and delete markers deleted}}`."""
     if confirm != stack_name:
         raise UsageError(f"destroying {stack_name} needs --confirm {stack_name}")
     workspace = open_workspace(config_path, (stack_name,), False, options, engine)
@@ -68,11 +75,12 @@ def destroy(
     aws = Aws(workspace.config.infra.region, options.aws_endpoint)
     to_empty = _buckets_to_empty(workspace, stack_name, found, aws, consent, options)
     start = time.monotonic()
+    emptied: dict[str, int] = {}
     try:
         with state_lock.watch(workspace, stack), progress.view([stack_name], "destroying") as board:
             board.start(stack_name)
             try:
-                _run_destroy(workspace, stack, protected, to_empty, aws, start, board)
+                _run_destroy(workspace, stack, protected, to_empty, aws, start, board, emptied)
             except BaseException:
                 board.finish(stack_name, progress.FAILED)
                 raise
@@ -87,7 +95,20 @@ def destroy(
         # plan saved for apply is stale once the stack is destroyed.
         (folder / DESTROY_PLAN).unlink(missing_ok=True)
         workspace.plan_file(stack).unlink(missing_ok=True)
-    console.out(f"{stack_name}: destroyed in {time.monotonic() - start:.0f}s")
+    seconds = time.monotonic() - start
+    console.out(f"{stack_name}: destroyed in {seconds:.0f}s")
+    if as_json:
+        console.report_json(
+            {
+                "stack": stack_name,
+                "destroyed": True,
+                "production": production,
+                "seconds": round(seconds, 1),
+                "resources": len(found),
+                "protection_lifted": [address for address, _ in protected],
+                "emptied": emptied,
+            }
+        )
     return 0
 
 
@@ -99,10 +120,12 @@ def _run_destroy(
     aws: Aws,
     start: float,
     board: progress.Board,
+    emptied: dict[str, int],
 ) -> None:
     """Lift protection when asked, then plan and apply the destroy, emptying
     `to_empty` before each apply (again when logs filled a bucket meanwhile);
-    `board` counts the resources destroyed."""
+    `board` counts the resources destroyed, `emptied` (bucket -> object
+    versions and delete markers deleted) is added to as buckets are emptied."""
     folder = workspace.folder(stack)
     if protected:
         _lift_protection(workspace, stack, protected, start)
@@ -110,10 +133,11 @@ def _run_destroy(
     for attempt in range(LOG_REFILLS + 1):
         _destroy_plan(workspace, stack, show=attempt == 0)
         for bucket in to_empty:
-            emptied = aws.empty_bucket(bucket)
-            if emptied:
+            count = aws.empty_bucket(bucket)
+            emptied[bucket] = emptied.get(bucket, 0) + count
+            if count:
                 console.out(
-                    f"{stack.name}: emptied {bucket} ({emptied} object versions and delete markers)"
+                    f"{stack.name}: emptied {bucket} ({count} object versions and delete markers)"
                 )
         try:
             workspace.terraform.apply(

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .. import console, overview, writer
@@ -40,22 +39,19 @@ def diagram(
     target = out if out is not None else default_path(config_path, env, output_format)
     changed = writer.write_artifact(target, data)
     if as_json:
-        console.out(
-            json.dumps(
-                {
-                    "path": str(target),
-                    "format": output_format,
-                    "environment": env,
-                    "bytes": len(data),
-                    "changed": changed,
-                    "nodes": drawn.nodes,
-                    "edges": [
-                        {"from": a, "to": b, "label": label, "ssh": ssh}
-                        for a, b, label, ssh in drawn.edges
-                    ],
-                },
-                indent=2,
-            )
+        console.report_json(
+            {
+                "path": str(target),
+                "format": output_format,
+                "environment": env,
+                "bytes": len(data),
+                "changed": changed,
+                "nodes": drawn.nodes,
+                "edges": [
+                    {"from": a, "to": b, "label": label, "ssh": ssh}
+                    for a, b, label, ssh in drawn.edges
+                ],
+            }
         )
     else:
         console.out(

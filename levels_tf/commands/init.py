@@ -30,9 +30,12 @@ def starter_text() -> str:
     return "".join(lines)
 
 
-def init(directory: Path) -> int:
+def init(directory: Path, as_json: bool = False) -> int:
     """Write the commented starter infra.yaml (starter_text), its JSON Schema
-    and the example provisioning scripts it names to `directory`."""
+    and the example provisioning scripts it names to `directory`.
+
+    With `as_json`, ends with `{"directory": str, "written": [str, ...]}`:
+    the paths written, each under `directory`."""
     files = {
         "infra.yaml": starter_text(),
         "infra.schema.json": resources.schema_file().read_text(encoding="utf-8"),
@@ -46,4 +49,6 @@ def init(directory: Path) -> int:
         "next: edit infra.yaml (ci.github.repository first: write your repository), "
         "then run `levels-tf validate` and `levels-tf render`"
     )
+    if as_json:
+        console.report_json({"directory": str(directory), "written": [str(p) for p in created]})
     return 0

@@ -9,13 +9,23 @@ from ..validation import load_config
 
 
 def render(
-    config_path: Path, out: Path | None, check: bool, options: RenderOptions = RenderOptions()
+    config_path: Path,
+    out: Path | None,
+    check: bool,
+    options: RenderOptions = RenderOptions(),
+    as_json: bool = False,
 ) -> int:
     """Write the generated tree, or with `check` show how the tree on disk differs.
 
     The options given (else $AWS_ENDPOINT_URL, else those the tree was
     rendered with) are stored with the tree; `check` compares with the stored
-    ones and refuses options that contradict them."""
+    ones and refuses options that contradict them.
+
+    With `as_json`, ends with one document, paths relative to `out`:
+    `{"out": str, "created": [str], "updated": [str], "removed": [str],
+    "unchanged": [str]}`, or with `check` `{"out": str, "up_to_date": bool,
+    "stale": [{"path": str, "action": "create"|"update"|"delete"}]}` (the
+    diff then goes to stderr)."""
     base = load_config(config_path)
     out = out if out is not None else config_path.parent
     options = resolve(out, options, base.infra.state.backend) if check else for_render(out, options)
@@ -23,6 +33,9 @@ def render(
     files = render_files(config)
     if check:
         changes = writer.plan_changes(out, files)
+        if as_json:
+            stale = [{"path": c.path, "action": c.action} for c in changes]
+            console.report_json({"out": str(out), "up_to_date": not changes, "stale": stale})
         return report_check(out, changes, f"{len(files)} files", f"render{options.flags}")
     changes = writer.write(out, files)
     counts = {
@@ -34,6 +47,24 @@ def render(
         f"{out}: {counts['create']} created, {counts['update']} updated, "
         f"{counts['delete']} removed, {unchanged} unchanged"
     )
+    if as_json:
+        changed = {c.path for c in changes}
+        console.report_json(
+            {
+                "out": str(out),
+                **{
+                    key: sorted(c.path for c in changes if c.action == action)
+                    for key, action in (
+                        ("created", "create"),
+                        ("updated", "update"),
+                        ("removed", "delete"),
+                    )
+                },
+                "unchanged": sorted(
+                    path for path in [*files, writer.MANIFEST] if path not in changed
+                ),
+            }
+        )
     return 0
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .. import affected, console
@@ -22,7 +21,7 @@ def stacks(config_path: Path, as_json: bool, since: str | None = None) -> int:
         if not as_json:
             console.err(affected.describe(ordered, since))
     if as_json:
-        console.out(json.dumps([_row(s) for s in ordered], indent=2))
+        console.report_json([_row(s) for s in ordered])
         return 0
     width = max((len(s.name) for s in ordered), default=0)
     for s in ordered:

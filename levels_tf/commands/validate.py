@@ -7,8 +7,13 @@ from ..stacks import stacks
 from ..validation import load_config
 
 
-def validate(config_path: Path) -> int:
-    """Exit 0 when infra.yaml is valid; problems raise ConfigError (exit 2)."""
+def validate(config_path: Path, as_json: bool = False) -> int:
+    """Exit 0 when infra.yaml is valid; problems raise ConfigError (exit 2).
+
+    With `as_json`, ends with `{"config": str, "valid": true, "vpc_groups":
+    [str], "environments": [str], "stacks": [str] (dependency order),
+    "images": [str], "functions": [str]}` (an invalid file is the error
+    document of errors.document instead)."""
     config = load_config(config_path)
     infra = config.infra
     counts = ", ".join(
@@ -20,6 +25,18 @@ def validate(config_path: Path) -> int:
         )
     )
     console.out(f"{config_path}: valid ({counts})")
+    if as_json:
+        console.report_json(
+            {
+                "config": str(config_path),
+                "valid": True,
+                "vpc_groups": list(infra.vpc_groups),
+                "environments": list(infra.all_environments),
+                "stacks": [stack.name for stack in stacks(infra)],
+                "images": list(infra.images),
+                "functions": list(infra.functions),
+            }
+        )
     return 0
 
 
