@@ -857,6 +857,108 @@ class Aws:
             "ec2", "describe_security_groups", "SecurityGroups", GroupIds=sorted(set(ids))
         )
 
+    # -- Aurora (RDS) -----------------------------------------------------------------
+    # Request and answer shapes: Amazon RDS API Reference,
+    # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/
+
+    def db_cluster(self, cluster: str) -> dict[str, Any] | None:
+        """DescribeDBClusters' record of `cluster` (DBClusterMembers, EngineMode,
+        EngineVersion, Status, ...), or None when there is no such cluster."""
+        answer = self.read(
+            "rds",
+            "describe_db_clusters",
+            missing=("DBClusterNotFoundFault",),
+            DBClusterIdentifier=cluster,
+        )
+        clusters = (answer or {}).get("DBClusters", [])
+        return clusters[0] if clusters else None
+
+    def db_instances(self, cluster: str) -> list[dict[str, Any]]:
+        """DescribeDBInstances' records of every instance in `cluster`
+        (DBInstanceIdentifier, DBInstanceClass, DBInstanceStatus, PromotionTier,
+        AvailabilityZone, TagList, ...)."""
+        return self.read_all(
+            "rds",
+            "describe_db_instances",
+            "DBInstances",
+            Filters=[{"Name": "db-cluster-id", "Values": [cluster]}],
+        )
+
+    def db_instance(self, instance: str) -> dict[str, Any] | None:
+        """DescribeDBInstances' record of `instance`, or None when it does not exist."""
+        answer = self.read(
+            "rds",
+            "describe_db_instances",
+            missing=("DBInstanceNotFound", "DBInstanceNotFoundFault"),
+            DBInstanceIdentifier=instance,
+        )
+        found = (answer or {}).get("DBInstances", [])
+        return found[0] if found else None
+
+    def db_instance_classes(self, engine: str, version: str) -> set[str]:
+        """The instance classes RDS offers for `engine` at `version` in this region
+        (DescribeOrderableDBInstanceOptions); empty when it lists none."""
+        options = self.read_all(
+            "rds",
+            "describe_orderable_db_instance_options",
+            "OrderableDBInstanceOptions",
+            Engine=engine,
+            EngineVersion=version,
+        )
+        return {str(option["DBInstanceClass"]) for option in options}
+
+    def create_db_reader(
+        self,
+        cluster: str,
+        instance: str,
+        *,
+        engine: str,
+        instance_class: str,
+        zone: str | None,
+        promotion_tier: int,
+        tags: dict[str, str],
+    ) -> None:
+        """Add `instance`, of `instance_class`, to `cluster` as a reader (CreateDBInstance
+        with DBClusterIdentifier); returns once RDS accepted it, not once it is available."""
+        request: dict[str, Any] = {
+            "DBInstanceIdentifier": instance,
+            "DBClusterIdentifier": cluster,
+            "Engine": engine,
+            "DBInstanceClass": instance_class,
+            "PromotionTier": promotion_tier,
+            "PubliclyAccessible": False,
+            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+        }
+        if zone:
+            request["AvailabilityZone"] = zone
+        with self._calling("rds:CreateDBInstance", instance):
+            self.client("rds").create_db_instance(**request)
+
+    def failover_db_cluster(self, cluster: str, target: str | None) -> None:
+        """Make `target` (a reader of `cluster`; None: the reader Aurora picks by
+        promotion tier) the writer (FailoverDBCluster). Returns once RDS accepted it."""
+        request = {"DBClusterIdentifier": cluster}
+        if target:
+            request["TargetDBInstanceIdentifier"] = target
+        with self._calling("rds:FailoverDBCluster", cluster):
+            self.client("rds").failover_db_cluster(**request)
+
+    def modify_db_instance_class(self, instance: str, instance_class: str) -> None:
+        """Change `instance` to `instance_class` now, not in the maintenance window
+        (ModifyDBInstance with ApplyImmediately)."""
+        with self._calling("rds:ModifyDBInstance", instance):
+            self.client("rds").modify_db_instance(
+                DBInstanceIdentifier=instance,
+                DBInstanceClass=instance_class,
+                ApplyImmediately=True,
+            )
+
+    def delete_db_instance(self, instance: str) -> None:
+        """Delete `instance`, a cluster member (DeleteDBInstance; a cluster member
+        takes no final snapshot, the cluster's backups hold its data)."""
+        with self._calling("rds:DeleteDBInstance", instance):
+            self.client("rds").delete_db_instance(DBInstanceIdentifier=instance)
+
 
 PUBLIC_ACCESS_BLOCK = (
     "BlockPublicAcls",

@@ -12,7 +12,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -1003,6 +1003,75 @@ def rehearse(
             engine=engine,
             parallelism=parallelism,
             watchdog_seconds=watchdog_seconds,
+        ),
+    )
+
+
+@cli.group()
+def db() -> None:
+    """Day-2 operations on the Aurora cluster of an environment: failover drill, resize."""
+
+
+def _db_target(command: FC) -> FC:
+    """--env ENV or --group GROUP (the cluster serving it), --yes and --json."""
+    command = cast(FC, _json_option(command))
+    command = click.option("--yes", is_flag=True, help="Do not ask before changing the cluster.")(
+        command
+    )
+    command = click.option(
+        "--group",
+        metavar="GROUP",
+        shell_complete=completion.group_names,
+        help="The VPC group whose shared cluster to act on (instead of --env).",
+    )(command)
+    return click.option(
+        "--env",
+        "env",
+        metavar="ENV",
+        shell_complete=completion.environment_names,
+        help="The environment whose cluster to act on (production's own, or its group's shared one).",
+    )(command)
+
+
+@db.command()
+@_db_target
+@click.option(
+    "--target", metavar="READER", help="The reader to promote (default: the one Aurora picks)."
+)
+@_render_options
+@click.pass_context
+def failover(ctx, env, group, yes, as_json, target, options) -> None:
+    """Fail the cluster over on purpose: the writer before and after, and how long it took."""
+    from .commands import db as db_cmd
+
+    _run(
+        ctx,
+        lambda: db_cmd.failover(
+            ctx.obj["config"], env, group, target, yes, as_json, options=options
+        ),
+    )
+
+
+@db.command()
+@_db_target
+@click.option(
+    "--instance-class",
+    "instance_class",
+    required=True,
+    metavar="CLASS",
+    help="The new RDS instance class, e.g. db.r6g.xlarge.",
+)
+@click.option("--resume", is_flag=True, help="Continue the resize recorded beside infra.yaml.")
+@_render_options
+@click.pass_context
+def resize(ctx, env, group, yes, as_json, instance_class, resume, options) -> None:
+    """Change every instance of the cluster to CLASS through a temporary reader and two failovers, then update infra.yaml and render."""
+    from .commands import db as db_cmd
+
+    _run(
+        ctx,
+        lambda: db_cmd.resize(
+            ctx.obj["config"], env, group, instance_class, yes, resume, as_json, options=options
         ),
     )
 

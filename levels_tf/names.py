@@ -226,3 +226,28 @@ def bundle_parameter(infra: Infra, env: str, service: str) -> str:
 
     `service` "*" gives the pattern that matches every service's."""
     return parameter_prefix(infra, env, service) + "/bundle-version"
+
+
+# The database of a VPC group (modules/database).
+
+# Characters in an RDS DB instance identifier (Amazon RDS API Reference,
+# CreateDBInstance, `DBInstanceIdentifier`: 1 to 63 letters, digits or hyphens).
+DB_INSTANCE_ID_LIMIT = 63
+
+
+def database_cluster(infra: Infra, group: str) -> str:
+    """VPC group `group`'s Aurora cluster identifier: <project>-<group>."""
+    return group_resource(infra, group)
+
+
+def database_instances(cluster: str, replicas: int) -> list[str]:
+    """The instance identifiers Terraform gives a cluster with `replicas` readers:
+    <cluster>-instance-1 (promotion tier 0, the intended writer) to -<replicas+1>."""
+    return [f"{cluster}-instance-{n}" for n in range(1, replicas + 2)]
+
+
+def temporary_db_instance(cluster: str, stamp: str) -> str:
+    """The reader `db resize` adds to `cluster` for a while: <cluster>-resize-<stamp>,
+    `stamp` being the UTC time the resize was planned (YYYYMMDDhhmmss), which
+    keeps it unique in the account and region; shortened to RDS's limit."""
+    return short_name(f"{cluster}-resize-{stamp}", DB_INSTANCE_ID_LIMIT)

@@ -279,6 +279,11 @@ def _read(path: Path) -> str | None:
         raise WriteError(f"{path}: cannot read: {exc}") from None
 
 
+def remove(path: Path) -> None:
+    """Delete the file at `path`; nothing when it is already gone. Raises OSError otherwise."""
+    _unlink(path)
+
+
 def _unlink(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()

@@ -26,6 +26,8 @@ REQUIRED = {
     "destroy": ["dev", "--confirm", "dev"],
     "bake": ["--all"],
     "tunnel": ["db", "--env", "trial"],
+    "db failover": ["--env", "trial"],
+    "db resize": ["--env", "trial", "--instance-class", "db.r6g.large"],
 }
 
 
