@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -28,8 +27,10 @@ NEW = "db.r6g.large"
 
 def _terraform(stack: Path, *args: str) -> str:
     env = dict(os.environ, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
+    command, *rest = args
+    flags = ["-no-color", *(["-input=false"] if command in ("init", "plan", "apply") else [])]
     done = subprocess.run(
-        ["terraform", *args, "-input=false", "-no-color"],
+        ["terraform", command, *flags, *rest],
         cwd=stack,
         env=env,
         capture_output=True,
@@ -65,21 +66,36 @@ def test_the_plan_after_a_resize_changes_no_instance_class(
     _terraform(stack, "init")
     _terraform(stack, "apply", "-auto-approve", f"-target={INSTANCES}")
 
+    before = _instance_changes(stack)
     resized = run("db", "resize", "--env", "trial", "--instance-class", NEW, "--yes", config=config)
     assert resized.exit_code == 0, resized.output + resized.stderr
     assert f"instance_class: {NEW}" in config.read_text()
 
-    changes = _instance_changes(stack)
-    assert set(changes) == {f'{INSTANCES}["instance-1"]', f'{INSTANCES}["instance-2"]'}
-    for address, change in changes.items():
+    after = _instance_changes(stack)
+    assert (
+        set(after)
+        == set(before)
+        == {
+            f'{INSTANCES}["instance-1"]',
+            f'{INSTANCES}["instance-2"]',
+        }
+    )
+    for address, change in after.items():
+        assert before[address]["before"]["instance_class"] == OLD, address
         assert change["before"]["instance_class"] == NEW, address
         assert change["after"]["instance_class"] == NEW, address
-        # Everything else Terraform would change is what moto does not keep
-        # (measured: none, so the plan is empty for the instances).
-        differing = {
-            key
-            for key in change["after"]
-            if key in change["before"] and change["after"][key] != change["before"][key]
-        }
-        assert differing == set(), (address, differing)
-        assert change["actions"] == ["no-op"], (address, change["actions"])
+        # What Terraform would change besides is what moto does not keep
+        # (measured: the Performance Insights settings, which moto never
+        # returns, so the plan before the resize shows them too). The resize
+        # must add nothing to that.
+        assert _differing(change) == _differing(before[address]), address
+        assert change["actions"] == before[address]["actions"], address
+
+
+def _differing(change: dict) -> set[str]:
+    """The attributes a planned change would set to another value."""
+    return {
+        key
+        for key in change["after"]
+        if key in change["before"] and change["after"][key] != change["before"][key]
+    }
