@@ -223,6 +223,36 @@ def members(cluster: dict[str, Any], instances: list[dict[str, Any]]) -> list[Me
     return found
 
 
+def reader_settings(record: dict[str, Any]) -> dict[str, Any]:
+    """The CreateDBInstance parameters that make a new instance run like the
+    instance of `record` (a DescribeDBInstances record): its DB parameter
+    group, Performance Insights, Enhanced Monitoring, CA certificate and minor
+    version upgrades. A temporary reader is the writer for a while: without
+    them it would run with the engine's default parameters and unmonitored.
+    Field and parameter names: Amazon RDS API Reference, DescribeDBInstances
+    (DBInstance) and CreateDBInstance."""
+    settings: dict[str, Any] = {}
+    groups = [g.get("DBParameterGroupName") for g in record.get("DBParameterGroups") or []]
+    if groups and groups[0]:
+        settings["DBParameterGroupName"] = groups[0]
+    if record.get("PerformanceInsightsEnabled"):
+        settings["EnablePerformanceInsights"] = True
+        for source, target in (
+            ("PerformanceInsightsKMSKeyId", "PerformanceInsightsKMSKeyId"),
+            ("PerformanceInsightsRetentionPeriod", "PerformanceInsightsRetentionPeriod"),
+        ):
+            if record.get(source) is not None:
+                settings[target] = record[source]
+    interval = record.get("MonitoringInterval")
+    if interval and record.get("MonitoringRoleArn"):
+        settings["MonitoringInterval"] = interval
+        settings["MonitoringRoleArn"] = record["MonitoringRoleArn"]
+    for key in ("CACertificateIdentifier", "AutoMinorVersionUpgrade"):
+        if record.get(key) is not None:
+            settings[key] = record[key]
+    return settings
+
+
 def writer_of(found: list[Member]) -> Member | None:
     """The writer among `found`, or None (a cluster between writers)."""
     return next((m for m in found if m.writer), None)

@@ -917,10 +917,13 @@ class Aws:
         zone: str | None,
         promotion_tier: int,
         tags: dict[str, str],
+        settings: dict[str, Any] | None = None,
     ) -> None:
         """Add `instance`, of `instance_class`, to `cluster` as a reader (CreateDBInstance
-        with DBClusterIdentifier); returns once RDS accepted it, not once it is available."""
+        with DBClusterIdentifier); returns once RDS accepted it, not once it is available.
+        `settings`: further CreateDBInstance parameters (aurora.reader_settings)."""
         request: dict[str, Any] = {
+            **(settings or {}),
             "DBInstanceIdentifier": instance,
             "DBClusterIdentifier": cluster,
             "Engine": engine,

@@ -114,6 +114,7 @@ def run_step(
                     aurora.TEMPORARY_TAG: f"resize to {plan.instance_class}",
                     "ManagedBy": "levels-tf db resize",
                 },
+                settings=aurora.reader_settings(aws.db_instance(plan.writer) or {}),
             )
         wait_until(f"{name} is available", lambda: _available(aws, name), waiting)
     elif step.action == FAILOVER:

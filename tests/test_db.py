@@ -16,6 +16,7 @@ import json
 import boto3
 import pytest
 
+from levels_tf import aurora
 from levels_tf.aws import Aws, AwsError
 
 from .conftest import copy_reference
@@ -32,7 +33,7 @@ def _rds(endpoint: str):
     return boto3.client("rds", endpoint_url=endpoint, region_name="us-east-1")
 
 
-def _create(rds, cluster: str, count: int, instance_class: str = OLD) -> None:
+def _create(rds, cluster: str, count: int, instance_class: str = OLD, **instance: object) -> None:
     rds.create_db_cluster(
         DBClusterIdentifier=cluster,
         Engine="aurora-mysql",
@@ -47,6 +48,7 @@ def _create(rds, cluster: str, count: int, instance_class: str = OLD) -> None:
             Engine="aurora-mysql",
             DBInstanceClass=instance_class,
             PromotionTier=0 if n == 1 else 1,
+            **instance,
         )
 
 
@@ -238,6 +240,67 @@ def test_resize_of_the_shared_cluster_runs_every_step_in_order(run, platform, ca
     drill = run("db", "failover", "--group", "nonprod", config=config)
     assert drill.exit_code == 0, drill.output
     assert _state(rds, NONPROD)[0] == f"{NONPROD}-instance-2"
+
+
+def test_the_temporary_reader_runs_with_the_writers_parameter_group(
+    run, tmp_path, aws_env, monkeypatch
+):
+    """The temporary reader is the writer while Terraform's instances are
+    modified: it gets the writer's DB parameter group (as the emulator keeps
+    it), not the engine's default one."""
+    config = copy_reference(tmp_path / "project")
+    rds = _rds(aws_env)
+    rds.create_db_parameter_group(
+        DBParameterGroupName="levels-nonprod-instances",
+        DBParameterGroupFamily="aurora-mysql8.0",
+        Description="the instances' parameters",
+    )
+    _create(rds, NONPROD, 2, DBParameterGroupName="levels-nonprod-instances")
+    seen: dict = {}
+    original = Aws.create_db_reader
+
+    def look(self, cluster, instance, **kwargs):
+        original(self, cluster, instance, **kwargs)
+        seen.update(rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0])
+
+    monkeypatch.setattr(Aws, "create_db_reader", look)
+    result = run(
+        "db", "resize", "--group", "nonprod", "--instance-class", NEW, "--yes", config=config
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["DBInstanceClass"] == NEW
+    assert [g["DBParameterGroupName"] for g in seen["DBParameterGroups"]] == [
+        "levels-nonprod-instances"
+    ]
+
+
+def test_reader_settings_copy_what_the_writer_runs_with():
+    """moto keeps no Performance Insights or Enhanced Monitoring settings, so
+    the mapping from a DescribeDBInstances record is checked here."""
+    record = {
+        "DBParameterGroups": [{"DBParameterGroupName": "pg", "ParameterApplyStatus": "in-sync"}],
+        "PerformanceInsightsEnabled": True,
+        "PerformanceInsightsKMSKeyId": "arn:aws:kms:us-east-1:123456789012:key/k",
+        "PerformanceInsightsRetentionPeriod": 7,
+        "MonitoringInterval": 60,
+        "MonitoringRoleArn": "arn:aws:iam::123456789012:role/levels-rds-monitoring",
+        "CACertificateIdentifier": "rds-ca-rsa2048-g1",
+        "AutoMinorVersionUpgrade": True,
+        "DBInstanceClass": OLD,
+    }
+    assert aurora.reader_settings(record) == {
+        "DBParameterGroupName": "pg",
+        "EnablePerformanceInsights": True,
+        "PerformanceInsightsKMSKeyId": "arn:aws:kms:us-east-1:123456789012:key/k",
+        "PerformanceInsightsRetentionPeriod": 7,
+        "MonitoringInterval": 60,
+        "MonitoringRoleArn": "arn:aws:iam::123456789012:role/levels-rds-monitoring",
+        "CACertificateIdentifier": "rds-ca-rsa2048-g1",
+        "AutoMinorVersionUpgrade": True,
+    }
+    assert (
+        aurora.reader_settings({"PerformanceInsightsEnabled": False, "MonitoringInterval": 0}) == {}
+    )
 
 
 def test_resize_when_the_writer_already_has_the_class_only_modifies(run, platform, calls):
