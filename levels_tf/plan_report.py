@@ -15,7 +15,7 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 
 from .markdown import GITHUB_COMMENT_LIMIT, cell, check_limit, code, fit, folded
-from .plan_summary import Change, Item, NotPlanned, StackSummary, Status
+from .plan_summary import Change, Item, NotPlanned, StackSummary, Status, repeated_failures
 
 __all__ = [
     "GITHUB_COMMENT_LIMIT",
@@ -137,10 +137,12 @@ def text(items: Iterable[Item]) -> str:
         return f"{line}  {note}" if note else line
 
     lines = [row("stack", columns)]
+    repeats = repeated_failures(items)
     for s in items:
         if isinstance(s, NotPlanned):
             lines.append(row(s.stack, ["-"] * len(columns), _note(s)))
-            lines.append(f"  {s.sentence}")
+            same = repeats.get(s.stack)
+            lines.append(f"  the same error as {same}" if same else f"  {s.sentence}")
             continue
         values = [getattr(s, c) for c in _COLUMNS] + ([len(s.drift)] if with_drift else [])
         notes = [

@@ -17,7 +17,7 @@ losing it orphans every stack of its VPC group.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +135,23 @@ class NotPlanned:
         if self.status is Status.SKIPPED:
             return f"skipped because {self.reason}"
         return self.reason
+
+
+def repeated_failures(items: Iterable[Item]) -> dict[str, str]:
+    """Each failed stack whose error (reason, file and line) a failed stack
+    before it in `items` already had -> the first stack that had it. A
+    missing credential or an unreachable backend fails every stack the same
+    way: the reports say it once and name the others."""
+    first: dict[tuple[str, str, int], str] = {}
+    repeats: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, NotPlanned) and item.status is Status.FAILED:
+            key = (item.reason, item.file, item.line)
+            if key in first:
+                repeats[item.stack] = first[key]
+            else:
+                first[key] = item.stack
+    return repeats
 
 
 @dataclass(frozen=True)

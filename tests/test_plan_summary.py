@@ -1094,3 +1094,18 @@ def test_a_blocked_stack_is_named_in_the_command_that_keeps_its_plan_and_comes_f
     assert next_step([blocked, waiting]).startswith(
         "next: `levels-tf plan --allow-destroy prod-shared`, then `levels-tf apply prod-shared`, then `levels-tf plan live`"
     )
+
+
+def test_repeated_failures_name_the_first_stack_with_the_same_error():
+    from levels_tf.plan_summary import NotPlanned, Status, repeated_failures
+
+    items = [
+        NotPlanned("a", Status.FAILED, "no credentials"),
+        NotPlanned("b", Status.FAILED, "no credentials"),
+        NotPlanned("c", Status.FAILED, "no credentials", file="stacks/c/x.tf", line=3),
+        NotPlanned("d", Status.SKIPPED, "no credentials"),
+        NotPlanned("e", Status.FAILED, "other"),
+        NotPlanned("f", Status.FAILED, "no credentials"),
+    ]
+    # Same words in another file or line are another error; a skip is not a failure.
+    assert repeated_failures(items) == {"b": "a", "f": "a"}

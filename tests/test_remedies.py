@@ -3,6 +3,8 @@ real terraform and its S3 backend, and the matching of what they print."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from levels_tf import remedies
@@ -37,6 +39,25 @@ def test_no_credentials_names_the_variables_to_set(run, tmp_path, no_credentials
     assert expected is not None and expected.key == "no-credentials"
     assert result.stderr.count(expected.line()) >= 1, result.stderr
     assert "Traceback" not in result.output + result.stderr
+
+
+@pytest.mark.terraform
+def test_one_error_of_every_stack_is_said_once(run, tmp_path, no_credentials):
+    """With the S3 backend every stack's init fails alike without
+    credentials: the error and its remedy are said once, on stderr and in the
+    summary, and the other stacks name the first."""
+    config = _copy(tmp_path, backend="s3")
+    assert run("render", config=config).exit_code == 0
+    result = run("plan", "--all", config=config)
+    assert result.exit_code == 1, result.output
+    expected = remedies.named("no-credentials")
+    assert result.stderr.count(expected.line()) == 1, result.stderr
+    failed = re.findall(r"^(\S+): failed: (.*)$", result.stderr, flags=re.M)
+    (first, _), *others = failed
+    assert others and result.stderr.count("No valid credential sources found") == 1
+    assert all(said.startswith(f"the same error as {first}") for _, said in others), result.stderr
+    assert result.stdout.count("No valid credential sources found") == 1, result.stdout
+    assert result.stdout.count(f"  the same error as {first}\n") == len(others), result.stdout
 
 
 @pytest.mark.terraform

@@ -17,7 +17,7 @@ from .. import (
     state_lock,
 )
 from ..options import RenderOptions
-from ..plan_summary import Item, NotPlanned, Status
+from ..plan_summary import Item, NotPlanned, Status, repeated_failures
 from ..progress import DONE, FAILED, SKIPPED, WAITING, Board, view, watcher
 from ..stacks import Stack
 from ..terraform import PENDING_PLAN, EngineChoice, TerraformError, output_note
@@ -223,9 +223,16 @@ def _not_planned(
 
 def report_not_planned(items: list[Item]) -> None:
     """What failed (with where, and the log of the failed run) and what was
-    skipped, one line each, on stderr."""
+    skipped, one line each, on stderr. A failure an earlier stack already
+    had is named, not repeated (plan_summary.repeated_failures)."""
+    repeats = repeated_failures(items)
     for item in items:
-        if isinstance(item, NotPlanned) and item.status is Status.FAILED:
+        if isinstance(item, NotPlanned) and item.stack in repeats:
+            console.err(
+                f"{item.stack}: failed: the same error as {repeats[item.stack]}"
+                f"{output_note(item.log)}"
+            )
+        elif isinstance(item, NotPlanned) and item.status is Status.FAILED:
             console.err(f"{item.stack}: failed: {item.sentence}{output_note(item.log)}")
             remedy = remedies.find(item.reason)
             if remedy and remedy.line() not in item.reason:
