@@ -187,13 +187,6 @@ Platform = Annotated[
 ]
 
 
-def _distinct(values: list[str]) -> list[str]:
-    repeated = sorted({value for value in values if values.count(value) > 1})
-    if repeated:
-        raise ValueError(f"{', '.join(repeated)} listed more than once")
-    return values
-
-
 @record
 class TerraformSettings(Record):
     """How the team runs Terraform on the rendered stacks."""
@@ -201,7 +194,6 @@ class TerraformSettings(Record):
     platforms: Annotated[
         list[Platform],
         Length(1),
-        Check(_distinct),
         Doc(
             "Platforms (<os>_<arch>) whose provider checksums `levels-tf lock` records in every stack's "
             ".terraform.lock.hcl, so `terraform init` can verify the providers on each."
@@ -336,7 +328,6 @@ class VpcGroup(Record):
     endpoints: Endpoints = Endpoints()
     internet_https: Annotated[
         list[InternetClient],
-        Check(_distinct),
         Doc(
             "Who may open HTTPS connections to the internet: servers (package mirrors, "
             "third-party APIs) and the bastion. AWS APIs without an interface endpoint go "
@@ -563,7 +554,6 @@ class Cdn(Record):
                 Check(_country),
             ]
         ],
-        Check(_distinct),
         Doc(
             "Countries (ISO 3166-1 alpha-2 codes, e.g. GB, not UK) allowed to reach CloudFront, "
             "each once; empty allows every country."
@@ -712,12 +702,10 @@ class GithubSubject(Record):
     ] = None
     branches: Annotated[
         list[GithubName],
-        Check(_distinct),
         Doc("Branches, e.g. [main]: sub repo:OWNER/REPO:ref:refs/heads/BRANCH."),
     ] = _list()
     tags: Annotated[
         list[GithubName],
-        Check(_distinct),
         Doc("Tags, e.g. [v1.2.0]: sub repo:OWNER/REPO:ref:refs/tags/TAG."),
     ] = _list()
 
@@ -805,7 +793,6 @@ class Ci(Record):
     github: Github | None = None
     assumed_by: Annotated[
         list[Annotated[str, Check(_role_arn)]],
-        Check(_distinct),
         Doc("IAM roles (ARNs) that may assume the CI role, e.g. the role of a CI runner."),
     ] = _list()
 

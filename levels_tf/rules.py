@@ -416,19 +416,13 @@ def _shared_database(infra: Infra, env: str, doc: Document) -> list[Problem]:
 
 
 def _endpoints(infra: Infra, doc: Document) -> list[Problem]:
-    """Each group's interface endpoints: listed once, in no more zones than the
-    group spans, and every AWS API its servers and bastion call reachable,
-    through an endpoint or through the internet (`internet_https`)."""
+    """Each group's interface endpoints in no more zones than the group
+    spans, and every AWS API its servers and bastion call reachable, through
+    an endpoint or through the internet (`internet_https`). (A service listed
+    twice is refused when the file loads, as every repeated list item is.)"""
     problems = []
     for name, group in infra.vpc_groups.items():
         path = ("vpc_groups", name, "endpoints")
-        seen: set[str] = set()
-        for index, service in enumerate(group.endpoints.interface or []):
-            if service in seen:
-                problems.append(
-                    doc.problem((*path, "interface", index), f"'{service}' is listed twice")
-                )
-            seen.add(service)
         zones = group.endpoints.zones
         if zones is not None and zones > group.azs:
             problems.append(

@@ -215,6 +215,22 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__} value"
 
 
+def _repeats(items: list[Any]) -> list[tuple[int, int]]:
+    """(index, index of its first occurrence) of each item equal to an
+    earlier one: every list of infra.yaml names each thing once."""
+    found = []
+    for index, item in enumerate(items):
+        first = next((j for j in range(index) if items[j] == item), None)
+        if first is not None:
+            found.append((index, first))
+    return found
+
+
+def _shown(value: Any) -> str:
+    """A list item as infra.yaml wrote it, for a message."""
+    return repr(value) if isinstance(value, (str, int, float)) else "this item"
+
+
 _EXPECTED = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
 
 
@@ -260,7 +276,14 @@ def _convert(tp: Any, value: Any, path: tuple, issues: list[Issue], kind: str = 
             return _BAD
         (item_type,) = typing.get_args(tp)
         items = [_convert(item_type, item, path + (i,), issues) for i, item in enumerate(value)]
-        return _BAD if any(i is _BAD for i in items) else items
+        if any(i is _BAD for i in items):
+            return _BAD
+        repeats = _repeats(items)
+        for index, first in repeats:
+            issues.append(
+                Issue(path + (index,), f"{_shown(value[index])} is already item {first}", kind)
+            )
+        return _BAD if repeats else items
     if origin is dict:
         if not isinstance(value, dict):
             issues.append(Issue(path, f"expected a mapping, found {_describe(value)}", kind))
@@ -394,7 +417,11 @@ def _schema(tp: Any, definitions: dict) -> dict:
     if origin is Literal:
         return {"enum": list(typing.get_args(tp))}
     if origin is list:
-        return {"type": "array", "items": _schema(typing.get_args(tp)[0], definitions)}
+        return {
+            "type": "array",
+            "items": _schema(typing.get_args(tp)[0], definitions),
+            "uniqueItems": True,
+        }
     if origin is dict:
         key_type, value_type = typing.get_args(tp)
         out = {"type": "object", "additionalProperties": _schema(value_type, definitions)}

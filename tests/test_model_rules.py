@@ -384,6 +384,14 @@ def test_unknown_region():
 # --- environments -------------------------------------------------------------------
 
 
+def test_environment_listed_twice_in_its_group():
+    text = make({"vpc_groups.nonprod.environments": ["dev", "test", "dev"]})
+    problem = only(text)
+    assert problem.path == "vpc_groups.nonprod.environments[2]"
+    assert problem.line == line_of(text, "- dev", nth=2)
+    assert problem.message == "'dev' is already item 0"
+
+
 def test_environment_in_two_groups():
     text = make({"vpc_groups.nonprod.environments": ["dev", "production"]})
     problem = only(text)
@@ -861,9 +869,11 @@ def test_every_assigned_country_code_is_taken_and_every_reserved_one_refused():
 
 def test_geo_allow_list_names_each_country_once():
     text = make({"cdn.geo_allow_list": ["DE", "GB", "DE", "FR", "GB"]})
-    problem = only(text)
-    assert (problem.path, problem.line) == ("cdn.geo_allow_list", line_of(text, "- DE"))
-    assert problem.message == "DE, GB listed more than once"
+    found = [(p.path, p.line, p.message) for p in problems(text)]
+    assert found == [
+        ("cdn.geo_allow_list[2]", line_of(text, "- DE", nth=2), "'DE' is already item 0"),
+        ("cdn.geo_allow_list[4]", line_of(text, "- GB", nth=2), "'GB' is already item 1"),
+    ]
 
 
 def test_cdn_controls_default_to_every_country_and_no_preload():

@@ -87,3 +87,27 @@ def test_generated_schema_rejects_what_validate_rejects(change):
     document = yaml.safe_load(REFERENCE.read_text()) | change
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(json_schema()).validate(document)
+
+
+def test_every_list_names_each_item_once():
+    with pytest.raises(typed.Invalid) as info:
+        typed.load(Outer, {"name": "x", "items": [1, 2, 1, 3, 2]})
+    assert [(i.path, i.message) for i in info.value.issues] == [
+        (("items", 2), "1 is already item 0"),
+        (("items", 4), "2 is already item 1"),
+    ]
+
+
+def test_every_array_of_the_schema_says_its_items_are_unique():
+    def arrays(node):
+        if isinstance(node, dict):
+            if node.get("type") == "array":
+                yield node
+            for value in node.values():
+                yield from arrays(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from arrays(value)
+
+    found = list(arrays(json_schema()))
+    assert len(found) > 10 and all(a.get("uniqueItems") is True for a in found)

@@ -115,7 +115,7 @@ def test_a_service_listed_twice_is_an_error_at_its_line():
     text = make({"vpc_groups.nonprod.endpoints": {"interface": ["ssm", "kms", "ssm"]}})
     problem = only(text)
     assert problem.path == "vpc_groups.nonprod.endpoints.interface[2]"
-    assert problem.message == "'ssm' is listed twice"
+    assert problem.message == "'ssm' is already item 0"
     assert problem.line == line_of(text, "- ssm", 2)
 
 
@@ -176,8 +176,8 @@ def test_a_service_an_override_adds_needs_its_endpoint_too():
 
 def test_internet_https_names_each_client_once():
     problem = only(make({"vpc_groups.nonprod.internet_https": ["servers", "servers"]}))
-    assert problem.path == "vpc_groups.nonprod.internet_https"
-    assert "servers listed more than once" in problem.message
+    assert problem.path == "vpc_groups.nonprod.internet_https[1]"
+    assert problem.message == "'servers' is already item 0"
 
 
 # -- rendered egress ---------------------------------------------------------------------
