@@ -10,7 +10,6 @@ infra.yaml and the rendered tree say the new class, so the next plan is empty.
 from __future__ import annotations
 
 import contextlib
-import json
 import shlex
 import time
 from datetime import datetime, timezone
@@ -119,7 +118,7 @@ def failover(
         "seconds": seconds,
     }
     if as_json:
-        console.out(json.dumps(result, indent=2))
+        console.report_json(result)
     else:
         console.out(
             f"{cluster.id}: writer {writer.id} -> {result['writer_after']} in {seconds:.1f}s"
@@ -224,7 +223,7 @@ def resize(
         "config_changed": edited,
     }
     if as_json:
-        console.out(json.dumps(result, indent=2))
+        console.report_json(result)
     else:
         console.out(f"{cluster.id}: every member is {instance_class}; writer {plan.writer}")
     return 0
