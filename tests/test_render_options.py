@@ -60,6 +60,8 @@ TREE_READERS = {
     "tunnel": ("db", "--env", "trial"),
     "db failover": ("--env", "trial"),
     "db resize": ("--env", "trial", "--instance-class", "db.r6g.large"),
+    "db restore": ("--env", "trial", "--latest", "--as", "trial-restore"),
+    "db drop": ("trial-restore", "--confirm", "trial-restore"),
 }
 
 
@@ -257,4 +259,4 @@ def test_every_command_works_from_the_options_stored_with_the_tree(
         command("lock", "lab-shared")
     command("destroy", "lab-shared", "--confirm", "lab-shared")
     # This platform has no database; tests/test_db.py runs `db` from the stored options.
-    assert set(ran) == set(TREE_READERS) - {"db failover", "db resize"}
+    assert set(ran) == set(TREE_READERS) - {"db failover", "db resize", "db restore", "db drop"}
