@@ -45,7 +45,7 @@ runs the first unfinished step again from its start.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
@@ -317,6 +317,13 @@ def restore_time(text: str) -> datetime | None:
 def stamp(when: datetime) -> str:
     """`when` as RDS tags and reports show it: 2026-05-01T12:00:00Z (UTC, whole seconds)."""
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def first_whole_second(when: datetime) -> datetime:
+    """The first whole second at or after `when`: the earliest time of a window
+    that `stamp` can show and the window still holds."""
+    whole = when.replace(microsecond=0)
+    return whole if whole == when else whole + timedelta(seconds=1)
 
 
 def restore_tags(source: str, when: datetime) -> dict[str, str]:

@@ -19,6 +19,7 @@ is injected at that step, and the drop that follows runs on the real emulator.
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import boto3
@@ -305,8 +306,15 @@ def test_a_time_outside_the_window_names_the_window(run, platform):
         "db", "restore", "--env", "dev", "--to", early, "--as", COPY, "--yes", config=config
     )
     assert result.exit_code == 2, result.output
-    stamp = record["EarliestRestorableTime"].strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The window as said is inside the window: its first whole second.
+    first = record["EarliestRestorableTime"].replace(microsecond=0) + timedelta(seconds=1)
+    stamp = first.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert f"restorable window, {stamp} to " in result.output
+    time.sleep(1.1)  # moto's latest restorable time is now: let it pass that second
+    inside = run(
+        "db", "restore", "--env", "dev", "--to", stamp, "--as", COPY, "--yes", config=config
+    )
+    assert inside.exit_code == 0, inside.output
     assert "give a time inside it, or --latest" in result.output
 
 

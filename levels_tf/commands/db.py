@@ -317,7 +317,8 @@ def _window(cluster: str, record: dict, when: datetime | None) -> datetime:
     if when is not None and not earliest <= when <= latest:
         raise UsageError(
             f"--to {aurora.stamp(when)}: outside {cluster}'s restorable window, "
-            f"{aurora.stamp(earliest)} to {aurora.stamp(latest)}; give a time inside it, or --latest"
+            f"{aurora.stamp(aurora.first_whole_second(earliest))} to {aurora.stamp(latest)}; "
+            "give a time inside it, or --latest"
         )
     return latest
 
