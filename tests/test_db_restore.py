@@ -432,3 +432,16 @@ def test_tunnel_takes_an_endpoint_or_the_reader_not_both(run, tmp_path):
     )
     assert result.exit_code == 2, result.output
     assert "--endpoint and --reader name two targets" in result.output
+
+
+def test_a_refusal_with_json_is_the_error_document(run, platform, calls):
+    config, _, _ = platform
+    for args in (
+        ("restore", "--env", "dev", "--latest", "--as", NONPROD, "--yes"),
+        ("drop", NONPROD, "--confirm", NONPROD),
+    ):
+        result = run("db", *args, "--json", config=config)
+        assert result.exit_code == 2, result.output
+        error = json.loads(result.stdout)["error"]
+        assert error["exit_code"] == 2 and "a cluster Terraform manages" in error["message"]
+    assert calls == []
