@@ -975,6 +975,7 @@ class Aws:
         kms_key: str | None,
         parameter_group: str | None,
         serverless_v2: dict[str, Any] | None,
+        iam_authentication: bool,
         tags: dict[str, str],
     ) -> None:
         """Restore `source` as it was at `to` (None: its latest restorable time)
@@ -983,7 +984,8 @@ class Aws:
         `security_groups`, encrypted with `kms_key`, with cluster parameter group
         `parameter_group` (None: the engine's default), Serverless v2 capacity
         `serverless_v2` ({"MinCapacity", "MaxCapacity"}, as DescribeDBClusters
-        gives it; None: none), tagged `tags` only, without deletion protection.
+        gives it; None: none), IAM database authentication on when
+        `iam_authentication`, tagged `tags` only, without deletion protection.
 
         The new cluster has no instances. Returns once RDS accepted the request,
         not once the cluster is available. AwsError (rds:RestoreDBClusterToPointInTime)
@@ -997,6 +999,7 @@ class Aws:
             "DBSubnetGroupName": subnet_group,
             "VpcSecurityGroupIds": security_groups,
             "DeletionProtection": False,
+            "EnableIAMDatabaseAuthentication": iam_authentication,
             "Tags": _tag_set(tags),
         }
         if to is None:

@@ -92,6 +92,7 @@ def _create(rds, ec2, kms, group: str) -> dict[str, str]:
         StorageEncrypted=True,
         KmsKeyId=made["kms_key"],
         DBClusterParameterGroupName=cluster,
+        EnableIAMDatabaseAuthentication=True,
         Tags=[{"Key": k, "Value": v} for k, v in TERRAFORM_TAGS.items()],
     )
     for n in (1, 2):
@@ -168,6 +169,7 @@ def _check_copy(rds, made: dict, name: str = COPY) -> dict:
     assert record["KmsKeyId"] == made["kms_key"]
     assert record["DBClusterParameterGroup"] == made["cluster_parameter_group"]
     assert record["DeletionProtection"] is False
+    assert record["IAMDatabaseAuthenticationEnabled"] is True
     (writer,) = _instances(rds, name)
     assert writer["DBInstanceIdentifier"] == f"{name}-instance-1"
     assert writer["DBInstanceStatus"] == "available"

@@ -364,7 +364,7 @@ def restore(
     cluster `name`; add one writer to it and wait until it is available.
 
     The copy has the source's DB subnet group, VPC security groups, KMS key,
-    cluster parameter group, and its writer the source writer's class and DB
+    cluster parameter group and IAM database authentication, and its writer the source writer's class and DB
     parameter group; it is tagged as a restore (aurora.restore_tags), not as
     Terraform's. Asks first unless `yes`. UsageError (exit 2) for an invalid
     or taken name, a Terraform-managed name, a bad time or one outside the
@@ -428,6 +428,7 @@ def restore(
                 kms_key=str(kms_key) if kms_key else None,
                 parameter_group=str(cluster_parameters) if cluster_parameters else None,
                 serverless_v2=record.get("ServerlessV2ScalingConfiguration"),
+                iam_authentication=bool(record.get("IAMDatabaseAuthenticationEnabled")),
                 tags=tags,
             )
             db_resize.wait_until(
