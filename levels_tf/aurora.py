@@ -45,6 +45,7 @@ runs the first unfinished step again from its start.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
@@ -59,6 +60,13 @@ TEMPORARY_TAG = "levels-tf:temporary-member"
 TEMPORARY_TIER = 15
 SERVERLESS_CLASS = "db.serverless"
 AVAILABLE = "available"
+
+# The tags of a cluster `db restore` made (and no other): `db drop` deletes
+# only a cluster tagged ManagedBy=levels-tf-restore.
+MANAGED_BY = "ManagedBy"
+RESTORE_MANAGED_BY = "levels-tf-restore"
+RESTORED_FROM = "RestoredFrom"
+RESTORED_TO = "RestoredTo"
 
 ADD_READER = "add-reader"
 FAILOVER = "failover"
@@ -317,3 +325,39 @@ def resize_plan(
         Step(REMOVE, temporary),
     ]
     return plan
+
+
+def tags_of(record: dict[str, Any]) -> dict[str, str]:
+    """The tags of a DescribeDBClusters or DescribeDBInstances record."""
+    return {str(t.get("Key")): str(t.get("Value")) for t in record.get("TagList", [])}
+
+
+def restore_time(text: str) -> datetime | None:
+    """`text`, an ISO 8601 time with a zone ("2026-05-01T12:00:00Z",
+    "2026-05-01T14:00:00+02:00"), in UTC; None when it is not one."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None or when.utcoffset() is None:
+        return None
+    return when.astimezone(timezone.utc)
+
+
+def stamp(when: datetime) -> str:
+    """`when` as RDS tags and reports show it: 2026-05-01T12:00:00Z (UTC, whole seconds)."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def first_whole_second(when: datetime) -> datetime:
+    """The first whole second at or after `when`: the earliest time of a window
+    that `stamp` can show and the window still holds."""
+    whole = when.replace(microsecond=0)
+    return whole if whole == when else whole + timedelta(seconds=1)
+
+
+def restore_tags(source: str, when: datetime) -> dict[str, str]:
+    """The tags of a cluster restored from `source` at `when`: what marks it as
+    `db restore`'s, and none of Terraform's (Project, Stack, VpcGroup,
+    ManagedBy=levels-tf), so nothing takes it for part of a stack."""
+    return {MANAGED_BY: RESTORE_MANAGED_BY, RESTORED_FROM: source, RESTORED_TO: stamp(when)}

@@ -19,6 +19,7 @@ import re
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -863,7 +864,11 @@ class Aws:
 
     def db_cluster(self, cluster: str) -> dict[str, Any] | None:
         """DescribeDBClusters' record of `cluster` (DBClusterMembers, EngineMode,
-        EngineVersion, Status, ...), or None when there is no such cluster."""
+        EngineVersion, Status, DBSubnetGroup: the subnet group's name,
+        VpcSecurityGroups: [{"VpcSecurityGroupId", "Status"}], KmsKeyId,
+        DBClusterParameterGroup, DeletionProtection, TagList,
+        EarliestRestorableTime and LatestRestorableTime: datetimes with a zone,
+        Endpoint, ReaderEndpoint, Port, ...), or None when there is no such cluster."""
         answer = self.read(
             "rds",
             "describe_db_clusters",
@@ -961,6 +966,102 @@ class Aws:
         takes no final snapshot, the cluster's backups hold its data)."""
         with self._calling("rds:DeleteDBInstance", instance):
             self.client("rds").delete_db_instance(DBInstanceIdentifier=instance)
+
+    def restore_db_cluster(
+        self,
+        cluster: str,
+        source: str,
+        *,
+        to: datetime | None,
+        subnet_group: str,
+        security_groups: list[str],
+        kms_key: str | None,
+        parameter_group: str | None,
+        serverless_v2: dict[str, Any] | None,
+        iam_authentication: bool,
+        tags: dict[str, str],
+    ) -> None:
+        """Restore `source` as it was at `to` (None: its latest restorable time)
+        into a new cluster `cluster` (RestoreDBClusterToPointInTime, RestoreType
+        full-copy), in DB subnet group `subnet_group` with VPC security groups
+        `security_groups`, encrypted with `kms_key`, with cluster parameter group
+        `parameter_group` (None: the engine's default), Serverless v2 capacity
+        `serverless_v2` ({"MinCapacity", "MaxCapacity"}, as DescribeDBClusters
+        gives it; None: none), IAM database authentication on when
+        `iam_authentication`, tagged `tags` only, without deletion protection.
+
+        The new cluster has no instances. Returns once RDS accepted the request,
+        not once the cluster is available. AwsError (rds:RestoreDBClusterToPointInTime)
+        on failure: DBClusterAlreadyExistsFault for a name in use,
+        InvalidRestoreFault for a time outside the source's restorable window,
+        DBClusterNotFoundFault for an unknown source."""
+        request: dict[str, Any] = {
+            "DBClusterIdentifier": cluster,
+            "SourceDBClusterIdentifier": source,
+            "RestoreType": "full-copy",
+            "DBSubnetGroupName": subnet_group,
+            "VpcSecurityGroupIds": security_groups,
+            "DeletionProtection": False,
+            "EnableIAMDatabaseAuthentication": iam_authentication,
+            "Tags": _tag_set(tags),
+        }
+        if to is None:
+            request["UseLatestRestorableTime"] = True
+        else:
+            request["RestoreToTime"] = to
+        if kms_key:
+            request["KmsKeyId"] = kms_key
+        if parameter_group:
+            request["DBClusterParameterGroupName"] = parameter_group
+        if serverless_v2:
+            request["ServerlessV2ScalingConfiguration"] = {
+                key: serverless_v2[key]
+                for key in ("MinCapacity", "MaxCapacity")
+                if key in serverless_v2
+            }
+        with self._calling("rds:RestoreDBClusterToPointInTime", cluster):
+            self.client("rds").restore_db_cluster_to_point_in_time(**request)
+
+    def create_db_writer(
+        self,
+        cluster: str,
+        instance: str,
+        *,
+        engine: str,
+        instance_class: str,
+        parameter_group: str | None,
+        tags: dict[str, str],
+    ) -> None:
+        """Add `instance` of `instance_class` to `cluster`, which has no instance
+        yet, so it becomes the writer (CreateDBInstance with DBClusterIdentifier;
+        DB parameter group `parameter_group`, None: the engine's default; not
+        publicly accessible). Returns once RDS accepted it, not once it is
+        available. AwsError (rds:CreateDBInstance) on failure, e.g.
+        DBInstanceAlreadyExists."""
+        request: dict[str, Any] = {
+            "DBInstanceIdentifier": instance,
+            "DBClusterIdentifier": cluster,
+            "Engine": engine,
+            "DBInstanceClass": instance_class,
+            "PromotionTier": 0,
+            "PubliclyAccessible": False,
+            "Tags": _tag_set(tags),
+        }
+        if parameter_group:
+            request["DBParameterGroupName"] = parameter_group
+        with self._calling("rds:CreateDBInstance", instance):
+            self.client("rds").create_db_instance(**request)
+
+    def delete_db_cluster(self, cluster: str) -> None:
+        """Delete `cluster`, whose instances are gone, without a final snapshot
+        (DeleteDBCluster with SkipFinalSnapshot: only for a throwaway copy).
+        Returns once RDS accepted it. AwsError (rds:DeleteDBCluster) on
+        failure: InvalidDBClusterStateFault while it still has members or is
+        busy, InvalidParameterCombination when deletion protection is on."""
+        with self._calling("rds:DeleteDBCluster", cluster):
+            self.client("rds").delete_db_cluster(
+                DBClusterIdentifier=cluster, SkipFinalSnapshot=True
+            )
 
 
 PUBLIC_ACCESS_BLOCK = (

@@ -682,6 +682,11 @@ def ssh_config(ctx, env, write, as_json, identity, user, options, engine) -> Non
 )
 @click.option("--reader", is_flag=True, help="The reader endpoint instead of the writer.")
 @click.option(
+    "--endpoint",
+    metavar="HOST",
+    help="Another cluster endpoint behind ENV's database security groups instead, e.g. the one `db restore` printed.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Once open, one JSON line saying where it listens."
 )
 @_user_option
@@ -697,7 +702,7 @@ def ssh_config(ctx, env, write, as_json, identity, user, options, engine) -> Non
 @_terraform_options
 @click.pass_context
 def tunnel(
-    ctx, target, env, local_port, reader, as_json, user, ssh_config_file, options, engine
+    ctx, target, env, local_port, reader, endpoint, as_json, user, ssh_config_file, options, engine
 ) -> None:
     """Open the double SSH tunnel to ENV's database: bastion, then an application server, until Ctrl-C."""
     from .commands import tunnel as tunnel_cmd
@@ -709,6 +714,7 @@ def tunnel(
             env,
             local_port=local_port,
             reader=reader,
+            endpoint=endpoint,
             as_json=as_json,
             user=user,
             ssh_config_file=ssh_config_file,
@@ -1009,7 +1015,7 @@ def rehearse(
 
 @cli.group()
 def db() -> None:
-    """Day-2 operations on the Aurora cluster of an environment: failover drill, resize."""
+    """Day-2 operations on the Aurora cluster of an environment: failover drill, resize, point-in-time restore."""
 
 
 def _db_target(command: FC) -> FC:
@@ -1073,6 +1079,57 @@ def resize(ctx, env, group, yes, as_json, instance_class, resume, options) -> No
         lambda: db_cmd.resize(
             ctx.obj["config"], env, group, instance_class, yes, resume, as_json, options=options
         ),
+    )
+
+
+@db.command()
+@_db_target
+@click.option(
+    "--to",
+    metavar="TIMESTAMP",
+    help="The time to restore to: ISO 8601 with a zone, e.g. 2026-05-01T12:00:00Z.",
+)
+@click.option("--latest", is_flag=True, help="Restore to the latest restorable time instead.")
+@click.option(
+    "--as",
+    "name",
+    required=True,
+    metavar="NAME",
+    help="The new cluster's identifier (1-63 letters, digits, hyphens; first a letter).",
+)
+@_render_options
+@click.pass_context
+def restore(ctx, env, group, yes, as_json, to, latest, name, options) -> None:
+    """Restore the cluster as it was at a time into a NEW cluster NAME (never over the live one), with one writer; print how to reach it."""
+    from .commands import db as db_cmd
+
+    _run(
+        ctx,
+        lambda: db_cmd.restore(
+            ctx.obj["config"], env, group, to, latest, name, yes, as_json, options=options
+        ),
+    )
+
+
+@db.command()
+@click.argument("name", metavar="NAME")
+@click.option(
+    "--confirm",
+    "confirm_name",
+    required=True,
+    metavar="NAME",
+    help="The cluster's name again.",
+)
+@_json_option
+@_render_options
+@click.pass_context
+def drop(ctx, name, confirm_name, as_json, options) -> None:
+    """Delete a cluster `db restore` made: its instances, then the cluster, with NO final snapshot (it is a throwaway copy). Refuses any cluster Terraform manages."""
+    from .commands import db as db_cmd
+
+    _run(
+        ctx,
+        lambda: db_cmd.drop(ctx.obj["config"], name, confirm_name, as_json, options=options),
     )
 
 

@@ -20,6 +20,10 @@ Limits AWS sets on names, and where AWS documents them:
   https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html).
 - IAM role names: at most 64 characters (IAM API Reference, CreateRole,
   `RoleName`, https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html).
+- Aurora cluster identifiers: 1 to 63 letters, digits or hyphens, the first
+  a letter, no two consecutive hyphens, not ending in a hyphen (Amazon RDS
+  API Reference, CreateDBCluster, `DBClusterIdentifier`,
+  https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBCluster.html).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ APP_GROUP = "app"
 # parameters gets this one of the rehearsal's own.
 BASTION_AMI_PARAMETER = "/levels-tf/rehearsal/bastion-ami"
 
+_DB_CLUSTER_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -251,3 +256,30 @@ def temporary_db_instance(cluster: str, stamp: str) -> str:
     `stamp` being the UTC time the resize was planned (YYYYMMDDhhmmss), which
     keeps it unique in the account and region; shortened to RDS's limit."""
     return short_name(f"{cluster}-resize-{stamp}", DB_INSTANCE_ID_LIMIT)
+
+
+def database_clusters(infra: Infra) -> set[str]:
+    """The identifiers of every cluster Terraform manages: one per VPC group."""
+    return {database_cluster(infra, group) for group in infra.vpc_groups}
+
+
+def restored_db_instance(cluster: str) -> str:
+    """The writer `db restore` gives restored cluster `cluster`: <cluster>-instance-1,
+    shortened to RDS's limit."""
+    return short_name(f"{cluster}-instance-1", DB_INSTANCE_ID_LIMIT)
+
+
+def db_cluster_id_problem(name: str) -> str | None:
+    """Why `name` is not a valid Aurora cluster identifier, or None (RDS's rules,
+    CreateDBCluster `DBClusterIdentifier`, cited in the module docstring: 1 to
+    63 letters, digits or hyphens; the first a letter; no two consecutive
+    hyphens; not ending in a hyphen)."""
+    if not 1 <= len(name) <= DB_INSTANCE_ID_LIMIT:
+        return f"{len(name)} characters; a cluster identifier has 1 to {DB_INSTANCE_ID_LIMIT}"
+    if not _DB_CLUSTER_ID_RE.match(name):
+        return "a cluster identifier has letters, digits and hyphens only, and starts with a letter"
+    if "--" in name:
+        return "a cluster identifier cannot have two consecutive hyphens"
+    if name.endswith("-"):
+        return "a cluster identifier cannot end with a hyphen"
+    return None

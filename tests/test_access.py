@@ -356,7 +356,12 @@ def _stop(tunnel: subprocess.Popen, signum: int) -> tuple[int, str]:
 
 @pytest.mark.parametrize(
     ("endpoint", "extra", "signum", "code"),
-    [("writer", (), signal.SIGINT, 130), ("reader", ("--reader",), signal.SIGTERM, 143)],
+    [
+        ("writer", (), signal.SIGINT, 130),
+        ("reader", ("--reader",), signal.SIGTERM, 143),
+        # Another endpoint behind the same groups, as a `db restore` copy is.
+        ("reader", ("--endpoint", READER), signal.SIGINT, 130),
+    ],
 )
 def test_bytes_flow_through_both_hops_and_a_stop_leaves_no_ssh(
     platform, hosts, tmp_path, endpoint, extra, signum, code

@@ -4,6 +4,7 @@ its refusals and its record."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,34 @@ def test_reference_path_of_record(tmp_path: Path):
         db_resize.state_path(tmp_path / "infra.yaml", "c")
         == tmp_path / ".levels-tf" / "db-resize-c.json"
     )
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2026-05-01T12:00:00Z", datetime(2026, 5, 1, 12, tzinfo=timezone.utc)),
+        ("2026-05-01T14:00:00+02:00", datetime(2026, 5, 1, 12, tzinfo=timezone.utc)),
+        ("2026-05-01 12:00:00.5+00:00", datetime(2026, 5, 1, 12, 0, 0, 500000, timezone.utc)),
+        ("2026-05-01T12:00:00", None),  # no zone: whose noon?
+        ("2026-05-01", None),
+        ("yesterday", None),
+    ],
+)
+def test_a_restore_time_is_iso_8601_with_a_zone(text, expected):
+    assert aurora.restore_time(text) == expected
+
+
+def test_the_window_is_stated_from_its_first_whole_second():
+    start = datetime(2026, 5, 1, 12, 0, 0, 870000, timezone.utc)
+    assert aurora.stamp(aurora.first_whole_second(start)) == "2026-05-01T12:00:01Z"
+    whole = datetime(2026, 5, 1, 12, tzinfo=timezone.utc)
+    assert aurora.first_whole_second(whole) == whole
+
+
+def test_a_restored_cluster_carries_none_of_terraforms_tags():
+    tags = aurora.restore_tags("p-g", datetime(2026, 5, 1, 12, tzinfo=timezone.utc))
+    assert tags == {
+        "ManagedBy": "levels-tf-restore",
+        "RestoredFrom": "p-g",
+        "RestoredTo": "2026-05-01T12:00:00Z",
+    }

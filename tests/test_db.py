@@ -12,6 +12,8 @@ are injected at that step, and the resume then runs on the real emulator.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import boto3
 import pytest
@@ -79,27 +81,36 @@ def platform(tmp_path, aws_env):
     return config, rds
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    """The changing RDS calls levels-tf makes, in order, each still sent to the emulator."""
-    made: list[tuple[str, str]] = []
-    for name in (
-        "create_db_reader",
-        "failover_db_cluster",
-        "modify_db_instance_class",
-        "delete_db_instance",
-    ):
+def spy_on(monkeypatch, names: tuple[str, ...], entry: Callable[..., Any]) -> list[Any]:
+    """Record `entry(name, first, args, kwargs)` for every call of Aws methods
+    `names`, in order, each still made (to the emulator); the list of records."""
+    made: list[Any] = []
+    for name in names:
         original = getattr(Aws, name)
 
         def spy(self, first, *args, _name=name, _original=original, **kwargs):
-            target = (
-                args[0] if args and _name in ("create_db_reader", "failover_db_cluster") else first
-            )
-            made.append((_name, target))
+            made.append(entry(_name, first, args, kwargs))
             return _original(self, first, *args, **kwargs)
 
         monkeypatch.setattr(Aws, name, spy)
     return made
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """The changing RDS calls levels-tf makes, in order, each still sent to the emulator."""
+
+    def entry(name, first, args, kwargs):
+        target = args[0] if args and name in ("create_db_reader", "failover_db_cluster") else first
+        return (name, target)
+
+    names = (
+        "create_db_reader",
+        "failover_db_cluster",
+        "modify_db_instance_class",
+        "delete_db_instance",
+    )
+    return spy_on(monkeypatch, names, entry)
 
 
 # -- failover -----------------------------------------------------------------------

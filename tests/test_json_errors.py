@@ -28,6 +28,8 @@ REQUIRED = {
     "tunnel": ["db", "--env", "trial"],
     "db failover": ["--env", "trial"],
     "db resize": ["--env", "trial", "--instance-class", "db.r6g.large"],
+    "db restore": ["--env", "trial", "--latest", "--as", "trial-restore"],
+    "db drop": ["trial-restore", "--confirm", "trial-restore"],
 }
 
 

@@ -78,3 +78,34 @@ def test_bucket_name_problems(name, problem):
 def test_a_valid_bucket_name_has_no_problem():
     assert names.bucket_name_problem("levels-dev-uploads") is None
     assert names.bucket_name_problem("a" * 63) is None
+
+
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("a", None),
+        ("levels-dev-0501", None),
+        ("L" + "x" * 62, None),
+        ("", "0 characters"),
+        ("x" * 64, "64 characters"),
+        ("1levels", "starts with a letter"),
+        ("-levels", "starts with a letter"),
+        ("levels_dev", "letters, digits and hyphens only"),
+        ("levels.dev", "letters, digits and hyphens only"),
+        ("levels--dev", "two consecutive hyphens"),
+        ("levels-", "cannot end with a hyphen"),
+    ],
+)
+def test_db_cluster_identifiers_follow_rds_rules(name, problem):
+    found = names.db_cluster_id_problem(name)
+    assert found is None if problem is None else problem in (found or "")
+
+
+def test_a_restored_clusters_writer_keeps_to_the_instance_limit():
+    assert names.restored_db_instance("levels-dev-0501") == "levels-dev-0501-instance-1"
+    long = names.restored_db_instance("c" * 63)
+    assert len(long) == names.DB_INSTANCE_ID_LIMIT and long.startswith("c" * 50)
+
+
+def test_the_clusters_terraform_manages_are_one_per_group(infra):
+    assert names.database_clusters(infra) == {"levels-nonprod", "levels-production"}

@@ -1,7 +1,12 @@
-"""`levels-tf tunnel db --env ENV [--local-port N] [--reader]`: the double
-SSH tunnel of the case study, laptop -> bastion -> application server ->
-database. The bastion only carries SSH; the forward to the database is
-opened from an application server the database admits."""
+"""`levels-tf tunnel db --env ENV [--local-port N] [--reader | --endpoint HOST]`:
+the double SSH tunnel of the case study, laptop -> bastion -> application
+server -> database. The bastion only carries SSH; the forward to the
+database is opened from an application server the database admits.
+
+`--endpoint HOST` forwards to another cluster's endpoint through the same
+hops: one in ENV's database security groups, such as the copy `levels-tf db
+restore` makes (it shares the live cluster's subnet group, security groups
+and port). The checks are the live cluster's groups', so they hold for it."""
 
 from __future__ import annotations
 
@@ -27,17 +32,20 @@ def tunnel(
     local_port: int | None,
     reader: bool,
     as_json: bool,
+    endpoint: str | None = None,
     user: str | None,
     ssh_config_file: Path | None,
     options: RenderOptions,
     engine: EngineChoice,
 ) -> int:
     """Open the tunnel to `env`'s database (writer endpoint, or reader with
-    `reader`) on 127.0.0.1:`local_port` (default: the database's port), say
+    `reader`, or `endpoint`: another cluster's in the same security groups) on 127.0.0.1:`local_port` (default: the database's port), say
     how to connect, and hold it until Ctrl-C or SIGTERM, which end every ssh
     process of it. AccessRefused (exit 1) when the security groups admit
     the bastion to the database, or no running server may be the second hop;
     LevelsError when ssh fails or ends."""
+    if endpoint is not None and reader:
+        raise UsageError("--endpoint and --reader name two targets: give one of them")
     lookup = Lookup(config_path, options, engine)
     config = lookup.config
     (env,) = environments(config, env)
@@ -57,7 +65,7 @@ def tunnel(
     server = access.choose_server(candidates, bastion, database, groups, env)
     port = database.port if local_port is None else local_port
     _check_free(port)
-    target = database.reader_endpoint if reader else database.endpoint
+    target = endpoint or (database.reader_endpoint if reader else database.endpoint)
     argv = access.tunnel_argv(
         user=login,
         bastion=bastion,
@@ -67,8 +75,13 @@ def tunnel(
         local_port=port,
         ssh_config_file=str(ssh_config_file) if ssh_config_file else None,
     )
+    what = (
+        f"endpoint {target}:{database.port} (beside {env}'s database)"
+        if endpoint
+        else f"{'reader' if reader else 'writer'} endpoint {target}:{database.port} of {env}"
+    )
     console.err(
-        f"opening {'reader' if reader else 'writer'} endpoint {target}:{database.port} of {env} "
+        f"opening {what} "
         f"on {access.LOOPBACK}:{port}: through bastion {bastion.alias} ({bastion.address}) "
         f"and server {server.alias} ({server.address}, {server.instance_id})"
     )
