@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 
 from .options import STORED
 from .stacks import Stack
+from .working_files import is_working_file
 
 STACKS_DIR = "stacks"
 MODULES_DIR = "modules"
@@ -44,24 +45,6 @@ def modules_called(files: Mapping[str, str]) -> dict[str, set[str]]:
                 todo.extend(direct.get(f"{MODULES_DIR}/{module}", ()))
         closed[folder] = seen
     return closed
-
-
-# What Terraform and levels-tf leave in a stack's folder as they work, which is
-# no input of the stack: Terraform's data folder (providers, modules, a local
-# backend's lock), saved plans, a local backend's state, and the files of a
-# write in progress. A changed .terraform.lock.hcl is an input: it stays.
-_WORKING_DIRS = {".terraform"}
-_WORKING_SUFFIXES = (
-    ".tfplan", ".tfstate", ".tfstate.backup", ".tfstate.lock.info",
-    ".levels-tf-new", ".levels-tf-old",
-)  # fmt: skip
-
-
-def is_working_file(path: str) -> bool:
-    """Whether `path` (relative to the tree) is Terraform's or levels-tf's own
-    working data rather than an input of a stack."""
-    parts = path.split("/")
-    return bool(_WORKING_DIRS.intersection(parts[:-1])) or parts[-1].endswith(_WORKING_SUFFIXES)
 
 
 def affected(changed: Iterable[str], files: Mapping[str, str], ordered: list[Stack]) -> list[Stack]:

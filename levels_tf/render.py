@@ -19,6 +19,7 @@ from . import (
     packer_files,
     resources,
     templating,
+    working_files,
 )
 from .stacks import ENVIRONMENT, stacks
 from .validation import Config
@@ -72,6 +73,20 @@ def targets(config: Config) -> list[Target]:
             )
     for path, template, packer_values in packer_files.packer_targets(config):
         result.append(Target(path, template, packer_values))
+    result.append(
+        Target(
+            working_files.STACKS_IGNORE,
+            "tree/stacks.gitignore.j2",
+            {"patterns": working_files.stack_patterns()},
+        )
+    )
+    result.append(
+        Target(
+            working_files.RECORDS_IGNORE,
+            "tree/records.gitignore.j2",
+            {"patterns": list(working_files.RECORDS)},
+        )
+    )
     return result
 
 
