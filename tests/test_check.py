@@ -304,7 +304,7 @@ def test_a_scanner_named_by_a_missing_file_is_one_line(small, run, monkeypatch, 
 
 def test_a_plan_without_terraform_to_read_it_is_that_stacks_error(small, run):
     checkov_binary()
-    stacks = sorted(p.name for p in (small.parent / "stacks").iterdir())
+    stacks = sorted(p.name for p in (small.parent / "stacks").iterdir() if p.is_dir())
     (small.parent / "stacks" / stacks[0] / "levels-tf.tfplan").write_bytes(b"saved plan")
     result = run(
         "check",
@@ -368,7 +368,7 @@ def test_check_all_agrees_with_the_scanners_own_reports(small, run):
     failed = sum(t["failed"] for t in data["totals"].values())
     assert result.exit_code == (1 if failed else 0), result.stderr
     stacks = {s["stack"]: s["scanners"] for s in data["stacks"]}
-    names = sorted(p.name for p in (tree / "stacks").iterdir())
+    names = sorted(p.name for p in (tree / "stacks").iterdir() if p.is_dir())
     assert set(names) <= set(stacks)
 
     # checkov: the counts of its own run over one stack, and each failure where it says

@@ -137,7 +137,10 @@ def test_distinct_rendered_trees_pass_terraform_validate(fuzzed, terraform_env, 
     second...), skipping stacks identical to one already validated, up to
     MAX_VALIDATED_STACKS: `terraform validate` costs seconds per stack."""
     assert len(fuzzed.trees) >= 2, "too few distinct trees to validate"
-    per_tree = [sorted((tree / "stacks").iterdir()) for tree in fuzzed.trees.values()]
+    per_tree = [
+        sorted(p for p in (tree / "stacks").iterdir() if p.is_dir())
+        for tree in fuzzed.trees.values()
+    ]
     turns = [
         stacks[i] for i in range(max(map(len, per_tree))) for stacks in per_tree if i < len(stacks)
     ]

@@ -73,8 +73,11 @@ def _network(files: dict[str, str], group: str) -> dict[str, Any]:
 
 def test_files_per_stack_and_module():
     files = _render(MINIMAL)
-    stacks = sorted({p.split("/")[1] for p in files if p.startswith("stacks/")})
+    stacks = sorted(
+        {p.split("/")[1] for p in files if p.startswith("stacks/") and p.count("/") == 2}
+    )
     assert stacks == ["lab-shared", "live", "live-shared", "one", "two"]
+    assert "stacks/.gitignore" in files
     assert "stacks/live-shared/main.tf" in files and "stacks/live/shared.tf" in files
     assert sorted(p for p in files if p.startswith("modules/network/")) == [
         "modules/network/README.md",

@@ -64,7 +64,7 @@ def test_check_finds_nothing_in_either_scanner(name, tmp_path, monkeypatch):
     )
     data = json.loads(result.stdout)
     stacks = {s["stack"]: s["scanners"] for s in data["stacks"]}
-    assert set(stacks) >= {p.name for p in (tmp_path / "stacks").iterdir()}
+    assert set(stacks) >= {p.name for p in (tmp_path / "stacks").iterdir() if p.is_dir()}
 
     problems = [
         f"{stack} {scanner}: {finding['check_id']} {finding['resource']} "

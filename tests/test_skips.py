@@ -109,7 +109,7 @@ def rendered(request):
     kinds = {stack.name: stack.kind for stack in stacks(config.infra)}
     found: list[tuple] = []
     for path, text in sorted(render(config).items()):
-        if path.startswith(("modules/", "stacks/")):
+        if path.startswith(("modules/", "stacks/")) and path.endswith(".tf"):
             found.extend((path, *skip) for skip in found_skips(path, text, kinds))
     return request.param, config, found
 
@@ -135,7 +135,7 @@ def test_no_registry_entry_is_dead():
         config = load_config(path)
         kinds = {stack.name: stack.kind for stack in stacks(config.infra)}
         for file, text in render(config).items():
-            if file.startswith(("modules/", "stacks/")):
+            if file.startswith(("modules/", "stacks/")) and file.endswith(".tf"):
                 used.update(skip[:5] for skip in found_skips(file, text, kinds))
     registry = {(s.scanner, s.check_id, s.params, s.place, s.block) for s in skips.SKIPS}
     assert registry - used == set(), "never rendered by any configuration"
