@@ -29,6 +29,7 @@ def check(infra: Infra, doc: Document) -> list[Problem]:
     problems += _state_buckets(infra, doc)
     problems += _reserved(infra, doc)
     problems += _load_balancer(infra, doc)
+    problems += _hostnames(infra, doc)
     problems += _ci_trust(infra, doc)
     problems += _endpoints(infra, doc)
     return problems
@@ -180,7 +181,6 @@ def _load_balancer(infra: Infra, doc: Document) -> list[Problem]:
                     key=True,
                 )
             )
-        seen: dict[str, str] = {}
         for index, env in enumerate(group.environments):
             hosts = infra.hostnames(env)
             if not hosts and len(group.environments) > 1:
@@ -191,15 +191,43 @@ def _load_balancer(infra: Infra, doc: Document) -> list[Problem]:
                         f"set load_balancer.hostnames.{env} or dns.domain",
                     )
                 )
-            for host in hosts:
-                if host in seen:
-                    problems.append(
-                        doc.problem(
-                            ("load_balancer", "hostnames", env),
-                            f"{host} is also a hostname of '{seen[host]}'",
-                        )
+    return problems
+
+
+def _hostnames(infra: Infra, doc: Document) -> list[Problem]:
+    """Each hostname names one thing in the whole file: a load balancer's
+    (an environment's, given or `<environment>.<dns.domain>`) or a CDN's alias.
+    DNS answers a name with one record, every group's records go into the one
+    hosted zone (dns.zone_id), and CloudFront serves an alternate domain name
+    from one distribution only (CNAMEAlreadyExists otherwise: "Values that
+    you specify when you create or update a distribution", CloudFront
+    Developer Guide). Reported at the later use, the earlier one named."""
+    uses: list[tuple[str, tuple, str]] = []  # (hostname, path, whose)
+    if infra.web_services():
+        listed: set[str] = set()  # an environment in two groups is its own error
+        for group, spec in infra.vpc_groups.items():
+            for index, env in enumerate(spec.environments):
+                if env in listed:
+                    continue
+                listed.add(env)
+                given = env in infra.load_balancer.hostnames
+                for i, host in enumerate(infra.hostnames(env)):
+                    path = (
+                        ("load_balancer", "hostnames", env, i)
+                        if given
+                        else ("vpc_groups", group, "environments", index)
                     )
-                seen[host] = env
+                    uses.append((host, path, f"the load balancer of '{env}'"))
+    for env, aliases in infra.cdn.aliases.items():
+        for i, host in enumerate(aliases):
+            uses.append((host, ("cdn", "aliases", env, i), f"the CDN of '{env}'"))
+    problems = []
+    first: dict[str, str] = {}
+    for host, path, whose in uses:
+        if host in first:
+            problems.append(doc.problem(path, f"{host} is already a hostname of {first[host]}"))
+        else:
+            first[host] = whose
     return problems
 
 

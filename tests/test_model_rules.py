@@ -822,6 +822,87 @@ def test_cdn_aliases_need_a_certificate():
     assert problem.message.startswith("aliases need cdn.certificate_arn")
 
 
+# --- a hostname names one thing ----------------------------------------------------
+
+CERT = "arn:aws:acm:us-east-1:123456789012:certificate/" + "0" * 8 + "-0000-0000-0000-" + "0" * 12
+
+
+def test_a_hostname_in_two_vpc_groups_is_refused_at_its_second_use():
+    """Production's name given to dev too: both groups' shared stacks would
+    write the record into the one hosted zone."""
+    text = make(
+        {
+            "load_balancer.hostnames": {
+                "production": ["api.shop.example"],
+                "dev": ["api.shop.example"],
+            }
+        }
+    )
+    problem = only(text)
+    assert problem.path == "load_balancer.hostnames.dev[0]"
+    assert problem.line == line_of(text, "- api.shop.example", 2)
+    assert (
+        problem.message
+        == "api.shop.example is already a hostname of the load balancer of 'production'"
+    )
+
+
+def test_a_given_hostname_that_is_another_environments_default_is_refused():
+    text = make({"load_balancer.hostnames": {"production": ["dev.shop.example"]}})
+    problem = only(text)
+    assert (
+        problem.message
+        == "dev.shop.example is already a hostname of the load balancer of 'production'"
+    )
+    assert problem.path == "vpc_groups.nonprod.environments[0]"  # dev's default name
+    assert problem.line == line_of(text, "- dev")
+
+
+def test_a_hostname_twice_in_one_vpc_group_is_refused():
+    text = make(
+        {"load_balancer.hostnames": {"dev": ["a.shop.example"], "test": ["a.shop.example"]}}
+    )
+    assert only(text).path == "load_balancer.hostnames.test[0]"
+
+
+def test_a_cdn_alias_is_one_distributions_and_not_a_load_balancers():
+    text = make(
+        {
+            "cdn.certificate_arn": CERT,
+            "cdn.aliases": {
+                "production": ["www.shop.example", "production.shop.example"],
+                "dev": ["www.shop.example"],
+            },
+        }
+    )
+    found = sorted((p.path, p.message) for p in problems(text))
+    assert found == [
+        (
+            "cdn.aliases.dev[0]",
+            "www.shop.example is already a hostname of the CDN of 'production'",
+        ),
+        (
+            "cdn.aliases.production[1]",
+            "production.shop.example is already a hostname of the load balancer of 'production'",
+        ),
+    ]
+
+
+def test_distinct_hostnames_everywhere_are_valid():
+    validate(
+        make(
+            {
+                "load_balancer.hostnames": {"production": ["api.shop.example"]},
+                "cdn.certificate_arn": CERT,
+                "cdn.aliases": {
+                    "production": ["www.shop.example"],
+                    "dev": ["www-dev.shop.example"],
+                },
+            }
+        )
+    )
+
+
 # --- the CDN's own controls ------------------------------------------------------
 
 
