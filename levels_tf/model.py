@@ -458,6 +458,13 @@ class Serverless(Record):
     max_capacity: Annotated[float, Range(1, 256), Doc("Most capacity units.")] = 4.0
 
 
+# RDS instance classes are db.<family>.<size>, in lowercase: "DB instance classes",
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Concepts.DBInstanceClass.html
+DB_INSTANCE_CLASS = Pattern(
+    r"db\.[a-z0-9]+\.[a-z0-9]+", "not an RDS instance class such as db.r6g.large"
+)
+
+
 @record
 class Database(Record):
     """The Aurora MySQL cluster of each VPC group: a writer and its readers."""
@@ -476,7 +483,7 @@ class Database(Record):
     ] = "8.0.mysql_aurora.3.08.0"
     instance_class: Annotated[
         str,
-        Pattern(r"db\.[a-z0-9]+\.[a-z0-9]+", "not an RDS instance class such as db.r6g.large"),
+        DB_INSTANCE_CLASS,
         Doc("Instance class of the writer and every reader."),
     ] = "db.r6g.large"
     replicas: Annotated[

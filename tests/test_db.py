@@ -415,6 +415,25 @@ def test_a_class_rds_does_not_offer_is_refused(run, platform, calls, monkeypatch
     assert calls == []
 
 
+@pytest.mark.parametrize("instance_class", ["bogus", "DB.R6G.LARGE", "db.r6g", "db.r6g.large; x"])
+def test_a_class_of_no_rds_shape_is_refused_before_aws_is_asked(
+    run, platform, calls, monkeypatch, instance_class
+):
+    config, _ = platform
+    before = config.read_text()
+    asked = []
+    monkeypatch.setattr(Aws, "__init__", lambda *a, **k: asked.append(a))
+    result = run(
+        "db", "resize", "--env", "dev", "--instance-class", instance_class, "--yes", config=config
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        f"--instance-class {instance_class!r}: not an RDS instance class such as db.r6g.large"
+    )
+    assert asked == [] and calls == []
+    assert config.read_text() == before
+
+
 def test_a_serverless_cluster_is_refused(run, tmp_path, aws_env, calls):
     config = copy_reference(tmp_path / "project")
     _create(_rds(aws_env), NONPROD, 2, instance_class="db.serverless")

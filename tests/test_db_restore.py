@@ -351,7 +351,8 @@ def test_drop_removes_the_restored_cluster_and_only_it(run, platform, calls):
     )
     assert restored.exit_code == 0, restored.output
     live = _live(rds, NONPROD)
-    result = run("db", "drop", COPY, "--confirm", COPY, "--json", config=config)
+    # RDS keeps identifiers in lowercase: the name given in capitals is the same cluster.
+    result = run("db", "drop", COPY, "--confirm", COPY.upper(), "--json", config=config)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["cluster"] == COPY and report["instances"] == [f"{COPY}-instance-1"]
@@ -373,6 +374,11 @@ def test_drop_removes_the_restored_cluster_and_only_it(run, platform, calls):
         ("protected", "protected", "has deletion protection on"),
         ("nothing-here", "nothing-here", "no cluster nothing-here in us-east-1"),
         (COPY, "levels-nonprod", "--confirm levels-nonprod: not levels-nonprod-restore-1"),
+        (
+            "bad_name",
+            "bad_name",
+            "bad_name: a cluster identifier has letters, digits and hyphens only",
+        ),
     ],
 )
 def test_drop_refuses_what_it_did_not_restore(run, platform, calls, name, confirm, words):

@@ -23,6 +23,7 @@ from pathlib import Path
 from .. import aurora, config_edit, console, db_resize, writer
 from ..aws import Aws
 from ..errors import UsageError
+from ..model import DB_INSTANCE_CLASS
 from ..names import (
     database_clusters,
     db_cluster_id_problem,
@@ -183,6 +184,9 @@ def resize(
     first step unless `yes`. UsageError (exit 2) for a Serverless cluster, a
     class RDS does not offer, a member not available, a recorded resize not
     resumed, or nothing to resume."""
+    _, problem = DB_INSTANCE_CLASS.check(instance_class)
+    if problem:  # before AWS is asked, and before infra.yaml could be given it
+        raise UsageError(f"--instance-class {problem}")
     config, aws, emulated = _connect(config_path, options)
     cluster = aurora.cluster_of(config, env, group)
     path = db_resize.state_path(config_path, cluster.id)
@@ -512,7 +516,11 @@ def drop(
     or its deletion protection is on. A failure part way is finished by
     running the same drop again (what is gone is not deleted twice)."""
     waiting = waiting or db_resize.WAITING
-    if confirm != name:
+    problem = db_cluster_id_problem(name)
+    if problem:
+        raise UsageError(f"{name}: {problem}; give the name `levels-tf db restore` printed")
+    # RDS keeps identifiers in lowercase, as db restore --as does.
+    if confirm.lower() != name.lower():
         raise UsageError(
             f"--confirm {confirm}: not {name}; repeat the cluster's name: --confirm {name}"
         )
