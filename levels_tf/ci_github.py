@@ -10,7 +10,8 @@ Four workflows, each a file of `.github/workflows/`:
   merged pull request's run saved, applied wave by wave (never a fresh
   plan), production behind its GitHub environment;
 - `levels-tf-bake.yml`: on a change to an image's rendered Packer template
-  or scripts, bake it and propose the new `images.lock` in a pull request;
+  or scripts, bake it and propose the new `images.lock` in a pull request
+  (none when infra.yaml has no `images:`: nothing to bake);
 - `levels-tf-drift.yml`: every day, `drift` of every stack, and an issue
   opened or updated when something drifted.
 
@@ -54,6 +55,8 @@ APPLY = "levels-tf-apply.yml"
 BAKE = "levels-tf-bake.yml"
 DRIFT = "levels-tf-drift.yml"
 FILES = (PULL_REQUEST, APPLY, BAKE, DRIFT)
+"""Every workflow levels-tf may generate; `workflows` leaves out the ones a
+configuration does not need."""
 
 PYTHON_VERSION = "3.12"
 TERRAFORM_VERSION = "1.11.4"  # the Terraform the test suite runs
@@ -273,9 +276,10 @@ def check_folder(folder: str) -> str:
 
 
 def workflows(infra: Infra, default_branch: str = "main", folder: str = "") -> dict[str, str]:
-    """The generated workflows: file name in `.github/workflows/` -> text.
-    `folder` is infra.yaml's folder relative to the repository's root (""
-    when at the root): the jobs run their commands there. UsageError for a
+    """The generated workflows: file name in `.github/workflows/` -> text;
+    the bake workflow only when infra.yaml has images. `folder` is
+    infra.yaml's folder relative to the repository's root ("" when at the
+    root): the jobs run their commands there. UsageError for a
     `default_branch` check_branch refuses or a `folder` check_folder
     refuses; TemplateError on a template fault (a bug, not bad input)."""
     check_branch(default_branch)
@@ -317,4 +321,5 @@ def workflows(infra: Infra, default_branch: str = "main", folder: str = "") -> d
         "bake_group": bake_group(infra),
         "files": {"pull_request": PULL_REQUEST, "apply": APPLY},
     }
-    return {name: templating.render(f"{TEMPLATES}/{name}.j2", context) for name in FILES}
+    needed = [name for name in FILES if name != BAKE or to_bake]
+    return {name: templating.render(f"{TEMPLATES}/{name}.j2", context) for name in needed}

@@ -424,6 +424,56 @@ def test_infra_yaml_in_no_git_repository_gets_workflows_beside_it_and_a_warning(
     assert "defaults" not in _data((folder / ci_github.PULL_REQUEST).read_text())
 
 
+NO_IMAGES = """\
+project: demo
+region: eu-west-1
+vpc_groups:
+  lab:
+    cidr: 10.9.0.0/16
+    azs: 2
+    environments: [one]
+ci:
+  github:
+    repository: acme/demo
+    subjects:
+      lab: {branches: [main]}
+"""
+
+
+def test_a_minimal_configuration_without_images_gets_valid_workflows_and_no_bake(run, tmp_path):
+    """Nothing to bake: no bake workflow, and none left behind from before
+    (removed, and --check calls it stale); a file of the user's is kept."""
+    require_tool("git")
+    config = tmp_path / "infra.yaml"
+    config.write_text(NO_IMAGES)
+    _git(tmp_path, "init", "-q")
+    infra = load_config(config).infra
+    assert not infra.images
+    files = ci_github.workflows(infra)
+    assert sorted(files) == sorted(set(ci_github.FILES) - {ci_github.BAKE})
+    for folder in ("", "platform"):
+        out = tmp_path / "rendered" / (folder or "root")
+        out.mkdir(parents=True)
+        for name, text in ci_github.workflows(infra, folder=folder).items():
+            (out / name).write_text(text)
+        _schema_valid(out)
+
+    folder = tmp_path / ci_github.FOLDER
+    folder.mkdir(parents=True)
+    stale = folder / ci_github.BAKE
+    stale.write_text(_workflows(REFERENCE)[ci_github.BAKE])  # generated while it had images
+    result = run("ci", "github", "--check", config=config)
+    assert result.exit_code == 1 and f"a/{ci_github.BAKE}" in result.output, result.output
+    result = run("ci", "github", config=config)
+    assert result.exit_code == 0 and f"{ci_github.BAKE}: removed" in result.output, result.output
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files)
+    assert run("ci", "github", "--check", config=config).exit_code == 0
+    stale.write_text("name: ours\n")
+    assert run("ci", "github", "--check", config=config).exit_code == 0
+    assert run("ci", "github", config=config).exit_code == 0
+    assert stale.read_text() == "name: ours\n"
+
+
 # The plan job's own scripts, run against the emulator.
 
 
