@@ -919,7 +919,9 @@ def ci() -> None:
 
 
 @ci.command()
-@_out_and_check(".github/workflows beside infra.yaml", "a workflow")
+@_out_and_check(
+    ".github/workflows at the root of the git repository holding infra.yaml", "a workflow"
+)
 @click.option(
     "--default-branch",
     default="main",

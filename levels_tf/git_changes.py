@@ -52,3 +52,18 @@ def changed_paths(folder: Path, base: str) -> list[str]:
     )  # fmt: skip
     paths = changed.stdout.split("\0") + untracked.stdout.split("\0")
     return sorted({path for path in paths if path})
+
+
+def repository_root(folder: Path) -> Path | None:
+    """The top folder of the git work tree holding `folder`, None when
+    `folder` is in none (or git is not installed: nothing then tells where
+    the repository starts)."""
+    try:
+        top = process.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=folder, timeout=GIT_TIMEOUT, check=False,
+        )  # fmt: skip
+    except process.ToolError:
+        return None
+    path = top.stdout.strip()
+    return Path(path) if top.returncode == 0 and path else None

@@ -28,7 +28,7 @@ import difflib
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -353,17 +353,26 @@ def write_artifact(path: Path, data: bytes) -> bool:
     return True
 
 
-def plan_marked(folder: Path, files: dict[str, str], header: str) -> list[Change]:
+def plan_marked(
+    folder: Path, files: dict[str, str], header: str, retired: Iterable[str] = ()
+) -> list[Change]:
     """What writing `files` (name -> text, each starting with `header`) into
     `folder` would change, for files kept outside the rendered tree (the
     CI workflows in the user's `.github/workflows/`). A file there is ours
     when it starts with `header`; one that does not is never overwritten
-    (WriteError). Reads, never writes; files of `folder` not in `files` are
-    left alone."""
+    (WriteError). `retired` names files levels-tf may have written there
+    before and no longer generates: each one there that is ours is to be
+    deleted; one that is not ours is left alone. Reads, never writes; other
+    files of `folder` are left alone."""
     planned = [
         _planned(folder, name, text, lambda _path, old: old.startswith(header))
         for name, text in sorted(files.items())
     ]
+    for name in sorted(set(retired) - set(files)):
+        _check_relative(name)
+        old = _read(folder / name)
+        if old is not None and old.startswith(header):
+            planned.append(Change(name, "delete", old, None))
     return [change for change in planned if change is not None]
 
 
@@ -385,17 +394,22 @@ def _planned(out: Path, path: str, text: str, ours: Callable[[str, str], bool]) 
     return Change(path, "update", old, text)
 
 
-def write_marked(folder: Path, files: dict[str, str], header: str) -> list[Change]:
+def write_marked(
+    folder: Path, files: dict[str, str], header: str, retired: Iterable[str] = ()
+) -> list[Change]:
     """Write the files plan_marked finds changed, each atomically
-    (write_atomic); returns the changes. Nothing is written when any target
-    is not ours (WriteError)."""
-    changes = plan_marked(folder, files, header)
+    (write_atomic), and remove the retired ones it finds; returns the
+    changes. Nothing is written when any target is not ours (WriteError)."""
+    changes = plan_marked(folder, files, header, retired)
     for change in changes:
-        assert change.new is not None
         try:
-            write_atomic(folder / change.path, change.new)
+            if change.new is None:
+                remove(folder / change.path)
+            else:
+                write_atomic(folder / change.path, change.new)
         except OSError as exc:
+            verb = "remove" if change.new is None else "write"
             raise WriteError(
-                f"{exc.filename or folder / change.path}: cannot write: {exc.strerror}"
+                f"{exc.filename or folder / change.path}: cannot {verb}: {exc.strerror}"
             ) from None
     return changes

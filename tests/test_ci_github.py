@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from levels_tf import ci_github, names, scheduler
+from levels_tf import ci_github, git_changes, names, scheduler
+from levels_tf.errors import UsageError
 from levels_tf.stacks import stacks
 from levels_tf.validation import load_config
 
-from .conftest import REFERENCE, ROOT, require_module, require_tool
+from .conftest import REFERENCE, ROOT, copy_reference, require_module, require_tool
 
 GOLDEN = Path(__file__).resolve().parent / "ci_github"
 SMALL = ROOT / "tests" / "configs" / "rehearsal-small" / "infra.yaml"
@@ -288,6 +289,8 @@ def test_comment_and_drift_reports_stay_within_githubs_limit():
 
 
 def test_ci_github_writes_then_checks_then_refuses_a_foreign_file(run, reference_copy):
+    require_tool("git")
+    _git(reference_copy.parent, "init", "-q")
     folder = reference_copy.parent / ".github" / "workflows"
     result = run("ci", "github", config=reference_copy)
     assert result.exit_code == 0, result.output
@@ -328,6 +331,149 @@ def test_ci_github_on_an_invalid_file_writes_nothing(run, tmp_path):
     assert not (tmp_path / ".github").exists()
 
 
+def _schema_valid(folder: Path) -> None:
+    result = _check_jsonschema(*sorted(folder.glob("*.yml")))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _artifact_paths(workflow: dict) -> list[str]:
+    """The `path` of every artifact step of a job that checks the repository out."""
+    paths = []
+    for _job_id, job, step in _steps(workflow):
+        checks_out = any(s.get("uses", "").startswith("actions/checkout@") for s in job["steps"])
+        if checks_out and "-artifact@" in step.get("uses", ""):
+            paths.append(step["with"]["path"])
+    return paths
+
+
+def test_infra_yaml_in_a_subfolder_gets_workflows_at_the_repository_root(run, tmp_path):
+    """GitHub reads .github/workflows at the repository's root only and starts
+    each step there: the jobs run in infra.yaml's folder, and the paths GitHub
+    reads itself start at the root."""
+    require_tool("git")
+    repo = tmp_path / "repo"
+    config = copy_reference(repo / "infra" / "platform")
+    _git(repo, "init", "-q")
+    result = run("ci", "github", config=config)
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output
+    assert not (config.parent / ".github").exists()
+    folder = repo / ci_github.FOLDER
+    assert sorted(p.name for p in folder.iterdir()) == sorted(ci_github.FILES)
+    _schema_valid(folder)
+    infra = load_config(config).infra
+    for name in ci_github.FILES:
+        workflow = _data((folder / name).read_text())
+        assert workflow["defaults"] == {"run": {"working-directory": "infra/platform"}}, name
+        for path in _artifact_paths(workflow):
+            assert path.startswith("infra/platform/"), (name, path)
+        # The jobs that gather summaries without a checkout read them where they put them.
+        for job in workflow["jobs"].values():
+            if not any(s.get("uses", "").startswith("actions/checkout@") for s in job["steps"]):
+                assert all("run" not in step for step in job["steps"]), name
+    bake = _data((folder / ci_github.BAKE).read_text())
+    paths = bake["on"]["push"]["paths"]
+    assert all(path.startswith("infra/platform/") for path in paths), paths
+    for image_name, image in infra.images.items():
+        expected = {f"packer/{image_name}.pkr.hcl", *image.scripts}
+        assert {f"infra/platform/{path}" for path in expected} <= set(paths)
+    # The same text wherever levels-tf runs in the repository, so the
+    # pull request's `ci github --check` (run in infra.yaml's folder) agrees.
+    result = run("ci", "github", "--check", config=config)
+    assert result.exit_code == 0, result.output
+    assert ci_github.workflows(infra, folder="infra/platform") == {
+        p.name: p.read_text() for p in folder.iterdir()
+    }
+    # --out still decides where the files go; the jobs still run in infra.yaml's folder.
+    elsewhere = tmp_path / "elsewhere"
+    assert run("ci", "github", "--out", str(elsewhere), config=config).exit_code == 0
+    assert (elsewhere / ci_github.PULL_REQUEST).read_text() == (
+        folder / ci_github.PULL_REQUEST
+    ).read_text()
+
+
+def test_a_configuration_not_named_infra_yaml_gets_a_warning(run, reference_copy):
+    """The jobs run levels-tf without -c: they would read infra.yaml instead."""
+    renamed = reference_copy.rename(reference_copy.parent / "platform.yaml")
+    result = run("ci", "github", config=renamed)
+    assert result.exit_code == 0, result.output
+    assert "warning: platform.yaml: the workflows run levels-tf" in result.stderr
+
+
+def test_a_folder_name_the_workflows_cannot_carry_is_refused():
+    infra = load_config(REFERENCE).infra
+    for folder in ("my platform", "a/../b", "x*", 'q"'):
+        with pytest.raises(UsageError, match="cannot carry"):
+            ci_github.workflows(infra, folder=folder)
+
+
+def test_infra_yaml_in_no_git_repository_gets_workflows_beside_it_and_a_warning(
+    run, reference_copy
+):
+    if git_changes.repository_root(reference_copy.parent) is not None:
+        pytest.skip("the temporary folder is inside a git repository")
+    import json
+
+    result = run("ci", "github", "--json", config=reference_copy)
+    assert result.exit_code == 0, result.output
+    folder = reference_copy.parent / ci_github.FOLDER
+    assert sorted(p.name for p in folder.iterdir()) == sorted(ci_github.FILES)
+    assert "warning:" in result.stderr and "no git repository" in result.stderr
+    document = json.loads(result.stdout)
+    assert any("no git repository" in w for w in document["warnings"])
+    assert "defaults" not in _data((folder / ci_github.PULL_REQUEST).read_text())
+
+
+NO_IMAGES = """\
+project: demo
+region: eu-west-1
+vpc_groups:
+  lab:
+    cidr: 10.9.0.0/16
+    azs: 2
+    environments: [one]
+ci:
+  github:
+    repository: acme/demo
+    subjects:
+      lab: {branches: [main]}
+"""
+
+
+def test_a_minimal_configuration_without_images_gets_valid_workflows_and_no_bake(run, tmp_path):
+    """Nothing to bake: no bake workflow, and none left behind from before
+    (removed, and --check calls it stale); a file of the user's is kept."""
+    require_tool("git")
+    config = tmp_path / "infra.yaml"
+    config.write_text(NO_IMAGES)
+    _git(tmp_path, "init", "-q")
+    infra = load_config(config).infra
+    assert not infra.images
+    files = ci_github.workflows(infra)
+    assert sorted(files) == sorted(set(ci_github.FILES) - {ci_github.BAKE})
+    for folder in ("", "platform"):
+        out = tmp_path / "rendered" / (folder or "root")
+        out.mkdir(parents=True)
+        for name, text in ci_github.workflows(infra, folder=folder).items():
+            (out / name).write_text(text)
+        _schema_valid(out)
+
+    folder = tmp_path / ci_github.FOLDER
+    folder.mkdir(parents=True)
+    stale = folder / ci_github.BAKE
+    stale.write_text(_workflows(REFERENCE)[ci_github.BAKE])  # generated while it had images
+    result = run("ci", "github", "--check", config=config)
+    assert result.exit_code == 1 and f"a/{ci_github.BAKE}" in result.output, result.output
+    result = run("ci", "github", config=config)
+    assert result.exit_code == 0 and f"{ci_github.BAKE}: removed" in result.output, result.output
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files)
+    assert run("ci", "github", "--check", config=config).exit_code == 0
+    stale.write_text("name: ours\n")
+    assert run("ci", "github", "--check", config=config).exit_code == 0
+    assert run("ci", "github", config=config).exit_code == 0
+    assert stale.read_text() == "name: ours\n"
+
+
 # The plan job's own scripts, run against the emulator.
 
 
@@ -345,11 +491,25 @@ def _git(folder: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-def _run_steps(job: dict, folder: Path, values: dict[str, str], bin_dir: Path) -> dict[str, str]:
-    """Run the `run:` steps of `job` as GitHub does (bash -e), with the
-    job's and step's env, GitHub expressions replaced by `values`; returns
-    what the steps wrote to $GITHUB_OUTPUT. The install steps are left out:
-    the shim in `bin_dir` is this checkout's levels-tf, as pip would install it."""
+def _working_directory(workflow: dict, job_id: str) -> str:
+    """Where GitHub runs the `run:` steps of job `job_id`, relative to the
+    checkout: the job's `defaults`, else the workflow's, else the checkout."""
+    for defaults in (workflow["jobs"][job_id].get("defaults", {}), workflow.get("defaults", {})):
+        if "working-directory" in defaults.get("run", {}):
+            return defaults["run"]["working-directory"]
+    return "."
+
+
+def _run_steps(
+    workflow: dict, job_id: str, folder: Path, values: dict[str, str], bin_dir: Path
+) -> dict[str, str]:
+    """Run the `run:` steps of job `job_id` as GitHub does (bash -e, in the
+    working directory the workflow states under the checkout `folder`), with
+    the job's and step's env, GitHub expressions replaced by `values`;
+    returns what the steps wrote to $GITHUB_OUTPUT. The install steps are
+    left out: the shim in `bin_dir` is this checkout's levels-tf, as pip would install it."""
+    job = workflow["jobs"][job_id]
+    cwd = folder / _working_directory(workflow, job_id)
     output, summary = folder / ".github-output", folder / ".github-summary"
     output.write_text("")
 
@@ -369,7 +529,7 @@ def _run_steps(job: dict, folder: Path, values: dict[str, str], bin_dir: Path) -
         script.write_text(step["run"])
         result = subprocess.run(
             ["bash", "-e", str(script)],
-            cwd=folder,
+            cwd=cwd,
             env=env,
             capture_output=True,
             text=True,
@@ -388,9 +548,12 @@ def test_the_pull_request_plan_job_runs_its_scripts_against_the_emulator(
     require_tool("git")
     require_tool("jq")
     monkeypatch.setenv("TF_CLI_CONFIG_FILE", terraform_env["TF_CLI_CONFIG_FILE"])
+    # infra.yaml in a subfolder of the repository, as in a monorepo.
     folder = tmp_path / "repo"
-    shutil.copytree(SMALL.parent, folder)
-    config = folder / "infra.yaml"
+    platform = folder / "platform"
+    shutil.copytree(SMALL.parent, platform)
+    config = platform / "infra.yaml"
+    _git(folder, "init", "-q", "-b", "main")
     # The jobs run `levels-tf`: this checkout's, as pip would install it.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -401,7 +564,6 @@ def test_the_pull_request_plan_job_runs_its_scripts_against_the_emulator(
         run("render", "--aws-endpoint", aws_env, "--backend", "local", config=config).exit_code == 0
     )
     assert run("ci", "github", config=config).exit_code == 0  # committed with the tree
-    _git(folder, "init", "-q", "-b", "main")
     _git(folder, "add", "-A")
     _git(folder, "commit", "-q", "-m", "base")
     base = _git(folder, "rev-parse", "HEAD")
@@ -410,30 +572,31 @@ def test_the_pull_request_plan_job_runs_its_scripts_against_the_emulator(
     assert run("render", config=config).exit_code == 0
     _git(folder, "commit", "-q", "-am", "change")
 
-    workflow = folder / ci_github.FOLDER / ci_github.PULL_REQUEST
-    jobs = _data(workflow.read_text())["jobs"]
+    workflow = _data((folder / ci_github.FOLDER / ci_github.PULL_REQUEST).read_text())
+    jobs = workflow["jobs"]
     values = {"${{ github.event.pull_request.base.sha }}": base}
-    _run_steps(jobs["validate"], folder, values, bin_dir)
-    selected = _run_steps(jobs["affected"], folder, values, bin_dir)
+    _run_steps(workflow, "validate", folder, values, bin_dir)
+    selected = _run_steps(workflow, "affected", folder, values, bin_dir)
     assert selected == {"plan-1-main": '["main-shared"]', "plan-2-main": '["staging","preview"]'}
-    assert (folder / "planned" / "tree").read_text().strip() == _git(
+    assert (platform / "planned" / "tree").read_text().strip() == _git(
         folder, "rev-parse", "HEAD^{tree}"
     )
 
     stack = "main-shared"
-    _run_steps(jobs["plan-1-main"], folder, {**values, "${{ matrix.stack }}": stack}, bin_dir)
+    _run_steps(workflow, "plan-1-main", folder, {**values, "${{ matrix.stack }}": stack}, bin_dir)
     # Every path the upload steps name exists: the saved plan (changes on an
     # empty emulator) and the markdown summary the comment combines.
     for step in jobs["plan-1-main"]["steps"]:
         if step.get("uses", "").startswith("actions/upload-artifact@"):
             path = step["with"]["path"].replace("${{ matrix.stack }}", stack)
             assert (folder / path).is_file(), path
-    summary = (folder / "summaries" / f"plan-{stack}.md").read_text()
+    summary = (platform / "summaries" / f"plan-{stack}.md").read_text()
     added = re.search(rf"^\| {stack} \| (\d+) \|", summary, re.M)
     assert added and int(added.group(1)) > 0, summary
     # An environment waits for its shared stack's first apply: no plan to keep, no failure.
-    _run_steps(jobs["plan-2-main"], folder, {**values, "${{ matrix.stack }}": "staging"}, bin_dir)
-    assert not (folder / "stacks" / "staging" / "levels-tf.tfplan").exists()
+    staging = {**values, "${{ matrix.stack }}": "staging"}
+    _run_steps(workflow, "plan-2-main", folder, staging, bin_dir)
+    assert not (platform / "stacks" / "staging" / "levels-tf.tfplan").exists()
 
 
 def test_every_run_script_passes_shellcheck(tmp_path):

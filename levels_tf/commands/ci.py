@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import ci_github, console, writer
+from .. import ci_github, console, git_changes, writer
 from ..validation import load_config
 from .render import report_check
 
@@ -16,38 +16,65 @@ def github(
     as_json: bool = False,
 ) -> int:
     """Write the GitHub Actions workflows of infra.yaml into `out` (default
-    `.github/workflows` beside infra.yaml), or with `check` show how the
-    files there differ and exit 1 when they are stale. A workflow file there
-    that levels-tf did not generate is never overwritten (WriteError, exit 1).
+    `.github/workflows` at the root of the git repository holding
+    infra.yaml, where GitHub reads them; beside infra.yaml, with a warning,
+    when it is in none), or with `check` show how the files there differ
+    and exit 1 when they are stale. The jobs run in infra.yaml's folder. A
+    workflow levels-tf generated before and no longer needs (the bake
+    workflow once infra.yaml has no images) is removed, and `check` counts
+    it stale. A workflow file there that levels-tf did not generate is never
+    overwritten nor removed (WriteError, exit 1, when one is in the way).
     Says, on stderr, which VPC groups' pull request plans their CI role does
     not trust.
 
     With `as_json`, ends with `{"out": str, "default_branch": str,
     "warnings": [str], "workflows": [{"file": str, "state": "written" |
-    "unchanged"}]}`, or with `check` `{"out": str, "default_branch": str,
-    "warnings": [str], "up_to_date": bool, "stale": [{"path": str,
-    "action": "create" | "update"}]}`."""
+    "unchanged" | "removed"}]}`, or with `check` `{"out": str,
+    "default_branch": str, "warnings": [str], "up_to_date": bool, "stale":
+    [{"path": str, "action": "create" | "update" | "delete"}]}`."""
     ci_github.check_branch(default_branch)
     config = load_config(config_path)
-    out = out if out is not None else config_path.parent / ci_github.FOLDER
-    files = ci_github.workflows(config.infra, default_branch)
-    gaps = ci_github.trust_gaps(config.infra)
-    for gap in gaps:
-        console.err(f"warning: {gap}")
+    folder = config_path.parent.resolve()
+    root = git_changes.repository_root(folder)
+    warnings = []
+    if root is None:
+        warnings.append(
+            f"{folder} is in no git repository: the workflows go beside infra.yaml and assume it "
+            "sits at the repository's root; run `levels-tf ci github` again once it is in one"
+        )
+        where = ""
+        default_out = folder / ci_github.FOLDER
+    else:
+        where = folder.relative_to(root.resolve()).as_posix()
+        where = "" if where == "." else where
+        default_out = root / ci_github.FOLDER
+    if config_path.name != ci_github.CONFIG:
+        warnings.append(
+            f"{config_path.name}: the workflows run levels-tf in its folder without -c, so they "
+            f"read {ci_github.CONFIG} there; rename the file {ci_github.CONFIG}"
+        )
+    out = out if out is not None else default_out
+    files = ci_github.workflows(config.infra, default_branch, where)
+    retired = [name for name in ci_github.FILES if name not in files]
+    warnings += ci_github.trust_gaps(config.infra)
+    for warning in warnings:
+        console.err(f"warning: {warning}")
     document: dict[str, Any] = {
         "out": str(out),
         "default_branch": default_branch,
-        "warnings": gaps,
+        "warnings": warnings,
     }
     if check:
-        changes = writer.plan_marked(out, files, ci_github.HEADER)
+        changes = writer.plan_marked(out, files, ci_github.HEADER, retired)
         if as_json:
             stale = [{"path": c.path, "action": c.action} for c in changes]
             console.report_json({**document, "up_to_date": not changes, "stale": stale})
         return report_check(out, changes, f"{len(files)} workflows", "ci github")
-    changes = writer.write_marked(out, files, ci_github.HEADER)
+    changes = writer.write_marked(out, files, ci_github.HEADER, retired)
     written = {change.path for change in changes}
-    states = {name: "written" if name in written else "unchanged" for name in sorted(files)}
+    removed = {change.path: "removed" for change in changes if change.action == "delete"}
+    states = {name: "written" if name in written else "unchanged" for name in files} | removed
+    states = dict(sorted(states.items()))
     for name, state in states.items():
         console.out(f"{out / name}: {state}")
     if as_json:
