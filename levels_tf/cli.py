@@ -790,19 +790,19 @@ def destroy(
     "--format",
     "output_format",
     type=click.Choice(["png", "svg"]),
-    default="png",
-    show_default=True,
-    help="svg carries its icons inside, so the file stands alone.",
+    help="png or svg (default: the suffix of --out, else png); "
+    "svg carries its icons inside, so the file stands alone.",
 )
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="The image to write (default: docs/architecture[-ENV].FORMAT beside infra.yaml).",
+    help="The image to write, ending in .png or .svg "
+    "(default: docs/architecture[-ENV].FORMAT beside infra.yaml).",
 )
 @_json_option
 @click.pass_context
 def diagram(
-    ctx: click.Context, env: str | None, output_format: str, out: Path | None, as_json: bool
+    ctx: click.Context, env: str | None, output_format: str | None, out: Path | None, as_json: bool
 ) -> None:
     """Draw the architecture from infra.yaml with AWS icons (needs Graphviz's dot)."""
     from .commands import diagram as diagram_cmd
