@@ -102,8 +102,30 @@ def _run(ctx: click.Context, action: Callable[[], int]) -> None:
         if main:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     if as_json and failure is not None:
-        console.report_json(failure)
+        _report_failure(ctx, failure)
     ctx.exit(code)
+
+
+# Set in ctx.meta by a command whose --json is JSON Lines (tunnel db).
+JSON_LINES = "levels_tf.json_lines"
+# The failures that are how a held command (tunnel db) is meant to stop.
+STOPPED = ("interrupted", "terminated")
+
+
+def _report_failure(ctx: click.Context, failure: dict) -> None:
+    """`failure` (errors.failure) on stdout: the one JSON document, or, for
+    a JSON Lines command, its last event: `end` when Ctrl-C or SIGTERM
+    stopped it, else `error` with the error document's `error`."""
+    if not ctx.meta.get(JSON_LINES):
+        console.report_json(failure)
+        return
+    error = failure["error"]
+    if error["type"] in STOPPED:
+        console.report_json_line(
+            {"event": "end", "reason": error["type"], "exit_code": error["exit_code"]}
+        )
+    else:
+        console.report_json_line({"event": "error", **failure})
 
 
 def _report(exc: LevelsError) -> int:
@@ -127,7 +149,8 @@ def _json_option(command: Callable[..., Any]) -> Callable[..., Any]:
             with console.progress_to_stderr():
                 return command(*args, as_json=True, **kwargs)
         except click.UsageError as exc:
-            console.report_json(errors.failure("UsageError", exc.exit_code, [exc.format_message()]))
+            failure = errors.failure("UsageError", exc.exit_code, [exc.format_message()])
+            _report_failure(click.get_current_context(), failure)
             raise
 
     return click.option(
@@ -687,7 +710,10 @@ def ssh_config(ctx, env, write, as_json, identity, user, options, engine) -> Non
     help="Another cluster endpoint behind ENV's database security groups instead, e.g. the one `db restore` printed.",
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help="Once open, one JSON line saying where it listens."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="JSON Lines: an `open` event saying where it listens, then an `end` or `error` event.",
 )
 @_user_option
 @click.option(
@@ -707,6 +733,7 @@ def tunnel(
     """Open the double SSH tunnel to ENV's database: bastion, then an application server, until Ctrl-C."""
     from .commands import tunnel as tunnel_cmd
 
+    ctx.meta[JSON_LINES] = True
     _run(
         ctx,
         lambda: tunnel_cmd.tunnel(
@@ -790,19 +817,19 @@ def destroy(
     "--format",
     "output_format",
     type=click.Choice(["png", "svg"]),
-    default="png",
-    show_default=True,
-    help="svg carries its icons inside, so the file stands alone.",
+    help="png or svg (default: the suffix of --out, else png); "
+    "svg carries its icons inside, so the file stands alone.",
 )
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="The image to write (default: docs/architecture[-ENV].FORMAT beside infra.yaml).",
+    help="The image to write, ending in .png or .svg "
+    "(default: docs/architecture[-ENV].FORMAT beside infra.yaml).",
 )
 @_json_option
 @click.pass_context
 def diagram(
-    ctx: click.Context, env: str | None, output_format: str, out: Path | None, as_json: bool
+    ctx: click.Context, env: str | None, output_format: str | None, out: Path | None, as_json: bool
 ) -> None:
     """Draw the architecture from infra.yaml with AWS icons (needs Graphviz's dot)."""
     from .commands import diagram as diagram_cmd

@@ -87,6 +87,13 @@ def report_json(document: Any) -> None:
     report(json.dumps(document, indent=2))
 
 
+def report_json_line(document: Any) -> None:
+    """One event of a command whose --json is JSON Lines (`tunnel db`: it
+    runs until stopped): `document` compact on one line of standard output,
+    flushed at once so a reader has it while the command goes on."""
+    report(json.dumps(document, separators=(",", ":")))
+
+
 def allow_live(allowed: bool) -> None:
     """--no-progress: `allowed` False keeps every command to plain lines."""
     global _live_allowed

@@ -13,15 +13,17 @@ from . import process
 from .errors import UsageError
 
 GIT_TIMEOUT = 120.0  # seconds; a diff of a rendered tree takes well under one
+# What to do without git, for the commands that select stacks (plan, apply, drift, ...).
+SELECT_INSTEAD = "name the stacks or give --all instead"
 
 
-def changed_paths(folder: Path, base: str) -> list[str]:
+def changed_paths(folder: Path, base: str, instead: str = SELECT_INSTEAD) -> list[str]:
     """Paths relative to `folder` of the files under it that were added,
     removed or modified since commit `base` (any ref git resolves: a branch,
     a tag, a SHA, `HEAD~1`), renames counted as a removal and an addition.
 
-    UsageError (exit 2) when `folder` is not in a git repository or `base`
-    names no commit; ToolError when git is missing or fails otherwise."""
+    UsageError (exit 2) when `folder` is not in a git repository (saying
+    `instead`, what the command can do without git) or `base` names no commit; ToolError when git is missing or fails otherwise."""
     advice = "install git: --affected compares the tree with a git commit"
     inside = process.run(
         ["git", "rev-parse", "--is-inside-work-tree"],
@@ -30,7 +32,7 @@ def changed_paths(folder: Path, base: str) -> list[str]:
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         raise UsageError(
             f"{folder} is not in a git repository: --affected compares the tree with a commit; "
-            "name the stacks or give --all instead"
+            f"{instead}"
         )
     commit = process.run(
         ["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,13 +248,23 @@ def _kind(value: Any) -> str:
     return f"a {type(value).__name__} value"
 
 
+def missing(path: Path) -> str:
+    """What to say of an infra.yaml at `path` that does not exist: how to
+    start one there (`levels-tf init` writes infra.yaml into a folder), or
+    how to read another."""
+    if path.name != "infra.yaml":
+        return "no such file; give -c the path of an infra.yaml, or run `levels-tf init DIR` to start one"
+    folder = "" if str(path.parent) == "." else " " + shlex.quote(str(path.parent))
+    return f"no such file; run `levels-tf init{folder}` to start one there, or give -c PATH to read another"
+
+
 def load(path: str | os.PathLike) -> Document:
     """Read and parse infra.yaml at `path`; every failure is a ConfigError."""
     file = str(path)
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise ConfigError([Problem(1, 1, "", "no such file", file)]) from None
+        raise ConfigError([Problem(1, 1, "", missing(Path(path)), file)]) from None
     except OSError as exc:
         raise ConfigError([Problem(1, 1, "", f"cannot read: {exc.strerror}", file)]) from None
     if stat.S_ISDIR(info.st_mode):

@@ -15,6 +15,12 @@ def json_schema() -> dict:
     # Overrides may also be written with dotted keys: services.api.scaling: {...}
     sections = "|".join(OVERRIDABLE)
     schema["$defs"]["Overrides"]["patternProperties"] = {f"^({sections})\\.[^.]+(\\.[^.]+)*$": {}}
+    # The model gives `ci` a default (an empty block, so that rules._ci_trust
+    # can point at the VPC groups with the fix), yet no configuration is valid
+    # without it: the CI roles would trust no one. Editors and the reference
+    # (config_reference, from this schema) say it is required.
+    schema["properties"]["ci"].pop("default", None)
+    schema["required"].append("ci")
     return schema
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from . import console, lambda_package, plugin_cache, writer
 from .affected import affected
 from .errors import UsageError
-from .git_changes import changed_paths
+from .git_changes import SELECT_INSTEAD, changed_paths
 from .names import function_package
 from .options import RenderOptions, apply, resolve
 from .render import render
@@ -86,11 +86,13 @@ def open_tree(
     out: Path | None = None,
     *,
     since: str | None = None,
+    instead: str = SELECT_INSTEAD,
 ) -> Tree:
     """The configuration at `config_path`, its rendered tree (default: beside
     it) and the stacks named, or every stack with `all_stacks`, or with
     `since` (a git commit) the stacks the changes since it touch
-    (affected.py; possibly none), in dependency order.
+    (affected.py; possibly none), in dependency order. `instead` is what the
+    command can do when the tree is not in git (git_changes.changed_paths).
 
     UsageError when the tree is stale against the configuration, when not
     exactly one of `names`, `all_stacks` and `since` is given, or a name is
@@ -109,7 +111,7 @@ def open_tree(
     if since is not None:
         if names or all_stacks:
             raise UsageError("--affected selects the stacks: name none and leave out --all")
-        return Tree(config, out, affected(changed_paths(out, since), files, ordered))
+        return Tree(config, out, affected(changed_paths(out, since, instead), files, ordered))
     if all_stacks and names:
         raise UsageError("name stacks or give --all, not both")
     if not all_stacks and not names:

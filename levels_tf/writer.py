@@ -349,7 +349,8 @@ def write_artifact(path: Path, data: bytes) -> bool:
     try:
         write_atomic(path, data)
     except OSError as exc:
-        raise WriteError(f"{exc.filename or path}: cannot write: {exc.strerror}") from None
+        # The path asked for, not write_atomic's temporary file beside it.
+        raise WriteError(f"{path}: cannot write: {exc.strerror}") from None
     return True
 
 

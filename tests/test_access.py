@@ -332,7 +332,17 @@ def _open_tunnel(config: Path, client: Path, local_port: int, *extra: str):
     if not line:
         tunnel.wait(timeout=60)
         raise AssertionError(f"exit {tunnel.returncode}: {tunnel.stderr.read()}")  # type: ignore[union-attr]
-    return tunnel, json.loads(line)
+    (opened,) = _events(line)
+    assert opened.pop("event") == "open", opened
+    return tunnel, opened
+
+
+def _events(stdout: str) -> list[dict]:
+    """`tunnel db --json` is JSON Lines: every line of stdout one JSON object,
+    on one line, with an "event"."""
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert events and all(isinstance(e, dict) and "event" in e for e in events), stdout
+    return events
 
 
 def _exchange(port: int, data: bytes) -> bytes:
@@ -349,9 +359,15 @@ def _exchange(port: int, data: bytes) -> bytes:
 
 
 def _stop(tunnel: subprocess.Popen, signum: int) -> tuple[int, str]:
+    returncode, _, errors = _stop_reading(tunnel, signum)
+    return returncode, errors
+
+
+def _stop_reading(tunnel: subprocess.Popen, signum: int) -> tuple[int, str, str]:
+    """Stop the tunnel with `signum`: its exit code, the rest of its stdout, its stderr."""
     tunnel.send_signal(signum)
-    _, errors = tunnel.communicate(timeout=60)
-    return tunnel.returncode, errors
+    out, errors = tunnel.communicate(timeout=60)
+    return tunnel.returncode, out, errors
 
 
 @pytest.mark.parametrize(
@@ -377,9 +393,12 @@ def test_bytes_flow_through_both_hops_and_a_stop_leaves_no_ssh(
         assert _exchange(local_port, b"select 1") == endpoint.encode() + b":select 1"
         assert _ssh_left(str(client)), "the tunnel's ssh should be running"
     finally:
-        returncode, errors = _stop(tunnel, signum)
+        returncode, out, errors = _stop_reading(tunnel, signum)
     assert returncode == code, errors
-    assert errors.splitlines()[-1] == ("interrupted" if signum == signal.SIGINT else "terminated")
+    reason = "interrupted" if signum == signal.SIGINT else "terminated"
+    assert errors.splitlines()[-1] == reason
+    # After the open event (read above), the last: how it ended.
+    assert _events(out) == [{"event": "end", "reason": reason, "exit_code": code}]
     assert _no_ssh_left(str(client))
     bastion_log = hosts["logs"]["bastion"].read_text(errors="replace")[bastion_log_start:]
     assert f"to {SERVER} port {hosts['ssh_port']}" in bastion_log
@@ -438,6 +457,19 @@ def test_an_unknown_host_key_is_refused_and_never_recorded(platform, hosts, tmp_
     assert "Host key verification failed" in errors and "accept the host keys" in errors
     assert (tmp_path / "known_hosts").read_text() == ""
     assert out == "" and _no_ssh_left(str(client))
+
+
+def test_with_json_an_ssh_that_ends_is_the_last_event(platform, hosts, tmp_path):
+    config = platform()
+    client = _client_config(hosts, tmp_path, trusted=False)
+    tunnel = _levels_tf(config, "tunnel", "db", "--env", ENV, "-F", str(client), "--local-port",
+                        str(_free_port("127.0.0.1")), "--json")  # fmt: skip
+    out, errors = tunnel.communicate(timeout=120)
+    assert tunnel.returncode == 1, errors
+    (event,) = _events(out)
+    assert event["event"] == "error" and event["error"]["exit_code"] == 1, event
+    assert "accept the host keys" in event["error"]["message"]
+    assert _no_ssh_left(str(client))
 
 
 def test_the_written_configuration_reaches_the_server_through_the_bastion(

@@ -144,6 +144,13 @@ def test_the_selection_is_refused_clearly(repo, run, tmp_path):
     assert run("render", config=config).exit_code == 0
     outside = run("stacks", "--affected", config=config)
     assert outside.exit_code == 2 and "is not in a git repository" in outside.stderr
+    # stacks takes no names and no --all: it is told what it can do without git.
+    assert outside.stderr.strip().endswith("; leave out --affected to list every stack")
+    assert "--all" not in outside.stderr
+    for command in ("plan", "apply", "drift"):
+        selecting = run(command, "--affected", config=config)
+        assert selecting.exit_code == 2 and "is not in a git repository" in selecting.stderr
+        assert selecting.stderr.strip().endswith("; name the stacks or give --all instead")
 
 
 @pytest.mark.terraform

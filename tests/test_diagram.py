@@ -175,3 +175,45 @@ def test_without_dot_it_says_to_install_graphviz(run, reference, tmp_path, monke
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "dot" in lines[0] and "Graphviz" in lines[0]
     assert not out.exists()
+
+
+def test_the_format_follows_the_suffix_of_out(run, reference, tmp_path):
+    require_tool("dot")
+    out = tmp_path / "architecture.svg"
+    result = run("diagram", "--out", str(out), "--json", config=reference)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["format"] == "svg"
+    assert ET.fromstring(out.read_bytes()).tag == f"{SVG}svg"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--format", "svg", "--out", "x.png"], "does not match --format svg; name the file x.svg"),
+        (["--format", "png", "--out", "x.svg"], "does not match --format png; name the file x.png"),
+        (["--out", "x.jpg"], "writes .png or .svg images; name the file x.png"),
+        (["--format", "svg", "--out", "x.jpg"], "name the file x.svg"),
+        (["--out", "x"], "writes .png or .svg images"),
+    ],
+)
+def test_a_suffix_that_is_not_the_format_is_refused_before_writing(
+    run, reference, tmp_path, monkeypatch, args, said
+):
+    monkeypatch.chdir(tmp_path)
+    result = run("diagram", *args, config=reference)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0], result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+    assert not (reference.parent / "docs" / "architecture.png").exists()
+
+
+def test_a_write_error_names_the_path_given_not_a_temporary_file(run, reference):
+    require_tool("dot")
+    out = Path("/proc/levels-tf-diagram.png")  # no file can be made there, even by root
+    result = run("diagram", "--out", str(out), config=reference)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{out}: cannot write"), result.output
+    assert ".tmp" not in lines[0]

@@ -62,9 +62,20 @@ def test_the_commands_with_json_are_found():
     assert {"plan", "drift", "check", "stacks", "rehearse", "apply", "bake"} <= set(COMMANDS)
 
 
-def _error(result) -> dict:
+# Commands whose --json is JSON Lines (they run until stopped): every line of
+# stdout is one JSON object with an "event"; a failure is the last, "error".
+JSON_LINES = {"tunnel"}
+
+
+def _error(result, command: str = "") -> dict:
     assert result.stdout.strip(), f"no JSON on stdout; stderr: {result.stderr}"
-    document = json.loads(result.stdout)
+    if command in JSON_LINES:
+        events = [json.loads(line) for line in result.stdout.splitlines()]
+        assert all(isinstance(event, dict) for event in events), result.stdout
+        document = events[-1]
+        assert document.pop("event") == "error", document
+    else:
+        document = json.loads(result.stdout)
     assert set(document) == {"error"}, document
     error = document["error"]
     assert error["exit_code"] == result.exit_code
@@ -80,7 +91,7 @@ def test_an_invalid_config_is_json_with_its_file_and_line(command, run, tmp_path
     line = text.splitlines().index("    azs: many") + 1
     result = run(*command.split(), *COMMANDS[command], config=config)
     assert result.exit_code == 2, result.output
-    error = _error(result)
+    error = _error(result, command)
     assert error["type"] == "ConfigError"
     (problem,) = error["problems"]
     assert problem["file"] == str(config) and problem["line"] == line, problem
@@ -101,7 +112,7 @@ def test_a_stale_tree_is_json(command, run, tmp_path):
     config.write_text(config.read_text() + "\n# changed\ntags: {team: web}\n")
     result = run(*command.split(), *COMMANDS[command], config=config)
     assert result.exit_code == 2, result.output
-    error = _error(result)
+    error = _error(result, command)
     assert "stale" in error["message"] and error["problems"] == []
 
 

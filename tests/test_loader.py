@@ -484,7 +484,26 @@ def test_missing_file(tmp_path):
     path = tmp_path / "nope.yaml"
     problem = load_problem(path)
     assert (problem.file, problem.line) == (str(path), 1)
-    assert problem.message == "no such file"
+    assert problem.message == (
+        "no such file; give -c the path of an infra.yaml, or run `levels-tf init DIR` to start one"
+    )
+
+
+def test_a_missing_infra_yaml_says_how_to_start_one(tmp_path, monkeypatch, run):
+    monkeypatch.chdir(tmp_path)
+    result = run("validate")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "infra.yaml:1:1: no such file; run `levels-tf init` to start one there, "
+        "or give -c PATH to read another"
+    )
+    folder = tmp_path / "my infra"
+    result = run("validate", config=folder / "infra.yaml")
+    assert result.stderr.strip().endswith(
+        f"no such file; run `levels-tf init '{folder}'` to start one there, "
+        "or give -c PATH to read another"
+    )
+    assert result.stdout == "" and not folder.exists()
 
 
 def test_path_through_a_file(tmp_path):

@@ -7,6 +7,8 @@ from .. import diagram as drawing
 from ..errors import UsageError
 from ..validation import load_config
 
+FORMATS = ("png", "svg")
+
 
 def default_path(config_path: Path, env: str | None, output_format: str) -> Path:
     """docs/architecture[-ENV].<format> beside infra.yaml."""
@@ -14,18 +16,43 @@ def default_path(config_path: Path, env: str | None, output_format: str) -> Path
     return config_path.parent / "docs" / f"{name}.{output_format}"
 
 
+def image_format(output_format: str | None, out: Path | None) -> str:
+    """The format to draw: `output_format` when given, else the suffix of
+    `out` (.png or .svg), else png. A suffix that is neither, or one that
+    contradicts `output_format`, is a UsageError (exit 2), raised before
+    anything is drawn or written."""
+    if out is None:
+        return output_format or "png"
+    suffix = out.suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        wanted = output_format or "png"
+        raise UsageError(
+            f"--out {out}: diagram writes .png or .svg images; "
+            f"name the file {out.with_suffix('.' + wanted).name} or pick another --out"
+        )
+    if output_format is not None and suffix != output_format:
+        raise UsageError(
+            f"--out {out} does not match --format {output_format}; "
+            f"name the file {out.with_suffix('.' + output_format).name} or leave out --format"
+        )
+    return suffix
+
+
 def diagram(
     config_path: Path,
     env: str | None,
-    output_format: str,
+    output_format: str | None,
     out: Path | None,
     as_json: bool = False,
 ) -> int:
     """Draw the architecture infra.yaml describes (all of it, or environment
     `env` in its VPC) as a PNG or SVG with Graphviz's dot; write it to `out`.
+    The format is `output_format`, or the suffix of `out` (image_format).
 
-    An unknown `env` is a UsageError (exit 2) naming the environments; a
-    missing dot a ToolError (exit 1) saying to install Graphviz."""
+    An unknown `env`, or an `out` whose suffix is not the format, is a
+    UsageError (exit 2); a missing dot a ToolError (exit 1) saying to
+    install Graphviz."""
+    output_format = image_format(output_format, out)
     config = load_config(config_path)
     environments = config.infra.all_environments
     if env is not None and env not in environments:

@@ -17,7 +17,14 @@ def stacks(config_path: Path, as_json: bool, since: str | None = None) -> int:
     if since is None:
         ordered = stack_list(load_config(config_path).infra)
     else:
-        ordered = open_tree(config_path, (), False, RenderOptions(), since=since).stacks
+        ordered = open_tree(
+            config_path,
+            (),
+            False,
+            RenderOptions(),
+            since=since,
+            instead="leave out --affected to list every stack",
+        ).stacks
         if not as_json:
             console.err(affected.describe(ordered, since))
     if as_json:

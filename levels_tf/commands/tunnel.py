@@ -11,7 +11,6 @@ and port). The checks are the live cluster's groups', so they hold for it."""
 from __future__ import annotations
 
 import errno
-import json
 import socket
 import time
 from pathlib import Path
@@ -89,20 +88,20 @@ def tunnel(
     try:
         _wait_ready(held, port)
         if as_json:
-            console.out(
-                json.dumps(
-                    {
-                        "environment": env,
-                        "endpoint": target,
-                        "reader": reader,
-                        "local_address": access.LOOPBACK,
-                        "local_port": port,
-                        "bastion": bastion.address,
-                        "server": server.address,
-                        "instance_id": server.instance_id,
-                        "pid": held.pid,
-                    }
-                )
+            # JSON Lines: this event now, the end or error event (cli._run) when it stops.
+            console.report_json_line(
+                {
+                    "event": "open",
+                    "environment": env,
+                    "endpoint": target,
+                    "reader": reader,
+                    "local_address": access.LOOPBACK,
+                    "local_port": port,
+                    "bastion": bastion.address,
+                    "server": server.address,
+                    "instance_id": server.instance_id,
+                    "pid": held.pid,
+                }
             )
         else:
             console.out(f"connect with: mysql -h {access.LOOPBACK} -P {port} -u <user> -p")
