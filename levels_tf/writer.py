@@ -409,8 +409,8 @@ def write_marked(
             else:
                 write_atomic(folder / change.path, change.new)
         except OSError as exc:
-            verb = "remove" if change.new is None else "write"
-            raise WriteError(
-                f"{exc.filename or folder / change.path}: cannot {verb}: {exc.strerror}"
-            ) from None
+            where = exc.filename or folder / change.path
+            if change.new is None:
+                raise WriteError(f"{where}: cannot remove: {exc.strerror}") from None
+            raise WriteError(f"{where}: cannot write: {exc.strerror}") from None
     return changes

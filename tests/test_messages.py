@@ -188,7 +188,8 @@ def test_every_refusal_says_what_to_do_next(path):
         # a guard against a path a template could never produce, needs no step.
         if not NEXT_STEP.search(text)
         and not any(
-            os_said in text for os_said in ("cannot read", "cannot write", "is not a folder")
+            os_said in text
+            for os_said in ("cannot read", "cannot write", "cannot remove", "is not a folder")
         )
         and "refusing a path outside" not in text
     ]
