@@ -105,7 +105,7 @@ def generate_config(environments: int, services: int) -> str:
         "bastion:",
         "  allowed_cidrs: [203.0.113.0/24]",
         "  users:",
-        "    alice: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJlbmNobWFyay1rZXk alice@laptop",
+        "    alice: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJlbmNobWFyay1rZXktLS0tLS0tLS0tLS0tLS0tLS0t alice@laptop",
         "images:",
     ]
     for j in range(len(svc_names)):

@@ -7,6 +7,8 @@ checks live here; rules that relate several fields live in rules.py.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import ipaddress
 import re
@@ -54,10 +56,40 @@ _KEY_TYPES = (
 _KEY_COMMENT_WORD = r"[A-Za-z0-9@._+=:,/-]+"
 
 
+def _key_blob_problem(key_type: str, body: str) -> str | None:
+    """Why `body` is not the base64 of a `key_type` public key, or None.
+
+    The blob is a run of length-prefixed strings (uint32 big-endian length,
+    then the bytes; RFC 4253 section 6.6, and OpenSSH's PROTOCOL.key for the
+    sk- types), the first naming the key type; an Ed25519 key's second is
+    its 32-byte public key (RFC 8709 section 4). A key cut or pasted short
+    fails here, where sshd would only ignore it on the bastion."""
+    try:
+        blob = base64.b64decode(body, validate=True)
+    except binascii.Error:
+        return (
+            f"what follows {key_type} is not whole base64: copy the whole line from the .pub file"
+        )
+    fields = []
+    at = 0
+    while at < len(blob):
+        size = int.from_bytes(blob[at : at + 4], "big")
+        if at + 4 + size > len(blob):
+            return "the key is cut short: copy the whole line from the .pub file"
+        fields.append(blob[at + 4 : at + 4 + size])
+        at += 4 + size
+    if not fields or fields[0] != key_type.encode():
+        return f"the key inside is not {key_type}: copy the whole line from the .pub file"
+    if key_type.endswith("ssh-ed25519") and (len(fields) < 2 or len(fields[1]) != 32):
+        return "the Ed25519 key inside is not 32 bytes: copy the whole line from the .pub file"
+    return None
+
+
 def _ssh_key(value: str) -> str:
     """`value` normalised to single spaces; ValueError unless it is
-    `<type> <base64 body> [comment words]` with a comment of ASCII letters,
-    digits and @ . _ + = : , / - (the authorized_keys format, sshd(8))."""
+    `<type> <base64 body> [comment words]` (the authorized_keys format,
+    sshd(8)) whose body holds a key of that type (_key_blob_problem), with a
+    comment of ASCII letters, digits and @ . _ + = : , / -."""
     parts = value.split()
     if (
         len(parts) < 2
@@ -66,6 +98,9 @@ def _ssh_key(value: str) -> str:
         or not re.fullmatch(r"[A-Za-z0-9+/=]+", parts[1], re.ASCII)
     ):
         raise ValueError("not an OpenSSH public key ('ssh-ed25519 AAAA... comment')")
+    problem = _key_blob_problem(parts[0], parts[1])
+    if problem:
+        raise ValueError(f"not an OpenSSH public key: {problem}")
     if not all(re.fullmatch(_KEY_COMMENT_WORD, word, re.ASCII) for word in parts[2:]):
         raise ValueError(
             "the key comment may use only ASCII letters, digits, spaces and @ . _ + = : , / -"

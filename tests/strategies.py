@@ -28,7 +28,7 @@ REQUIRED_BLOCKS: dict[str, Any] = {
     "ci": {"assumed_by": ["arn:aws:iam::123456789012:role/deployer"]},
 }
 
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleQ"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleS0tLS0tLS0t"
 CERT = "arn:aws:acm:{region}:123456789012:certificate/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 PAYLOADS = [
     "../x",

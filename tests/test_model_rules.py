@@ -6,7 +6,9 @@ changes a few values, and checks the exact problems: line, dotted path, message.
 
 from __future__ import annotations
 
+import base64
 import copy
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from levels_tf import loader
 from levels_tf.errors import ConfigError, Problem
 from levels_tf.model import Scaling
 from levels_tf.validation import load_config, validate_document
+
+from .strategies import KEY
 
 REFERENCE = Path(__file__).resolve().parent.parent / "infra.yaml"
 
@@ -290,12 +294,64 @@ def test_invalid_vpc_cidr(cidr, fragment):
     assert fragment in problem.message
 
 
+def _key(*fields: bytes) -> str:
+    """The base64 blob of length-prefixed `fields`, as in a .pub file."""
+    return base64.b64encode(b"".join(len(f).to_bytes(4, "big") + f for f in fields)).decode()
+
+
+@pytest.mark.parametrize(
+    "key, words",
+    [
+        ("ssh-ed25519 garbage", "what follows ssh-ed25519 is not whole base64"),
+        (KEY[:-7], "what follows ssh-ed25519 is not whole base64"),  # cut inside the base64
+        (KEY[:-8], "the key is cut short"),  # cut at a base64 boundary
+        ("ssh-ed25519 " + _key(b"ssh-ed25519", b"k" * 32)[:-8], "the key is cut short"),
+        (
+            "ssh-ed25519 " + _key(b"ssh-ed25519", b"k" * 24),
+            "the Ed25519 key inside is not 32 bytes",
+        ),
+        ("ssh-rsa " + _key(b"ssh-ed25519", b"k" * 32), "the key inside is not ssh-rsa"),
+        ("ssh-ed25519 " + _key(b"ssh-ed25519", b"k" * 30)[:-4], "the key is cut short"),
+    ],
+)
+def test_a_key_that_is_not_a_whole_public_key_is_refused_at_its_line(key, words):
+    """sshd would skip such a line of authorized_keys, and nobody could log in."""
+    text = make({"bastion": {"allowed_cidrs": ["203.0.113.0/24"], "users": {"alice": key}}})
+    problem = only(text)
+    assert problem.path == "bastion.users.alice"
+    assert problem.line == line_of(text, "alice:")
+    assert problem.message.startswith("not an OpenSSH public key: " + words), problem.message
+
+
+def test_keys_ssh_keygen_makes_are_accepted(tmp_path):
+    users = {}
+    for kind in ("ed25519", "rsa", "ecdsa"):
+        subprocess.run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                kind,
+                "-N",
+                "",
+                "-C",
+                f"{kind}@laptop",
+                "-f",
+                str(tmp_path / kind),
+            ],
+            check=True,
+        )
+        users[kind] = (tmp_path / f"{kind}.pub").read_text().strip()
+    config = validate(make({"bastion": {"allowed_cidrs": ["203.0.113.0/24"], "users": users}}))
+    assert config.infra.bastion.users == users
+
+
 def test_invalid_bastion_cidr_in_a_list():
     text = make(
         {
             "bastion": {
                 "allowed_cidrs": ["203.0.113.0/24", "203.0.113.7/24"],
-                "users": {"alice": "ssh-ed25519 AAAAC3Nza alice"},
+                "users": {"alice": KEY},
             }
         }
     )

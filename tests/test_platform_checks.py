@@ -51,7 +51,7 @@ dns:
 bastion:
   allowed_cidrs: [203.0.113.0/24]
   users:
-    ops: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleQ ops@laptop
+    ops: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleS0tLS0tLS0t ops@laptop
 images:
   web: {base: amazon-linux-2023}
 services:

@@ -98,7 +98,7 @@ def test_the_policy_scope_names_only_the_groups_own_environments():
     ]
 
 
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleQ ops@laptop"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleS0tLS0tLS0t ops@laptop"
 
 
 def test_internet_https_is_on_by_default_and_closes_per_client():
@@ -218,7 +218,7 @@ vpc_groups:
 bastion:
   allowed_cidrs: [203.0.113.0/24]
   users:
-    ops: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleQ ops@laptop
+    ops: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleS0tLS0tLS0t ops@laptop
 images:
   app: {base: ubuntu-24.04}
 services:

@@ -86,7 +86,7 @@ locals {
 
   # The bastion's users are the servers' accounts too: the second hop of a tunnel logs in there.
   logins = {
-    alice = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleQ alice@laptop"
+    alice = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleS0tLS0tLS0t alice@laptop"
   }
 }
 

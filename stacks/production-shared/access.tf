@@ -13,7 +13,7 @@ module "bastion" {
   name          = "levels-production-bastion"
   allowed_cidrs = ["203.0.113.0/24"]
   users = {
-    alice = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleQ alice@laptop"
+    alice = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxldmVscy1hbGljZS1leGFtcGxlLWtleS0tLS0tLS0t alice@laptop"
   }
   instance_type  = "t3.micro"
   internet_https = false

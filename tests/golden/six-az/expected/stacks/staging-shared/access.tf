@@ -13,7 +13,7 @@ module "bastion" {
   name          = "wide-staging-bastion"
   allowed_cidrs = ["192.0.2.0/28", "198.51.100.10/32"]
   users = {
-    ops = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHdpZGUtb3BzLWV4YW1wbGUta2V5LWZvci10ZXN0cw ops@example"
+    ops = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHdpZGUtb3BzLWV4YW1wbGUta2V5LWZvci10ZXN0cy0t ops@example"
   }
   instance_type  = "t3.micro"
   internet_https = true
