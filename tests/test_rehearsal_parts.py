@@ -254,6 +254,27 @@ def _rehearsal(work: Path, backend: str | None = None):
     )
 
 
+def test_the_programs_of_a_rehearsal_have_a_temporary_folder_removed_with_it(tmp_path, monkeypatch):
+    """What a provider killed mid-run leaves in TMPDIR (its plugin socket's
+    folder) goes when the rehearsal ends, and the user's TMPDIR is back."""
+    import os
+    import tempfile
+
+    from levels_tf.commands import rehearse
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    with rehearse._environment(_rehearsal(tmp_path / "work")):
+        inner = Path(os.environ["TMPDIR"])
+        assert inner.parent == tmp_path and inner.is_dir()
+        # A Unix socket's path holds 107 bytes: the folder adds "/ltf-" and 8 characters.
+        assert len(str(inner)) - len(str(tmp_path)) == len("/ltf-") + 8
+        (inner / "plugin1234567890").mkdir()
+        (inner / "plugin1234567890" / "plugin").write_text("")
+    assert os.environ["TMPDIR"] == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_emulator_the_user_runs_is_the_one_every_later_step_and_the_report_use(
     moto_server, tmp_path, monkeypatch
 ):

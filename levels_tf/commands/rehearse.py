@@ -586,9 +586,16 @@ def _copy_platform(config_path: Path, tree: Path, config) -> None:
 def _environment(run: Rehearsal) -> Iterator[None]:
     """The process environment of a rehearsal, restored afterwards: fake
     credentials, no AWS profile or config, no instance metadata, no proxy to
-    loopback, Terraform in automation, and the provider mirror when one is named."""
+    loopback, Terraform in automation, the provider mirror when one is named,
+    and a TMPDIR of its own, removed afterwards with whatever was left in it."""
     saved = dict(os.environ)
+    # Terraform's providers make their plugin sockets in TMPDIR, and one
+    # killed on a loaded machine leaves its folder there: the programs of the
+    # rehearsal get a temporary folder of its own, removed with it. A short
+    # name, since a Unix socket's path holds at most 107 bytes (unix(7)).
+    scratch = tempfile.mkdtemp(prefix="ltf-")
     try:
+        os.environ["TMPDIR"] = scratch
         for name in [n for n in os.environ if n.startswith("AWS_")]:
             del os.environ[name]
         infra = load_config(run.config_path).infra
@@ -613,6 +620,7 @@ def _environment(run: Rehearsal) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _cli_config(work: Path, mirror: str) -> Path:
