@@ -264,6 +264,7 @@ def test_the_programs_of_a_rehearsal_have_a_temporary_folder_removed_with_it(tmp
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)
+    (tmp_path / "work").mkdir()
     with rehearse._environment(_rehearsal(tmp_path / "work")):
         inner = Path(os.environ["TMPDIR"])
         assert inner.parent == tmp_path and inner.is_dir()
@@ -272,7 +273,7 @@ def test_the_programs_of_a_rehearsal_have_a_temporary_folder_removed_with_it(tmp
         (inner / "plugin1234567890").mkdir()
         (inner / "plugin1234567890" / "plugin").write_text("")
     assert os.environ["TMPDIR"] == str(tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "work"]
 
 
 def test_an_emulator_the_user_runs_is_the_one_every_later_step_and_the_report_use(
