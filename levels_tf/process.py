@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,16 @@ from .errors import LevelsError, UsageError
 
 OUTPUT_LINES = 20
 STOP_GRACE = 300  # seconds a program stopped at its timeout gets before SIGKILL
+
+# A Unix socket's path holds at most 107 bytes (unix(7): sun_path is 108
+# bytes with the terminating NUL). Terraform's providers (hashicorp/go-plugin:
+# TMPDIR/plugin<digits>/plugin) and Packer 1.6's builders
+# (TMPDIR/packer-plugin<digits>) listen on sockets in TMPDIR, both names 24
+# bytes at most with their slashes; past the limit they fail to start
+# ("bind: invalid argument"). SOCKET_ROOM keeps a margin over those 24.
+SOCKET_PATH_MAX = 107
+SOCKET_ROOM = 32
+SHORT_TEMP_FOLDERS = ("/tmp", "/var/tmp")  # tempfile's own fallbacks, in its order
 
 # The programs stream() is running. Python raises KeyboardInterrupt in the
 # main thread only, and the scheduler runs stream() in worker threads, so the
@@ -106,7 +117,7 @@ def run(
     """Run `argv` to completion, capturing its output."""
     executable = find(argv[0], advice)
     command = (executable, *argv[1:])
-    merged = dict(os.environ) if env is None else dict(env)
+    merged = _environment(env)
     try:
         completed = subprocess.run(
             command,
@@ -395,7 +406,7 @@ def _start(
 ) -> subprocess.Popen:
     """`argv` started in a process group of its own with stdin closed; ToolError when it cannot start."""
     executable = find(argv[0], advice)
-    merged = dict(os.environ) if env is None else dict(env)
+    merged = _environment(env)
     try:
         return subprocess.Popen(
             (executable, *argv[1:]),
@@ -407,6 +418,40 @@ def _start(
         )
     except OSError as exc:
         raise ToolError(f"could not run {_shown(argv)}: {exc.strerror or exc}") from None
+
+
+def socket_safe_temp_folder(tmpdir: str | None, extra: int = 0) -> str:
+    """The temporary folder for the programs levels-tf starts, an absolute path.
+
+    `tmpdir` (the user's TMPDIR; None or empty for the system's default) when
+    a plugin socket's path under it, plus `extra` bytes of subfolder the
+    caller adds, stays within SOCKET_PATH_MAX; otherwise the first of
+    SHORT_TEMP_FOLDERS that does and that this user may write, else `tmpdir`
+    unchanged (its programs then say why they cannot start)."""
+    chosen = os.path.abspath(tmpdir) if tmpdir else tempfile.gettempdir()
+
+    def fits(folder: str) -> bool:
+        return len(os.fsencode(folder)) + extra + SOCKET_ROOM <= SOCKET_PATH_MAX
+
+    if fits(chosen):
+        return chosen
+    for folder in SHORT_TEMP_FOLDERS:
+        if fits(folder) and os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+            return folder
+    return chosen
+
+
+def _environment(env: Mapping[str, str] | None) -> dict[str, str]:
+    """The environment a program starts with: `env` (default this process's),
+    with TMPDIR moved to a short folder when a plugin socket would not fit
+    under it (socket_safe_temp_folder)."""
+    merged = dict(os.environ) if env is None else dict(env)
+    current = merged.get("TMPDIR")  # Go's programs read TMPDIR alone, /tmp without it
+    if current:
+        safe = socket_safe_temp_folder(current)
+        if safe != os.path.abspath(current):
+            merged["TMPDIR"] = safe
+    return merged
 
 
 def stop_running() -> int:

@@ -258,22 +258,53 @@ def test_the_programs_of_a_rehearsal_have_a_temporary_folder_removed_with_it(tmp
     """What a provider killed mid-run leaves in TMPDIR (its plugin socket's
     folder) goes when the rehearsal ends, and the user's TMPDIR is back."""
     import os
+    import shutil
     import tempfile
 
     from levels_tf.commands import rehearse
 
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    # A TMPDIR short enough to be kept (the test's own folder may not be).
+    user_tmp = Path(tempfile.mkdtemp(prefix="t", dir="/tmp"))
+    try:
+        monkeypatch.setenv("TMPDIR", str(user_tmp))
+        monkeypatch.setattr(tempfile, "tempdir", None)
+        (tmp_path / "work").mkdir()
+        with rehearse._environment(_rehearsal(tmp_path / "work")):
+            inner = Path(os.environ["TMPDIR"])
+            assert inner.parent == user_tmp and inner.is_dir()
+            # A Unix socket's path holds 107 bytes: the folder adds "/ltf-" and 8 characters.
+            assert len(str(inner)) - len(str(user_tmp)) == len("/ltf-") + 8
+            (inner / "plugin1234567890").mkdir()
+            (inner / "plugin1234567890" / "plugin").write_text("")
+        assert os.environ["TMPDIR"] == str(user_tmp)
+        assert list(user_tmp.iterdir()) == []
+    finally:
+        shutil.rmtree(user_tmp, ignore_errors=True)
+
+
+def test_a_rehearsal_under_a_long_tmpdir_puts_its_folder_where_sockets_fit(tmp_path, monkeypatch):
+    """Under a TMPDIR so deep that a plugin socket would not fit (Packer and
+    the aws provider then cannot start), the rehearsal's folder goes to a
+    short standard one, and is removed from there."""
+    import os
+    import tempfile
+
+    from levels_tf import process
+    from levels_tf.commands import rehearse
+
+    deep = tmp_path / ("d" * 90)
+    deep.mkdir()
+    monkeypatch.setenv("TMPDIR", str(deep))
     monkeypatch.setattr(tempfile, "tempdir", None)
     (tmp_path / "work").mkdir()
     with rehearse._environment(_rehearsal(tmp_path / "work")):
         inner = Path(os.environ["TMPDIR"])
-        assert inner.parent == tmp_path and inner.is_dir()
-        # A Unix socket's path holds 107 bytes: the folder adds "/ltf-" and 8 characters.
-        assert len(str(inner)) - len(str(tmp_path)) == len("/ltf-") + 8
-        (inner / "plugin1234567890").mkdir()
-        (inner / "plugin1234567890" / "plugin").write_text("")
-    assert os.environ["TMPDIR"] == str(tmp_path)
-    assert list(tmp_path.iterdir()) == [tmp_path / "work"]
+        assert str(inner.parent) in process.SHORT_TEMP_FOLDERS and inner.is_dir()
+        socket = inner / "packer-plugin1234567890"
+        assert len(os.fsencode(str(socket))) <= process.SOCKET_PATH_MAX
+    assert not inner.exists()
+    assert os.environ["TMPDIR"] == str(deep)
+    assert list(deep.iterdir()) == []
 
 
 def test_an_emulator_the_user_runs_is_the_one_every_later_step_and_the_report_use(

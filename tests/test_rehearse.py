@@ -229,7 +229,11 @@ def test_ctrl_c_stops_the_emulator_and_removes_the_tree(tmp_path):
     folder = tmp_path / "platform"
     _copy_small(folder)
     env = _environment(tmp_path)
-    scratch = tmp_path / "tmp"
+    # A TMPDIR as deep as a CI workspace's: no plugin socket fits under it,
+    # so the rehearsal must give Packer and the provider a shorter one.
+    scratch = tmp_path / "tmp" / ("deep-" * 20)
+    scratch.mkdir()
+    env["TMPDIR"] = str(scratch)
     rehearsal = subprocess.Popen(
         [sys.executable, "-m", "levels_tf", "-c", str(folder / "infra.yaml"), "rehearse"],
         cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,

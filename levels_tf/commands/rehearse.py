@@ -592,8 +592,11 @@ def _environment(run: Rehearsal) -> Iterator[None]:
     # Terraform's providers make their plugin sockets in TMPDIR, and one
     # killed on a loaded machine leaves its folder there: the programs of the
     # rehearsal get a temporary folder of its own, removed with it. A short
-    # name, since a Unix socket's path holds at most 107 bytes (unix(7)).
-    scratch = tempfile.mkdtemp(prefix="ltf-")
+    # name in a short folder, since a plugin socket's path must fit in 107
+    # bytes (process.socket_safe_temp_folder).
+    prefix = "ltf-"
+    base = process.socket_safe_temp_folder(os.environ.get("TMPDIR"), extra=len(prefix) + 9)
+    scratch = tempfile.mkdtemp(prefix=prefix, dir=base)
     try:
         os.environ["TMPDIR"] = scratch
         for name in [n for n in os.environ if n.startswith("AWS_")]:
