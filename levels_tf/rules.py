@@ -19,6 +19,15 @@ MIN_AZS, MAX_AZS = 2, 6
 PRINCIPALS = ("developers", "ci")
 RESERVED_BUCKET_CLASSES = ("backup", "logs")
 _CALLERS = {"servers": "the servers call", "bastion": "the bastion calls"}
+# Override sections that name things (a service, a bucket class...): an
+# override changes those the top level defines, and cannot add one.
+_NAMED_SECTIONS = {
+    "services": "service",
+    "buckets": "bucket class",
+    "queues": "queue",
+    "topics": "topic",
+    "functions": "function",
+}
 
 
 def check(infra: Infra, doc: Document) -> list[Problem]:
@@ -32,6 +41,59 @@ def check(infra: Infra, doc: Document) -> list[Problem]:
     problems += _hostnames(infra, doc)
     problems += _ci_trust(infra, doc)
     problems += _endpoints(infra, doc)
+    return problems
+
+
+def check_overrides(doc: Document, env: str) -> list[Problem]:
+    """What environment `env`'s overrides (`environments.<env>`, dotted keys
+    already expanded) cannot mean: a section set to null (an override changes
+    values; it cannot remove a section, and the merge would skip it), a name
+    in a named section (services, buckets, queues, topics, functions) that
+    the top level does not define (a typo would otherwise read as a new,
+    incomplete one), or a database override with no database to change.
+    Each problem is at the override's own line."""
+    overrides = (doc.data.get("environments") or {}).get(env)
+    if not isinstance(overrides, dict):
+        return []
+    problems = []
+    for section, value in overrides.items():
+        path = ("environments", env, section)
+        if value is None:
+            problems.append(
+                doc.problem(
+                    path,
+                    f"null cannot remove {section} from one environment: an override only "
+                    "changes values; delete this line",
+                    key=True,
+                )
+            )
+        elif section == "database" and doc.data.get("database") is None:
+            problems.append(
+                doc.problem(path, "there is no top-level database: to override", key=True)
+            )
+        elif section in _NAMED_SECTIONS and isinstance(value, dict):
+            defined = doc.data.get(section) or {}
+            for name in value:
+                if name in defined:
+                    continue
+                close = difflib.get_close_matches(str(name), [str(n) for n in defined], n=1)
+                hint = (
+                    f"did you mean '{close[0]}'?"
+                    if close
+                    else (
+                        f"defined: {', '.join(map(str, defined))}"
+                        if defined
+                        else f"{section}: defines none"
+                    )
+                )
+                problems.append(
+                    doc.problem(
+                        (*path, name),
+                        f"unknown {_NAMED_SECTIONS[section]} '{name}' ({section}: defines the "
+                        f"{_NAMED_SECTIONS[section]}s an override may change); {hint}",
+                        key=True,
+                    )
+                )
     return problems
 
 

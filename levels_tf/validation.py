@@ -61,6 +61,10 @@ def validate_document(document: Document, path: Path) -> Config:
     problems = rules.check(infra, document)
     environments: dict[str, Infra] = {}
     for env in infra.all_environments:
+        refused = rules.check_overrides(document, env)
+        if refused:  # merged, they would read as other, confusing problems
+            problems.extend(refused)
+            continue
         merged = effective.merge(document, env)
         try:
             environments[env] = _model(merged)
