@@ -844,16 +844,33 @@ class Overrides(Record):
     """Per-environment values deep-merged over the top-level defaults."""
 
     tags: Annotated[dict[str, Any] | None, Doc("Merged over the top-level tags.")] = None
-    services: Annotated[dict[str, Any] | None, Doc("Merged over the top-level services.")] = None
+    services: Annotated[
+        dict[str, Any] | None,
+        Doc("Merged over the top-level services; changes only the services defined there."),
+    ] = None
     database: Annotated[
         dict[str, Any] | None,
-        Doc("Merged over the top-level database; only in a group of one environment."),
+        Doc(
+            "Merged over the top-level database, which must exist; only in a group of one environment."
+        ),
     ] = None
-    buckets: Annotated[dict[str, Any] | None, Doc("Merged over the top-level buckets.")] = None
+    buckets: Annotated[
+        dict[str, Any] | None,
+        Doc("Merged over the top-level buckets; changes only the bucket classes defined there."),
+    ] = None
     cdn: Annotated[dict[str, Any] | None, Doc("Merged over the top-level cdn.")] = None
-    queues: Annotated[dict[str, Any] | None, Doc("Merged over the top-level queues.")] = None
-    topics: Annotated[dict[str, Any] | None, Doc("Merged over the top-level topics.")] = None
-    functions: Annotated[dict[str, Any] | None, Doc("Merged over the top-level functions.")] = None
+    queues: Annotated[
+        dict[str, Any] | None,
+        Doc("Merged over the top-level queues; changes only the queues defined there."),
+    ] = None
+    topics: Annotated[
+        dict[str, Any] | None,
+        Doc("Merged over the top-level topics; changes only the topics defined there."),
+    ] = None
+    functions: Annotated[
+        dict[str, Any] | None,
+        Doc("Merged over the top-level functions; changes only the functions defined there."),
+    ] = None
     secrets: Annotated[dict[str, Any] | None, Doc("Merged over the top-level secrets.")] = None
 
 
