@@ -174,13 +174,19 @@ def ssh_config(
     return "\n".join(lines) + "\n"
 
 
-def _quoted(path: str) -> str:
-    """A path as ssh_config(5) reads one argument: in double quotes when it has a space."""
+def check_identity(path: str) -> None:
+    """UsageError when ssh_config(5) cannot hold `path` as an IdentityFile
+    (a double quote or a newline in it)."""
     if '"' in path or "\n" in path:
         raise UsageError(
             f"--identity {path!r}: ssh_config cannot hold a path with a double quote or "
             "newline; move the key to another path"
         )
+
+
+def _quoted(path: str) -> str:
+    """A path as ssh_config(5) reads one argument: in double quotes when it has a space."""
+    check_identity(path)
     return f'"{path}"' if " " in path else path
 
 

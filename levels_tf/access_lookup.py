@@ -15,7 +15,7 @@ from .aws import Aws
 from .errors import LevelsError, UsageError
 from .options import RenderOptions
 from .terraform import EngineChoice, TerraformError
-from .validation import Config
+from .validation import Config, require_environment
 from .workspace import open_workspace
 
 # A DNS name or an IPv4 address, as RDS endpoints are: nothing ssh could read as an option.
@@ -117,9 +117,7 @@ def environments(config: Config, env: str | None) -> list[str]:
     known = config.infra.all_environments
     if env is None:
         return known
-    if env not in known:
-        raise UsageError(f"no environment {env!r} in {config.path}; defined: {', '.join(known)}")
-    return [env]
+    return [require_environment(config, env)]
 
 
 def login_user(config: Config, user: str | None) -> str:

@@ -46,13 +46,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import UsageError
 from .names import database_cluster, database_instances
-
-if TYPE_CHECKING:
-    from .validation import Config
+from .validation import Config, require_environment
 
 TEMPORARY_TAG = "levels-tf:temporary-member"
 # Aurora promotes the reader of the lowest tier first (0 to 15); the
@@ -177,10 +175,7 @@ def cluster_of(config: Config, env: str | None, group: str | None) -> Cluster:
     if (env is None) == (group is None):
         raise UsageError("give --env ENV or --group GROUP (one of them)")
     if env is not None:
-        if env not in infra.all_environments:
-            raise UsageError(
-                f"no environment {env!r}; defined: {', '.join(infra.all_environments)}"
-            )
+        require_environment(config, env)
         group = infra.group_of(env)
     assert group is not None
     if group not in infra.vpc_groups:

@@ -6,11 +6,12 @@ Every problem is collected and reported at once, each with file:line:column.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import effective, image_lock, image_scripts, loader, rules, typed
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .loader import Document
 from .model import Infra
 from .options import RenderOptions
@@ -35,6 +36,20 @@ class Config:
     def root_device_for(self, image: str) -> str | None:
         """The root device name of that AMI as its bake recorded it (e.g. /dev/xvda), if any."""
         return self.root_devices.get(image)
+
+
+def require_environment(config: Config, env: str, option: str = "--env") -> str:
+    """`env` when infra.yaml defines that environment; otherwise a UsageError
+    (exit 2) in one wording for every command: the option, the file, the
+    closest name and the defined ones."""
+    known = config.infra.all_environments
+    if env in known:
+        return env
+    close = difflib.get_close_matches(env, known, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise UsageError(
+        f"{option} {env}: no such environment in {config.path}; {hint}defined: {', '.join(known)}"
+    )
 
 
 def load_config(path: str | Path) -> Config:

@@ -271,9 +271,9 @@ def rendered(tmp_path, run, monkeypatch) -> Path:
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (("tunnel", "db", "--env", "nowhere"), "no environment 'nowhere'"),
+        (("tunnel", "db", "--env", "nowhere"), "--env nowhere: no such environment in"),
         (("tunnel", "db", "--env", "staging", "--user", "mallory"), "--user 'mallory' is not one"),
-        (("ssh-config", "--env", "nowhere"), "no environment 'nowhere'"),
+        (("ssh-config", "--env", "nowhere"), "--env nowhere: no such environment in"),
         (("ssh-config", "--user", "mallory"), "--user 'mallory' is not one"),
     ],
 )
@@ -283,6 +283,27 @@ def test_bad_input_is_one_line_and_exit_2(rendered, run, args, says):
     (line,) = result.stderr.strip().splitlines()
     assert says in line
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("ssh-config", "--identity", 'key"s'), "ssh_config cannot hold a path with a double quote"),
+        (("ssh-config", "--user", "mallory"), "--user 'mallory' is not one"),
+        (("tunnel", "db", "--env", "staging", "--user", "mallory"), "--user 'mallory' is not one"),
+    ],
+)
+def test_the_command_line_is_checked_before_the_tree_and_aws(tmp_path, run, monkeypatch, args, says):
+    """Never rendered and no AWS to ask: a bad option is still the one error."""
+    for name in ("AWS_ENDPOINT_URL", "LEVELS_TF_AWS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "infra.yaml"
+    shutil.copy(SMALL, config)
+    shutil.copytree(SMALL.parent / "scripts", tmp_path / "scripts")
+    result = run(*args, config=config)
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert says in line
 
 
 def test_a_file_ssh_config_did_not_write_is_refused_before_anything(rendered, run, tmp_path):

@@ -70,3 +70,49 @@ def test_every_command_with_an_option_defines_it_alike(option):
         assert len({repr(help_of(name, option)[0]) for name in takers}) == 1
     else:
         assert len({repr(help_of(name, option)) for name in takers}) == 1
+
+
+def _commands_with(option: str) -> dict[tuple[str, ...], click.Command]:
+    """Every command (subcommands too) that takes `option`, by its words."""
+    found: dict[tuple[str, ...], click.Command] = {}
+
+    def walk(group: click.Group, words: tuple[str, ...]) -> None:
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                walk(command, (*words, name))
+            elif any(option in p.opts for p in command.params):
+                found[words + (name,)] = command
+
+    walk(cli, ())
+    return found
+
+
+# What each command with --env needs besides it to reach the environment's check.
+ENV_COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("ssh-config",): (),
+    ("tunnel",): ("db",),
+    ("diagram",): (),
+    ("deploy",): ("api", "bundle.tar.gz"),
+    ("db", "failover"): (),
+    ("db", "resize"): ("--instance-class", "db.r6g.xlarge"),
+    ("db", "restore"): ("--latest", "--as", "restored"),
+}
+
+
+def test_every_command_says_an_unknown_environment_alike(tmp_path, monkeypatch):
+    """One wording, the file, the closest name and the defined ones, exit 2,
+    before any AWS call (no endpoint or credentials are set here)."""
+    from tests.conftest import copy_reference
+
+    for name in ("AWS_ENDPOINT_URL", "LEVELS_TF_AWS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    config = copy_reference(tmp_path / "project")
+    assert set(_commands_with("--env")) == set(ENV_COMMANDS), "a command with --env is not listed"
+    for words, extra in ENV_COMMANDS.items():
+        argv = ["-c", str(config), *words, "--env", "productoin", *extra]
+        result = CliRunner().invoke(cli, argv, catch_exceptions=False)
+        assert result.exit_code == 2, (words, result.output)
+        assert result.stderr == (
+            f"--env productoin: no such environment in {config}; did you mean 'production'? "
+            "defined: production, dev, test, qa\n"
+        ), (words, result.output)

@@ -157,7 +157,7 @@ def test_failover_in_production_asks_and_without_target_aurora_picks(run, platfo
     [
         (["--env", "dev", "--target", "nope"], "not a reader of levels-nonprod"),
         (["--env", "dev", "--target", f"{NONPROD}-instance-1"], "not a reader"),
-        (["--env", "staging"], "no environment 'staging'"),
+        (["--env", "staging"], "--env staging: no such environment in"),
         (["--env", "dev", "--group", "nonprod"], "one of them"),
     ],
 )

@@ -185,7 +185,7 @@ def _good(folder: Path) -> Path:
     ("service", "make", "extra", "message"),
     [
         ("billing", _good, (), "no service 'billing' in environment dev"),
-        ("api", _good, ("--env", "staging"), "no environment 'staging' in"),
+        ("api", _good, ("--env", "staging"), "--env staging: no such environment in"),
         ("api", lambda folder: folder / "missing.tar.gz", (), "missing.tar.gz does not exist"),
         ("api", _plain_text, (), "plain.tar.gz is not gzip-compressed"),
         ("api", _gzip_not_tar, (), "notes.tar.gz is gzip but not a readable tar archive"),

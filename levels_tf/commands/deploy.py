@@ -23,7 +23,7 @@ from ..aws import AccessDenied, Aws, AwsError
 from ..errors import UsageError
 from ..names import asset_bucket, bundle_parameter
 from ..options import RenderOptions, resolve
-from ..validation import load_config
+from ..validation import load_config, require_environment
 
 DEPLOYMENTS = "deployments"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -66,11 +66,7 @@ def deploy(
     "parameter_version": int | null}}`."""
     config = load_config(config_path)
     aws_endpoint = resolve(config_path.parent, options, config.infra.state.backend).aws_endpoint
-    infra = config.infra
-    if env not in infra.all_environments:
-        raise UsageError(
-            f"no environment {env!r} in {config_path}; defined: {', '.join(infra.all_environments)}"
-        )
+    require_environment(config, env)
     effective = config.environments[env]
     if service not in effective.services:
         defined = ", ".join(effective.services) or "none"

@@ -5,7 +5,7 @@ from pathlib import Path
 from .. import console, overview, writer
 from .. import diagram as drawing
 from ..errors import UsageError
-from ..validation import load_config
+from ..validation import load_config, require_environment
 
 FORMATS = ("png", "svg")
 
@@ -54,12 +54,8 @@ def diagram(
     install Graphviz."""
     output_format = image_format(output_format, out)
     config = load_config(config_path)
-    environments = config.infra.all_environments
-    if env is not None and env not in environments:
-        raise UsageError(
-            f"--env {env}: no such environment in {config_path}; "
-            f"choose one of {', '.join(environments)}"
-        )
+    if env is not None:
+        require_environment(config, env)
     view = overview.describe(config)
     drawn = drawing.dot_source(view, env)
     data = drawing.draw(drawn.source, output_format)

@@ -11,6 +11,7 @@ from ..access_lookup import Lookup, environments, login_user
 from ..errors import UsageError
 from ..options import RenderOptions
 from ..terraform import EngineChoice
+from ..validation import load_config
 
 
 def ssh_config(
@@ -33,10 +34,14 @@ def ssh_config(
         raise UsageError("--write and --json ask for two outputs: give one")
     if write is not None:
         _check_replaceable(write)
-    lookup = Lookup(config_path, options, engine)
-    config = lookup.config
+    if identity is not None:
+        access.check_identity(identity)
+    # What the command line says is checked before the tree and AWS are.
+    config = load_config(config_path)
     login = login_user(config, user)
     wanted = environments(config, env)
+    lookup = Lookup(config_path, options, engine)
+    config = lookup.config
     groups = [
         g for g, vpc in config.infra.vpc_groups.items() if set(vpc.environments) & set(wanted)
     ]

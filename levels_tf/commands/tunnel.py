@@ -20,6 +20,7 @@ from ..access_lookup import Lookup, environments, login_user
 from ..errors import LevelsError, UsageError
 from ..options import RenderOptions
 from ..terraform import EngineChoice
+from ..validation import load_config
 
 READY_TIMEOUT = 60  # seconds ssh gets to log in through both hops and listen
 
@@ -45,8 +46,8 @@ def tunnel(
     LevelsError when ssh fails or ends."""
     if endpoint is not None and reader:
         raise UsageError("--endpoint and --reader name two targets: give one of them")
-    lookup = Lookup(config_path, options, engine)
-    config = lookup.config
+    # What the command line says is checked before the tree and AWS are.
+    config = load_config(config_path)
     (env,) = environments(config, env)
     login = login_user(config, user)
     group = config.infra.group_of(env)
@@ -54,6 +55,8 @@ def tunnel(
         raise UsageError(
             f"environment {env} of {config.path} has no database: choose an environment that has one"
         )
+    lookup = Lookup(config_path, options, engine)
+    config = lookup.config
     bastion = lookup.bastion(group)
     database = lookup.database(group)
     candidates = lookup.servers(env)
