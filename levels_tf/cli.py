@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import signal
 import sys
@@ -31,7 +32,54 @@ FC = TypeVar("FC", bound=Callable[..., Any] | click.Command)
 DEFAULT_CONFIG = "infra.yaml"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _asks_for_json(args: list[str]) -> bool:
+    """Whether a command line (the command's own arguments) asks for JSON:
+    `--json`, or `--format json` / `--format=json`, before any `--`."""
+    if "--" in args:
+        args = args[: args.index("--")]
+    formats = [b for a, b in itertools.pairwise(args) if a == "--format"]
+    return "--json" in args or "--format=json" in args or "json" in formats
+
+
+class JsonCommand(click.Command):
+    """A command that answers in JSON when asked to, even when click refuses
+    its command line (an unknown option, a bad value, a missing one): the
+    usage error goes to stderr as click words it, and its JSON error
+    document (errors.failure, type UsageError) to stdout. `json_lines`: the
+    command's --json is JSON Lines, whose last event is then an `error`."""
+
+    def __init__(self, *args: Any, json_lines: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.json_lines = json_lines
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        asked = _asks_for_json(list(args))
+        try:
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if asked:
+                failure = errors.failure("UsageError", exc.exit_code, [exc.format_message()])
+                _print_failure(failure, json_lines=self.json_lines)
+            raise
+        if self.json_lines:
+            ctx.meta[JSON_LINES] = True
+        return ctx
+
+
+class JsonGroup(click.Group):
+    """A group whose commands are JsonCommands, and whose groups are JsonGroups."""
+
+    command_class = JsonCommand
+    group_class = type  # a subgroup is of this group's own class
+
+
+@click.group(cls=JsonGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-c",
     "--config",
@@ -116,7 +164,11 @@ def _report_failure(ctx: click.Context, failure: dict) -> None:
     """`failure` (errors.failure) on stdout: the one JSON document, or, for
     a JSON Lines command, its last event: `end` when Ctrl-C or SIGTERM
     stopped it, else `error` with the error document's `error`."""
-    if not ctx.meta.get(JSON_LINES):
+    _print_failure(failure, json_lines=bool(ctx.meta.get(JSON_LINES)))
+
+
+def _print_failure(failure: dict, *, json_lines: bool) -> None:
+    if not json_lines:
         console.report_json(failure)
         return
     error = failure["error"]
@@ -694,7 +746,7 @@ def ssh_config(ctx, env, write, as_json, identity, user, options, engine) -> Non
     )
 
 
-@cli.command()
+@cli.command(json_lines=True)
 @click.argument("target", metavar="db", type=click.Choice(["db"]))
 @_env_option(True, "The environment whose database to reach.")
 @click.option(
@@ -733,7 +785,6 @@ def tunnel(
     """Open the double SSH tunnel to ENV's database: bastion, then an application server, until Ctrl-C."""
     from .commands import tunnel as tunnel_cmd
 
-    ctx.meta[JSON_LINES] = True
     _run(
         ctx,
         lambda: tunnel_cmd.tunnel(

@@ -288,12 +288,17 @@ def test_bad_input_is_one_line_and_exit_2(rendered, run, args, says):
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (("ssh-config", "--identity", 'key"s'), "ssh_config cannot hold a path with a double quote"),
+        (
+            ("ssh-config", "--identity", 'key"s'),
+            "ssh_config cannot hold a path with a double quote",
+        ),
         (("ssh-config", "--user", "mallory"), "--user 'mallory' is not one"),
         (("tunnel", "db", "--env", "staging", "--user", "mallory"), "--user 'mallory' is not one"),
     ],
 )
-def test_the_command_line_is_checked_before_the_tree_and_aws(tmp_path, run, monkeypatch, args, says):
+def test_the_command_line_is_checked_before_the_tree_and_aws(
+    tmp_path, run, monkeypatch, args, says
+):
     """Never rendered and no AWS to ask: a bad option is still the one error."""
     for name in ("AWS_ENDPOINT_URL", "LEVELS_TF_AWS_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)

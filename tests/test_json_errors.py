@@ -134,3 +134,54 @@ def test_without_json_stdout_stays_empty_on_error(run, tmp_path):
     config.write_text(SMALL.read_text().replace("azs: 2", "azs: many", 1))
     result = run("stacks", config=config)
     assert result.exit_code == 2 and result.stdout == ""
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_command_line_click_refuses_is_json_too(command, run, tmp_path):
+    """An unknown option, which click refuses before the command runs: the
+    JSON error on stdout, click's usage and error on stderr, exit 2."""
+    config = tmp_path / "infra.yaml"
+    shutil.copy(SMALL, config)
+    result = run(*command.split(), *COMMANDS[command], "--no-such-option", config=config)
+    assert result.exit_code == 2, result.output
+    if command in JSON_LINES:
+        (line,) = result.stdout.splitlines()
+        document = json.loads(line)
+        assert document.pop("event") == "error"
+    else:
+        document = json.loads(result.stdout)
+    assert document == {
+        "error": {
+            "type": "UsageError",
+            "exit_code": 2,
+            "message": "No such option '--no-such-option'.",
+            "problems": [],
+        }
+    }
+    assert "Usage: " in result.stderr
+    assert "Error: No such option '--no-such-option'." in result.stderr
+
+
+def test_without_json_a_refused_command_line_prints_nothing_on_stdout(run, tmp_path):
+    result = run("plan", "--all", "--parallelism", "abc")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "Invalid value for '--parallelism'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "asks"),
+    [
+        (["--json"], True),
+        (["--format", "json"], True),
+        (["--format=json"], True),
+        (["--format", "markdown"], False),
+        (["--out", "json"], False),
+        (["--", "--json"], False),
+        ([], False),
+    ],
+)
+def test_what_asks_for_json(args, asks):
+    from levels_tf.cli import _asks_for_json
+
+    assert _asks_for_json(args) is asks
