@@ -178,6 +178,21 @@ def test_failover_of_a_cluster_without_reader_is_refused(run, tmp_path, aws_env)
     assert "no reader to fail over to" in result.output
 
 
+def test_failover_of_a_cluster_infra_yaml_gives_no_reader_is_refused_before_aws(
+    run, tmp_path, aws_env
+):
+    """No cluster exists on the emulator: the refusal comes from infra.yaml alone."""
+    config = copy_reference(tmp_path / "project")
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace("database.replicas: 2", "database.replicas: 0"), encoding="utf-8"
+    )
+    result = run("db", "failover", "--env", "production", "--yes", config=config)
+    assert result.exit_code == 2, result.output
+    assert "database.replicas to 0" in result.stderr
+    assert "apply" in result.stderr and "shared stack first" not in result.stderr
+
+
 def test_failover_of_a_cluster_not_applied_says_what_to_do(run, tmp_path, aws_env):
     config = copy_reference(tmp_path / "project")
     result = run("db", "failover", "--env", "dev", config=config)

@@ -77,6 +77,11 @@ def failover(
     seconds until the new writer was available. Production asks unless `yes`."""
     config, aws, _ = _connect(config_path, options)
     cluster = aurora.cluster_of(config, env, group)
+    if len(cluster.members) < 2:  # infra.yaml says so: no need to ask AWS
+        raise UsageError(
+            f"{cluster.id} has no reader to fail over to: infra.yaml sets its database.replicas "
+            "to 0; set it to 1 or more and apply first"
+        )
     record, found = _running(aws, cluster)
     writer = aurora.writer_of(found)
     readers = [m.id for m in found if not m.writer]
