@@ -84,6 +84,12 @@ def stored_text(options: RenderOptions) -> str | None:
     return _HEADER + "".join(f"{key}: {value}\n" for key, value in values.items())
 
 
+def _not_a_folder(out: Path) -> str:
+    """Why the tree's folder `out` cannot be one: the file on its path."""
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), out)
+    return f"{out}: {blocking} is a file, not a folder; give the tree a folder's path"
+
+
 def read_stored(out: Path) -> RenderOptions:
     """The options the tree under `out` was rendered with (none when the file is absent).
 
@@ -93,6 +99,8 @@ def read_stored(out: Path) -> RenderOptions:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return RenderOptions()
+    except NotADirectoryError:
+        raise UsageError(_not_a_folder(out)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read: {exc}; {_REWRITE}") from None
     values: dict[str, str] = {}

@@ -137,6 +137,17 @@ def test_render_out_option(run, reference_copy, tmp_path):
     assert not (reference_copy.parent / "stacks").exists()
 
 
+def test_render_out_under_a_file_names_that_file(run, reference_copy, tmp_path):
+    blocking = tmp_path / "notes.txt"
+    blocking.write_text("mine\n")
+    result = run("render", "--out", str(blocking / "tree"), config=reference_copy)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"{blocking / 'tree'}: {blocking} is a file, not a folder; give the tree a folder's path\n"
+    )
+    assert blocking.read_text() == "mine\n"
+
+
 def test_render_check_on_stale_tree(run, reference_copy):
     assert run("render", config=reference_copy).exit_code == 0
     reference_copy.write_text(
