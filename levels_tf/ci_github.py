@@ -247,6 +247,17 @@ def trust_gaps(infra: Infra) -> list[str]:
 _BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 
 
+def requirement(infra: Infra, extras: str = "") -> str:
+    """The pip requirement the workflows install levels-tf with (PEP 508):
+    `levels-tf[EXTRAS] @ URL` for ci.github.levels_tf, else this version
+    from PyPI, `levels-tf[EXTRAS]==VERSION`."""
+    github = infra.ci.github
+    source = github.levels_tf if github is not None else None
+    if source:
+        return f"levels-tf{extras} @ {source}"
+    return f"levels-tf{extras}=={__version__}"
+
+
 def check_branch(name: str) -> str:
     """`name` when it is a branch name the workflows can carry, else UsageError."""
     if not _BRANCH.fullmatch(name) or ".." in name or name.endswith((".", "/", ".lock")):
@@ -303,8 +314,8 @@ def workflows(infra: Infra, default_branch: str = "main", folder: str = "") -> d
         "terraform_version": TERRAFORM_VERSION,
         "packer_version": PACKER_VERSION,
         "checkov_version": CHECKOV_VERSION,
-        "requirement": f"levels-tf=={__version__}",
-        "requirement_scan": f"levels-tf[scan]=={__version__}",
+        "requirement": requirement(infra),
+        "requirement_scan": requirement(infra, extras="[scan]"),
         "account_variable": ACCOUNT_VARIABLE,
         "pr_token_secret": PR_TOKEN_SECRET,
         "comment_limit": COMMENT_LIMIT,

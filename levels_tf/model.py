@@ -825,6 +825,22 @@ class Github(Record):
             "default the one `levels-tf bootstrap` creates."
         ),
     ] = None
+    levels_tf: Annotated[
+        str | None,
+        Pattern(
+            r"git\+https://[A-Za-z0-9.-]+(?:/[A-Za-z0-9._~-]+)+@[0-9a-f]{40}"
+            r"|https://[A-Za-z0-9.-]+(?:/[A-Za-z0-9._~%+-]+)*/levels_tf-[A-Za-z0-9._+-]+\.whl"
+            r"#sha256=[0-9a-f]{64}",
+            "not a pinned levels-tf source: git+https://HOST/OWNER/REPO@FULL_COMMIT_SHA, "
+            "or https://HOST/PATH/levels_tf-VERSION-py3-none-any.whl#sha256=HASH",
+        ),
+        Doc(
+            "Where the workflows install levels-tf from, pinned like their actions: a git "
+            "repository at a full commit (git+https://github.com/OWNER/levels-tf@SHA) or a wheel "
+            "with its sha256 (https://.../levels_tf-VERSION-py3-none-any.whl#sha256=HASH); "
+            "default levels-tf==VERSION from PyPI."
+        ),
+    ] = None
 
 
 @record

@@ -312,6 +312,82 @@ def test_ci_github_writes_then_checks_then_refuses_a_foreign_file(run, reference
     assert drift.read_text().endswith("# edited\n")  # nothing written
 
 
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+SOURCES = {
+    f"git+https://github.com/acme/levels-tf@{COMMIT}": "levels-tf{extras} @ git+https://github.com/acme/levels-tf@"
+    + COMMIT,
+    "https://pkgs.example.com/py/levels_tf-0.1.0-py3-none-any.whl#sha256="
+    + "ab" * 32: "levels-tf{extras} @ "
+    "https://pkgs.example.com/py/levels_tf-0.1.0-py3-none-any.whl#sha256=" + "ab" * 32,
+}
+
+
+def _with_source(reference_copy: Path, source: str) -> None:
+    text = reference_copy.read_text(encoding="utf-8")
+    anchor = "    repository: acme/levels    # OWNER/REPO whose workflows deploy\n"
+    assert anchor in text
+    reference_copy.write_text(
+        text.replace(anchor, anchor + f"    levels_tf: '{source}'\n"), encoding="utf-8"
+    )
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_the_workflows_install_levels_tf_from_the_pinned_source_infra_yaml_names(
+    run, reference_copy, source
+):
+    from packaging.requirements import Requirement
+
+    _with_source(reference_copy, source)
+    installs = set()
+    for text in ci_github.workflows(load_config(reference_copy).infra).values():
+        for _job, _, step in _steps(_data(text)):
+            if step.get("name") == "Install levels-tf":
+                installs.add(step["run"])
+    assert installs == {
+        f'python -m pip install "{SOURCES[source].format(extras=extras)}"'
+        for extras in ("", "[scan]")
+    }
+    for extras in ("", "[scan]"):  # what pip reads: the name, the extra, the URL
+        parsed = Requirement(SOURCES[source].format(extras=extras))
+        assert (parsed.name, parsed.url) == ("levels-tf", source)
+        assert parsed.extras == ({"scan"} if extras else set())
+    result = run("ci", "github", "--out", str(reference_copy.parent / "wf"), config=reference_copy)
+    assert result.exit_code == 0, result.output
+    assert "from PyPI" not in result.stderr
+
+
+def test_without_a_source_the_workflows_install_this_version_from_pypi_and_say_so(
+    run, reference_copy
+):
+    from levels_tf import __version__
+
+    result = run("ci", "github", "--out", str(reference_copy.parent / "wf"), config=reference_copy)
+    assert result.exit_code == 0, result.output
+    assert f"note: the workflows install levels-tf=={__version__} from PyPI" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "git+https://github.com/acme/levels-tf@main",  # a branch moves: not pinned
+        "git+https://github.com/acme/levels-tf@" + COMMIT[:12],  # a short commit
+        "https://pkgs.example.com/levels_tf-0.1.0-py3-none-any.whl",  # no hash
+        "http://pkgs.example.com/levels_tf-0.1.0-py3-none-any.whl#sha256=" + "ab" * 32,
+        f'git+https://github.com/acme/levels-tf@{COMMIT}" && curl evil',
+        "levels-tf==0.1.0",
+    ],
+)
+def test_a_source_that_is_not_pinned_is_refused_at_its_line(run, reference_copy, source):
+    _with_source(reference_copy, source.replace("'", "''"))
+    result = run("validate", config=reference_copy)
+    assert result.exit_code == 2, result.output
+    assert (
+        "ci.github.levels_tf: " in result.stderr
+        and "not a pinned levels-tf source" in result.stderr
+    )
+    assert result.stderr.startswith(f"{reference_copy}:117:")
+
+
 def test_a_branch_name_that_would_break_out_of_the_workflow_is_refused(run, reference_copy):
     for branch in ('main"; curl x', "a..b", "-x", "main]"):
         result = run("ci", "github", "--default-branch", branch, config=reference_copy)

@@ -59,6 +59,12 @@ def github(
     warnings += ci_github.trust_gaps(config.infra)
     for warning in warnings:
         console.err(f"warning: {warning}")
+    github = config.infra.ci.github
+    if github is None or github.levels_tf is None:
+        console.err(
+            f"note: the workflows install {ci_github.requirement(config.infra)} from PyPI; "
+            "to install a fork or a wheel of your own, set ci.github.levels_tf"
+        )
     document: dict[str, Any] = {
         "out": str(out),
         "default_branch": default_branch,
