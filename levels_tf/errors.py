@@ -28,12 +28,15 @@ class Problem:
     message: str
     file: str = ""
 
-    def format(self) -> str:
-        """`file:line:col: path: message` on one line: a line break or other
-        unprintable character a value brought along is shown escaped (`\\n`,
-        `\\u202e`), so it can neither split the line nor reorder it on screen."""
+    def format(self, severity: str = "") -> str:
+        """`file:line:col: path: message` on one line (`file:line:col:
+        severity: path: message` with a `severity` such as "warning"): a line
+        break or other unprintable character a value brought along is shown
+        escaped (`\\n`, `\\u202e`), so it can neither split the line nor
+        reorder it on screen."""
         where = f"{self.path}: " if self.path else ""
-        return f"{self.file}:{self.line}:{self.column}: {_printable(where + self.message)}"
+        label = f"{severity}: " if severity else ""
+        return f"{self.file}:{self.line}:{self.column}: {label}{_printable(where + self.message)}"
 
 
 def _printable(text: str) -> str:

@@ -44,6 +44,42 @@ def check(infra: Infra, doc: Document) -> list[Problem]:
     return problems
 
 
+# Address blocks no client connects from: RFC 5737's documentation ranges.
+DOCUMENTATION_RANGES = tuple(
+    ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+)
+
+
+def advisories(infra: Infra, doc: Document) -> list[Problem]:
+    """What is valid but almost surely not meant, each at its line, for the
+    commands to print as warnings (never to refuse): an SSH range of the
+    bastion that is a documentation range (RFC 5737; the starter's
+    placeholder, so nobody could log in), or the whole internet."""
+    if infra.bastion is None:
+        return []
+    found = []
+    for index, cidr in enumerate(infra.bastion.allowed_cidrs):
+        path = ("bastion", "allowed_cidrs", index)
+        network = ipaddress.IPv4Network(cidr, strict=False)  # model.Cidr: IPv4 only
+        if any(network.subnet_of(doc_range) for doc_range in DOCUMENTATION_RANGES):
+            found.append(
+                doc.problem(
+                    path,
+                    f"{cidr} is a documentation range (RFC 5737) no client connects from: "
+                    "put your office's or VPN's range here, or nobody can reach the bastion",
+                )
+            )
+        elif network.prefixlen == 0:
+            found.append(
+                doc.problem(
+                    path,
+                    f"{cidr} opens the bastion's SSH to the whole internet: "
+                    "narrow it to your office's or VPN's range",
+                )
+            )
+    return found
+
+
 def check_overrides(doc: Document, env: str) -> list[Problem]:
     """What environment `env`'s overrides (`environments.<env>`, dotted keys
     already expanded) cannot mean: a section set to null (an override changes

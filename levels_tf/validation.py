@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import effective, image_lock, image_scripts, loader, rules, typed
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, Problem, UsageError
 from .loader import Document
 from .model import Infra
 from .options import RenderOptions
@@ -28,6 +28,8 @@ class Config:
     amis: dict[str, str] = field(default_factory=dict)
     root_devices: dict[str, str] = field(default_factory=dict)
     options: RenderOptions = RenderOptions()
+    # Valid but almost surely not meant (rules.advisories): for the commands to print.
+    advisories: tuple[Problem, ...] = ()
 
     def ami_for(self, image: str) -> str | None:
         """The baked AMI of `image` in the configuration's region, if any."""
@@ -90,7 +92,9 @@ def validate_document(document: Document, path: Path) -> Config:
     problems.extend(image_scripts.check_scripts(path.parent, infra, document))
     if problems:
         raise ConfigError(problems)
-    return Config(path, infra, environments, document)
+    return Config(
+        path, infra, environments, document, advisories=tuple(rules.advisories(infra, document))
+    )
 
 
 def _model(document: Document) -> Infra:

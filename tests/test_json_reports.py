@@ -92,7 +92,16 @@ def test_validate(run, tmp_path):
     result = run("validate", "--json", config=config)
     document = _document(
         result,
-        {"config", "valid", "vpc_groups", "environments", "stacks", "images", "functions"},
+        {
+            "config",
+            "valid",
+            "vpc_groups",
+            "environments",
+            "stacks",
+            "images",
+            "functions",
+            "warnings",
+        },
     )
     listed = json.loads(run("stacks", "--json", config=config).stdout)
     assert document["valid"] is True and document["config"] == str(config)

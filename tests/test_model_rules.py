@@ -1017,3 +1017,49 @@ def test_cdn_controls_default_to_every_country_and_no_preload():
     config = validate(make())
     assert config.infra.cdn.geo_allow_list == []
     assert config.infra.cdn.hsts_preload is False
+
+
+# --- warnings: valid, but almost surely not meant --------------------------------
+
+
+def _bastion(*cidrs: str) -> str:
+    return make({"bastion": {"allowed_cidrs": list(cidrs), "users": {"alice": KEY}}})
+
+
+@pytest.mark.parametrize("cidr", ["192.0.2.0/24", "198.51.100.7/32", "203.0.113.0/25"])
+def test_a_documentation_range_for_ssh_is_a_warning_at_its_line(cidr):
+    text = _bastion("198.18.0.0/15", cidr)
+    (warning,) = validate(text).advisories
+    assert (warning.line, warning.path) == (line_of(text, f"- {cidr}"), "bastion.allowed_cidrs[1]")
+    assert f"{cidr} is a documentation range (RFC 5737)" in warning.message
+    assert warning.format("warning").startswith(f"infra.yaml:{warning.line}:")
+    assert ": warning: bastion.allowed_cidrs[1]: " in warning.format("warning")
+
+
+def test_ssh_from_the_whole_internet_is_a_warning():
+    (warning,) = validate(_bastion("0.0.0.0/0")).advisories
+    assert "opens the bastion's SSH to the whole internet" in warning.message
+
+
+@pytest.mark.parametrize("cidr", ["198.18.0.0/15", "192.0.0.0/16", "203.0.112.0/24", "10.0.0.0/8"])
+def test_a_real_range_is_no_warning(cidr):
+    assert validate(_bastion(cidr)).advisories == ()
+
+
+def test_validate_and_render_print_the_warnings_and_succeed(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from levels_tf.cli import cli
+
+    config = tmp_path / "infra.yaml"
+    config.write_text(_bastion("203.0.113.0/24"), encoding="utf-8")
+    expected = f"{config}:{line_of(config.read_text(), '- 203.0.113.0/24')}:"
+    for args in (["validate", "--json"], ["render"]):
+        result = CliRunner().invoke(cli, ["-c", str(config), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        (warning,) = [line for line in result.stderr.splitlines() if ": warning: " in line]
+        assert warning.startswith(expected)
+    document = json.loads(CliRunner().invoke(cli, ["-c", str(config), "validate", "--json"]).stdout)
+    assert document["warnings"] == [warning]

@@ -25,7 +25,8 @@ def render(
     `{"out": str, "created": [str], "updated": [str], "removed": [str],
     "unchanged": [str]}`, or with `check` `{"out": str, "up_to_date": bool,
     "stale": [{"path": str, "action": "create"|"update"|"delete"}]}` (the
-    diff then goes to stderr)."""
+    diff then goes to stderr). Writing, it prints infra.yaml's warnings
+    (validation.Config.advisories) to stderr."""
     base = load_config(config_path)
     out = out if out is not None else config_path.parent
     options = resolve(out, options, base.infra.state.backend) if check else for_render(out, options)
@@ -38,6 +39,7 @@ def render(
             console.report_json({"out": str(out), "up_to_date": not changes, "stale": stale})
         return report_check(out, changes, f"{len(files)} files", f"render{options.flags}")
     changes = writer.write(out, files)
+    console.lines([problem.format("warning") for problem in config.advisories], to_err=True)
     counts = {
         action: sum(1 for c in changes if c.action == action)
         for action in ("create", "update", "delete")

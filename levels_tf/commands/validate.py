@@ -12,8 +12,10 @@ def validate(config_path: Path, as_json: bool = False) -> int:
 
     With `as_json`, ends with `{"config": str, "valid": true, "vpc_groups":
     [str], "environments": [str], "stacks": [str] (dependency order),
-    "images": [str], "functions": [str]}` (an invalid file is the error
-    document of errors.document instead)."""
+    "images": [str], "functions": [str], "warnings": [str]}` (an invalid
+    file is the error document of errors.document instead). Warnings
+    (validation.Config.advisories: valid, but almost surely not meant) go
+    to stderr as `file:line:col: warning: path: message`."""
     config = load_config(config_path)
     infra = config.infra
     counts = ", ".join(
@@ -24,6 +26,8 @@ def validate(config_path: Path, as_json: bool = False) -> int:
             (len(stacks(infra)), "stack"),
         )
     )
+    warnings = [problem.format("warning") for problem in config.advisories]
+    console.lines(warnings, to_err=True)
     console.out(f"{config_path}: valid ({counts})")
     if as_json:
         console.report_json(
@@ -35,6 +39,7 @@ def validate(config_path: Path, as_json: bool = False) -> int:
                 "stacks": [stack.name for stack in stacks(infra)],
                 "images": list(infra.images),
                 "functions": list(infra.functions),
+                "warnings": warnings,
             }
         )
     return 0
