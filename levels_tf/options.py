@@ -84,10 +84,9 @@ def stored_text(options: RenderOptions) -> str | None:
     return _HEADER + "".join(f"{key}: {value}\n" for key, value in values.items())
 
 
-def _not_a_folder(out: Path) -> str:
-    """Why the tree's folder `out` cannot be one: the file on its path."""
-    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), out)
-    return f"{out}: {blocking} is a file, not a folder; give the tree a folder's path"
+def _file_on_the_path(out: Path) -> Path:
+    """The file that keeps the tree's folder `out` from being one."""
+    return next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), out)
 
 
 def read_stored(out: Path) -> RenderOptions:
@@ -100,7 +99,9 @@ def read_stored(out: Path) -> RenderOptions:
     except FileNotFoundError:
         return RenderOptions()
     except NotADirectoryError:
-        raise UsageError(_not_a_folder(out)) from None
+        raise UsageError(
+            f"{out}: {_file_on_the_path(out)} is a file, not a folder; give the tree a folder's path"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read: {exc}; {_REWRITE}") from None
     values: dict[str, str] = {}
