@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import access, console, writer
 from ..access_lookup import Lookup, environments, login_user
 from ..errors import UsageError
-from ..options import RenderOptions
+from ..options import RenderOptions, resolve
 from ..terraform import EngineChoice
 from ..validation import load_config
 
@@ -36,8 +36,10 @@ def ssh_config(
         _check_replaceable(write)
     if identity is not None:
         access.check_identity(identity)
-    # What the command line says is checked before the tree and AWS are.
+    # What the command line says is checked before the tree's freshness and AWS are:
+    # options that contradict the tree first, as every command that reads it does.
     config = load_config(config_path)
+    resolve(config_path.parent, options, config.infra.state.backend)
     login = login_user(config, user)
     wanted = environments(config, env)
     lookup = Lookup(config_path, options, engine)

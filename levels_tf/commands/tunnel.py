@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import access, console, process
 from ..access_lookup import Lookup, environments, login_user
 from ..errors import LevelsError, UsageError
-from ..options import RenderOptions
+from ..options import RenderOptions, resolve
 from ..terraform import EngineChoice
 from ..validation import load_config
 
@@ -46,8 +46,10 @@ def tunnel(
     LevelsError when ssh fails or ends."""
     if endpoint is not None and reader:
         raise UsageError("--endpoint and --reader name two targets: give one of them")
-    # What the command line says is checked before the tree and AWS are.
+    # What the command line says is checked before the tree's freshness and AWS are:
+    # options that contradict the tree first, as every command that reads it does.
     config = load_config(config_path)
+    resolve(config_path.parent, options, config.infra.state.backend)
     (env,) = environments(config, env)
     login = login_user(config, user)
     group = config.infra.group_of(env)
