@@ -95,6 +95,7 @@ class JsonGroup(click.Group):
 def cli(ctx: click.Context, config: Path, debug: bool) -> None:
     """Turn one infra.yaml into the Terraform and Packer of an AWS platform."""
     ctx.obj = {"config": config, "debug": debug}
+    console.name_config(None if config == Path(DEFAULT_CONFIG) else str(config))
     console.allow_live(True)  # until the command's own --no-progress says otherwise
 
 
@@ -125,8 +126,9 @@ def _run(ctx: click.Context, action: Callable[[], int]) -> None:
     try:
         code = action()
     except LevelsError as exc:
-        code = _report(exc)
-        failure = errors.document(exc)
+        console.lines(exc.lines(), to_err=True)
+        code = exc.exit_code
+        failure = errors.document(exc, [console.with_config(line) for line in exc.lines()])
     except Terminated:
         console.err("terminated")
         code = 143
@@ -180,12 +182,6 @@ def _print_failure(failure: dict, *, json_lines: bool) -> None:
         console.report_json_line({"event": "error", **failure})
 
 
-def _report(exc: LevelsError) -> int:
-    """Print an error the user can act on; its exit code."""
-    console.lines(exc.lines(), to_err=True)
-    return exc.exit_code
-
-
 def _json_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """--json: the command gets `as_json`; with it, everything printed for
     people goes to stderr and the command ends with one JSON document on
@@ -236,7 +232,8 @@ def _endpoint_option(
         try:
             return check_endpoint(value, option=flag, loopback=loopback)
         except LevelsError as exc:
-            ctx.exit(_report(exc))
+            console.lines(exc.lines(), to_err=True)
+            ctx.exit(exc.exit_code)
 
     return click.option(flag, metavar="URL", envvar=envvar, callback=check, help=help)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shlex
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +22,31 @@ _lock = threading.Lock()
 _live: Any = None
 # False after --no-progress (or LEVELS_TF_NO_PROGRESS=1): never draw a live view.
 _live_allowed = True
+# `-c CONFIG` for the next steps a message names, when the user named an
+# infra.yaml other than the default one (name_config).
+_config_flag = ""
+# A command a message tells the user to run next, in backquotes, without -c
+# (init takes its folder as an argument, and reads no infra.yaml).
+_NEXT_STEP = re.compile(r"`levels-tf (?!-c |--config |init\b)")
+
+
+def name_config(config: str | None) -> None:
+    """The infra.yaml this run reads, when not the default `infra.yaml` of
+    the working folder (None when it is): from now on every next step a
+    line names (`` `levels-tf render` ``) carries `-c CONFIG`, so it works
+    as printed."""
+    global _config_flag
+    _config_flag = "" if config is None else f"-c {shlex.quote(config)} "
+
+
+def with_config(text: str) -> str:
+    """`text` with `-c CONFIG` (name_config) in each `` `levels-tf ...` ``
+    it suggests that has none; `text` itself when the config is the default.
+    err() applies it; a report on stdout that names next steps applies it
+    itself (out() prints documents and Terraform's outputs verbatim)."""
+    if not _config_flag:
+        return text
+    return _NEXT_STEP.sub(lambda _: f"`levels-tf {_config_flag}", text)
 
 
 def out(text: str = "", nl: bool = True) -> None:
@@ -32,6 +59,9 @@ def out(text: str = "", nl: bool = True) -> None:
 
 
 def err(text: str) -> None:
+    """`text` on standard error, for people only: a next step it names
+    carries the -c of this run (with_config)."""
+    text = with_config(text)
     if _live is not None and sys.stderr.isatty():
         _live.console.print(text, markup=False, highlight=False)
         return

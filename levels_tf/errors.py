@@ -46,7 +46,7 @@ def _printable(text: str) -> str:
     )
 
 
-def document(error: LevelsError) -> dict:
+def document(error: LevelsError, lines: list[str] | None = None) -> dict:
     """The JSON a command asked for `--json` (or `--format json`) prints on
     stdout instead of its report when it ends with `error`, so a program
     reading stdout always gets JSON:
@@ -58,7 +58,8 @@ def document(error: LevelsError) -> dict:
         {"file": p.file, "line": p.line, "column": p.column, "path": p.path, "message": p.message}
         for p in (error.problems if isinstance(error, ConfigError) else [])
     ]
-    return failure(type(error).__name__, error.exit_code, error.lines(), problems)
+    shown = error.lines() if lines is None else lines
+    return failure(type(error).__name__, error.exit_code, shown, problems)
 
 
 def failure(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import shutil
 from pathlib import Path
 from typing import NoReturn
@@ -111,6 +112,13 @@ def rehearse(tmp_path, aws_env, terraform_env, monkeypatch, run):
 def emulated(run, config: Path, endpoint: str, *args: str):
     """A command on a rehearsal: with the options its tree was rendered with."""
     return run(*args, "--aws-endpoint", endpoint, "--backend", "local", config=config)
+
+
+def next_step(config: Path | str, command: str) -> str:
+    """The backquoted next step a message gives a user who ran levels-tf
+    with `-c CONFIG`: `` `levels-tf -c CONFIG COMMAND`` (without the closing
+    backquote, so a test may match a command's first words)."""
+    return f"`levels-tf -c {shlex.quote(str(config))} {command}"
 
 
 def copy_reference(folder: Path) -> Path:

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from levels_tf.cache_dir import cache_dir
 
-from .conftest import ROOT
+from .conftest import ROOT, next_step
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
@@ -223,7 +223,11 @@ def test_every_stack_is_in_every_summary_with_its_status(four_statuses, tmp_path
     assert rows["lab-shared"][-1].isdigit()
     assert f"  {where}: {error}" in text.stdout.splitlines()
     assert "  waits for the first apply of lab-shared" in text.stdout.splitlines()
-    assert "next: `levels-tf apply lab-shared`, then `levels-tf plan trial`" in text.stdout
+    config = tmp_path / "infra.yaml"
+    assert (
+        f"next: {next_step(config, 'apply lab-shared')}`, then {next_step(config, 'plan trial')}`"
+        in text.stdout
+    )
 
     comment = four_statuses("plan", "--all", "--format", "markdown")
     assert comment.exit_code == 1, comment.output + comment.stderr

@@ -27,6 +27,7 @@ from .conftest import (
     _moto_server_command,
     _skip_or_fail,
     copy_reference,
+    next_step,
     require_tool,
 )
 
@@ -404,7 +405,7 @@ def test_a_stale_tree_is_refused_before_any_build(run, tmp_path):
     fake = _fake_packer(tmp_path, "1.6.6", f'echo "$*" >> "{log}"; exit 1')
     config = copy_reference(tmp_path / "platform")
     never = _bake(run, config, "api", "--packer-bin", str(fake))
-    assert never.exit_code == 1 and "run `levels-tf render` first" in never.stderr
+    assert never.exit_code == 1 and f"run {next_step(config, 'render')}` first" in never.stderr
     _tree(tmp_path / "platform", run)
     text = config.read_text(encoding="utf-8")
     config.write_text(
@@ -417,7 +418,7 @@ def test_a_stale_tree_is_refused_before_any_build(run, tmp_path):
         "the rendered tree is stale against infra.yaml (1 file differs: packer/api.pkr.hcl)"
         in result.stderr
     )
-    assert "run `levels-tf render` first, then bake" in result.stderr
+    assert f"run {next_step(config, 'render')}` first, then bake" in result.stderr
     assert not log.exists()  # packer was asked its version, and never to build
     assert not (config.parent / image_lock.LOCK_FILE).exists()
 
@@ -436,13 +437,14 @@ def test_a_stale_tree_is_refused_before_any_build(run, tmp_path):
         (("api", "--aws-endpoint", "http://127.0.0.1:5000"), "the tree in "),
         (
             ("api", "--backend", "local"),
-            "leave --backend out, or run `levels-tf render --backend local` first",
+            "leave --backend out, or run `levels-tf -c CONFIG render --backend local` first",
         ),
     ],
 )
 def test_usage_errors(run, tmp_path, args, message):
     config = _tree(tmp_path / "platform", run)
     result = _bake(run, config, *args, "--packer-bin", "/nonexistent/packer")
+    message = message.replace("`levels-tf -c CONFIG ", next_step(config, ""))
     assert result.exit_code == 2 and message in result.stderr
 
 

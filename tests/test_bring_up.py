@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from levels_tf.cli import cli
 
-from .conftest import ROOT
+from .conftest import ROOT, next_step
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
 
@@ -77,8 +77,10 @@ def test_a_fresh_platform_wave_by_wave(fresh, tmp_path, aws_env):
     }
     waiting = {s["stack"]: s["after"] for s in summary["stacks"] if s["status"] == "waiting"}
     assert waiting == {"live": ["prod-shared"], "trial": ["lab-shared"]}
+    config = tmp_path / "infra.yaml"
     assert summary["next"].startswith(
-        "next: `levels-tf apply prod-shared lab-shared`, then `levels-tf plan live trial`"
+        f"next: {next_step(config, 'apply prod-shared lab-shared')}`, "
+        f"then {next_step(config, 'plan live trial')}`"
     )
     assert not first.stderr.strip() or "failed" not in first.stderr
     assert not (tmp_path / "stacks" / "live" / "levels-tf.tfplan").exists()
@@ -87,7 +89,10 @@ def test_a_fresh_platform_wave_by_wave(fresh, tmp_path, aws_env):
     assert applied.exit_code == 0, applied.output + applied.stderr
     assert sorted(_applied(applied.stdout)) == ["lab-shared", "prod-shared"]
     assert "not applied, no saved plan: live, trial" in applied.stdout
-    assert "next: `levels-tf plan --all`, then `levels-tf apply --all`" in applied.stdout
+    assert (
+        f"next: {next_step(config, 'plan --all')}`, then {next_step(config, 'apply --all')}`"
+        in applied.stdout
+    )
     assert _data_key_aliases(aws_env) == set()
 
     second = fresh("plan", "--all", "--format", "json")

@@ -23,7 +23,7 @@ from levels_tf import code_skips, scan_report, scanning, skips
 from levels_tf.markdown import GITHUB_COMMENT_LIMIT
 from levels_tf.scanning import CHECKOV, CHECKOV_PLAN, TRIVY, Finding, ScanResult
 
-from .conftest import ROOT, checkov_binary, emulated, trivy_binary
+from .conftest import ROOT, checkov_binary, emulated, next_step, trivy_binary
 
 SCANS = Path(__file__).parent / "scans"
 SMALL = ROOT / "tests" / "configs" / "rehearsal-small" / "infra.yaml"
@@ -330,7 +330,7 @@ def test_a_stale_tree_is_refused(small, run):
     small.write_text(small.read_text() + "\n# changed\ntags: {team: web}\n")
     result = run("check", "--all", config=small)
     assert result.exit_code == 2
-    assert "stale" in result.stderr and "levels-tf render" in result.stderr
+    assert "stale" in result.stderr and next_step(small, "render`") in result.stderr
 
 
 def test_an_invalid_config_exits_2_with_file_and_line(small, run):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
+import pytest
 import yaml
 
 from levels_tf import resources
@@ -156,7 +158,8 @@ def test_render_check_on_stale_tree(run, reference_copy):
     result = run("render", "--check", config=reference_copy)
     assert result.exit_code == 1
     assert "-    us-east-1d = {" in result.stdout
-    assert "run `levels-tf render`" in result.stderr
+    # A next step printed (not raised) names the infra.yaml given too.
+    assert f"run `levels-tf -c {shlex.quote(str(reference_copy))} render`" in result.stderr
 
 
 def test_stacks_in_dependency_order(run):
@@ -215,3 +218,61 @@ def test_json_and_another_format_together_are_refused(run, reference_copy):
     result = run("plan", "--all", "--json", "--format", "markdown", config=reference_copy)
     assert result.exit_code == 2
     assert "--json and --format markdown ask for two formats" in result.stderr
+
+
+def test_a_next_step_names_the_infra_yaml_the_user_named(run, reference_copy):
+    """Told to run `levels-tf render`, a user who gave -c must get a command
+    that works as printed: the hint carries the same -c, on stderr and in
+    the JSON error."""
+    config = str(reference_copy)
+    hint = f"run `levels-tf -c {shlex.quote(config)} render` first"
+    result = run("plan", "--all", config=config)
+    assert result.exit_code == 2 and hint in result.stderr, result.output
+    result = run("stacks", "--affected", "--json", config=config)
+    assert hint in json.loads(result.stdout)["error"]["message"], result.output
+
+
+@pytest.mark.parametrize(
+    ("config", "line", "shown"),
+    [
+        (None, "run `levels-tf render` first", "run `levels-tf render` first"),
+        (
+            "my platform/infra.yaml",
+            "run `levels-tf render`, then `levels-tf plan`",
+            "run `levels-tf -c 'my platform/infra.yaml' render`, "
+            "then `levels-tf -c 'my platform/infra.yaml' plan`",
+        ),
+        (
+            "p/infra.yaml",
+            "`levels-tf -c x/infra.yaml db drop a`",
+            "`levels-tf -c x/infra.yaml db drop a`",
+        ),
+        ("p/infra.yaml", "levels-tf could not start", "levels-tf could not start"),
+    ],
+)
+def test_which_next_steps_get_the_config(config, line, shown, capsys):
+    from levels_tf import console
+
+    console.name_config(config)
+    try:
+        assert console.with_config(line) == shown
+        console.err(line)
+        console.out(line)  # documents and Terraform's outputs go out verbatim
+    finally:
+        console.name_config(None)
+    printed = capsys.readouterr()
+    assert (printed.err, printed.out) == (shown + "\n", line + "\n")
+
+
+def test_init_names_the_infra_yaml_it_wrote_in_its_next_step(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("init", "my platform")
+    assert result.exit_code == 0, result.output
+    config = shlex.quote("my platform/infra.yaml")
+    assert f"then run `levels-tf -c {config} validate` and `levels-tf -c {config} render`" in (
+        result.stdout
+    )
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    result = run("init", ".")
+    assert "then run `levels-tf validate` and `levels-tf render`" in result.stdout

@@ -23,7 +23,7 @@ from levels_tf.cli import cli
 from levels_tf.errors import UsageError
 from levels_tf.options import RenderOptions
 
-from .conftest import ROOT, _provider_mirror, require_tool
+from .conftest import ROOT, _provider_mirror, next_step, require_tool
 from .test_deploy import _kms_bucket
 
 CONFIG = ROOT / "tests" / "configs" / "rehearsal" / "infra.yaml"
@@ -131,11 +131,12 @@ def test_an_option_that_contradicts_the_tree_is_refused(run, rehearsal_tree, mon
         run(*command.split(), *args, "--aws-endpoint", OTHER_ENDPOINT, config=rehearsal_tree),
         "--aws-endpoint",
     )
-    assert f"`levels-tf render --aws-endpoint {OTHER_ENDPOINT} --backend local` first" in line
+    render = next_step(rehearsal_tree, "render")
+    assert f"{render} --aws-endpoint {OTHER_ENDPOINT} --backend local` first" in line
     line = _refusal(
         run(*command.split(), *args, "--backend", "s3", config=rehearsal_tree), "--backend s3"
     )
-    assert f"`levels-tf render --aws-endpoint {STORED_ENDPOINT} --backend s3` first" in line
+    assert f"{render} --aws-endpoint {STORED_ENDPOINT} --backend s3` first" in line
     monkeypatch.setenv("AWS_ENDPOINT_URL", OTHER_ENDPOINT)
     line = _refusal(
         run(*command.split(), *args, config=rehearsal_tree), f"AWS_ENDPOINT_URL={OTHER_ENDPOINT}"

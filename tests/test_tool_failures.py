@@ -30,7 +30,7 @@ from levels_tf.cache_dir import cache_dir, new_log
 from levels_tf.errors import UsageError
 from levels_tf.terraform import PENDING_PLAN
 
-from .conftest import ROOT, copy_reference
+from .conftest import ROOT, copy_reference, next_step
 
 CONFIG = ROOT / "tests" / "golden" / "two-az-single-env" / "infra.yaml"
 STACK = "main-shared"
@@ -314,7 +314,7 @@ def test_a_plan_written_while_levels_tf_was_killed_is_never_applied(
 
     result = run("apply", STACK, "--yes", config=config)
     assert result.exit_code == 2, result.output
-    assert f"{STACK}: no saved plan: run `levels-tf plan` first" in result.stderr
+    assert f"{STACK}: no saved plan: run {next_step(config, 'plan')}` first" in result.stderr
 
 
 # --- bake with a packer that hangs -----------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from levels_tf import remedies
 
-from .conftest import ROOT
+from .conftest import ROOT, next_step
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 MARKER = "<!-- troubleshooting:"
@@ -44,7 +44,7 @@ def test_the_stale_tree_message_is_quoted_as_printed(run, tmp_path):
     result = run("plan", "--all", config=config)
     assert result.exit_code == 2, result.output
     assert "is stale against" in result.stderr and "is stale against" in _quoted(_section())
-    assert "run `levels-tf render" in result.stderr
+    assert f"run {next_step(config, 'render')}" in result.stderr
 
 
 def test_the_bootstrap_credentials_message_is_quoted_as_printed(run, tmp_path, no_aws_credentials):

@@ -21,6 +21,8 @@ import pytest
 from levels_tf import writer
 from levels_tf.errors import WriteError
 
+from .conftest import next_step
+
 OLD_TIME_NS = 1_000_000_000 * 10**9  # 2001: anything rewritten gets a newer mtime
 
 OLD_TREE = {
@@ -515,7 +517,7 @@ def test_render_check_on_a_stale_tree_exits_1_prints_the_diff_and_writes_nothing
     assert "-# a hand edit\n" in result.stdout
     assert "--- /dev/null\n+++ b/modules/network/outputs.tf\n" in result.stdout
     assert "--- a/stacks/retired/main.tf\n+++ /dev/null\n" in result.stdout
-    assert "run `levels-tf render`" in result.stderr
+    assert f"run {next_step(reference_copy, 'render')}" in result.stderr
     assert snapshot(tmp_path, times=True) == before
 
     # render brings it back; then --check is clean again.

@@ -84,7 +84,9 @@ def apply(
     if unplanned:
         console.out(f"not applied, no saved plan: {', '.join(unplanned)}")
         console.out(
-            "next: `levels-tf plan --all`, then `levels-tf apply --all` (a stack waiting for the ones applied now can plan)"
+            console.with_config(
+                "next: `levels-tf plan --all`, then `levels-tf apply --all` (a stack waiting for the ones applied now can plan)"
+            )
         )
     return 0 if all(o.status is scheduler.OK for o in outcomes.values()) else 1
 
@@ -196,7 +198,7 @@ def walk_waves(workspace: Workspace, *, yes: bool, parallelism: int, as_json: bo
             )
         )
         items = [skipped.get(stack.name) or next(planned) for stack in wave]
-        console.out(plan_report.text(items))
+        console.out(console.with_config(plan_report.text(items)))
         report_not_planned(items)
         ready = []
         for stack, item in zip(wave, items, strict=False):

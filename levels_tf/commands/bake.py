@@ -386,7 +386,9 @@ def _render_again(config_path: Path, options: RenderOptions, baked: list[Baked])
                 )
     if rows:
         console.out(
-            "launch templates that change (plan and apply these stacks; `levels-tf stacks` gives the order):"
+            console.with_config(
+                "launch templates that change (plan and apply these stacks; `levels-tf stacks` gives the order):"
+            )
         )
         console.lines(rows)
     else:

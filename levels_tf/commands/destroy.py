@@ -243,7 +243,7 @@ def _lift_protection(
     )
     summary = _summary(stack, events, workspace.production(stack))
     console.out(f"{stack.name}: turning deletion protection off first:")
-    console.out(plan_report.text([summary]))
+    console.out(console.with_config(plan_report.text([summary])))
     updated = {c.address for c in summary.changes if c.action == "update"}
     other = sorted(
         c.address for c in summary.changes if c.action not in ("update", "no-op", "read")
@@ -279,7 +279,7 @@ def _destroy_plan(workspace: Workspace, stack: Stack, *, show: bool) -> None:
             f"{stack.name}: the destroy would delete {flagged}; levels-tf never destroys a state bucket"
         )
     if show:
-        console.out(plan_report.text([summary]))
+        console.out(console.with_config(plan_report.text([summary])))
         if workspace.production(stack) and summary.flagged:
             console.out(
                 f"{stack.name} is production: {len(summary.flagged)} of these hold data (allowed by --allow-production)"

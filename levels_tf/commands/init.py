@@ -45,9 +45,14 @@ def init(directory: Path, as_json: bool = False) -> int:
     created = writer.create_new(directory, files)
     for path in created:
         console.out(f"wrote {path}")
+    config = directory / "infra.yaml"
+    here = directory.resolve() == Path.cwd().resolve()
+    console.name_config(None if here else str(config))
     console.out(
-        "next: edit infra.yaml (ci.github.repository first: write your repository), "
-        "then run `levels-tf validate` and `levels-tf render`"
+        console.with_config(
+            f"next: edit {config} (ci.github.repository first: write your repository), "
+            "then run `levels-tf validate` and `levels-tf render`"
+        )
     )
     if as_json:
         console.report_json({"directory": str(directory), "written": [str(p) for p in created]})

@@ -60,11 +60,14 @@ def plan(
         allow_destroy=allow_destroy,
     )
     if output_format == "json":
-        console.out(json.dumps(plan_report.as_json(items), indent=2))
+        document = plan_report.as_json(items)
+        if document["next"]:
+            document["next"] = console.with_config(document["next"])
+        console.out(json.dumps(document, indent=2))
     elif output_format == "markdown":
-        console.out(plan_report.markdown(items))
+        console.out(console.with_config(plan_report.markdown(items)))
     else:
-        console.out(plan_report.text(items))
+        console.out(console.with_config(plan_report.text(items)))
     report_not_planned(items)
     if any(isinstance(i, NotPlanned) and i.status is not Status.WAITING for i in items):
         return 1
