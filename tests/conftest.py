@@ -121,6 +121,12 @@ def next_step(config: Path | str, command: str) -> str:
     return f"`levels-tf -c {shlex.quote(str(config))} {command}"
 
 
+def as_printed(text: str, config: Path | str) -> str:
+    """`text`, a message naming next steps (`` `levels-tf render` ``), as
+    levels-tf prints it to a user who ran it with `-c CONFIG`."""
+    return text.replace("`levels-tf ", next_step(config, ""))
+
+
 def copy_reference(folder: Path) -> Path:
     """Copy the reference infra.yaml and the scripts it names into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
